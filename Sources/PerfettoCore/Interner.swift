@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One interning table (event names, categories or source locations): maps a key
+/// (UTF-8 bytes plus a 32-bit extra, the line for source locations) to its interned id.
+///
+/// Ids start at 1 in order of first use, as micromegas assigns them. Open addressing
+/// with linear probing over a power-of-two slot array; key bytes live in one arena, so
+/// a lookup costs one hash and, on a hit, one memcmp.
+public final class InternTable {
+    @usableFromInline
+    struct Slot {
+        @usableFromInline var hash: UInt64 = 0
+        @usableFromInline var offset: Int = 0
+        @usableFromInline var length: Int = 0
+        @usableFromInline var extra: UInt32 = 0
+        /// 0 marks an empty slot.
+        @usableFromInline var iid: UInt64 = 0
+    }
+
+    @usableFromInline var slots: UnsafeMutablePointer<Slot>
+    @usableFromInline var mask: Int
+    @usableFromInline let arena = ByteBuffer()
+    /// Entries interned so far; the next id is `count + 1`.
+    public private(set) var count: Int = 0
+
+    public init() {
+        let capacity = 1024
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: Slot(), count: capacity)
+        mask = capacity - 1
+    }
+
+    deinit { slots.deallocate() }
+
+    /// The hash of a key.
+    @inline(__always)
+    public static func hash(_ key: UnsafeRawBufferPointer, extra: UInt32) -> UInt64 {
+        XXH64.hash(key, seed: UInt64(extra))
+    }
+
+    /// The id of `key` if interned, else 0.
+    @inline(__always)
+    public func lookup(_ key: UnsafeRawBufferPointer, extra: UInt32, hash: UInt64) -> UInt64 {
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while true {
+            let slot = slots[index]
+            if slot.iid == 0 { return 0 }
+            if slot.hash == hash, slot.extra == extra, slot.length == key.count,
+               keyEquals(slot, key) {
+                return slot.iid
+            }
+            index = (index + 1) & mask
+        }
+    }
+
+    /// Interns a key known to be absent and returns its new id.
+    public func insert(_ key: UnsafeRawBufferPointer, extra: UInt32, hash: UInt64) throws(PerfettoError) -> UInt64 {
+        if (count + 1) * 2 > mask + 1 { try rehash() }
+        let offset = arena.count
+        try arena.append(key)
+        count += 1
+        let iid = UInt64(count)
+        var index = Int(truncatingIfNeeded: hash) & mask
+        while slots[index].iid != 0 { index = (index + 1) & mask }
+        slots[index] = Slot(hash: hash, offset: offset, length: key.count, extra: extra, iid: iid)
+        return iid
+    }
+
+    @inline(__always) @usableFromInline
+    func keyEquals(_ slot: Slot, _ key: UnsafeRawBufferPointer) -> Bool {
+        guard slot.length > 0 else { return true }
+        guard let stored = arena.storage, let probe = key.baseAddress else { return false }
+        return memcmp(stored + slot.offset, probe, slot.length) == 0
+    }
+
+    func rehash() throws(PerfettoError) {
+        let oldCapacity = mask + 1
+        let (newCapacity, overflow) = oldCapacity.multipliedReportingOverflow(by: 2)
+        guard !overflow else { throw .outOfMemory }
+        let grown = UnsafeMutablePointer<Slot>.allocate(capacity: newCapacity)
+        grown.initialize(repeating: Slot(), count: newCapacity)
+        let newMask = newCapacity - 1
+        for i in 0..<oldCapacity where slots[i].iid != 0 {
+            var index = Int(truncatingIfNeeded: slots[i].hash) & newMask
+            while grown[index].iid != 0 { index = (index + 1) & newMask }
+            grown[index] = slots[i]
+        }
+        slots.deallocate()
+        slots = grown
+        mask = newMask
+    }
+}

@@ -1,0 +1,77 @@
+/// Protobuf wire-format primitives, written straight into reserved buffer space.
+///
+/// The message encoders compute every nested length up front (no back-patching, no
+/// scratch buffers), reserve the packet's exact size once, then write through a cursor.
+public enum Wire {
+    /// Bytes taken by `value` as a canonical varint.
+    @inline(__always)
+    public static func varintSize(_ value: UInt64) -> Int {
+        // 1 + floor(bit width / 7), with 0 taking one byte.
+        let bits = 64 - (value | 1).leadingZeroBitCount
+        return (bits + 6) / 7
+    }
+
+    /// Bytes taken by an int32 field value: negative values are sign-extended to 64 bits.
+    @inline(__always)
+    public static func int32Size(_ value: Int32) -> Int {
+        varintSize(UInt64(bitPattern: Int64(value)))
+    }
+
+    /// Bytes taken by a length-delimited field body of `length` bytes, with its tag of `tagSize` bytes.
+    @inline(__always)
+    public static func delimitedSize(tagSize: Int, length: Int) -> Int {
+        tagSize + varintSize(UInt64(length)) + length
+    }
+
+    /// The tag of a field: (number << 3) | wire type.
+    public static func tag(_ field: UInt32, _ wireType: UInt32) -> UInt64 {
+        UInt64(field << 3 | wireType)
+    }
+}
+
+/// A write position inside space reserved in a `ByteBuffer`.
+@usableFromInline
+struct WireCursor {
+    @usableFromInline var p: UnsafeMutablePointer<UInt8>
+
+    @inline(__always) @usableFromInline
+    init(_ p: UnsafeMutablePointer<UInt8>) { self.p = p }
+
+    @inline(__always) @usableFromInline
+    mutating func byte(_ b: UInt8) {
+        p.pointee = b
+        p += 1
+    }
+
+    @inline(__always) @usableFromInline
+    mutating func varint(_ value: UInt64) {
+        var v = value
+        while v >= 0x80 {
+            p.pointee = UInt8(truncatingIfNeeded: v) | 0x80
+            p += 1
+            v >>= 7
+        }
+        p.pointee = UInt8(truncatingIfNeeded: v)
+        p += 1
+    }
+
+    @inline(__always) @usableFromInline
+    mutating func int32(_ value: Int32) {
+        varint(UInt64(bitPattern: Int64(value)))
+    }
+
+    @inline(__always) @usableFromInline
+    mutating func bytes(_ source: UnsafeRawBufferPointer) {
+        guard let base = source.baseAddress else { return }
+        UnsafeMutableRawPointer(p).copyMemory(from: base, byteCount: source.count)
+        p += source.count
+    }
+
+    /// A length-delimited field: tag byte(s), length, then the bytes.
+    @inline(__always) @usableFromInline
+    mutating func delimited(tag: UInt64, _ source: UnsafeRawBufferPointer) {
+        varint(tag)
+        varint(UInt64(source.count))
+        bytes(source)
+    }
+}
