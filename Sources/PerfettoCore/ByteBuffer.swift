@@ -16,9 +16,11 @@ public final class ByteBuffer {
 
     public init() {}
 
-    /// A buffer with at least `capacity` bytes allocated up front.
-    public init(capacity: Int) throws(PerfettoError) {
+    /// A buffer with at least `capacity` bytes allocated up front. With `prefault`, the
+    /// pages are touched now, so writing later takes no page faults.
+    public init(capacity: Int, prefault: Bool = false) throws(PerfettoError) {
         if capacity > 0 { try grow(toAtLeast: capacity) }
+        if prefault, let storage { memset(storage, 0, self.capacity) }
     }
 
     deinit { free(storage) }

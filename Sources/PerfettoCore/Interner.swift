@@ -36,10 +36,49 @@ public final class InternTable {
 
     deinit { slots.deallocate() }
 
-    /// The hash of a key.
+    /// The hash of a key: wyhash's mixing (two 64x64->128 multiplies for keys up to 16
+    /// bytes, one more per further 16). Not part of any output, so any good hash would
+    /// do; hits are confirmed with memcmp.
     @inline(__always)
     public static func hash(_ key: UnsafeRawBufferPointer, extra: UInt32) -> UInt64 {
-        XXH64.hash(key, seed: UInt64(extra))
+        let s0: UInt64 = 0xA076_1D64_78BD_642F, s1: UInt64 = 0xE703_7ED1_A0B4_28DB
+        var seed = UInt64(extra) ^ s0
+        let n = key.count
+        var a: UInt64 = 0, b: UInt64 = 0
+        if let p = key.baseAddress, n > 0 {
+            if n <= 16 {
+                if n >= 4 {
+                    let middle = (n >> 3) << 2
+                    a = UInt64(load32(p)) << 32 | UInt64(load32(p + middle))
+                    b = UInt64(load32(p + n - 4)) << 32 | UInt64(load32(p + n - 4 - middle))
+                } else {
+                    a = UInt64(p.load(as: UInt8.self)) << 16 | UInt64(p.load(fromByteOffset: n >> 1, as: UInt8.self)) << 8
+                        | UInt64(p.load(fromByteOffset: n - 1, as: UInt8.self))
+                }
+            } else {
+                var offset = 0
+                while n - offset > 16 {
+                    seed = mix(load64(p + offset) ^ s1, load64(p + offset + 8) ^ seed)
+                    offset += 16
+                }
+                a = load64(p + n - 16)
+                b = load64(p + n - 8)
+            }
+        }
+        return mix(s1 ^ UInt64(n), mix(a ^ s1, b ^ seed))
+    }
+
+    @inline(__always) static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let product = a.multipliedFullWidth(by: b)
+        return product.high ^ product.low
+    }
+
+    @inline(__always) static func load64(_ p: UnsafeRawPointer) -> UInt64 {
+        p.loadUnaligned(as: UInt64.self)
+    }
+
+    @inline(__always) static func load32(_ p: UnsafeRawPointer) -> UInt32 {
+        p.loadUnaligned(as: UInt32.self)
     }
 
     /// The id of `key` if interned, else 0.

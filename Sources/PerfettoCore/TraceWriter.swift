@@ -44,7 +44,8 @@ public final class TraceWriter {
         asyncTrackUUID = XXH64.hash("async_track", seed: processTrackUUID)
         switch sink {
         case .memory(let initialCapacity):
-            buffer = try ByteBuffer(capacity: Swift.max(initialCapacity, 0))
+            // An explicitly pre-sized buffer is touched now, not page by page while writing.
+            buffer = try ByteBuffer(capacity: Swift.max(initialCapacity, 0), prefault: initialCapacity > 0)
             chunker = .memory
             isMemorySink = true
         case .chunks(let chunkSize, let handler):
