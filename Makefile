@@ -1,0 +1,76 @@
+# micromegas Perfetto trace generation: Swift core (libperfetto_mm.so), C ABI, tools.
+#
+#   make demo    install what is needed, build, write a trace from built-in sample data
+#   make test    build and run every test (Swift, C example, C ABI misuse under valgrind)
+#   make bench   writer benchmark (spec/BENCH_DATA.md workload), prints BENCH lines
+
+SHELL := /bin/bash
+export PATH := $(PATH):/opt/swift/usr/bin
+export SWIFT_BACKTRACE ?= enable=no
+
+SWIFT_RELEASE := swift build -c release -Xswiftc -static-stdlib
+BIN := $(shell pwd)/.build/release
+OUT := $(shell pwd)/.build/out
+LIB := $(BIN)/libperfetto_mm.so
+CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic -Werror -Iinclude
+CLINK := -L$(BIN) -lperfetto_mm -Wl,-rpath,$(BIN)
+GOLDEN := Tests/Fixtures/golden
+
+.PHONY: all build deps demo test test-swift test-c test-library bench clean
+
+all: build
+
+# Tools the tests need that a fresh machine may lack (Debian packages).
+deps:
+	@command -v swift >/dev/null || { echo "swift toolchain not found (expected in /opt/swift/usr/bin)"; exit 1; }
+	@command -v cc >/dev/null && command -v valgrind >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev valgrind >/dev/null; }
+
+build:
+	$(SWIFT_RELEASE)
+
+demo: deps build
+	@mkdir -p $(OUT)
+	@$(BIN)/pmm-scenario $(GOLDEN)/basic.json $(OUT)/basic.perfetto
+	@cmp -s $(OUT)/basic.perfetto $(GOLDEN)/basic.perfetto && \
+	  echo "identical to micromegas' own writer output ($(GOLDEN)/basic.perfetto)"
+	@echo "trace: $(OUT)/basic.perfetto -- open it at https://ui.perfetto.dev (Open trace file)"
+
+test: deps build test-swift test-c test-library
+	@echo "make test: all checks passed"
+
+test-swift:
+	swift test
+
+# The C example writes the `basic` golden scenario through the header, whole and in
+# 256-byte chunks; the misuse test exercises every error path under valgrind.
+test-c: build
+	@mkdir -p $(OUT)
+	cc $(CFLAGS) examples/c/write_basic.c $(CLINK) -o $(OUT)/write_basic
+	$(OUT)/write_basic $(OUT)/c_basic.perfetto $(OUT)/c_basic_chunked.perfetto
+	cmp $(OUT)/c_basic.perfetto $(GOLDEN)/basic.perfetto
+	cmp $(OUT)/c_basic_chunked.perfetto $(GOLDEN)/basic.perfetto
+	g++ -x c++ -std=c++11 -Wall -Werror -Iinclude -fsyntax-only examples/c/write_basic.c
+	cc $(CFLAGS) Tests/c/abi_misuse.c $(CLINK) -o $(OUT)/abi_misuse
+	valgrind -q --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite,indirect \
+	  --error-exitcode=9 $(OUT)/abi_misuse
+	@for f in $(GOLDEN)/*.json; do n=$$(basename $$f .json); \
+	  rm -rf $(OUT)/chunks-$$n; $(BIN)/pmm-scenario $$f $(OUT)/$$n.perfetto --chunk-size 4096 --chunks-dir $(OUT)/chunks-$$n >/dev/null && \
+	  cmp $(OUT)/$$n.perfetto $(GOLDEN)/$$n.perfetto && \
+	  (cd $(OUT)/chunks-$$n && cat $$(ls | sort -n)) | cmp - $(GOLDEN)/$$n.perfetto || exit 1; \
+	done; echo "pmm-scenario: every golden scenario byte-identical, whole and as chunk files"
+
+# The shipped library needs only the system C/C++ runtime.
+test-library: build
+	@deps=$$(ldd $(LIB) | awk '{print $$1}'); echo "$$deps" | tr '\n' ' '; echo; \
+	if echo "$$deps" | grep -qi swift; then echo "FAIL: $(LIB) depends on the Swift runtime"; exit 1; fi; \
+	for d in $$deps; do case $$d in linux-vdso.so.*|libc.so.*|libm.so.*|libstdc++.so.*|libgcc_s.so.*|/lib64/ld-linux*|libdl.so.*|libpthread.so.*|librt.so.*) ;; \
+	  *) echo "FAIL: unexpected dependency $$d"; exit 1;; esac; done; echo "ldd: only the system C/C++ runtime"
+
+bench: build
+	$(BIN)/pmm-bench memory
+	$(BIN)/pmm-bench file --scale 1 --out $(OUT)/bench.perfetto
+	$(BIN)/pmm-bench file --scale 4 --out $(OUT)/bench.perfetto
+
+clean:
+	rm -rf .build
