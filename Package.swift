@@ -19,16 +19,23 @@ let package = Package(
     ],
     targets: [
         // The core: wire encoder, writer, interner, chunker. No Foundation.
-        .target(name: "PerfettoCore", swiftSettings: hotPathFlags),
+        // The Arrow C Data / Stream Interface structures (the spec's own definitions).
+        .target(name: "CArrowABI"),
+        .target(name: "PerfettoCore", dependencies: ["CArrowABI"], swiftSettings: hotPathFlags),
+        // include/perfetto_mm.h as a Clang module (struct layouts for the exports).
+        .target(name: "CPerfettoMM"),
         // The C ABI: only translates between C and the core.
-        .target(name: "PerfettoMM", dependencies: ["PerfettoCore"], swiftSettings: hotPathFlags),
+        .target(name: "PerfettoMM", dependencies: ["PerfettoCore", "CPerfettoMM"], swiftSettings: hotPathFlags),
         // Scenario JSON loading, shared by the runner and the tests (Foundation allowed).
         .target(name: "ScenarioSupport", dependencies: ["PerfettoCore"]),
         .executableTarget(name: "pmm-scenario", dependencies: ["PerfettoCore", "ScenarioSupport"]),
-        .executableTarget(name: "pmm-bench", dependencies: ["PerfettoCore"], swiftSettings: hotPathFlags),
+        // Builds Arrow C streams from Swift values, for tests and benchmarks.
+        .target(name: "ArrowTestSupport", dependencies: ["CArrowABI"]),
+        .executableTarget(name: "pmm-bench", dependencies: ["PerfettoCore", "ArrowTestSupport", "CArrowABI"],
+                          swiftSettings: hotPathFlags),
         .testTarget(
             name: "PerfettoCoreTests",
-            dependencies: ["PerfettoCore", "PerfettoMM", "ScenarioSupport"]
+            dependencies: ["PerfettoCore", "PerfettoMM", "CPerfettoMM", "ScenarioSupport", "ArrowTestSupport"]
         ),
     ]
 )

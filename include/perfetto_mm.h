@@ -32,6 +32,57 @@
 extern "C" {
 #endif
 
+/* ---- Arrow C Data and C Stream Interfaces ------------------------------------------
+   The structures exactly as the Arrow specification defines them, under its guard
+   macros, so this header coexists with arrow/c/abi.h or nanoarrow.h. */
+
+#ifndef ARROW_C_DATA_INTERFACE
+#define ARROW_C_DATA_INTERFACE
+
+#define ARROW_FLAG_DICTIONARY_ORDERED 1
+#define ARROW_FLAG_NULLABLE 2
+#define ARROW_FLAG_MAP_KEYS_SORTED 4
+
+struct ArrowSchema {
+  const char* format;
+  const char* name;
+  const char* metadata;
+  int64_t flags;
+  int64_t n_children;
+  struct ArrowSchema** children;
+  struct ArrowSchema* dictionary;
+  void (*release)(struct ArrowSchema*);
+  void* private_data;
+};
+
+struct ArrowArray {
+  int64_t length;
+  int64_t null_count;
+  int64_t offset;
+  int64_t n_buffers;
+  int64_t n_children;
+  const void** buffers;
+  struct ArrowArray** children;
+  struct ArrowArray* dictionary;
+  void (*release)(struct ArrowArray*);
+  void* private_data;
+};
+
+#endif /* ARROW_C_DATA_INTERFACE */
+
+#ifndef ARROW_C_STREAM_INTERFACE
+#define ARROW_C_STREAM_INTERFACE
+
+struct ArrowArrayStream {
+  int (*get_schema)(struct ArrowArrayStream*, struct ArrowSchema* out);
+  int (*get_next)(struct ArrowArrayStream*, struct ArrowArray* out);
+  const char* (*get_last_error)(struct ArrowArrayStream*);
+  void (*release)(struct ArrowArrayStream*);
+  void* private_data;
+};
+
+#endif /* ARROW_C_STREAM_INTERFACE */
+
 /* ---- Status codes ---------------------------------------------------------------- */
 
 typedef int32_t pmm_status;
@@ -149,6 +200,104 @@ pmm_status pmm_writer_take_buffer(pmm_writer *writer, uint8_t **data, size_t *le
 
 /* Releases memory returned by pmm_writer_take_buffer(). NULL is accepted. */
 void pmm_buffer_free(uint8_t *data);
+
+/* ---- Trace generator ----------------------------------------------------------------
+
+   Writes a process's trace from Arrow data, in the packet order of micromegas: the
+   process and thread descriptors (at creation), each thread's spans (one
+   pmm_generator_add_thread_spans() call per thread, in thread-list order), then the
+   async spans (paired from the events of pmm_generator_add_async_events(), laid out
+   and written by pmm_generator_finish()). Thread spans are streamed batch by batch;
+   memory grows only with the number of async spans.
+
+   Arrow streams: every function taking a `struct ArrowArrayStream *` takes ownership
+   of it, whatever the outcome (even when it returns an error): the library moves the
+   struct out (setting the caller's `release` to NULL) and releases the stream when
+   done. The caller's struct memory itself stays the caller's. */
+
+typedef struct pmm_generator pmm_generator;
+
+/* Span types (pmm_generator_options.span_types). */
+#define PMM_SPANS_THREAD 1
+#define PMM_SPANS_ASYNC 2
+#define PMM_SPANS_BOTH 3
+
+/* Async layouts (pmm_generator_options.async_layout). */
+/* Overlapping async spans spread over lane tracks named "Async Operations", on each of
+   which slices nest or are disjoint, so Perfetto shows every span correctly. */
+#define PMM_LAYOUT_LANES 0
+/* micromegas' own layout: one track, only spans with both events in the range and
+   begin < end; byte-identical to micromegas' server-side generation. */
+#define PMM_LAYOUT_MICROMEGAS 1
+
+/* A thread of the process. Strings are borrowed for the duration of the call. */
+typedef struct pmm_thread {
+    const char *stream_id;
+    size_t stream_id_len;
+    int32_t thread_id;
+    const char *thread_name; /* the display name */
+    size_t thread_name_len;
+} pmm_thread;
+
+typedef struct pmm_generator_options {
+    const char *exe; /* the process name */
+    size_t exe_len;
+    const pmm_thread *threads; /* thread_count entries; may be NULL when 0 */
+    size_t thread_count;
+    int32_t span_types;   /* PMM_SPANS_* */
+    int32_t async_layout; /* PMM_LAYOUT_* */
+    int64_t range_begin_ns; /* inclusive; >= 0 */
+    int64_t range_end_ns;   /* inclusive; >= range_begin_ns */
+} pmm_generator_options;
+
+/* What the generation wrote and what the async matcher decided. */
+typedef struct pmm_generator_stats {
+    uint64_t thread_spans;              /* written */
+    uint64_t thread_spans_outside_range; /* read and skipped */
+    uint64_t async_spans;               /* written */
+    uint64_t async_tracks;              /* lane tracks used */
+    uint64_t async_events;              /* read, inside the range */
+    uint64_t async_events_outside_range; /* read and ignored */
+    uint64_t async_complete;            /* both events, end >= begin */
+    uint64_t async_open_at_end;         /* no end: ends at the range end */
+    uint64_t async_begun_before_range;  /* no begin: begins at the range begin */
+    uint64_t async_duplicates;          /* extra begin/end events (earliest wins) */
+    uint64_t async_dropped;             /* end before begin: not written */
+} pmm_generator_stats;
+
+/* A generator writing to `writer` (any sink); writes the descriptors now. The
+   generator keeps the writer alive until pmm_generator_free(), even if the caller
+   frees its writer handle first. `options` and its strings are read during the call
+   only. *out receives the generator, owned by the caller. */
+pmm_status pmm_generator_new(pmm_writer *writer, const pmm_generator_options *options,
+                             pmm_generator **out);
+
+/* Writes the spans of thread `stream_id` (one of the options' threads) from `stream`:
+   record batches with columns begin, end (timestamp[ns] or int64), name, target,
+   filename (utf8, large_utf8 or dictionary<integer, utf8>; null reads as "") and line
+   (an integer type; null reads as 0), other columns ignored. Spans with begin <=
+   range end and end >= range begin are written, in stream order. Takes ownership of
+   `stream`. Ignored (the stream released) when thread spans are not requested. */
+pmm_status pmm_generator_add_thread_spans(pmm_generator *generator, const char *stream_id,
+                                          size_t stream_id_len, struct ArrowArrayStream *stream);
+
+/* Reads async events from `stream`: columns time (timestamp[ns] or int64), event_type
+   ("begin" or "end"), span_id, parent_span_id (integers), name, target, filename,
+   line, and depth if present; events outside the range are ignored. May be called
+   several times. Takes ownership of `stream`. Ignored when async spans are not
+   requested. */
+pmm_status pmm_generator_add_async_events(pmm_generator *generator, struct ArrowArrayStream *stream);
+
+/* The statistics so far (for progress reports). */
+pmm_status pmm_generator_get_stats(const pmm_generator *generator, pmm_generator_stats *stats);
+
+/* Pairs and lays out the async spans, writes them, flushes the writer and fills
+   `stats` (may be NULL). No call but pmm_generator_get_stats() and
+   pmm_generator_free() is accepted afterwards. */
+pmm_status pmm_generator_finish(pmm_generator *generator, pmm_generator_stats *stats);
+
+/* Destroys the generator (and releases its hold on the writer). NULL is ignored. */
+void pmm_generator_free(pmm_generator *generator);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,8 @@ public final class InternTable {
     @usableFromInline let arena = ByteBuffer()
     /// Entries interned so far; the next id is `count + 1`.
     public private(set) var count: Int = 0
+    /// Arena offset and length of each entry's key, by id - 1.
+    @usableFromInline var keyRanges: [(offset: Int, length: Int)] = []
 
     public init() {
         let capacity = 1024
@@ -102,11 +104,19 @@ public final class InternTable {
         let offset = arena.count
         try arena.append(key)
         count += 1
+        keyRanges.append((offset, key.count))
         let iid = UInt64(count)
         var index = Int(truncatingIfNeeded: hash) & mask
         while slots[index].iid != 0 { index = (index + 1) & mask }
         slots[index] = Slot(hash: hash, offset: offset, length: key.count, extra: extra, iid: iid)
         return iid
+    }
+
+    /// The key bytes of entry `iid` (1...count); valid until the next insert.
+    @inline(__always)
+    public func key(_ iid: UInt64) -> UnsafeRawBufferPointer {
+        let range = keyRanges[Int(iid) - 1]
+        return UnsafeRawBufferPointer(start: arena.storage.map { UnsafeRawPointer($0 + range.offset) }, count: range.length)
     }
 
     @inline(__always) @usableFromInline

@@ -20,6 +20,11 @@ public final class TraceWriter {
     let names = InternTable()
     let categories = InternTable()
     let locations = InternTable()
+    /// Writer iids of `StringPool` strings, by pool id (0 = not yet resolved), for `cachedPool`.
+    var pooledNameIids: [UInt64] = []
+    var pooledCategoryIids: [UInt64] = []
+    var pooledLocationIids = IdMap()
+    weak var cachedPool: StringPool?
     var currentThreadTrack: UInt64?
     var asyncTrackDescribed = false
     /// Packets written so far (the first one opens the sequence).
@@ -168,6 +173,13 @@ public final class TraceWriter {
                           target: UnsafeRawBufferPointer, filename: UnsafeRawBufferPointer,
                           line: UInt32) throws(PerfettoError) {
         let (ids, new) = try intern(name: name, target: target, filename: filename, line: line)
+        try emitEventPair(track: track, begin: begin, end: end, ids: ids, new: new)
+    }
+
+    /// A slice's begin packet (carrying any new interned entries) and its end packet.
+    @inline(__always)
+    func emitEventPair(track: UInt64, begin: UInt64, end: UInt64, ids: PacketEncoder.EventIds,
+                       new: PacketEncoder.NewEntries) throws(PerfettoError) {
         try writeEventPacket(type: 1, timestamp: begin, track: track, ids: ids, new: new)
         try writeEventPacket(type: 2, timestamp: end, track: track, ids: ids, new: PacketEncoder.NewEntries())
     }
@@ -189,7 +201,7 @@ public final class TraceWriter {
         do {
             try chunker.flush(buffer)
         } catch {
-            stop(error)
+            stopOnError(error)
             throw error
         }
     }
@@ -225,7 +237,8 @@ public final class TraceWriter {
         guard isMemorySink else { throw .callOrder("taking the buffer needs a writer created with a memory sink") }
     }
 
-    private func stop(_ error: PerfettoError) {
+    /// Records an error that stops the writer (sink, I/O, memory); others leave it usable.
+    func stopOnError(_ error: PerfettoError) {
         if error.stopsWriter, stopError == nil { stopError = error }
     }
 
@@ -241,7 +254,7 @@ public final class TraceWriter {
             packetCount += 1
             try chunker.packetEnded(buffer)
         } catch {
-            stop(error)
+            stopOnError(error)
             throw error
         }
     }
@@ -292,7 +305,7 @@ public final class TraceWriter {
                 new.file = filename
             }
         } catch {
-            stop(error)
+            stopOnError(error)
             throw error
         }
         return (ids, new)

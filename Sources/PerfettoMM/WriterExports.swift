@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CPerfettoMM
 import PerfettoCore
 
 // The pmm_writer_* functions of perfetto_mm.h: each checks its C arguments, calls

@@ -1,5 +1,5 @@
 import PerfettoCore
-import PerfettoMM
+import CPerfettoMM
 
 /// Replays a scenario's calls through the exported C functions (as a C caller would).
 enum CABIReplay {
