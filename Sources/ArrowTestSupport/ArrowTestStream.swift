@@ -18,10 +18,13 @@ public enum ArrowTestStream {
         case dictionary(String, indexFormat: String, large: Bool, [String?])
         /// A column of a type the importer does not read (float64 here).
         case doubles(String, [Double])
+        /// utf8 with arbitrary bytes (to test invalid UTF-8).
+        case rawUTF8(String, [[UInt8]])
 
         var name: String {
             switch self {
-            case .integers(let n, _, _), .strings(let n, _, _), .dictionary(let n, _, _, _), .doubles(let n, _): return n
+            case .integers(let n, _, _), .strings(let n, _, _), .dictionary(let n, _, _, _), .doubles(let n, _),
+                 .rawUTF8(let n, _): return n
             }
         }
 
@@ -30,6 +33,7 @@ public enum ArrowTestStream {
             case .integers(_, _, let v): return v.count
             case .strings(_, _, let v), .dictionary(_, _, _, let v): return v.count
             case .doubles(_, let v): return v.count
+            case .rawUTF8(_, let v): return v.count
             }
         }
     }
@@ -184,6 +188,7 @@ public enum ArrowTestStream {
         switch column {
         case .integers(_, let f, _): format = f
         case .strings(_, let large, _): format = large ? "U" : "u"
+        case .rawUTF8: format = "u"
         case .doubles: format = "g"
         case .dictionary(_, let indexFormat, let large, _):
             format = indexFormat
@@ -264,8 +269,12 @@ public enum ArrowTestStream {
             nulls = values.map { _ in false }
             buffers = [nil, UnsafeRawPointer(data)]
         case .strings(_, let large, let values):
-            let (offsets, bytes) = stringBuffers(values.map { $0 ?? "" }, lead: lead, large: large, a)
+            let (offsets, bytes) = stringBuffers(values.map { Array(($0 ?? "").utf8) }, lead: lead, large: large, a)
             nulls = values.map { $0 == nil }
+            buffers = [nil, offsets, bytes]
+        case .rawUTF8(_, let values):
+            let (offsets, bytes) = stringBuffers(values, lead: lead, large: false, a)
+            nulls = values.map { _ in false }
             buffers = [nil, offsets, bytes]
         case .dictionary(_, let indexFormat, let large, let values):
             var unique: [String] = []
@@ -291,7 +300,7 @@ public enum ArrowTestStream {
             // The dictionary itself, sliced by one row to exercise dictionary offsets.
             let d = UnsafeMutablePointer<ArrowArray>.allocate(capacity: 1)
             let da = Allocations(tracker)
-            let (offsets, bytes) = stringBuffers(["<unused>"] + unique, lead: 0, large: large, da)
+            let (offsets, bytes) = stringBuffers((["<unused>"] + unique).map { Array($0.utf8) }, lead: 0, large: large, da)
             let dbuffers = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 3)
             dbuffers[0] = nil
             dbuffers[1] = offsets
@@ -322,9 +331,9 @@ public enum ArrowTestStream {
     }
 
     /// Offsets and data buffers of a utf8 / large_utf8 array with `lead` empty rows first.
-    static func stringBuffers(_ values: [String], lead: Int, large: Bool, _ a: Allocations)
+    static func stringBuffers(_ values: [[UInt8]], lead: Int, large: Bool, _ a: Allocations)
         -> (UnsafeRawPointer, UnsafeRawPointer) {
-        let total = values.reduce(0) { $0 + $1.utf8.count }
+        let total = values.reduce(0) { $0 + $1.count }
         let data = a.bytes(total)
         let width = large ? 8 : 4
         let offsets = a.bytes((lead + values.count + 1) * width)
@@ -335,7 +344,7 @@ public enum ArrowTestStream {
         }
         for i in 0...lead { store(i, 0) }
         for (i, v) in values.enumerated() {
-            for byte in v.utf8 {
+            for byte in v {
                 data.storeBytes(of: byte, toByteOffset: position, as: UInt8.self)
                 position += 1
             }

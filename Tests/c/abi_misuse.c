@@ -51,6 +51,47 @@ static int32_t counting_sink(void *ctx, const uint8_t *data, size_t len) {
     return 0;
 }
 
+/* A minimal Arrow stream: get_schema fails with `schema_error`, or returns a schema
+   with no columns; it has no batches. Counts its releases in *released. */
+struct test_stream_state {
+    int schema_error;
+    int *released;
+};
+
+static int test_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out);
+static int test_get_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+    (void)s;
+    memset(out, 0, sizeof *out); /* release == NULL: end of stream */
+    return 0;
+}
+static const char *test_last_error(struct ArrowArrayStream *s) {
+    (void)s;
+    return "schema refused on purpose";
+}
+static void test_release_schema(struct ArrowSchema *schema) { schema->release = NULL; }
+static int test_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
+    struct test_stream_state *state = (struct test_stream_state *)s->private_data;
+    if (state->schema_error) return state->schema_error;
+    memset(out, 0, sizeof *out);
+    out->format = "+s";
+    out->name = "";
+    out->release = test_release_schema;
+    return 0;
+}
+static void test_release_stream(struct ArrowArrayStream *s) {
+    ++*((struct test_stream_state *)s->private_data)->released;
+    s->release = NULL;
+}
+static struct ArrowArrayStream test_stream(struct test_stream_state *state) {
+    struct ArrowArrayStream s;
+    s.get_schema = test_get_schema;
+    s.get_next = test_get_next;
+    s.get_last_error = test_last_error;
+    s.release = test_release_stream;
+    s.private_data = state;
+    return s;
+}
+
 /* The bytes of a small trace, written by a fresh writer with only valid calls. */
 static size_t reference(uint8_t **data) {
     pmm_writer *w = NULL;
@@ -156,6 +197,83 @@ int main(void) {
     EXPECT_OK(pmm_writer_emit_process_descriptor(w, S("exe")));
     EXPECT_ERR(pmm_writer_flush(w), PMM_ERR_IO, "Bad file descriptor");
     pmm_writer_free(w);
+
+    /* The generator. */
+    {
+        pmm_generator *g = NULL;
+        pmm_generator_stats stats;
+        int released = 0;
+        struct test_stream_state ok_state = {0, &released}, failing_state = {5, &released};
+        struct ArrowArrayStream stream;
+        pmm_thread thread = {"stream", 6, 7, "main-7", 6};
+        pmm_generator_options options;
+        memset(&options, 0, sizeof options);
+        options.exe = "exe";
+        options.exe_len = 3;
+        options.threads = &thread;
+        options.thread_count = 1;
+        options.span_types = PMM_SPANS_BOTH;
+        options.async_layout = PMM_LAYOUT_LANES;
+        options.range_begin_ns = 0;
+        options.range_end_ns = 1000;
+
+        EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+        EXPECT_ERR(pmm_generator_new(NULL, &options, &g), PMM_ERR_INVALID_ARGUMENT, "writer");
+        EXPECT_ERR(pmm_generator_new(w, NULL, &g), PMM_ERR_INVALID_ARGUMENT, "options");
+        EXPECT_ERR(pmm_generator_new(w, &options, NULL), PMM_ERR_INVALID_ARGUMENT, "out");
+        options.span_types = 9;
+        EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "span_types");
+        options.span_types = PMM_SPANS_BOTH;
+        options.async_layout = 4;
+        EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "async_layout");
+        options.async_layout = PMM_LAYOUT_LANES;
+        options.threads = NULL;
+        EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "threads");
+        options.threads = &thread;
+        options.exe = bad;
+        options.exe_len = strlen(bad);
+        EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_UTF8, "exe");
+        options.exe = "exe";
+        options.exe_len = 3;
+        options.range_begin_ns = 2000;
+        EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "after range end");
+        options.range_begin_ns = 0;
+        expect(g == NULL, "no generator on failure", __LINE__);
+        EXPECT_OK(pmm_generator_new(w, &options, &g));
+        pmm_writer_free(w); /* the generator keeps the writer alive */
+
+        /* Every stream handed over is released, whatever the outcome. */
+        stream = test_stream(&ok_state);
+        EXPECT_ERR(pmm_generator_add_thread_spans(NULL, S("stream"), &stream), PMM_ERR_INVALID_ARGUMENT, "generator");
+        expect(released == 1 && stream.release == NULL, "released with a NULL generator", __LINE__);
+        stream = test_stream(&ok_state);
+        EXPECT_ERR(pmm_generator_add_thread_spans(g, NULL, 3, &stream), PMM_ERR_INVALID_ARGUMENT, "stream_id");
+        expect(released == 2, "released with a NULL stream id", __LINE__);
+        stream = test_stream(&failing_state);
+        EXPECT_ERR(pmm_generator_add_thread_spans(g, S("stream"), &stream), PMM_ERR_INVALID_DATA, "schema refused on purpose");
+        expect(released == 3, "released when the schema fails", __LINE__);
+        stream = test_stream(&ok_state);
+        EXPECT_ERR(pmm_generator_add_thread_spans(g, S("stream"), &stream), PMM_ERR_INVALID_DATA, "missing column 'begin'");
+        expect(released == 4, "released on a missing column", __LINE__);
+        stream = test_stream(&ok_state);
+        EXPECT_ERR(pmm_generator_add_async_events(g, &stream), PMM_ERR_INVALID_DATA, "missing column 'time'");
+        expect(released == 5, "released on a missing column", __LINE__);
+        EXPECT_ERR(pmm_generator_add_async_events(g, NULL), PMM_ERR_INVALID_ARGUMENT, "NULL");
+        stream = test_stream(&ok_state);
+        stream.release = NULL;
+        EXPECT_ERR(pmm_generator_add_async_events(g, &stream), PMM_ERR_INVALID_ARGUMENT, "released");
+        expect(released == 5, "a released stream is not released again", __LINE__);
+        EXPECT_ERR(pmm_generator_get_stats(g, NULL), PMM_ERR_INVALID_ARGUMENT, "stats");
+        EXPECT_OK(pmm_generator_finish(g, &stats));
+        expect(stats.thread_spans == 0 && stats.async_spans == 0 && stats.async_tracks == 1, "empty stats", __LINE__);
+        EXPECT_ERR(pmm_generator_finish(g, &stats), PMM_ERR_CALL_ORDER, "finished");
+        stream = test_stream(&ok_state);
+        EXPECT_ERR(pmm_generator_add_async_events(g, &stream), PMM_ERR_CALL_ORDER, "finished");
+        expect(released == 6, "released after finish", __LINE__);
+        EXPECT_ERR(pmm_generator_finish(NULL, &stats), PMM_ERR_INVALID_ARGUMENT, "generator");
+        pmm_generator_free(g);
+        pmm_generator_free(NULL);
+    }
 
     printf("abi_misuse: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
