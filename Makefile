@@ -2,7 +2,7 @@
 #
 #   make demo    install what is needed, build, write a trace from built-in sample data
 #   make test    build and run every test (Swift, C example, C ABI misuse under valgrind)
-#   make bench   writer benchmark (spec/BENCH_DATA.md workload), prints BENCH lines
+#   make bench   writer and generator benchmarks (spec/BENCH_DATA.md workload), BENCH lines
 
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
@@ -71,6 +71,9 @@ bench: build
 	$(BIN)/pmm-bench memory
 	$(BIN)/pmm-bench file --scale 1 --out $(OUT)/bench.perfetto
 	$(BIN)/pmm-bench file --scale 4 --out $(OUT)/bench.perfetto
+	$(BIN)/pmm-bench generator-memory
+	$(BIN)/pmm-bench generator-file --threads-scale 1
+	$(BIN)/pmm-bench generator-file --threads-scale 4
 
 clean:
 	rm -rf .build

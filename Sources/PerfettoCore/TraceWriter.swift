@@ -24,7 +24,9 @@ public final class TraceWriter {
     var pooledNameIids: [UInt64] = []
     var pooledCategoryIids: [UInt64] = []
     var pooledLocationIids = IdMap()
-    weak var cachedPool: StringPool?
+    /// Held strongly: a weak reference costs side-table refcounting on every slice, and
+    /// holding it keeps another pool from reusing its address.
+    var cachedPool: StringPool?
     var currentThreadTrack: UInt64?
     var asyncTrackDescribed = false
     /// Packets written so far (the first one opens the sequence).

@@ -205,8 +205,19 @@ func sha256(ofFile path: String) -> String {
     return sha.hexDigest()
 }
 
-var arguments = Array(CommandLine.arguments.dropFirst())
+let arguments = Array(CommandLine.arguments.dropFirst())
+func option(_ name: String, _ fallback: Int) -> Int {
+    guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return fallback }
+    guard let value = Int(arguments[i + 1]), value >= 1 else { fail("\(name) must be a positive integer") }
+    return value
+}
 switch arguments.first {
+case "generator-memory":
+    GeneratorBench.run(toFile: nil, threadsScale: 1)
+case "generator-file":
+    let path = "/tmp/pmm-bench-generator-\(getpid()).perfetto"
+    GeneratorBench.run(toFile: path, threadsScale: option("--threads-scale", 1))
+    unlink(path)
 case "memory":
     runMemory()
 case "file":
@@ -224,5 +235,5 @@ case "file":
     runFile(scale: scale, path: path)
     unlink(path)
 default:
-    fail("usage: pmm-bench memory | pmm-bench file [--scale N] [--out PATH]")
+    fail("usage: pmm-bench memory | file [--scale N] [--out PATH] | generator-memory | generator-file [--threads-scale N]")
 }
