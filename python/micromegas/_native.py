@@ -1,0 +1,141 @@
+"""ctypes bindings of libperfetto_mm.so (include/perfetto_mm.h), one declaration per C function.
+
+The library is the one bundled in the package (micromegas/lib/libperfetto_mm.so), unless the
+environment variable MICROMEGAS_PERFETTO_LIB names another file.
+"""
+import ctypes
+import os
+from ctypes import POINTER, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint8, c_uint32, c_uint64, c_void_p
+from pathlib import Path
+
+from .errors import PerfettoError, error_for_status
+
+PMM_OK = 0
+PMM_SPANS = {"thread": 1, "async": 2, "both": 3}
+PMM_LAYOUTS = {"lanes": 0, "micromegas": 1}
+
+# int32_t (*pmm_write_fn)(void *ctx, const uint8_t *data, size_t len)
+WRITE_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, POINTER(c_uint8), c_size_t)
+
+
+class ArrowArrayStream(ctypes.Structure):
+    """struct ArrowArrayStream of the Arrow C Stream Interface (filled by pyarrow's _export_to_c)."""
+
+    _fields_ = [
+        ("get_schema", c_void_p),
+        ("get_next", c_void_p),
+        ("get_last_error", c_void_p),
+        ("release", c_void_p),
+        ("private_data", c_void_p),
+    ]
+
+
+class Thread(ctypes.Structure):
+    _fields_ = [
+        ("stream_id", c_char_p),
+        ("stream_id_len", c_size_t),
+        ("thread_id", c_int32),
+        ("thread_name", c_char_p),
+        ("thread_name_len", c_size_t),
+    ]
+
+
+class GeneratorOptions(ctypes.Structure):
+    _fields_ = [
+        ("exe", c_char_p),
+        ("exe_len", c_size_t),
+        ("threads", POINTER(Thread)),
+        ("thread_count", c_size_t),
+        ("span_types", c_int32),
+        ("async_layout", c_int32),
+        ("range_begin_ns", c_int64),
+        ("range_end_ns", c_int64),
+    ]
+
+
+class GeneratorStats(ctypes.Structure):
+    _fields_ = [
+        ("thread_spans", c_uint64),
+        ("thread_spans_outside_range", c_uint64),
+        ("async_spans", c_uint64),
+        ("async_tracks", c_uint64),
+        ("async_events", c_uint64),
+        ("async_events_outside_range", c_uint64),
+        ("async_complete", c_uint64),
+        ("async_open_at_end", c_uint64),
+        ("async_begun_before_range", c_uint64),
+        ("async_duplicates", c_uint64),
+        ("async_dropped", c_uint64),
+    ]
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name, _ in self._fields_}
+
+
+_SIGNATURES = {
+    "pmm_version": (c_char_p, []),
+    "pmm_last_error": (c_char_p, []),
+    "pmm_writer_new_buffer": (c_int32, [c_char_p, c_size_t, c_size_t, POINTER(c_void_p)]),
+    "pmm_writer_new_callback": (c_int32, [c_char_p, c_size_t, c_size_t, WRITE_FN, c_void_p, POINTER(c_void_p)]),
+    "pmm_writer_new_fd": (c_int32, [c_char_p, c_size_t, c_int, c_size_t, POINTER(c_void_p)]),
+    "pmm_writer_free": (None, [c_void_p]),
+    "pmm_writer_emit_process_descriptor": (c_int32, [c_void_p, c_char_p, c_size_t]),
+    "pmm_writer_emit_thread_descriptor": (c_int32, [c_void_p, c_char_p, c_size_t, c_int32, c_char_p, c_size_t]),
+    "pmm_writer_set_current_thread": (c_int32, [c_void_p, c_char_p, c_size_t]),
+    "pmm_writer_emit_async_track_descriptor": (c_int32, [c_void_p]),
+    "pmm_writer_emit_span": (
+        c_int32, [c_void_p, c_uint64, c_uint64, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t, c_uint32]),
+    "pmm_writer_emit_async_span_begin": (
+        c_int32, [c_void_p, c_uint64, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t, c_uint32]),
+    "pmm_writer_emit_async_span_end": (
+        c_int32, [c_void_p, c_uint64, c_char_p, c_size_t, c_char_p, c_size_t, c_char_p, c_size_t, c_uint32]),
+    "pmm_writer_flush": (c_int32, [c_void_p]),
+    "pmm_writer_take_buffer": (c_int32, [c_void_p, POINTER(POINTER(c_uint8)), POINTER(c_size_t)]),
+    "pmm_buffer_free": (None, [POINTER(c_uint8)]),
+    "pmm_generator_new": (c_int32, [c_void_p, POINTER(GeneratorOptions), POINTER(c_void_p)]),
+    "pmm_generator_add_thread_spans": (c_int32, [c_void_p, c_char_p, c_size_t, POINTER(ArrowArrayStream)]),
+    "pmm_generator_add_async_events": (c_int32, [c_void_p, POINTER(ArrowArrayStream)]),
+    "pmm_generator_get_stats": (c_int32, [c_void_p, POINTER(GeneratorStats)]),
+    "pmm_generator_finish": (c_int32, [c_void_p, POINTER(GeneratorStats)]),
+    "pmm_generator_free": (None, [c_void_p]),
+}
+
+
+def library_path() -> Path:
+    """The libperfetto_mm.so to load: $MICROMEGAS_PERFETTO_LIB, else the bundled one."""
+    override = os.environ.get("MICROMEGAS_PERFETTO_LIB")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent / "lib" / "libperfetto_mm.so"
+
+
+_lib = None
+
+
+def lib():
+    """The loaded library, with every function's signature declared."""
+    global _lib
+    if _lib is None:
+        path = library_path()
+        if not path.is_file():
+            raise PerfettoError(
+                f"libperfetto_mm.so not found at {path}: install the package with `pip install ./python` "
+                "(which builds it) or set MICROMEGAS_PERFETTO_LIB")
+        loaded = ctypes.CDLL(str(path))
+        for name, (restype, argtypes) in _SIGNATURES.items():
+            function = getattr(loaded, name)
+            function.restype = restype
+            function.argtypes = argtypes
+        _lib = loaded
+    return _lib
+
+
+def check(status: int) -> None:
+    """Raises the exception for a non-zero status, with the library's message."""
+    if status != PMM_OK:
+        message = lib().pmm_last_error()
+        raise error_for_status(status, message.decode("utf-8", "replace") if message else "")
+
+
+def version() -> str:
+    return lib().pmm_version().decode()

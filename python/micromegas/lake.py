@@ -1,0 +1,200 @@
+"""The local lake: a folder of Parquet files laid out as spec/LAKE_FORMAT.md describes.
+
+    LAKE/processes.parquet
+    LAKE/streams.parquet
+    LAKE/thread_spans/<stream_id>.parquet    (a file, or a folder of files)
+    LAKE/async_events/<process_id>.parquet   (a file, or a folder of files)
+
+Spans and events are read with pyarrow's dataset scanner, batch by batch, with the time
+filter pushed into the Parquet scan (row groups outside the range are skipped).
+"""
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from .errors import UserError
+from .sources import ProcessInfo, Source, ThreadInfo, thread_display
+
+THREAD_SPAN_COLUMNS = ["begin", "end", "name", "target", "filename", "line"]
+ASYNC_EVENT_COLUMNS = ["stream_id", "time", "event_type", "span_id", "parent_span_id", "depth", "name", "filename",
+                       "target", "line"]
+
+
+def _is_time(t: pa.DataType) -> bool:
+    return pa.types.is_timestamp(t) or pa.types.is_int64(t)
+
+
+def _is_string(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+_KINDS = {"time": (_is_time, "timestamp or int64"), "string": (_is_string, "string or dictionary<string>"),
+          "integer": (pa.types.is_integer, "an integer type")}
+
+THREAD_SPAN_TYPES = {"begin": "time", "end": "time", "name": "string", "target": "string", "filename": "string",
+                     "line": "integer"}
+ASYNC_EVENT_TYPES = {"time": "time", "event_type": "string", "span_id": "integer", "parent_span_id": "integer",
+                     "name": "string", "filename": "string", "target": "string", "line": "integer"}
+
+
+def check_schema(schema: pa.Schema, required: Dict[str, str], where: str) -> None:
+    """Raises UserError naming the file and column when a required column is missing or mistyped."""
+    for name, kind in required.items():
+        index = schema.get_field_index(name)
+        if index < 0:
+            raise UserError(f"{where}: missing column '{name}' (columns: {', '.join(schema.names)})")
+        test, expected = _KINDS[kind]
+        if not test(schema.field(index).type):
+            raise UserError(f"{where}: column '{name}' has type {schema.field(index).type}, expected {expected}")
+
+
+def _scalar(ns: int, t: pa.DataType) -> pa.Scalar:
+    return pa.scalar(ns, type=t if pa.types.is_timestamp(t) else pa.int64())
+
+
+class LocalLake(Source):
+    """A local lake folder (see the module documentation)."""
+
+    def __init__(self, path):
+        self.path = Path(path).expanduser()
+        self.description = f"lake {self.path}"
+        if not self.path.is_dir():
+            raise UserError(f"lake folder {self.path} does not exist")
+        for name in ("processes.parquet", "streams.parquet"):
+            if not (self.path / name).exists():
+                raise UserError(f"{self.path} is not a micromegas lake: {name} is missing")
+
+    # -- processes and threads ---------------------------------------------------------------
+
+    def _read_small(self, name: str, required: Dict[str, str], process_id: str, columns: List[str]) -> pa.Table:
+        path = self.path / name
+        try:
+            dataset = ds.dataset(path, format="parquet")
+        except (pa.ArrowInvalid, OSError) as e:
+            raise UserError(f"cannot read {path}: {e}") from None
+        check_schema(dataset.schema, required, str(path))
+        present = [c for c in columns if c in dataset.schema.names]
+        return dataset.to_table(columns=present, filter=ds.field("process_id") == process_id)
+
+    def process_info(self, process_id: str) -> ProcessInfo:
+        table = self._read_small("processes.parquet", {"process_id": "string", "exe": "string"}, process_id,
+                                 ["process_id", "exe", "start_time", "end_time"])
+        if table.num_rows == 0:
+            raise UserError(f"process {process_id} not found in {self.description}")
+        exe = table.column("exe")[0].as_py()
+        return ProcessInfo(process_id=process_id, exe=exe or "",
+                           start_ns=self._ns(table, "start_time"), end_ns=self._ns(table, "end_time"))
+
+    @staticmethod
+    def _ns(table: pa.Table, column: str) -> Optional[int]:
+        if column not in table.column_names or table.column(column).null_count == table.num_rows:
+            return None
+        value = table.column(column).cast(pa.int64())[0]
+        return value.as_py()
+
+    def time_range(self, info: ProcessInfo) -> Tuple[int, int]:
+        begin, end = info.start_ns, info.end_ns
+        if begin is None or end is None:
+            low, high = self._data_bounds(info.process_id)
+            begin = low if begin is None else begin
+            end = high if end is None else end
+        if begin is None or end is None:
+            raise UserError(f"process {info.process_id} has no start time and no events: give --begin and --end")
+        return begin, end
+
+    def _data_bounds(self, process_id: str) -> Tuple[Optional[int], Optional[int]]:
+        """Earliest and latest times in the process's spans and events (from Parquet statistics)."""
+        low = high = None
+        files = [(self.path / "async_events" / f"{process_id}.parquet", "time", "time")]
+        for thread in self.threads(process_id, 0, 0):
+            path = self.path / "thread_spans" / f"{thread.stream_id}.parquet"
+            files.append((path, "begin", "end"))
+        for path, low_column, high_column in files:
+            if not path.exists():
+                continue
+            dataset = ds.dataset(path, format="parquet")
+            if low_column not in dataset.schema.names:
+                continue
+            table = dataset.to_table(columns=[low_column, high_column])
+            if table.num_rows == 0:
+                continue
+            a = pc.min(table.column(low_column).cast(pa.int64())).as_py()
+            b = pc.max(table.column(high_column).cast(pa.int64())).as_py()
+            low = a if low is None else min(low, a)
+            high = b if high is None else max(high, b)
+        return low, high
+
+    def threads(self, process_id: str, begin_ns: int, end_ns: int) -> List[ThreadInfo]:
+        table = self._read_small("streams.parquet", {"stream_id": "string", "process_id": "string"}, process_id,
+                                 ["stream_id", "tags", "properties"])
+        threads = []
+        for row in sorted(table.to_pylist(), key=lambda r: r["stream_id"]):
+            if "cpu" not in (row.get("tags") or []):
+                continue
+            properties = {p["key"]: p["value"] for p in (row.get("properties") or []) if p and p.get("key")}
+            threads.append(thread_display(row["stream_id"], properties.get("thread-name"), properties.get("thread-id")))
+        return threads
+
+    # -- spans and events ----------------------------------------------------------------------
+
+    def _scan(self, path: Path, columns: List[str], required: Dict[str, str], time_filter) -> pa.RecordBatchReader:
+        try:
+            dataset = ds.dataset(path, format="parquet")
+        except (pa.ArrowInvalid, OSError) as e:
+            raise UserError(f"cannot read {path}: {e}") from None
+        check_schema(dataset.schema, required, str(path))
+        present = [c for c in columns if c in dataset.schema.names]
+        return dataset.scanner(columns=present, filter=time_filter(dataset.schema), use_threads=True).to_reader()
+
+    def thread_spans(self, stream_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        path = self.path / "thread_spans" / f"{stream_id}.parquet"
+        if not path.exists():
+            return _empty(THREAD_SPAN_TYPES)
+
+        def overlapping(schema):
+            t = schema.field("begin").type
+            return (ds.field("begin") <= _scalar(end_ns, t)) & (ds.field("end") >= _scalar(begin_ns, schema.field("end").type))
+        return self._scan(path, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, overlapping)
+
+    def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        path = self.path / "async_events" / f"{process_id}.parquet"
+        if not path.exists():
+            return _empty(ASYNC_EVENT_TYPES)
+
+        def within(schema):
+            t = schema.field("time").type
+            return (ds.field("time") >= _scalar(begin_ns, t)) & (ds.field("time") <= _scalar(end_ns, t))
+        return self._scan(path, ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, within)
+
+    # -- listing ---------------------------------------------------------------------------------
+
+    def processes(self) -> List[dict]:
+        """Every process of the lake: id, exe, start and end (ns), thread count."""
+        table = pq.read_table(self.path / "processes.parquet")
+        check_schema(table.schema, {"process_id": "string", "exe": "string"}, str(self.path / "processes.parquet"))
+        streams = pq.read_table(self.path / "streams.parquet", columns=["process_id", "tags"]).to_pylist()
+        counts: Dict[str, int] = {}
+        for s in streams:
+            if "cpu" in (s.get("tags") or []):
+                counts[s["process_id"]] = counts.get(s["process_id"], 0) + 1
+        rows = []
+        for i, row in enumerate(table.select([c for c in ("process_id", "exe") if c in table.column_names]).to_pylist()):
+            rows.append({**row, "threads": counts.get(row["process_id"], 0),
+                         "start_ns": self._ns(table.slice(i, 1), "start_time"),
+                         "end_ns": self._ns(table.slice(i, 1), "end_time")})
+        return rows
+
+
+_EMPTY_TYPES = {"time": pa.timestamp("ns", tz="UTC"), "string": pa.string(), "integer": pa.int64()}
+
+
+def _empty(columns: Dict[str, str]) -> pa.RecordBatchReader:
+    """A reader with no rows and the given columns (a thread or process with no data file)."""
+    schema = pa.schema([(name, _EMPTY_TYPES[kind]) for name, kind in columns.items()])
+    return pa.RecordBatchReader.from_batches(schema, [])

@@ -1,0 +1,231 @@
+"""A realistic sample lake (spec/LAKE_FORMAT.md), generated deterministically from a seed.
+
+Three processes: a game-like app with `threads` threads of nested call trees and `async_spans`
+async spans (heavily overlapping, 30% children of an open span, a quarter of those
+outliving their parent, those in flight at the end still open, begin and end on different threads),
+plus two small processes. Every process also has non-thread streams (log, metrics). Names
+include UTF-8. Strings are dictionary-encoded, as micromegas stores them.
+"""
+import os
+import random
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+from typing import List, Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+T0 = 1_700_000_000_000_000_000  # ns
+TIME = pa.timestamp("ns", tz="+00:00")
+
+FUNCTIONS = ["frame", "update", "render", "physics::step", "ai::think", "net::poll", "audio::mix", "ui::layout",
+             "load_asset", "decompress", "parse_json", "build_mesh", "cull", "draw_calls", "present", "wait_vsync",
+             "gc::collect", "sched::tick", "rendu_étape", "読み込み", "🚀launch", "ñandú::run", "io::read", "io::write"]
+TARGETS = ["game", "render", "physics", "ai", "net", "audio", "ui", "assets", "io", "runtime", "moteur::rendu"]
+FILES = ["src/main.rs", "src/game.rs", "src/render/mod.rs", "src/physics.rs", "src/ai.rs", "src/net.rs",
+         "src/audio.rs", "src/ui/layout.rs", "src/assets.rs", "src/io.rs", "src/runtime.rs", "src/rendu/étape.rs"]
+ASYNC_NAMES = ["http_request", "load_texture", "db_query", "stream_chunk", "upload", "resolve_dns", "décoder",
+               "ダウンロード", "compile_shader", "fetch_manifest"]
+
+
+def _dictionary(indices: List[int], pool: List[str]) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(pool, pa.string()))
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _thread_spans(rng: random.Random, count: int, start: int, path: Path) -> int:
+    """Writes `count` properly nested spans (call trees, depth <= 7) sorted by begin; returns the last end."""
+    ids, parents, depths, begins, ends = [], [], [], [], []
+    names, targets, files, lines = [], [], [], []
+    n_functions, n_targets, n_files = len(FUNCTIONS), len(TARGETS), len(FILES)
+    t = start
+    randrange = rng.randrange
+    append_begin, append_end = begins.append, ends.append
+
+    def node(depth: int, parent: int) -> None:
+        nonlocal t
+        index = len(begins)
+        ids.append(index + 1)
+        parents.append(parent)
+        depths.append(depth)
+        f = randrange(n_functions)
+        names.append(f)
+        targets.append(f % n_targets)
+        files.append(f % n_files)
+        lines.append(10 + 7 * f + randrange(5))
+        append_begin(t)
+        append_end(0)
+        t += 1 + randrange(2_000)
+        if depth < 7:
+            for _ in range(randrange(4)):
+                if len(begins) >= count:
+                    break
+                node(depth + 1, index + 1)
+                t += randrange(1_000)
+        t += 1 + randrange(2_000)
+        ends[index] = t
+
+    while len(begins) < count:
+        t += 1_000 + randrange(200_000)
+        node(0, 0)
+    durations = [e - b for b, e in zip(begins, ends)]
+    table = pa.table({
+        "id": pa.array(ids, pa.int64()), "parent": pa.array(parents, pa.int64()),
+        "depth": pa.array(depths, pa.uint32()), "hash": pa.array(names, pa.uint32()),
+        "begin": pa.array(begins, TIME), "end": pa.array(ends, TIME), "duration": pa.array(durations, pa.int64()),
+        "name": _dictionary(names, FUNCTIONS), "target": _dictionary(targets, TARGETS),
+        "filename": _dictionary(files, FILES), "line": pa.array(lines, pa.uint32()),
+    })
+    pq.write_table(table, path, row_group_size=65_536)
+    return max(ends) if ends else start
+
+
+def _async_events(rng: random.Random, count: int, start: int, end: int, streams: List[str], path: Path) -> int:
+    """Writes the begin/end events of `count` async spans; returns the last event time."""
+    rows = []  # (time, stream, type, span_id, parent, depth, name)
+    open_spans = []  # (span_id, end, depth) of recent spans
+    step = max((end - start) // max(count, 1), 1)
+    t = start
+    last = start
+    for span_id in range(1, count + 1):
+        t += rng.randrange(2 * step)
+        duration = int(rng.expovariate(1 / (60 * step))) + 1  # heavy overlap: ~60 open at once
+        parent, depth = 0, 0
+        if open_spans and rng.random() < 0.3:
+            candidate = open_spans[-1 - rng.randrange(min(len(open_spans), 32))]
+            if candidate[1] > t:
+                parent, depth = candidate[0], candidate[2] + 1
+                if rng.random() < 0.75:  # most children end within their parent; the rest outlive it
+                    duration = max(1, min(duration, candidate[1] - t))
+        name = rng.randrange(len(ASYNC_NAMES))
+        rows.append((t, rng.randrange(len(streams)), 0, span_id, parent, depth, name))
+        if t + duration <= end:  # spans still in flight when the capture ends have no end event
+            rows.append((t + duration, rng.randrange(len(streams)), 1, span_id, parent, depth, name))
+            last = max(last, t + duration)
+        open_spans.append((span_id, t + duration, depth))
+        if len(open_spans) > 256:
+            del open_spans[:128]
+    # Not globally sorted by time: blocks of events arrive out of order, as from several streams.
+    blocks = [rows[i:i + 512] for i in range(0, len(rows), 512)]
+    for i in range(len(blocks) - 1):
+        if rng.random() < 0.3:
+            blocks[i], blocks[i + 1] = blocks[i + 1], blocks[i]
+    rows = [r for block in blocks for r in block]
+    table = pa.table({
+        "stream_id": _dictionary([r[1] for r in rows], streams),
+        "block_id": _dictionary([r[0] % 7 for r in rows], [_uuid(rng) for _ in range(7)]),
+        "time": pa.array([r[0] for r in rows], TIME),
+        "event_type": _dictionary([r[2] for r in rows], ["begin", "end"]),
+        "span_id": pa.array([r[3] for r in rows], pa.int64()),
+        "parent_span_id": pa.array([r[4] for r in rows], pa.int64()),
+        "depth": pa.array([r[5] for r in rows], pa.uint32()),
+        "hash": pa.array([r[6] for r in rows], pa.uint32()),
+        "name": _dictionary([r[6] for r in rows], ASYNC_NAMES),
+        "filename": _dictionary([r[6] % len(FILES) for r in rows], FILES),
+        "target": _dictionary([r[6] % len(TARGETS) for r in rows], TARGETS),
+        "line": pa.array([100 + r[6] for r in rows], pa.uint32()),
+    })
+    pq.write_table(table, path, row_group_size=65_536)
+    return last
+
+
+def write_sample_lake(folder, seed: int = 42, threads: int = 8, spans_per_thread: int = 25_000,
+                      async_spans: int = 20_000, progress=None) -> List[dict]:
+    """Writes a sample lake into `folder` (created; must not hold a lake already) and returns
+    its processes. `progress(text)` is called as each part is written."""
+    if threads < 1 or spans_per_thread < 0 or async_spans < 0:
+        raise ValueError("threads must be >= 1, spans and async spans >= 0")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "thread_spans").mkdir(exist_ok=True)
+    (folder / "async_events").mkdir(exist_ok=True)
+    rng = random.Random(seed)
+    say = progress or (lambda text: None)
+    processes, stream_rows = [], []
+    layouts = [("telemetry-game", threads, spans_per_thread, async_spans),
+               ("asset-server", 2, max(spans_per_thread // 50, 10), max(async_spans // 20, 5)),
+               ("crash-reporter", 1, max(spans_per_thread // 200, 5), 0)]
+    for index, (exe, thread_count, span_count, async_count) in enumerate(layouts):
+        process_id = _uuid(rng)
+        start = T0 + index * 1_000_000_000
+        thread_streams = []
+        last = start
+        for k in range(thread_count):
+            stream_id = _uuid(rng)
+            thread_streams.append(stream_id)
+            tid = 1000 + 17 * index + k
+            properties = [{"key": "thread-id", "value": str(tid)}]
+            if not (index == 0 and k == thread_count - 1 and thread_count > 1):  # one thread without a name
+                properties.append({"key": "thread-name", "value": ["main", "render", "worker", "io", "audio"][k % 5]
+                                   + ("" if k < 5 else f"_{k}")})
+            stream_rows.append({"stream_id": stream_id, "process_id": process_id, "tags": ["cpu"],
+                                "properties": properties})
+            say(f"{exe}: thread {k + 1}/{thread_count}, {span_count:,} spans")
+            last = max(last, _thread_spans(rng, span_count, start + k * 5_000,
+                                           folder / "thread_spans" / f"{stream_id}.parquet"))
+        for tag in ("log", "metrics"):
+            stream_rows.append({"stream_id": _uuid(rng), "process_id": process_id, "tags": [tag],
+                                "properties": [{"key": "name", "value": tag}]})
+        if async_count:
+            say(f"{exe}: {async_count:,} async spans")
+            last = max(last, _async_events(rng, async_count, start, last, thread_streams,
+                                           folder / "async_events" / f"{process_id}.parquet"))
+        processes.append({"process_id": process_id, "exe": exe, "username": "sample", "computer": f"host-{index}",
+                          "start_time": start, "end_time": last + 1_000})
+    pq.write_table(pa.table({
+        "process_id": pa.array([p["process_id"] for p in processes], pa.string()),
+        "exe": pa.array([p["exe"] for p in processes], pa.string()),
+        "username": pa.array([p["username"] for p in processes], pa.string()),
+        "computer": pa.array([p["computer"] for p in processes], pa.string()),
+        "start_time": pa.array([p["start_time"] for p in processes], TIME),
+        "end_time": pa.array([p["end_time"] for p in processes], TIME),
+    }), folder / "processes.parquet")
+    property_type = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
+    pq.write_table(pa.table({
+        "stream_id": pa.array([s["stream_id"] for s in stream_rows], pa.string()),
+        "process_id": pa.array([s["process_id"] for s in stream_rows], pa.string()),
+        "tags": pa.array([s["tags"] for s in stream_rows], pa.list_(pa.string())),
+        "properties": pa.array([s["properties"] for s in stream_rows], property_type),
+    }), folder / "streams.parquet")
+    return processes
+
+
+SAMPLE_VERSION = "v1"
+
+
+def cache_folder() -> Path:
+    base = os.environ.get("MICROMEGAS_CACHE") or os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "micromegas"
+
+
+def default_sample_lake(progress=None) -> Path:
+    """The built-in sample lake, generated on first use into the cache folder."""
+    target = cache_folder() / f"sample-lake-{SAMPLE_VERSION}"
+    if (target / "streams.parquet").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".sample-lake-", dir=target.parent))
+    try:
+        if progress:
+            progress(f"generating the sample lake in {target} (first use)")
+        write_sample_lake(staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another process won the race
+            if not (target / "streams.parquet").exists():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def main_process_id(lake: Optional[Path] = None) -> str:
+    """The id of the sample lake's main process (the first one)."""
+    table = pq.read_table(Path(lake or default_sample_lake()) / "processes.parquet", columns=["process_id"])
+    return table.column(0)[0].as_py()

@@ -1,0 +1,68 @@
+"""Writer scenarios (the golden SCENARIO_FORMAT.md) replayed through the C ABI, so every
+path (Swift, C, Python) can be compared byte for byte."""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import UserError
+from .perfetto import PerfettoWriter
+
+
+def replay(scenario: dict, writer: PerfettoWriter) -> None:
+    """Makes a scenario's writer calls, in the documented order, then flushes."""
+    span_types = scenario["span_types"]
+    if span_types not in ("thread", "async", "both"):
+        raise UserError(f"span_types must be thread, async or both, got {span_types!r}")
+    writer.emit_process_descriptor(scenario["exe"])
+    for thread in scenario["threads"]:
+        writer.emit_thread_descriptor(thread["stream_id"], thread["thread_id"], thread["thread_name"])
+    if span_types != "thread":
+        writer.emit_async_track_descriptor()
+    if span_types != "async":
+        for thread in scenario["threads"]:
+            writer.set_current_thread(thread["stream_id"])
+            for s in thread["spans"]:
+                writer.emit_span(s["begin"], s["end"], s["name"], s["target"], s["filename"], s["line"])
+    if span_types != "thread":
+        for s in scenario["async_spans"]:
+            writer.emit_async_span_begin(s["begin"], s["name"], s["target"], s["filename"], s["line"])
+            writer.emit_async_span_end(s["end"], s["name"], s["target"], s["filename"], s["line"])
+    writer.flush()
+
+
+def load(path) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            scenario = json.load(f)
+    except FileNotFoundError:
+        raise UserError(f"scenario file {path} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"scenario file {path} is not valid JSON: {e}") from None
+    missing = [k for k in ("process_id", "exe", "span_types", "threads", "async_spans") if k not in scenario]
+    if missing:
+        raise UserError(f"scenario file {path} lacks {', '.join(missing)}")
+    return scenario
+
+
+def write_scenario(scenario_path, output_path, chunk_size: int = 0) -> int:
+    """Writes the trace of a scenario file to `output_path` (atomically); returns its size."""
+    scenario = load(scenario_path)
+    target = Path(output_path)
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent if str(target.parent) else ".")
+    try:
+        try:
+            with PerfettoWriter(scenario["process_id"], fd, chunk_size=chunk_size) as writer:
+                replay(scenario, writer)
+        except (KeyError, TypeError) as e:
+            raise UserError(f"scenario file {scenario_path} is malformed: {e!r}") from None
+        os.close(fd)
+        fd = -1
+        os.replace(temp, target)
+        temp = None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if temp:
+            os.unlink(temp)
+    return target.stat().st_size

@@ -1,0 +1,51 @@
+"""Times as integer nanoseconds since the Unix epoch (UTC), from what users type."""
+import re
+from datetime import datetime, timezone
+from typing import Union
+
+from .errors import UserError
+
+TimeLike = Union[None, int, str, datetime]
+
+_ISO = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[T ](?P<hms>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<frac>\d{1,9}))?)?"
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
+
+
+def to_ns(value: TimeLike, what: str = "time") -> int:
+    """Nanoseconds since the epoch for an int (already ns), a datetime (naive = UTC) or
+    ISO 8601 text with up to nanosecond precision (no zone = UTC)."""
+    if isinstance(value, bool):
+        raise UserError(f"cannot read {what} {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"-?\d+", text):
+            return int(text)
+        match = _ISO.match(text)
+        if match:
+            tz = match["tz"] or "+00:00"
+            tz = "+00:00" if tz.upper() == "Z" else (tz if ":" in tz else f"{tz[:3]}:{tz[3:]}")
+            hms = match["hms"] or "00:00:00"
+            if hms.count(":") == 1:
+                hms += ":00"
+            try:
+                moment = datetime.fromisoformat(f"{match['date']}T{hms}{tz}")
+            except ValueError as e:
+                raise UserError(f"cannot read {what} {value!r}: {e}") from None
+            fraction = (match["frac"] or "").ljust(9, "0")
+            return to_ns(moment, what) + int(fraction or 0)
+    raise UserError(f"cannot read {what} {value!r}: use ISO 8601 (2024-05-01T12:00:00.123456789Z) "
+                    "or integer nanoseconds since the epoch")
+
+
+def ns_to_iso(ns: int) -> str:
+    """RFC 3339 text with nanoseconds, UTC."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"

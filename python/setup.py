@@ -1,0 +1,59 @@
+"""Build hook: compiles libperfetto_mm.so with the Swift toolchain and ships it in the wheel.
+
+The Swift package is the repository root (the parent of this folder), or the folder named
+by MICROMEGAS_SWIFT_PACKAGE_DIR. The library is built with -static-stdlib, so the wheel
+needs only the system C/C++ runtime.
+"""
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+HERE = Path(__file__).resolve().parent
+
+
+def swift_package_dir() -> Path:
+    configured = os.environ.get("MICROMEGAS_SWIFT_PACKAGE_DIR")
+    root = Path(configured) if configured else HERE.parent
+    if not (root / "Package.swift").is_file():
+        raise SystemExit(
+            f"micromegas build: no Package.swift in {root}; build from the repository checkout "
+            "or set MICROMEGAS_SWIFT_PACKAGE_DIR to the Swift package folder"
+        )
+    return root
+
+
+def find_swift() -> str:
+    swift = shutil.which("swift") or ("/opt/swift/usr/bin/swift" if Path("/opt/swift/usr/bin/swift").exists() else None)
+    if not swift:
+        raise SystemExit("micromegas build: the Swift toolchain (swift) is not on PATH")
+    return swift
+
+
+class BuildWithSwift(build_py):
+    """Builds libperfetto_mm.so and copies it into micromegas/lib/."""
+
+    def run(self):
+        super().run()
+        root = swift_package_dir()
+        command = [find_swift(), "build", "-c", "release", "-Xswiftc", "-static-stdlib", "--product", "perfetto_mm"]
+        print("micromegas build:", " ".join(command), f"(in {root})", flush=True)
+        subprocess.run(command, cwd=root, check=True)
+        library = root / ".build" / "release" / "libperfetto_mm.so"
+        target = Path(self.build_lib) / "micromegas" / "lib"
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(library, target / "libperfetto_mm.so")
+
+
+class BinaryDistribution(Distribution):
+    """The wheel carries a native library: platform-specific, not pure Python."""
+
+    def has_ext_modules(self):
+        return True
+
+
+setup(cmdclass={"build_py": BuildWithSwift}, distclass=BinaryDistribution)
