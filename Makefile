@@ -1,7 +1,7 @@
-# micromegas Perfetto trace generation: Swift core (libperfetto_mm.so), C ABI, tools.
+# micromegas Perfetto trace generation: Swift core (libperfetto_mm.so), C ABI, Python package.
 #
 #   make demo    install what is needed, build, write a trace from built-in sample data
-#   make test    build and run every test (Swift, C example, C ABI misuse under valgrind)
+#   make test    build and run every test (Swift, C example, C ABI misuse under valgrind, pytest)
 #   make bench   writer and generator benchmarks (spec/BENCH_DATA.md workload), BENCH lines
 
 SHELL := /bin/bash
@@ -15,8 +15,12 @@ LIB := $(BIN)/libperfetto_mm.so
 CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic -Werror -Iinclude
 CLINK := -L$(BIN) -lperfetto_mm -Wl,-rpath,$(BIN)
 GOLDEN := Tests/Fixtures/golden
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip -q
+export PIP_ROOT_USER_ACTION := ignore
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all build deps demo test test-swift test-c test-library bench clean
+.PHONY: all build deps python-deps python-install demo test test-swift test-c test-library test-python bench clean
 
 all: build
 
@@ -29,14 +33,22 @@ deps:
 build:
 	$(SWIFT_RELEASE)
 
-demo: deps build
-	@mkdir -p $(OUT)
-	@$(BIN)/pmm-scenario $(GOLDEN)/basic.json $(OUT)/basic.perfetto
-	@cmp -s $(OUT)/basic.perfetto $(GOLDEN)/basic.perfetto && \
-	  echo "identical to micromegas' own writer output ($(GOLDEN)/basic.perfetto)"
-	@echo "trace: $(OUT)/basic.perfetto -- open it at https://ui.perfetto.dev (Open trace file)"
+# Python runtime dependencies (pyarrow, tqdm) and the test ones (pytest, perfetto's protos).
+python-deps:
+	$(PIP) install "pyarrow>=14" "tqdm>=4.60" "pytest>=7" "perfetto>=0.9" "protobuf>=4"
 
-test: deps build test-swift test-c test-library
+# pip builds libperfetto_mm.so through the package's build hook and bundles it.
+python-install: build python-deps
+	$(PIP) install ./python
+
+demo: deps python-install
+	@mkdir -p $(OUT)
+	@cd $(OUT) && pid=$$(env -u MICROMEGAS_LAKE $(PYTHON) -m micromegas list-processes --ids | head -n 1) && \
+	  env -u MICROMEGAS_LAKE $(PYTHON) -m micromegas write_perfetto $$pid --filename $(OUT)/demo.perfetto && \
+	  echo && echo "trace: $(OUT)/demo.perfetto" && \
+	  echo "open it at https://ui.perfetto.dev (Open trace file), or: python -m micromegas --help"
+
+test: deps build test-swift test-c test-library test-python
 	@echo "make test: all checks passed"
 
 test-swift:
@@ -67,13 +79,18 @@ test-library: build
 	for d in $$deps; do case $$d in linux-vdso.so.*|libc.so.*|libm.so.*|libstdc++.so.*|libgcc_s.so.*|/lib64/ld-linux*|libdl.so.*|libpthread.so.*|librt.so.*) ;; \
 	  *) echo "FAIL: unexpected dependency $$d"; exit 1;; esac; done; echo "ldd: only the system C/C++ runtime"
 
-bench: build
+# pytest against the installed package (not the source tree), with its bundled library.
+test-python: python-install
+	cd python/tests && env -u MICROMEGAS_PERFETTO_LIB -u MICROMEGAS_LAKE $(PYTHON) -m pytest -q -p no:cacheprovider .
+
+bench: build python-install
 	$(BIN)/pmm-bench memory
 	$(BIN)/pmm-bench file --scale 1 --out $(OUT)/bench.perfetto
 	$(BIN)/pmm-bench file --scale 4 --out $(OUT)/bench.perfetto
 	$(BIN)/pmm-bench generator-memory
 	$(BIN)/pmm-bench generator-file --threads-scale 1
 	$(BIN)/pmm-bench generator-file --threads-scale 4
+	$(PYTHON) python/bench/write_perfetto_bench.py $(shell pwd)/.build/bench-lakes
 
 clean:
 	rm -rf .build

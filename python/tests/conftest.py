@@ -1,0 +1,29 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "Tests" / "Fixtures" / "golden"
+GOLDEN_NAMES = ["minimal", "basic", "basic_thread", "basic_async", "interning", "long_strings", "many_threads", "large"]
+PMM_SCENARIO = ROOT / ".build" / "release" / "pmm-scenario"
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+@pytest.fixture(scope="session")
+def small_lake(tmp_path_factory):
+    """A small sample lake: 4 threads x 3,000 spans, 3,000 async spans, plus two small processes."""
+    from micromegas.sample_lake import write_sample_lake
+    folder = tmp_path_factory.mktemp("lake")
+    processes = write_sample_lake(folder, seed=7, threads=4, spans_per_thread=3000, async_spans=3000)
+    return folder, processes
+
+
+def run_cli(*args, env=None, cwd=None):
+    """Runs `python -m micromegas ARGS` and returns the completed process."""
+    environment = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "micromegas", *map(str, args)], capture_output=True, text=True,
+                          env=environment, cwd=cwd, timeout=300)

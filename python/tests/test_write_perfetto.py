@@ -1,0 +1,221 @@
+"""`python -m micromegas write_perfetto` on sample lakes, checked against the lake's rows."""
+import os
+from collections import Counter
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
+
+from conftest import run_cli
+from trace_check import decode, expected_async, partial_overlaps, rebuild_slices, written_slices
+
+from micromegas.lake import LocalLake
+from micromegas.perfetto import generate_trace_chunks, write_process_trace
+
+
+def lake_threads(lake, process_id):
+    return LocalLake(lake).threads(process_id, 0, 0)
+
+
+def expected_thread_spans(lake, stream_id, begin, end):
+    table = ds.dataset(Path(lake) / "thread_spans" / f"{stream_id}.parquet").to_table(columns=["begin", "end", "name"])
+    rows = zip(table.column("begin").cast("int64").to_pylist(), table.column("end").cast("int64").to_pylist(),
+               table.column("name").cast("string").to_pylist())
+    return [(b, e, n) for b, e, n in rows if b <= end and e >= begin]
+
+
+def write(lake, process_id, out, *args):
+    result = run_cli("write_perfetto", process_id, "--lake", lake, "--filename", out, "--quiet", *args)
+    assert result.returncode == 0, result.stderr
+    return decode(Path(out).read_bytes())
+
+
+def check_trace(lake, process_id, trace, begin, end, spans="both"):
+    """Thread spans exactly as in the lake; async spans (lanes) as the pairing rules give them."""
+    threads = lake_threads(lake, process_id)
+    assert trace.process.process.process_name == LocalLake(lake).process_info(process_id).exe
+    assert sorted(trace.threads) == sorted(t.name for t in threads)  # every thread, whatever --spans
+    thread_tracks = {trace.threads[t.name].uuid: t for t in threads}
+    thread_events = [e for e in trace.events if e.track in thread_tracks]
+    async_events = [e for e in trace.events if e.track not in thread_tracks]
+    if spans == "async":
+        assert thread_events == []
+    else:
+        written = written_slices(thread_events)
+        for t in threads:
+            mine = [(b, e, n) for track, b, e, n in written if track == trace.threads[t.name].uuid]
+            assert mine == expected_thread_spans(lake, t.stream_id, begin, end), t.name
+    if spans == "thread":
+        assert async_events == [] and trace.named_tracks == []
+        return
+    assert all(d.name == "Async Operations" and d.parent_uuid == trace.process.uuid for d in trace.named_tracks)
+    expected, counts = expected_async(lake, process_id, begin, end)
+    slices = rebuild_slices(async_events)  # as Perfetto pairs them
+    assert partial_overlaps(slices) == 0
+    assert Counter((n, b, e) for _, b, e, n in slices) == Counter(expected)
+    assert 1 < len(trace.named_tracks) < len(expected)
+    return counts
+
+
+def process_range(lake, process_id):
+    info = LocalLake(lake).process_info(process_id)
+    return info.start_ns, info.end_ns
+
+
+@pytest.mark.parametrize("spans", ["both", "thread", "async"])
+def test_whole_process(small_lake, tmp_path, spans):
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    trace = write(lake, pid, tmp_path / "t.perfetto", "--spans", spans)
+    begin, end = process_range(lake, pid)
+    check_trace(lake, pid, trace, begin, end, spans)
+
+
+def test_window_in_the_middle(small_lake, tmp_path):
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    start, stop = process_range(lake, pid)
+    begin, end = start + (stop - start) * 3 // 10, start + (stop - start) * 6 // 10
+    trace = write(lake, pid, tmp_path / "w.perfetto", "--begin", str(begin), "--end", str(end))
+    counts = check_trace(lake, pid, trace, begin, end)
+    assert counts.get("open_at_end", 0) > 10 and counts.get("begun_before_range", 0) > 10
+    # ISO times give the same trace.
+    from micromegas.timeutil import ns_to_iso
+    write(lake, pid, tmp_path / "iso.perfetto", "--begin", ns_to_iso(begin), "--end", ns_to_iso(end))
+    assert (tmp_path / "iso.perfetto").read_bytes() == (tmp_path / "w.perfetto").read_bytes()
+
+
+def test_micromegas_layout(small_lake, tmp_path):
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    trace = write(lake, pid, tmp_path / "m.perfetto", "--async-layout", "micromegas")
+    begin, end = process_range(lake, pid)
+    threads = {t.uuid for t in trace.threads.values()}
+    written = written_slices([e for e in trace.events if e.track not in threads])
+    assert len(trace.named_tracks) == 1 and {t for t, *_ in written} == {trace.named_tracks[0].uuid}
+    # Only spans with both events in range and begin < end, in begin order.
+    table = ds.dataset(Path(lake) / "async_events" / f"{pid}.parquet").to_table()
+    events = {}
+    for t, kind, sid, name in zip(table.column("time").cast("int64").to_pylist(),
+                                  table.column("event_type").cast("string").to_pylist(),
+                                  table.column("span_id").to_pylist(), table.column("name").cast("string").to_pylist()):
+        events.setdefault(sid, {})[kind] = (t, name)
+    expected = sorted((e["begin"][0], sid, e["begin"][1], e["end"][0]) for sid, e in events.items()
+                      if "begin" in e and "end" in e and e["begin"][0] < e["end"][0])
+    assert [(b, n, e) for _, b, e, n in written] == [(b, n, e) for b, _, n, e in expected]
+
+
+def test_chunks_equal_the_file_and_parse_alone(small_lake, tmp_path):
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    summary = write_process_trace(lake, pid, tmp_path / "f.perfetto")
+    chunks = list(generate_trace_chunks(lake, pid, chunk_size=50_000))
+    assert [i for i, _ in chunks] == list(range(len(chunks))) and len(chunks) > 5
+    assert b"".join(c for _, c in chunks) == (tmp_path / "f.perfetto").read_bytes()
+    for _, c in chunks:
+        assert len(Trace.FromString(c).packet) > 0
+    assert summary.bytes == (tmp_path / "f.perfetto").stat().st_size
+    assert summary.thread_spans == 4 * 3000 and summary.threads == 4
+    expected, counts = expected_async(lake, pid, summary.begin_ns, summary.end_ns)
+    assert summary.async_spans == len(expected)
+    assert summary.matcher["async_open_at_end"] == counts.get("open_at_end", 0)
+
+
+def test_default_filename_env_lake_and_summary(small_lake, tmp_path):
+    lake, processes = small_lake
+    pid = processes[1]["process_id"]
+    result = run_cli("write_perfetto", pid, env={"MICROMEGAS_LAKE": str(lake)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / f"{pid}.perfetto").is_file()
+    assert "thread spans" in result.stdout and "async spans" in result.stdout
+    assert [p.name for p in tmp_path.iterdir()] == [f"{pid}.perfetto"]  # no temporary left
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("write_perfetto", "write_scenario", "sample-lake", "list-processes"):
+        assert command in result.stdout
+    result = run_cli("write_perfetto", "--help")
+    assert "--async-layout" in result.stdout and "lanes" in result.stdout
+
+
+def broken_lake(tmp_path, small_lake):
+    lake, processes = small_lake
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("processes.parquet", "streams.parquet"):
+        (broken / name).write_bytes((Path(lake) / name).read_bytes())
+    (broken / "thread_spans").mkdir()
+    threads = lake_threads(lake, processes[0]["process_id"])
+    table = pq.read_table(Path(lake) / "thread_spans" / f"{threads[0].stream_id}.parquet")
+    pq.write_table(table.drop_columns(["target"]), broken / "thread_spans" / f"{threads[0].stream_id}.parquet")
+    return broken
+
+
+@pytest.mark.parametrize("case, message", [
+    ("unknown process", "not found"),
+    ("unreadable time", "cannot read begin"),
+    ("begin after end", "after end"),
+    ("missing lake", "does not exist"),
+    ("wrong columns", "missing column 'target'"),
+    ("bad span types", "invalid choice"),
+])
+def test_user_mistakes_exit_2_with_one_line_and_no_file(small_lake, tmp_path, case, message):
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    args = {
+        "unknown process": ["00000000-0000-4000-8000-000000000000", "--lake", lake],
+        "unreadable time": [pid, "--lake", lake, "--begin", "yesterday"],
+        "begin after end": [pid, "--lake", lake, "--begin", "2023-11-14T22:13:21Z", "--end", "2023-11-14T22:13:20Z"],
+        "missing lake": [pid, "--lake", tmp_path / "nowhere"],
+        "wrong columns": [pid, "--lake", broken_lake(tmp_path, small_lake)],
+        "bad span types": [pid, "--lake", lake, "--spans", "some"],
+    }[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cli("write_perfetto", *args, "--filename", out / "t.perfetto")
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    if case != "bad span types":
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert list(out.iterdir()) == []
+
+
+def test_interrupted_write_leaves_no_file(small_lake, tmp_path):
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+
+    class Interrupting(LocalLake):
+        def thread_spans(self, stream_id, begin, end):
+            reader = super().thread_spans(stream_id, begin, end)
+
+            def batches():
+                yield next(iter(reader))
+                raise KeyboardInterrupt
+            return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    with pytest.raises(KeyboardInterrupt):
+        write_process_trace(Interrupting(lake), pid, tmp_path / "t.perfetto")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failing_source_is_reported_as_itself(small_lake, tmp_path):
+    lake, processes = small_lake
+
+    class Failing(LocalLake):
+        def async_events(self, process_id, begin, end):
+            reader = super().async_events(process_id, begin, end)
+
+            def batches():
+                yield next(iter(reader))
+                raise ConnectionError("connection lost")
+            return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    with pytest.raises(ConnectionError, match="connection lost"):
+        write_process_trace(Failing(lake), processes[0]["process_id"], tmp_path / "t.perfetto")
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,65 @@
+"""PerfettoWriter: C errors become Python exceptions with the library's message."""
+import pytest
+
+from micromegas import errors
+from micromegas.perfetto import PerfettoWriter
+
+
+def test_span_before_thread_is_a_call_order_error():
+    with PerfettoWriter("p") as w:
+        with pytest.raises(errors.CallOrderError, match="set_current_thread"):
+            w.emit_span(1, 2, "n", "t", "f", 1)
+        with pytest.raises(errors.CallOrderError, match="async"):
+            w.emit_async_span_begin(1, "n", "t", "f", 1)
+        assert w.getvalue() == b""
+
+
+def test_invalid_utf8_and_bad_integers():
+    with PerfettoWriter("p") as w:
+        w.set_current_thread("s")
+        with pytest.raises(errors.InvalidUTF8Error, match="name"):
+            w.emit_span(1, 2, b"\xff", "t", "f", 1)
+        with pytest.raises(errors.InvalidUTF8Error):
+            w.emit_span(1, 2, "\udc80", "t", "f", 1)  # a lone surrogate
+        with pytest.raises(errors.InvalidArgumentError, match="line"):
+            w.emit_span(1, 2, "n", "t", "f", -1)
+        with pytest.raises(errors.InvalidArgumentError, match="thread_id"):
+            w.emit_thread_descriptor("s", 1 << 31, "n")
+        with pytest.raises(TypeError):
+            w.emit_span(1, 2, 3, "t", "f", 1)
+        w.emit_span(1, 2, "n", "t", "f", 1)  # still usable
+        assert len(w.getvalue()) > 0
+
+
+def test_failing_callback_raises_its_own_exception_and_stops_the_writer():
+    def sink(chunk_id, data):
+        raise RuntimeError("disk full")
+
+    w = PerfettoWriter("p", sink, chunk_size=1)
+    with pytest.raises(RuntimeError, match="disk full"):
+        w.emit_process_descriptor("exe")
+    with pytest.raises(errors.WriterStoppedError, match="stopped"):
+        w.emit_process_descriptor("exe")
+    w.close(flush=False)
+
+
+def test_closed_writer_and_memory_only_calls():
+    w = PerfettoWriter("p", lambda i, d: None)
+    with pytest.raises(errors.CallOrderError, match="memory sink"):
+        w.getvalue()
+    w.close()
+    w.close()
+    with pytest.raises(errors.InvalidArgumentError, match="closed"):
+        w.emit_process_descriptor("exe")
+
+
+def test_bad_file_descriptor_is_an_io_error():
+    import os
+    r, wfd = os.pipe()
+    os.close(r)
+    os.close(wfd)
+    w = PerfettoWriter("p", wfd)
+    w.emit_process_descriptor("exe")
+    with pytest.raises(errors.WriteError, match="Bad file descriptor"):
+        w.flush()
+    w.close(flush=False)

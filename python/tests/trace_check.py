@@ -1,0 +1,139 @@
+"""Test helpers: decode traces with the official Perfetto protobuf bindings and rebuild
+slices the way Perfetto's trace processor does; the pairing rules as a Python oracle."""
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Dict, List, Tuple
+
+import pyarrow.dataset as ds
+from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
+
+
+@dataclass(frozen=True)
+class Event:
+    track: int
+    type: int  # 1 begin, 2 end
+    ts: int
+    name: str
+    category: str
+    filename: str
+    line: int
+
+
+@dataclass
+class Decoded:
+    process: object  # TrackDescriptor of the process
+    threads: Dict[str, object]  # thread name -> TrackDescriptor
+    named_tracks: List[object]  # async tracks / lanes, in order
+    events: List[Event]
+    packets: int
+
+
+def decode(data: bytes) -> Decoded:
+    trace = Trace.FromString(data)
+    names, categories, locations = {}, {}, {}
+    process, threads, named, events = None, {}, [], []
+    for i, packet in enumerate(trace.packet):
+        assert packet.trusted_packet_sequence_id == 1
+        assert packet.sequence_flags == (3 if i == 0 else 2)
+        if packet.HasField("track_descriptor"):
+            d = packet.track_descriptor
+            if d.HasField("process"):
+                process = d
+            elif d.HasField("thread"):
+                threads[d.thread.thread_name] = d
+            else:
+                named.append(d)
+            continue
+        for c in packet.interned_data.event_categories:
+            assert c.iid not in categories
+            categories[c.iid] = c.name
+        for n in packet.interned_data.event_names:
+            assert n.iid not in names
+            names[n.iid] = n.name
+        for loc in packet.interned_data.source_locations:
+            assert loc.iid not in locations
+            locations[loc.iid] = (loc.file_name, loc.line_number)
+        e = packet.track_event
+        file, line = locations[e.source_location_iid]
+        events.append(Event(e.track_uuid, e.type, packet.timestamp, names[e.name_iid],
+                            categories[e.category_iids[0]], file, line))
+    return Decoded(process, threads, named, events, len(trace.packet))
+
+
+def rebuild_slices(events: List[Event]) -> List[Tuple[int, int, int, str]]:
+    """(track, begin, end, name) as trace processor pairs them: events sorted by timestamp
+    (stable), one stack per track, an end closing the innermost open slice."""
+    stacks = defaultdict(list)
+    slices = []
+    for e in sorted(events, key=lambda e: e.ts):  # sorted() is stable
+        if e.type == 1:
+            stacks[e.track].append(e)
+        else:
+            begin = stacks[e.track].pop()
+            slices.append((e.track, begin.ts, e.ts, begin.name))
+    assert all(not s for s in stacks.values()), "unclosed slices"
+    return slices
+
+
+def written_slices(events: List[Event]) -> List[Tuple[int, int, int, str]]:
+    """(track, begin, end, name) as written: each begin packet followed by its end packet."""
+    assert len(events) % 2 == 0
+    out = []
+    for b, e in zip(events[0::2], events[1::2]):
+        assert (b.type, e.type) == (1, 2) and b.track == e.track and b.name == e.name
+        out.append((b.track, b.ts, e.ts, b.name))
+    return out
+
+
+def partial_overlaps(slices) -> int:
+    """Pairs of slices on one track that overlap without nesting."""
+    count = 0
+    by_track = defaultdict(list)
+    for track, b, e, _ in slices:
+        by_track[track].append((b, e))
+    for intervals in by_track.values():
+        stack = []
+        for b, e in sorted(intervals, key=lambda x: (x[0], -x[1])):
+            while stack and stack[-1] <= b:
+                stack.pop()
+            if stack and e > stack[-1]:
+                count += 1
+            stack.append(e)
+    return count
+
+
+def expected_async(lake, process_id: str, begin: int, end: int):
+    """The pairing rules of spec/ASYNC_SPANS.md, independently: (name, begin, end) per span,
+    and the counts."""
+    table = ds.dataset(f"{lake}/async_events/{process_id}.parquet").to_table(
+        columns=["time", "event_type", "span_id", "name"])
+    times = table.column("time").cast("int64").to_pylist()
+    types = table.column("event_type").cast("string").to_pylist()
+    ids = table.column("span_id").to_pylist()
+    names = table.column("name").cast("string").to_pylist()
+    spans = {}
+    counts = defaultdict(int)
+    for t, kind, span_id, name in zip(times, types, ids, names):
+        if not begin <= t <= end:
+            continue
+        s = spans.setdefault(span_id, {})
+        if kind in s:
+            counts["duplicates"] += 1
+            if t >= s[kind][0]:
+                continue
+        s[kind] = (t, name)
+    result = []
+    for s in spans.values():
+        if "begin" in s and "end" in s:
+            if s["end"][0] < s["begin"][0]:
+                counts["dropped"] += 1
+                continue
+            counts["complete"] += 1
+            result.append((s["begin"][1], s["begin"][0], s["end"][0]))
+        elif "begin" in s:
+            counts["open_at_end"] += 1
+            result.append((s["begin"][1], s["begin"][0], end))
+        else:
+            counts["begun_before_range"] += 1
+            result.append((s["end"][1], begin, s["end"][0]))
+    return result, dict(counts)
