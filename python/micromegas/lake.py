@@ -5,11 +5,12 @@
     LAKE/thread_spans/<stream_id>.parquet    (a file, or a folder of files)
     LAKE/async_events/<process_id>.parquet   (a file, or a folder of files)
 
-Spans and events are read with pyarrow's dataset scanner, batch by batch, with the time
-filter pushed into the Parquet scan (row groups outside the range are skipped).
+Spans and events are read batch by batch from memory-mapped Parquet files. The time filter
+is pushed into the scan: row groups whose min/max statistics fall outside the range are
+never read. libperfetto_mm applies the exact per-row rule to what remains.
 """
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,10 +53,6 @@ def check_schema(schema: pa.Schema, required: Dict[str, str], where: str) -> Non
         test, expected = _KINDS[kind]
         if not test(schema.field(index).type):
             raise UserError(f"{where}: column '{name}' has type {schema.field(index).type}, expected {expected}")
-
-
-def _scalar(ns: int, t: pa.DataType) -> pa.Scalar:
-    return pa.scalar(ns, type=t if pa.types.is_timestamp(t) else pa.int64())
 
 
 class LocalLake(Source):
@@ -109,7 +106,7 @@ class LocalLake(Source):
         return begin, end
 
     def _data_bounds(self, process_id: str) -> Tuple[Optional[int], Optional[int]]:
-        """Earliest and latest times in the process's spans and events (from Parquet statistics)."""
+        """Earliest and latest times in the process's spans and events (reads their time columns)."""
         low = high = None
         files = [(self.path / "async_events" / f"{process_id}.parquet", "time", "time")]
         for thread in self.threads(process_id, 0, 0):
@@ -143,34 +140,20 @@ class LocalLake(Source):
 
     # -- spans and events ----------------------------------------------------------------------
 
-    def _scan(self, path: Path, columns: List[str], required: Dict[str, str], time_filter) -> pa.RecordBatchReader:
-        try:
-            dataset = ds.dataset(path, format="parquet")
-        except (pa.ArrowInvalid, OSError) as e:
-            raise UserError(f"cannot read {path}: {e}") from None
-        check_schema(dataset.schema, required, str(path))
-        present = [c for c in columns if c in dataset.schema.names]
-        return dataset.scanner(columns=present, filter=time_filter(dataset.schema), use_threads=True).to_reader()
-
     def thread_spans(self, stream_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
         path = self.path / "thread_spans" / f"{stream_id}.parquet"
         if not path.exists():
             return _empty(THREAD_SPAN_TYPES)
-
-        def overlapping(schema):
-            t = schema.field("begin").type
-            return (ds.field("begin") <= _scalar(end_ns, t)) & (ds.field("end") >= _scalar(begin_ns, schema.field("end").type))
-        return self._scan(path, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, overlapping)
+        # A row group may hold spans of the range when min(begin) <= end and max(end) >= begin.
+        return _parquet_reader(path, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES,
+                               lambda stats: stats("begin")[0] <= end_ns and stats("end")[1] >= begin_ns)
 
     def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
         path = self.path / "async_events" / f"{process_id}.parquet"
         if not path.exists():
             return _empty(ASYNC_EVENT_TYPES)
-
-        def within(schema):
-            t = schema.field("time").type
-            return (ds.field("time") >= _scalar(begin_ns, t)) & (ds.field("time") <= _scalar(end_ns, t))
-        return self._scan(path, ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, within)
+        return _parquet_reader(path, ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES,
+                               lambda stats: stats("time")[0] <= end_ns and stats("time")[1] >= begin_ns)
 
     # -- listing ---------------------------------------------------------------------------------
 
@@ -189,6 +172,52 @@ class LocalLake(Source):
                          "start_ns": self._ns(table.slice(i, 1), "start_time"),
                          "end_ns": self._ns(table.slice(i, 1), "end_time")})
         return rows
+
+
+Stats = Callable[[str], Tuple[float, float]]
+
+
+def _parquet_reader(path: Path, columns: List[str], required: Dict[str, str],
+                    keep: Callable[[Stats], bool]) -> pa.RecordBatchReader:
+    """The `columns` of a Parquet file (or a folder of them), batch by batch, skipping row
+    groups for which `keep(stats)` is false; `stats(column)` gives a row group's (min, max)."""
+    files = sorted(p for p in path.rglob("*.parquet") if p.is_file()) if path.is_dir() else [path]
+    opened = []
+    for file in files:
+        try:
+            parquet = pq.ParquetFile(file, memory_map=True)
+        except (pa.ArrowException, OSError) as e:
+            raise UserError(f"cannot read {file}: {e}") from None
+        check_schema(parquet.schema_arrow, required, str(file))
+        opened.append(parquet)
+    if not opened:
+        return _empty(required)
+    first = opened[0].schema_arrow
+    present = [c for c in columns if c in first.names]
+    schema = pa.schema([first.field(c) for c in present])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for parquet in opened:
+            groups = [i for i in range(parquet.num_row_groups) if keep(_row_group_stats(parquet, i))]
+            if not groups:
+                continue
+            for batch in parquet.iter_batches(batch_size=65_536, row_groups=groups, columns=present, use_threads=True):
+                yield batch if batch.schema == schema else batch.cast(schema)
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def _row_group_stats(parquet: pq.ParquetFile, index: int) -> Stats:
+    """(min, max) of a column's raw integer values in row group `index`; (-inf, inf) if unknown."""
+    group = parquet.metadata.row_group(index)
+    names = {group.column(j).path_in_schema: j for j in range(group.num_columns)}
+
+    def stats(column: str) -> Tuple[float, float]:
+        j = names.get(column)
+        s = group.column(j).statistics if j is not None else None
+        if s is None or not s.has_min_max or not isinstance(s.min_raw, int):
+            return float("-inf"), float("inf")
+        return s.min_raw, s.max_raw
+    return stats
 
 
 _EMPTY_TYPES = {"time": pa.timestamp("ns", tz="UTC"), "string": pa.string(), "integer": pa.int64()}
