@@ -61,3 +61,8 @@ class UserError(Exception):
 
     The command line prints its message on one line and exits with status 2.
     """
+
+
+class SourceError(Exception):
+    """A telemetry server failed: unreachable, refused, a query error, a lost connection, a
+    result with missing or mistyped columns. The command line prints it on one line, exit 1."""

@@ -220,13 +220,17 @@ class TraceSummary:
     bytes: int = 0
     seconds: float = 0.0
     filename: Optional[str] = None
+    chunks: Optional[int] = None  # server-side generation: the chunks received
 
     def describe(self) -> str:
+        where = f"{self.filename}: " if self.filename else ""
+        if self.chunks is not None:
+            return (f"{where}server-side trace of {self.threads} threads, {self.chunks} chunks, "
+                    f"{self.bytes} bytes in {self.seconds:.2f} s")
         m = self.matcher
         anomalies = (f"open at end {m.get('async_open_at_end', 0)}, begun before range "
                      f"{m.get('async_begun_before_range', 0)}, duplicates {m.get('async_duplicates', 0)}, "
                      f"dropped {m.get('async_dropped', 0)}")
-        where = f"{self.filename}: " if self.filename else ""
         return (f"{where}{self.thread_spans} thread spans on {self.threads} threads, {self.async_spans} async spans "
                 f"on {self.async_tracks} tracks (async anomalies: {anomalies}), {self.bytes} bytes in {self.seconds:.2f} s")
 

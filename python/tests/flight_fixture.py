@@ -1,0 +1,223 @@
+"""A FlightSQL server for the tests that serves a local lake like a micromegas analytics server.
+
+pyarrow.flight on loopback, with DataFusion (which micromegas runs on) as the SQL engine.
+It accepts the statements trace generation makes: the `processes` and `blocks` tables
+(derived from the lake), `view_instance('thread_spans' | 'async_events', id)`,
+`property_get`, `array_has`, and `perfetto_trace_chunks` (backed by this project's
+generator with the `micromegas` layout). Like the real server (spec/MICROMEGAS_FLIGHTSQL.md):
+ticket-style DoGet with an Any-packed TicketStatementQuery; GetFlightInfo answers with an
+empty schema and a bare ticket; prepared statements are not executable; dictionaries are
+hydrated unless `preserve_dictionary: true` is sent; trace chunks are small and split
+packets. It checks a bearer token when one is configured, records every call's SQL and
+headers, and can drop a stream after N batches or corrupt chunk ids on request.
+"""
+import re
+import threading
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pyarrow as pa
+import pyarrow.flight as flight
+from datafusion import SessionConfig, SessionContext, udf
+
+from micromegas.flightsql import TICKET_TYPE_URL
+from micromegas.lake import LocalLake
+from micromegas.perfetto import generate_trace_chunks
+from micromegas.timeutil import to_ns
+
+COMMAND_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+PROPERTIES = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
+
+
+def parse_fields(data: bytes) -> Dict[int, bytes]:
+    """The length-delimited fields of a protobuf message (enough for tickets and commands)."""
+    fields, i = {}, 0
+    while i < len(data):
+        tag, i = _varint(data, i)
+        if tag & 7 != 2:
+            raise flight.FlightServerError(f"unexpected wire type in ticket: {tag & 7}")
+        length, i = _varint(data, i)
+        fields[tag >> 3] = data[i:i + length]
+        i += length
+    return fields
+
+
+def _varint(data: bytes, i: int):
+    result = shift = 0
+    while True:
+        b = data[i]
+        i += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, i
+        shift += 7
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    out, n = bytearray(), number << 3 | 2
+    for value in (n, len(payload)):
+        while value >= 0x80:
+            out.append(value & 0x7F | 0x80)
+            value >>= 7
+        out.append(value)
+    return bytes(out) + payload
+
+
+def statement_from(data: bytes, expected_type: str) -> str:
+    """The SQL of an Any-packed (or bare) TicketStatementQuery / CommandStatementQuery."""
+    fields = parse_fields(data)
+    if fields.get(1, b"").startswith(b"type.googleapis.com/"):
+        if fields[1].decode() != expected_type:
+            raise flight.FlightServerError(f"unexpected message type {fields[1].decode()}")
+        fields = parse_fields(fields.get(2, b""))
+    return fields.get(1, b"").decode("utf-8")
+
+
+class _Headers(flight.ServerMiddleware):
+    def __init__(self, headers):
+        self.headers = headers
+
+
+class _Auth(flight.ServerMiddlewareFactory):
+    def __init__(self, server: "LakeFlightServer"):
+        self.server = server
+
+    def start_call(self, info, headers):
+        if self.server.token is not None:
+            given = (headers.get("authorization") or [None])[0]
+            if given != f"Bearer {self.server.token}":
+                raise flight.FlightUnauthenticatedError("invalid or missing bearer token")
+        return _Headers(headers)
+
+
+class LakeFlightServer(flight.FlightServerBase):
+    def __init__(self, lake, token: Optional[str] = None):
+        super().__init__("grpc://127.0.0.1:0", middleware={"auth": _Auth(self)})
+        self.lake = Path(lake)
+        self.token = token
+        self.calls: List[dict] = []
+        self.lock = threading.Lock()
+        self.rows_per_batch = 1000
+        self.drop_after_batches: Optional[int] = None  # then fail the stream, as a lost connection would
+        self.chunk_fault: Optional[str] = None  # "gap" or "repeat"
+        self.drop_column: Optional[str] = None  # removed from view_instance results
+        self.fail_views = False  # view_instance queries fail
+        self.chunk_bytes = 1000
+
+    @property
+    def uri(self) -> str:
+        return f"grpc://127.0.0.1:{self.port}"
+
+    # -- Flight ------------------------------------------------------------------------------
+
+    def do_get(self, context, ticket):
+        sql = statement_from(ticket.ticket, TICKET_TYPE_URL)
+        headers = context.get_middleware("auth").headers
+        with self.lock:
+            self.calls.append({"sql": sql, "headers": {k: v[0] for k, v in headers.items()}})
+        preserve = (headers.get("preserve_dictionary") or ["false"])[0].lower() == "true"
+        table = self.execute(sql)
+        batches = [self.shape(b, preserve) for b in table.to_batches(max_chunksize=self.rows_per_batch)]
+        schema = batches[0].schema if batches else self.shape_schema(table.schema, preserve)
+        drop = self.drop_after_batches
+
+        def stream():
+            for i, batch in enumerate(batches):
+                if drop is not None and i >= drop:
+                    raise flight.FlightUnavailableError("the server stopped")
+                yield batch
+        # A reader-backed stream: pyarrow's GeneratorStream does not send dictionary batches.
+        return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(schema, stream()))
+
+    def get_flight_info(self, context, descriptor):
+        sql = statement_from(descriptor.command, COMMAND_TYPE_URL)
+        ticket = flight.Ticket(_field(1, sql.encode()))  # bare, not Any-packed
+        return flight.FlightInfo(pa.schema([]), descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
+
+    def do_action(self, context, action):
+        raise flight.FlightUnimplementedError(f"action {action.type} is not implemented")
+
+    # -- SQL -----------------------------------------------------------------------------------
+
+    def context(self) -> SessionContext:
+        config = SessionConfig().set("datafusion.execution.parquet.schema_force_view_types", "false")
+        ctx = SessionContext(config)
+        ctx.register_parquet("processes", str(self.lake / "processes.parquet"))
+        ctx.register_parquet("streams", str(self.lake / "streams.parquet"))
+        ctx.register_udf(udf(_property_get, [PROPERTIES, pa.string()], pa.string(), "immutable", name="property_get"))
+        # One block per stream, spanning its process.
+        ctx.register_view("blocks", ctx.sql(
+            'SELECT s.stream_id, s.process_id, s.properties AS "streams.properties", s.tags AS "streams.tags", '
+            "p.start_time AS begin_time, p.end_time AS end_time "
+            "FROM streams s JOIN processes p ON s.process_id = p.process_id"))
+        return ctx
+
+    def execute(self, sql: str) -> pa.Table:
+        chunks = re.fullmatch(r"\s*SELECT chunk_id, chunk_data FROM perfetto_trace_chunks\('([^']*)', '([^']*)', "
+                              r"TIMESTAMP '([^']*)', TIMESTAMP '([^']*)'\)\s*", sql)
+        if chunks:
+            return self.trace_chunks(*chunks.groups())
+        ctx = self.context()
+        views = []
+
+        def view(match):
+            kind, key = match.group(1), match.group(2)
+            if self.fail_views:
+                raise flight.FlightServerError(f"view_instance('{kind}', '{key}'): partition read failed")
+            if kind not in ("thread_spans", "async_events"):
+                raise flight.FlightServerError(f"unknown view {kind}")
+            name = f"view_{len(views)}"
+            views.append(name)
+            path = self.lake / kind / f"{key}.parquet"
+            reader = getattr(LocalLake(self.lake), kind)(key, 0, 1 << 62)
+            if path.exists():
+                ctx.register_parquet(name, str(path))
+            else:
+                ctx.register_record_batches(name, [[pa.RecordBatch.from_pylist([], schema=reader.schema)]])
+            return name
+        try:
+            rewritten = re.sub(r"view_instance\('(\w+)',\s*'([^']*)'\)", view, sql)
+            table = ctx.sql(rewritten).to_arrow_table()
+        except flight.FlightError:
+            raise
+        except Exception as e:  # DataFusion errors: a bad query
+            raise flight.FlightServerError(f"query failed: {e}") from None
+        if views and self.drop_column in table.column_names:
+            table = table.drop_columns([self.drop_column])
+        return table
+
+    def trace_chunks(self, process_id: str, span_types: str, begin: str, end: str) -> pa.Table:
+        if not LocalLake(self.lake).processes() or process_id not in {
+                p["process_id"] for p in LocalLake(self.lake).processes()}:
+            raise flight.FlightServerError(f"Process {process_id} not found")
+        trace = b"".join(data for _, data in generate_trace_chunks(
+            self.lake, process_id, span_types=span_types, begin=to_ns(begin), end=to_ns(end),
+            async_layout="micromegas"))
+        # Small chunks whose boundaries fall anywhere, even inside a packet.
+        pieces = [trace[i:i + self.chunk_bytes] for i in range(0, len(trace), self.chunk_bytes)]
+        ids = list(range(len(pieces)))
+        if self.chunk_fault == "gap" and len(ids) > 3:
+            del ids[2], pieces[2]
+        elif self.chunk_fault == "repeat" and len(ids) > 3:
+            ids[2] = 1
+        self.rows_per_batch = 10
+        return pa.table({"chunk_id": pa.array(ids, pa.int32()), "chunk_data": pa.array(pieces, pa.binary())})
+
+    @staticmethod
+    def shape_schema(schema: pa.Schema, preserve: bool) -> pa.Schema:
+        if preserve:
+            return schema
+        return pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema])
+
+    def shape(self, batch: pa.RecordBatch, preserve: bool) -> pa.RecordBatch:
+        """Dictionaries stay only when the client asked for them (preserve_dictionary)."""
+        return batch if preserve else batch.cast(self.shape_schema(batch.schema, preserve))
+
+
+def _property_get(properties: pa.Array, key) -> pa.Array:
+    """micromegas' property_get(properties, key): the value of `key`, or null."""
+    wanted = key[0].as_py() if isinstance(key, (pa.Array, pa.ChunkedArray)) else key.as_py()
+    values = []
+    for entry in properties.to_pylist():
+        values.append(next((kv["value"] for kv in entry or [] if kv and kv["key"] == wanted), None))
+    return pa.array(values, pa.string())
