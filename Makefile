@@ -33,9 +33,10 @@ deps:
 build:
 	$(SWIFT_RELEASE)
 
-# Python runtime dependencies (pyarrow, tqdm) and the test ones (pytest, perfetto's protos).
+# Python runtime dependencies (pyarrow, tqdm) and the test ones (pytest, Perfetto's protos,
+# DataFusion for the FlightSQL fixture server).
 python-deps:
-	$(PIP) install "pyarrow>=14" "tqdm>=4.60" "pytest>=7" "perfetto>=0.9" "protobuf>=4"
+	$(PIP) install "pyarrow>=14" "tqdm>=4.60" "pytest>=7" "perfetto>=0.9" "protobuf>=4" "datafusion>=40"
 
 # pip builds libperfetto_mm.so through the package's build hook and bundles it.
 python-install: build python-deps

@@ -135,7 +135,7 @@ class LakeFlightServer(flight.FlightServerBase):
         return flight.FlightInfo(pa.schema([]), descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
 
     def do_action(self, context, action):
-        raise flight.FlightUnimplementedError(f"action {action.type} is not implemented")
+        raise NotImplementedError(f"action {action.type} is not implemented")  # gRPC UNIMPLEMENTED
 
     # -- SQL -----------------------------------------------------------------------------------
 

@@ -1,0 +1,173 @@
+"""write_perfetto against a real FlightSQL server (the loopback fixture serving a lake)."""
+import socket
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+from conftest import run_cli
+from flight_fixture import COMMAND_TYPE_URL, LakeFlightServer, _field
+from micromegas.flightsql import FlightSQLClient, resolve_uri, statement_ticket
+from micromegas.lake import LocalLake
+from micromegas.timeutil import ns_to_iso
+
+
+@pytest.fixture
+def server(small_lake):
+    lake, _ = small_lake
+    s = LakeFlightServer(lake)
+    yield s
+    s.shutdown()
+
+
+def pid_of(small_lake, index=0):
+    return small_lake[1][index]["process_id"]
+
+
+def write(out, process_id, *args, env=None):
+    return run_cli("write_perfetto", process_id, "--filename", out, "--quiet", *args, env=env)
+
+
+@pytest.mark.parametrize("options", [
+    [], ["--spans", "thread"], ["--spans", "async"], ["--async-layout", "micromegas"],
+    ["--begin", "2023-11-14T22:13:20.01Z", "--end", "2023-11-14T22:13:20.02Z"],
+])
+def test_client_side_equals_the_lake_source(small_lake, server, tmp_path, options):
+    lake, _ = small_lake
+    pid = pid_of(small_lake)
+    remote = write(tmp_path / "remote.perfetto", pid, "--uri", server.uri, *options)
+    assert remote.returncode == 0, remote.stderr
+    local = write(tmp_path / "local.perfetto", pid, "--lake", lake, *options)
+    assert local.returncode == 0, local.stderr
+    assert (tmp_path / "remote.perfetto").read_bytes() == (tmp_path / "local.perfetto").read_bytes()
+
+
+@pytest.mark.parametrize("spans", ["both", "thread", "async"])
+def test_server_side_equals_client_side_with_the_servers_layout(small_lake, server, tmp_path, spans):
+    pid = pid_of(small_lake)
+    server_side = write(tmp_path / "s.perfetto", pid, "--uri", server.uri, "--server-side", "--spans", spans)
+    assert server_side.returncode == 0, server_side.stderr
+    client_side = write(tmp_path / "c.perfetto", pid, "--uri", server.uri, "--async-layout", "micromegas",
+                        "--spans", spans)
+    assert client_side.returncode == 0, client_side.stderr
+    assert (tmp_path / "s.perfetto").read_bytes() == (tmp_path / "c.perfetto").read_bytes()
+    chunk_calls = [c for c in server.calls if "perfetto_trace_chunks" in c["sql"]]
+    assert len(chunk_calls) == 1 and f"'{spans}'" in chunk_calls[0]["sql"]
+
+
+def test_every_query_carries_the_range_and_dictionary_headers(small_lake, server, tmp_path):
+    pid = pid_of(small_lake)
+    begin, end = "2023-11-14T22:13:20.010000000Z", "2023-11-14T22:13:20.020000000Z"
+    assert write(tmp_path / "t.perfetto", pid, "--uri", server.uri, "--begin", begin, "--end", end).returncode == 0
+    assert len(server.calls) >= 2 + 4 + 1  # process, threads, 4 threads' spans, async events
+    for call in server.calls:
+        headers = call["headers"]
+        assert headers["preserve_dictionary"] == "true"
+        assert "query_range_begin" in headers and "query_range_end" in headers
+        assert "authorization" not in headers
+    data_calls = [c for c in server.calls if "view_instance" in c["sql"] or "GROUP BY" in c["sql"]]
+    assert data_calls and all(c["headers"]["query_range_begin"] == begin and c["headers"]["query_range_end"] == end
+                              for c in data_calls)
+    spans_sql = [c["sql"] for c in server.calls if "view_instance('thread_spans'" in c["sql"]]
+    assert len(spans_sql) == 4 and all(f"TIMESTAMP '{begin}'" in s and f"TIMESTAMP '{end}'" in s for s in spans_sql)
+
+
+def test_bearer_token(small_lake, tmp_path):
+    lake, _ = small_lake
+    s = LakeFlightServer(lake, token="s3cret")
+    try:
+        pid = pid_of(small_lake)
+        refused = run_cli("write_perfetto", pid, "--uri", s.uri, "--filename", tmp_path / "t.perfetto")
+        assert refused.returncode == 1
+        assert "authentication refused" in refused.stderr and s.uri in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+        wrong = write(tmp_path / "t.perfetto", pid, "--uri", s.uri, "--token", "nope")
+        assert wrong.returncode == 1 and "authentication refused" in wrong.stderr
+        assert not (tmp_path / "t.perfetto").exists()
+        assert write(tmp_path / "t.perfetto", pid, "--uri", s.uri, "--token", "s3cret").returncode == 0
+        assert write(tmp_path / "e.perfetto", pid, "--uri", s.uri, env={"MICROMEGAS_TOKEN": "s3cret"}).returncode == 0
+        assert all(c["headers"]["authorization"] == "Bearer s3cret" for c in s.calls)
+    finally:
+        s.shutdown()
+
+
+@pytest.mark.parametrize("server_side", [False, True])
+def test_server_stopping_mid_stream_leaves_no_file(small_lake, server, tmp_path, server_side):
+    server.rows_per_batch = 500
+    server.drop_after_batches = 2
+    args = ["--uri", server.uri] + (["--server-side"] if server_side else [])
+    result = run_cli("write_perfetto", pid_of(small_lake), *args, "--filename", tmp_path / "t.perfetto")
+    assert result.returncode == 1, result.stderr
+    assert "lost" in result.stderr and server.uri in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_non_uuid_process_id_sends_no_query(server, tmp_path):
+    result = run_cli("write_perfetto", "x' OR '1'='1", "--uri", server.uri, "--filename", tmp_path / "t.perfetto")
+    assert result.returncode == 2 and "not a UUID" in result.stderr
+    assert server.calls == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fault, word", [("gap", "missing"), ("repeat", "repeated")])
+def test_chunk_id_faults_are_errors(small_lake, server, tmp_path, fault, word):
+    server.chunk_fault = fault
+    result = run_cli("write_perfetto", pid_of(small_lake), "--uri", server.uri, "--server-side",
+                     "--filename", tmp_path / "t.perfetto")
+    assert result.returncode == 1 and word in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unreachable_server(small_lake, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    uri = f"grpc://127.0.0.1:{port}"
+    result = run_cli("write_perfetto", pid_of(small_lake), "--uri", uri, "--filename", tmp_path / "t.perfetto")
+    assert result.returncode == 1 and "cannot reach" in result.stderr and uri in result.stderr
+    assert "process query" in result.stderr and list(tmp_path.iterdir()) == []
+
+
+def test_query_error_and_missing_column(small_lake, server, tmp_path):
+    server.fail_views = True
+    result = run_cli("write_perfetto", pid_of(small_lake), "--uri", server.uri, "--filename", tmp_path / "t.perfetto")
+    assert result.returncode == 1 and "failed the thread spans query" in result.stderr, result.stderr
+    server.fail_views = False
+    server.drop_column = "line"
+    result = run_cli("write_perfetto", pid_of(small_lake), "--uri", server.uri, "--filename", tmp_path / "t.perfetto")
+    assert result.returncode == 1 and "missing column 'line'" in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unknown_process_on_the_server(server, tmp_path):
+    result = run_cli("write_perfetto", "00000000-0000-4000-8000-000000000000", "--uri", server.uri,
+                     "--filename", tmp_path / "t.perfetto")
+    assert result.returncode == 2 and "not found" in result.stderr
+
+
+def test_uri_resolution(monkeypatch):
+    monkeypatch.delenv("MICROMEGAS_ANALYTICS_URI", raising=False)
+    assert resolve_uri(None) == "grpc://localhost:50051"
+    assert resolve_uri("https://example.com:443") == "grpc+tls://example.com:443"
+    assert resolve_uri("http://h:1") == "grpc://h:1"
+    monkeypatch.setenv("MICROMEGAS_ANALYTICS_URI", "grpc://a:2")
+    assert resolve_uri(None) == "grpc://a:2"
+
+
+def test_fixture_behaves_like_the_real_server(small_lake, server):
+    """Empty FlightInfo schema with a bare ticket; no prepared statements; dictionaries only on request."""
+    client = flight.FlightClient(server.uri)
+    sql = "SELECT exe FROM processes"
+    command = _field(1, COMMAND_TYPE_URL.encode()) + _field(2, _field(1, sql.encode()))
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(command))
+    assert info.schema == pa.schema([])
+    assert client.do_get(info.endpoints[0].ticket).read_all().num_rows == 3
+    with pytest.raises(pa.ArrowNotImplementedError, match="not implemented"):
+        list(client.do_action(flight.Action("CreatePreparedStatement", b"")))
+    stream = LocalLake(small_lake[0]).threads(pid_of(small_lake), 0, 0)[0].stream_id
+    spans = f"SELECT name FROM view_instance('thread_spans', '{stream}')"
+    plain = client.do_get(flight.Ticket(statement_ticket(spans))).read_all()
+    assert plain.schema.field("name").type == pa.string()
+    preserved = FlightSQLClient(server.uri).read_all(spans, 0, 1, "test")
+    assert pa.types.is_dictionary(preserved.schema.field("name").type)
