@@ -20,11 +20,13 @@ public enum ArrowTestStream {
         case doubles(String, [Double])
         /// utf8 with arbitrary bytes (to test invalid UTF-8).
         case rawUTF8(String, [[UInt8]])
+        /// utf8_view ("vu"): 16-byte views, strings over 12 bytes in data buffers of 64 bytes.
+        case stringViews(String, [String?])
 
         var name: String {
             switch self {
             case .integers(let n, _, _), .strings(let n, _, _), .dictionary(let n, _, _, _), .doubles(let n, _),
-                 .rawUTF8(let n, _): return n
+                 .rawUTF8(let n, _), .stringViews(let n, _): return n
             }
         }
 
@@ -34,6 +36,7 @@ public enum ArrowTestStream {
             case .strings(_, _, let v), .dictionary(_, _, _, let v): return v.count
             case .doubles(_, let v): return v.count
             case .rawUTF8(_, let v): return v.count
+            case .stringViews(_, let v): return v.count
             }
         }
     }
@@ -189,6 +192,7 @@ public enum ArrowTestStream {
         case .integers(_, let f, _): format = f
         case .strings(_, let large, _): format = large ? "U" : "u"
         case .rawUTF8: format = "u"
+        case .stringViews: format = "vu"
         case .doubles: format = "g"
         case .dictionary(_, let indexFormat, let large, _):
             format = indexFormat
@@ -276,6 +280,35 @@ public enum ArrowTestStream {
             let (offsets, bytes) = stringBuffers(values, lead: lead, large: false, a)
             nulls = values.map { _ in false }
             buffers = [nil, offsets, bytes]
+        case .stringViews(_, let values):
+            // Long strings go to data buffers of about 64 bytes each, so views point into several.
+            let views = a.bytes((lead + values.count) * 16)
+            var dataBuffers: [[UInt8]] = [[]]
+            for (i, value) in values.enumerated() {
+                let bytes = Array((value ?? "").utf8)
+                let view = views + (lead + i) * 16
+                view.storeBytes(of: Int32(bytes.count), as: Int32.self)
+                if bytes.count <= 12 {
+                    for (j, b) in bytes.enumerated() { view.storeBytes(of: b, toByteOffset: 4 + j, as: UInt8.self) }
+                } else {
+                    if dataBuffers[dataBuffers.count - 1].count > 64 { dataBuffers.append([]) }
+                    let index = dataBuffers.count - 1
+                    for j in 0..<4 { view.storeBytes(of: bytes[j], toByteOffset: 4 + j, as: UInt8.self) }
+                    view.storeBytes(of: Int32(index), toByteOffset: 8, as: Int32.self)
+                    view.storeBytes(of: Int32(dataBuffers[index].count), toByteOffset: 12, as: Int32.self)
+                    dataBuffers[index] += bytes
+                }
+            }
+            let sizes = a.bytes(dataBuffers.count * 8)
+            buffers = [nil, UnsafeRawPointer(views)]
+            for (k, data) in dataBuffers.enumerated() {
+                let storage = a.bytes(data.count)
+                for (j, b) in data.enumerated() { storage.storeBytes(of: b, toByteOffset: j, as: UInt8.self) }
+                sizes.storeBytes(of: Int64(data.count), toByteOffset: k * 8, as: Int64.self)
+                buffers.append(UnsafeRawPointer(storage))
+            }
+            buffers.append(UnsafeRawPointer(sizes))
+            nulls = values.map { $0 == nil }
         case .dictionary(_, let indexFormat, let large, let values):
             var unique: [String] = []
             var position: [String: Int] = [:]

@@ -62,11 +62,83 @@ struct IntegerColumn {
     }
 }
 
-/// A string column (utf8, large_utf8 or dictionary of either), read as pool ids.
-/// Nulls read as the empty string.
+/// The string layouts the importer reads, for a column or a dictionary's values.
+enum StringLayout {
+    case utf8, largeUTF8, view
+
+    init?(format: String) {
+        switch format {
+        case "u": self = .utf8
+        case "U": self = .largeUTF8
+        case "vu": self = .view
+        default: return nil
+        }
+    }
+}
+
+/// The string values of one array (utf8, large_utf8 or utf8_view), by physical index.
+struct StringValues {
+    let layout: StringLayout
+    /// Offsets (utf8, large_utf8) or views (utf8_view).
+    let index: UnsafeRawPointer
+    /// The data buffer (utf8, large_utf8) or all buffers (utf8_view: data buffers from 2).
+    let buffers: UnsafePointer<UnsafeRawPointer?>
+    let bufferCount: Int
+    let name: String
+    let label: String
+
+    init?(_ array: ArrowArray, layout: StringLayout, name: String, label: String) throws(PerfettoError) {
+        guard array.n_buffers >= 3, let buffers = array.buffers else {
+            throw .invalidData("\(label): column '\(name)' has \(array.n_buffers) buffers; a string array needs 3 or more")
+        }
+        guard let index = buffers[1] else { return nil }
+        self.layout = layout
+        self.index = index
+        self.buffers = UnsafePointer(buffers)
+        // utf8_view: validity, views, data buffers..., then the buffer sizes (C Data Interface).
+        bufferCount = Int(array.n_buffers)
+        self.name = name
+        self.label = label
+    }
+
+    /// The bytes of string `i` (a physical index).
+    @inline(__always)
+    func bytes(_ i: Int) throws(PerfettoError) -> UnsafeRawBufferPointer {
+        let start: Int, end: Int
+        switch layout {
+        case .view:
+            let view = index + i &* 16
+            let length = Int(view.loadUnaligned(as: Int32.self))
+            guard length >= 0 else { throw .invalidData("\(label): column '\(name)' has a negative string length") }
+            if length <= 12 { return UnsafeRawBufferPointer(start: view + 4, count: length) }
+            let buffer = Int(view.loadUnaligned(fromByteOffset: 8, as: Int32.self))
+            let offset = Int(view.loadUnaligned(fromByteOffset: 12, as: Int32.self))
+            // Data buffers are buffers[2 ..< bufferCount - 1]; the last holds their sizes.
+            guard buffer >= 0, 2 + buffer < bufferCount - 1, offset >= 0, let data = buffers[2 + buffer] else {
+                throw .invalidData("\(label): column '\(name)' has a string view into buffer \(buffer), which does not exist")
+            }
+            return UnsafeRawBufferPointer(start: data + offset, count: length)
+        case .utf8:
+            start = Int(index.load(fromByteOffset: i &* 4, as: Int32.self))
+            end = Int(index.load(fromByteOffset: (i &+ 1) &* 4, as: Int32.self))
+        case .largeUTF8:
+            start = Int(index.load(fromByteOffset: i &* 8, as: Int64.self))
+            end = Int(index.load(fromByteOffset: (i &+ 1) &* 8, as: Int64.self))
+        }
+        guard start >= 0, end >= start else {
+            throw .invalidData("\(label): column '\(name)' has invalid string offsets \(start)..\(end)")
+        }
+        guard end > start else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        guard let data = buffers[2] else { throw .invalidData("\(label): column '\(name)' has no string data buffer") }
+        return UnsafeRawBufferPointer(start: data + start, count: end - start)
+    }
+}
+
+/// A string column (utf8, large_utf8, utf8_view or a dictionary of one of them), read as
+/// pool ids. Nulls read as the empty string.
 struct StringColumn {
     enum Storage {
-        case plain(offsets: UnsafeRawPointer, data: UnsafeRawPointer?, large: Bool)
+        case plain(StringValues)
         /// Dictionary indices and the dictionary mapped to pool ids (once per batch).
         case dictionary(indices: UnsafeRawPointer, width: ArrowType.IntegerWidth, ids: [UInt32])
         case empty
@@ -84,18 +156,18 @@ struct StringColumn {
         self.label = label
         self.pool = pool
         emptyId = try pool.id(UnsafeRawBufferPointer(start: nil, count: 0), column: field.name)
-        let unsupported = PerfettoError.invalidData(
-            "\(label): column '\(field.name)' has type \(field.type.description); expected utf8, large_utf8 or dictionary<integer, utf8>")
         switch field.type {
-        case .utf8, .largeUTF8:
+        case .utf8, .largeUTF8, .utf8View:
+            let layout: StringLayout = field.type == .utf8 ? .utf8 : field.type == .largeUTF8 ? .largeUTF8 : .view
             view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 3)
-            guard let offsets = view.buffer(1) else {
+            guard let values = try StringValues(view.array, layout: layout, name: field.name, label: label) else {
                 storage = .empty
-                if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no offsets buffer") }
+                if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no offsets or views buffer") }
                 return
             }
-            storage = .plain(offsets: offsets, data: view.buffer(2), large: field.type == .largeUTF8)
-        case .dictionary(let width, let value) where value.format == "u" || value.format == "U":
+            storage = .plain(values)
+        case .dictionary(let width, let value):
+            guard let layout = StringLayout(format: value.format) else { throw ColumnCheck.unsupportedString(label, field) }
             view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2)
             guard let indices = view.buffer(1) else {
                 storage = .empty
@@ -105,11 +177,11 @@ struct StringColumn {
             guard let dictionary = view.array.dictionary?.pointee else {
                 throw .invalidData("\(label): column '\(field.name)' is dictionary-encoded but has no dictionary")
             }
-            let ids = try Self.mapDictionary(dictionary, large: value.format == "U", pool: pool,
-                                             name: field.name, label: label, emptyId: emptyId)
+            let ids = try Self.mapDictionary(dictionary, layout: layout, pool: pool, name: field.name, label: label,
+                                             emptyId: emptyId)
             storage = .dictionary(indices: indices, width: width, ids: ids)
         default:
-            throw unsupported
+            throw ColumnCheck.unsupportedString(label, field)
         }
     }
 
@@ -135,49 +207,31 @@ struct StringColumn {
                 throw .invalidData("\(label): column '\(name)': dictionary index \(key) out of range (\(ids.count) entries)")
             }
             return ids[key]
-        case .plain(let offsets, let data, let large):
-            return try pool.id(try Self.slice(offsets, data, i, large: large, name: name, label: label), column: name)
+        case .plain(let values):
+            return try pool.id(try values.bytes(i), column: name)
         case .empty:
             return emptyId
         }
     }
 
-    /// The bytes of string `i` of a utf8 / large_utf8 array.
-    @inline(__always)
-    static func slice(_ offsets: UnsafeRawPointer, _ data: UnsafeRawPointer?, _ i: Int, large: Bool,
-                      name: String, label: String) throws(PerfettoError) -> UnsafeRawBufferPointer {
-        let start: Int, end: Int
-        if large {
-            start = Int(offsets.load(fromByteOffset: i &* 8, as: Int64.self))
-            end = Int(offsets.load(fromByteOffset: (i &+ 1) &* 8, as: Int64.self))
-        } else {
-            start = Int(offsets.load(fromByteOffset: i &* 4, as: Int32.self))
-            end = Int(offsets.load(fromByteOffset: (i &+ 1) &* 4, as: Int32.self))
-        }
-        guard start >= 0, end >= start else {
-            throw .invalidData("\(label): column '\(name)' has invalid string offsets \(start)..\(end)")
-        }
-        guard end > start else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        guard let data else { throw .invalidData("\(label): column '\(name)' has no string data buffer") }
-        return UnsafeRawBufferPointer(start: data + start, count: end - start)
-    }
-
     /// Pool ids of every dictionary entry (nulls map to the empty string).
-    static func mapDictionary(_ dictionary: ArrowArray, large: Bool, pool: StringPool, name: String, label: String,
-                              emptyId: UInt32) throws(PerfettoError) -> [UInt32] {
+    static func mapDictionary(_ dictionary: ArrowArray, layout: StringLayout, pool: StringPool, name: String,
+                              label: String, emptyId: UInt32) throws(PerfettoError) -> [UInt32] {
         let count = Int(dictionary.length)
-        guard count >= 0, dictionary.offset >= 0, dictionary.n_buffers >= 3, let buffers = dictionary.buffers else {
+        guard count >= 0, dictionary.offset >= 0 else {
             throw .invalidData("\(label): column '\(name)' has an invalid dictionary")
         }
         guard count > 0 else { return [] }
-        guard let offsets = buffers[1] else { throw .invalidData("\(label): column '\(name)' dictionary has no offsets") }
-        let validity = dictionary.null_count != 0 ? buffers[0]?.assumingMemoryBound(to: UInt8.self) : nil
+        guard let values = try StringValues(dictionary, layout: layout, name: name, label: label) else {
+            throw .invalidData("\(label): column '\(name)' dictionary has no offsets or views")
+        }
+        let validity = dictionary.null_count != 0 ? dictionary.buffers?[0]?.assumingMemoryBound(to: UInt8.self) : nil
         let base = Int(dictionary.offset)
         var ids = [UInt32](repeating: emptyId, count: count)
         for k in 0..<count {
             let i = base + k
             if let validity, validity[i >> 3] & (1 << UInt8(i & 7)) == 0 { continue }
-            ids[k] = try pool.id(try slice(offsets, buffers[2], i, large: large, name: name, label: label), column: name)
+            ids[k] = try pool.id(try values.bytes(i), column: name)
         }
         return ids
     }

@@ -146,6 +146,8 @@ public enum ArrowType: Sendable, Equatable {
     case timestampNanoseconds(timeZone: String)
     case utf8
     case largeUTF8
+    /// utf8_view (Arrow's "vu"): 16-byte views, inline up to 12 bytes.
+    case utf8View
     case dictionary(index: IntegerWidth, value: ArrowTypeFormat)
     case unsupported(ArrowTypeFormat)
 
@@ -175,6 +177,8 @@ public enum ArrowType: Sendable, Equatable {
             self = .utf8
         } else if format == "U" {
             self = .largeUTF8
+        } else if format == "vu" {
+            self = .utf8View
         } else if format.hasPrefix("tsn:") {
             self = .timestampNanoseconds(timeZone: String(format.dropFirst(4)))
         } else {
@@ -203,6 +207,7 @@ public enum ArrowType: Sendable, Equatable {
         case .timestampNanoseconds(let tz): return tz.isEmpty ? "timestamp[ns]" : "timestamp[ns, tz=\(tz)]"
         case .utf8: return "utf8"
         case .largeUTF8: return "large_utf8"
+        case .utf8View: return "string_view"
         case .dictionary(let index, let value): return "dictionary<\(index), \(Self.describe(format: value.format))>"
         case .unsupported(let f): return Self.describe(format: f.format)
         }

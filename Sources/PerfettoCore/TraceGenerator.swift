@@ -307,10 +307,15 @@ enum ColumnCheck {
     static func string(_ reader: ArrowStreamReader, _ index: Int) throws(PerfettoError) {
         let field = reader.fields[index]
         switch field.type {
-        case .utf8, .largeUTF8: return
-        case .dictionary(_, let value) where value.format == "u" || value.format == "U": return
-        default: throw mismatch(reader, field, "utf8, large_utf8 or dictionary<integer, utf8>")
+        case .utf8, .largeUTF8, .utf8View: return
+        case .dictionary(_, let value) where StringLayout(format: value.format) != nil: return
+        default: throw unsupportedString(reader.label, field)
         }
+    }
+
+    static func unsupportedString(_ label: String, _ field: ArrowField) -> PerfettoError {
+        .invalidData("\(label): column '\(field.name)' has type \(field.type.description); "
+                     + "expected utf8, large_utf8, string_view or dictionary<integer, utf8>")
     }
 
     static func mismatch(_ reader: ArrowStreamReader, _ field: ArrowField, _ expected: String) -> PerfettoError {

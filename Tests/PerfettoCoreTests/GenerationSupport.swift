@@ -5,7 +5,7 @@ import CArrowABI
 
 /// How a test encodes string columns.
 enum StringEncoding: CaseIterable {
-    case dictionary32, dictionary8, dictionary64Unsigned, plain, large, largeDictionary
+    case dictionary32, dictionary8, dictionary64Unsigned, plain, large, largeDictionary, view
 }
 
 func stringColumn(_ name: String, _ values: [String?], _ encoding: StringEncoding) -> ArrowTestStream.Column {
@@ -16,6 +16,7 @@ func stringColumn(_ name: String, _ values: [String?], _ encoding: StringEncodin
     case .plain: return .strings(name, large: false, values)
     case .large: return .strings(name, large: true, values)
     case .largeDictionary: return .dictionary(name, indexFormat: "l", large: true, values)
+    case .view: return .stringViews(name, values)
     }
 }
 

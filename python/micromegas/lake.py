@@ -32,10 +32,11 @@ def _is_time(t: pa.DataType) -> bool:
 def _is_string(t: pa.DataType) -> bool:
     if pa.types.is_dictionary(t):
         t = t.value_type
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
+    is_view = getattr(pa.types, "is_string_view", lambda _: False)
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or is_view(t)
 
 
-_KINDS = {"time": (_is_time, "timestamp or int64"), "string": (_is_string, "string or dictionary<string>"),
+_KINDS = {"time": (_is_time, "timestamp or int64"), "string": (_is_string, "string, string_view or dictionary<string>"),
           "integer": (pa.types.is_integer, "an integer type")}
 
 THREAD_SPAN_TYPES = {"begin": "time", "end": "time", "name": "string", "target": "string", "filename": "string",

@@ -219,3 +219,28 @@ def test_failing_source_is_reported_as_itself(small_lake, tmp_path):
     with pytest.raises(ConnectionError, match="connection lost"):
         write_process_trace(Failing(lake), processes[0]["process_id"], tmp_path / "t.perfetto")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("string_type", ["string", "large_string", "string_view"])
+def test_every_string_type_gives_the_same_trace(small_lake, tmp_path, string_type):
+    """Dictionary (from the lake) or plain strings of any layout, exported by pyarrow itself."""
+    lake, processes = small_lake
+    target = getattr(pa, string_type)()
+
+    class Hydrated(LocalLake):
+        def thread_spans(self, stream_id, begin, end):
+            return hydrate(super().thread_spans(stream_id, begin, end))
+
+        def async_events(self, process_id, begin, end):
+            return hydrate(super().async_events(process_id, begin, end))
+
+    def hydrate(reader):
+        def plain(t):  # pyarrow casts dictionaries to string_view only through string
+            return pa.schema([f.with_type(t) if pa.types.is_dictionary(f.type) else f for f in reader.schema])
+        schema = plain(target)
+        return pa.RecordBatchReader.from_batches(schema, (b.cast(plain(pa.string())).cast(schema) for b in reader))
+
+    pid = processes[0]["process_id"]
+    write_process_trace(lake, pid, tmp_path / "dictionary.perfetto")
+    write_process_trace(Hydrated(lake), pid, tmp_path / "plain.perfetto")
+    assert (tmp_path / "plain.perfetto").read_bytes() == (tmp_path / "dictionary.perfetto").read_bytes()
