@@ -47,11 +47,14 @@ public enum ArrowTestStream {
         public var columns: [Column]
         public var columnPadding: Int
         public var batchPadding: Int
+        /// A bogus offset written into every column array (hostile-producer tests).
+        public var corruptOffset: Int64?
 
-        public init(_ columns: [Column], columnPadding: Int = 0, batchPadding: Int = 0) {
+        public init(_ columns: [Column], columnPadding: Int = 0, batchPadding: Int = 0, corruptOffset: Int64? = nil) {
             self.columns = columns
             self.columnPadding = columnPadding
             self.batchPadding = batchPadding
+            self.corruptOffset = corruptOffset
         }
     }
 
@@ -232,6 +235,7 @@ public enum ArrowTestStream {
         for (i, column) in batch.columns.enumerated() {
             let child = UnsafeMutablePointer<ArrowArray>.allocate(capacity: 1)
             child.initialize(to: columnArray(column, padding: batch.columnPadding, batchPadding: batch.batchPadding, tracker))
+            if let corrupt = batch.corruptOffset { child.pointee.offset = corrupt }
             a.children.append(child)
             children[i] = child
         }

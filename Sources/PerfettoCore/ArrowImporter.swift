@@ -242,11 +242,15 @@ struct ArrowColumnView {
         let (child, parentOffset) = batch.column(index)
         guard let child else { throw .invalidData("\(label): column '\(name)' array is NULL") }
         array = child.pointee
-        guard array.offset >= 0, array.length >= 0, Int(array.length) >= parentOffset + batch.length,
+        // Offsets and lengths come from the producer: checked arithmetic, never a trap.
+        let (rowsNeeded, overflow1) = parentOffset.addingReportingOverflow(batch.length)
+        let (base, overflow2) = parentOffset.addingReportingOverflow(Int(array.offset))
+        let (_, overflow3) = base.addingReportingOverflow(batch.length)
+        guard array.offset >= 0, array.length >= 0, !overflow1, !overflow2, !overflow3, Int(array.length) >= rowsNeeded,
               array.n_buffers >= Int64(buffers), array.buffers != nil || buffers == 0 else {
             throw .invalidData("\(label): column '\(name)' has an invalid array (length \(array.length), offset \(array.offset), \(array.n_buffers) buffers)")
         }
-        base = parentOffset + Int(array.offset)
+        self.base = base
         let hasNulls = array.null_count != 0
         validity = hasNulls ? array.buffers?[0]?.assumingMemoryBound(to: UInt8.self) : nil
         if hasNulls && validity == nil && array.null_count > 0 {

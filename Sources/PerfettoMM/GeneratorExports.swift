@@ -63,6 +63,7 @@ public func pmm_generator_new(_ writerHandle: OpaquePointer?, _ options: UnsafeP
         case PMM_LAYOUT_MICROMEGAS: layout = .micromegas
         default: throw .invalidArgument("async_layout must be PMM_LAYOUT_LANES or _MICROMEGAS, got \(options.async_layout)")
         }
+        guard options.thread_count >= 0 else { throw .invalidArgument("thread_count is too large") }
         guard options.thread_count == 0 || options.threads != nil else {
             throw .invalidArgument("threads is NULL with thread_count \(options.thread_count)")
         }

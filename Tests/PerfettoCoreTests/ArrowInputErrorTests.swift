@@ -65,6 +65,17 @@ struct ArrowInputErrorTests {
         #expect(message.contains("line -1"), "\(message)")
     }
 
+    @Test(arguments: [Int64.max, Int64.max - 1, -5] as [Int64])
+    func hostileOffsetsAreErrorsNotTraps(offset: Int64) throws {
+        let writer = try TraceWriter(processId: "p", sink: .memory())
+        let g = try generator(writer)
+        let tracker = ArrowTestStream.Tracker()
+        let stream = ArrowTestStream.make([ArrowTestStream.Batch(spans(), corruptOffset: offset)], tracker: tracker)
+        defer { ArrowTestStream.deallocate(stream) }
+        #expect(throws: PerfettoError.self) { try g.addThreadSpans(streamId: Self.stream, stream: stream) }
+        #expect(tracker.live == 0)
+    }
+
     @Test func producerFailureIsReported() throws {
         let message = try threadSpansError(spans(), failAfter: 0)
         #expect(message.contains("failed on purpose"), "\(message)")

@@ -230,6 +230,9 @@ int main(void) {
         options.threads = NULL;
         EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "threads");
         options.threads = &thread;
+        options.thread_count = (size_t)-1;
+        EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "thread_count");
+        options.thread_count = 1;
         options.exe = bad;
         options.exe_len = strlen(bad);
         EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_UTF8, "exe");
