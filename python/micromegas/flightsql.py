@@ -15,7 +15,6 @@ Two modes:
 """
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple
@@ -25,6 +24,7 @@ import pyarrow as pa
 from pyarrow import flight
 
 from .errors import SourceError, UserError
+from .output import atomic_output
 from .lake import ASYNC_EVENT_TYPES, THREAD_SPAN_TYPES, check_schema
 from .sources import ProcessInfo, Source, ThreadInfo, thread_display
 from .timeutil import ns_to_iso
@@ -270,9 +270,6 @@ def write_server_side_trace(source: FlightSQLSource, process_id: str, filename, 
     started = time.monotonic()
     plan = _plan(source, process_id, span_types, begin, end, "micromegas")
     target = Path(filename)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise UserError(f"output folder {folder} does not exist")
     sql = (f"SELECT chunk_id, chunk_data FROM perfetto_trace_chunks('{plan.process_id}', '{span_types}', "
            f"{_sql_time(plan.begin_ns)}, {_sql_time(plan.end_ns)})")
     client = source.client
@@ -280,13 +277,12 @@ def write_server_side_trace(source: FlightSQLSource, process_id: str, filename, 
     if progress:
         from tqdm import tqdm
         bar = tqdm(unit="B", unit_scale=True, desc="server-side trace", leave=False, disable=None)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     chunks = 0
     try:
-        with os.fdopen(fd, "wb") as out:
+        with atomic_output(target) as fd, open(fd, "wb", closefd=False) as out:
             reader = client.query(sql, plan.begin_ns, plan.end_ns, kind="trace chunks")
-            for name, test in (("chunk_id", pa.types.is_integer), ("chunk_data", lambda t: pa.types.is_binary(t)
-                                                                  or pa.types.is_large_binary(t))):
+            for name, test in (("chunk_id", pa.types.is_integer),
+                               ("chunk_data", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t))):
                 index = reader.schema.get_field_index(name)
                 if index < 0 or not test(reader.schema.field(index).type):
                     raise SourceError(f"the trace chunks result from {client.uri} lacks an {name} column of the "
@@ -304,18 +300,9 @@ def write_server_side_trace(source: FlightSQLSource, process_id: str, filename, 
                     chunks += 1
                     if bar is not None:
                         bar.update(len(piece) if piece is not None else 0)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, target)
-        temp = None
     finally:
         if bar is not None:
             bar.close()
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
     return TraceSummary(process_id=plan.process_id, exe=plan.exe, begin_ns=plan.begin_ns, end_ns=plan.end_ns,
                         threads=len(plan.threads), thread_spans=-1, async_spans=-1, async_tracks=-1,
                         bytes=target.stat().st_size, seconds=time.monotonic() - started, filename=str(target),

@@ -8,7 +8,6 @@ Tables cross into the library through the Arrow C Stream Interface, batch by bat
 """
 import ctypes
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +17,10 @@ import pyarrow as pa
 
 from . import _native
 from ._native import check, lib
-from .errors import InvalidArgumentError, InvalidUTF8Error, PerfettoError, SinkError, UserError
+from .errors import InvalidArgumentError, InvalidUTF8Error, SinkError, UserError, WriterStoppedError
+from .output import atomic_output
 from .sources import Source, ThreadInfo, open_source
-from .timeutil import TimeLike, to_ns
+from .timeutil import TimeLike, ns_to_iso, to_ns
 
 __all__ = [
     "PerfettoWriter", "TraceSummary", "generate_trace_chunks", "write_process_trace", "SPAN_TYPES", "ASYNC_LAYOUTS",
@@ -177,7 +177,7 @@ class PerfettoWriter:
     def _check(self, status: int) -> None:
         if status == _native.PMM_OK:
             return
-        if self._callback_error is not None and status in (SinkError.status, 7):
+        if self._callback_error is not None and status in (SinkError.status, WriterStoppedError.status):
             error, self._callback_error = self._callback_error, None
             raise error
         check(status)
@@ -356,14 +356,9 @@ def _plan(source: Source, process_id: str, span_types: str, begin: TimeLike, end
     if begin_ns < 0:
         raise UserError(f"begin {begin_ns} ns is before 1970")
     if begin_ns > end_ns:
-        raise UserError(f"begin ({_iso(begin_ns)}) is after end ({_iso(end_ns)})")
+        raise UserError(f"begin ({ns_to_iso(begin_ns)}) is after end ({ns_to_iso(end_ns)})")
     threads = source.threads(info.process_id, begin_ns, end_ns)
     return _Plan(info.process_id, info.exe, begin_ns, end_ns, threads, span_types, async_layout)
-
-
-def _iso(ns: int) -> str:
-    from .timeutil import ns_to_iso
-    return ns_to_iso(ns)
 
 
 class _Progress:
@@ -472,26 +467,9 @@ def write_process_trace(source: Union[Source, str, os.PathLike], process_id: str
     try:
         plan = _plan(source, process_id, span_types, begin, end, async_layout)
         target = Path(filename)
-        folder = target.parent if str(target.parent) else Path(".")
-        if not folder.is_dir():
-            raise UserError(f"output folder {folder} does not exist")
-        fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-        try:
+        with atomic_output(target) as fd:
             with PerfettoWriter(plan.process_id, fd, chunk_size=chunk_size) as writer:
                 *_, summary = _generate(plan, source, writer, progress)
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(temp, target)
-            temp = None
-        finally:
-            if fd >= 0:
-                os.close(fd)
-            if temp is not None:
-                try:
-                    os.unlink(temp)
-                except FileNotFoundError:
-                    pass
         summary.bytes = target.stat().st_size
         summary.filename = str(target)
         return summary

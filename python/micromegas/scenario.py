@@ -1,11 +1,10 @@
 """Writer scenarios (the golden SCENARIO_FORMAT.md) replayed through the C ABI, so every
 path (Swift, C, Python) can be compared byte for byte."""
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from .errors import UserError
+from .output import atomic_output
 from .perfetto import PerfettoWriter
 
 
@@ -49,20 +48,10 @@ def write_scenario(scenario_path, output_path, chunk_size: int = 0) -> int:
     """Writes the trace of a scenario file to `output_path` (atomically); returns its size."""
     scenario = load(scenario_path)
     target = Path(output_path)
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent if str(target.parent) else ".")
-    try:
+    with atomic_output(target) as fd:
         try:
             with PerfettoWriter(scenario["process_id"], fd, chunk_size=chunk_size) as writer:
                 replay(scenario, writer)
         except (KeyError, TypeError) as e:
             raise UserError(f"scenario file {scenario_path} is malformed: {e!r}") from None
-        os.close(fd)
-        fd = -1
-        os.replace(temp, target)
-        temp = None
-    finally:
-        if fd >= 0:
-            os.close(fd)
-        if temp:
-            os.unlink(temp)
     return target.stat().st_size

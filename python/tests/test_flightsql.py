@@ -1,6 +1,5 @@
 """write_perfetto against a real FlightSQL server (the loopback fixture serving a lake)."""
 import socket
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -10,7 +9,6 @@ from conftest import run_cli
 from flight_fixture import COMMAND_TYPE_URL, LakeFlightServer, _field
 from micromegas.flightsql import FlightSQLClient, resolve_uri, statement_ticket
 from micromegas.lake import LocalLake
-from micromegas.timeutil import ns_to_iso
 
 
 @pytest.fixture

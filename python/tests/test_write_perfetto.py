@@ -1,5 +1,4 @@
 """`python -m micromegas write_perfetto` on sample lakes, checked against the lake's rows."""
-import os
 from collections import Counter
 from pathlib import Path
 
