@@ -86,11 +86,12 @@ test-python: python-install
 
 bench: build python-install
 	$(BIN)/pmm-bench memory
-	$(BIN)/pmm-bench file --scale 1 --out $(OUT)/bench.perfetto
-	$(BIN)/pmm-bench file --scale 4 --out $(OUT)/bench.perfetto
+	@# File cases: flush earlier dirty pages first, or kernel write-back throttles the run.
+	sync; $(BIN)/pmm-bench file --scale 1 --out $(OUT)/bench.perfetto
+	sync; $(BIN)/pmm-bench file --scale 4 --out $(OUT)/bench.perfetto
 	$(BIN)/pmm-bench generator-memory
-	$(BIN)/pmm-bench generator-file --threads-scale 1
-	$(BIN)/pmm-bench generator-file --threads-scale 4
+	sync; $(BIN)/pmm-bench generator-file --threads-scale 1
+	sync; $(BIN)/pmm-bench generator-file --threads-scale 4
 	$(PYTHON) python/bench/write_perfetto_bench.py $(shell pwd)/.build/bench-lakes
 
 clean:
