@@ -19,6 +19,10 @@ def atomic_output(target) -> Iterator[int]:
         raise UserError(f"output folder {folder} does not exist")
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
+        # mkstemp creates the file 0600; give it the mode any new file gets (0666 less the umask).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         yield fd
         os.fsync(fd)
         os.close(fd)

@@ -91,8 +91,8 @@ class _Auth(flight.ServerMiddlewareFactory):
 
 
 class LakeFlightServer(flight.FlightServerBase):
-    def __init__(self, lake, token: Optional[str] = None):
-        super().__init__("grpc://127.0.0.1:0", middleware={"auth": _Auth(self)})
+    def __init__(self, lake, token: Optional[str] = None, port: int = 0):
+        super().__init__(f"grpc://127.0.0.1:{port}", middleware={"auth": _Auth(self)})
         self.lake = Path(lake)
         self.token = token
         self.calls: List[dict] = []
@@ -221,3 +221,24 @@ def _property_get(properties: pa.Array, key) -> pa.Array:
     for entry in properties.to_pylist():
         values.append(next((kv["value"] for kv in entry or [] if kv and kv["key"] == wanted), None))
     return pa.array(values, pa.string())
+
+
+def main() -> None:
+    """Serves a lake until Ctrl-C: python python/tests/flight_fixture.py LAKE [--port N] [--token T]."""
+    import argparse
+    parser = argparse.ArgumentParser(description="A FlightSQL server on loopback serving a local lake "
+                                                 "like a micromegas analytics server (for trying --uri).")
+    parser.add_argument("lake", help="a lake folder (python -m micromegas sample-lake DIR writes one)")
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+    parser.add_argument("--token", help="require this bearer token")
+    args = parser.parse_args()
+    server = LakeFlightServer(args.lake, token=args.token, port=args.port)
+    print(f"serving {args.lake} at {server.uri} (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve()
+    except KeyboardInterrupt:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,5 @@
 """`python -m micromegas write_perfetto` on sample lakes, checked against the lake's rows."""
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -131,6 +132,9 @@ def test_default_filename_env_lake_and_summary(small_lake, tmp_path):
     assert (tmp_path / f"{pid}.perfetto").is_file()
     assert "thread spans" in result.stdout and "async spans" in result.stdout
     assert [p.name for p in tmp_path.iterdir()] == [f"{pid}.perfetto"]  # no temporary left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / f"{pid}.perfetto").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_help_lists_the_commands():
