@@ -213,7 +213,12 @@ void pmm_buffer_free(uint8_t *data);
    Arrow streams: every function taking a `struct ArrowArrayStream *` takes ownership
    of it, whatever the outcome (even when it returns an error): the library moves the
    struct out (setting the caller's `release` to NULL) and releases the stream when
-   done. The caller's struct memory itself stays the caller's. */
+   done. The caller's struct memory itself stays the caller's.
+
+   Validation: types, lengths, offsets (checked arithmetic), string offsets, dictionary
+   indices and buffer presence are checked, and a violation is PMM_ERR_INVALID_DATA.
+   The C Data Interface carries no buffer sizes, so buffers must really hold what the
+   arrays' lengths and offsets say, as the interface requires of producers. */
 
 typedef struct pmm_generator pmm_generator;
 

@@ -218,7 +218,8 @@ struct StringColumn {
     static func mapDictionary(_ dictionary: ArrowArray, layout: StringLayout, pool: StringPool, name: String,
                               label: String, emptyId: UInt32) throws(PerfettoError) -> [UInt32] {
         let count = Int(dictionary.length)
-        guard count >= 0, dictionary.offset >= 0 else {
+        let (end, overflow) = Int(dictionary.offset).addingReportingOverflow(count)
+        guard count >= 0, dictionary.offset >= 0, !overflow, end <= Int.max / 16 else {
             throw .invalidData("\(label): column '\(name)' has an invalid dictionary")
         }
         guard count > 0 else { return [] }

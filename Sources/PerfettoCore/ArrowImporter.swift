@@ -242,11 +242,14 @@ struct ArrowColumnView {
         let (child, parentOffset) = batch.column(index)
         guard let child else { throw .invalidData("\(label): column '\(name)' array is NULL") }
         array = child.pointee
-        // Offsets and lengths come from the producer: checked arithmetic, never a trap.
+        // Offsets and lengths come from the producer: checked arithmetic, never a trap. The C
+        // Data Interface gives no buffer sizes, so a plausible but wrong offset cannot be
+        // caught; an impossible one (whose byte offset, at 16 bytes a row, overflows) can.
         let (rowsNeeded, overflow1) = parentOffset.addingReportingOverflow(batch.length)
         let (base, overflow2) = parentOffset.addingReportingOverflow(Int(array.offset))
-        let (_, overflow3) = base.addingReportingOverflow(batch.length)
-        guard array.offset >= 0, array.length >= 0, !overflow1, !overflow2, !overflow3, Int(array.length) >= rowsNeeded,
+        let (end, overflow3) = base.addingReportingOverflow(batch.length)
+        guard array.offset >= 0, array.length >= 0, !overflow1, !overflow2, !overflow3, end <= Int.max / 16,
+              Int(array.length) >= rowsNeeded,
               array.n_buffers >= Int64(buffers), array.buffers != nil || buffers == 0 else {
             throw .invalidData("\(label): column '\(name)' has an invalid array (length \(array.length), offset \(array.offset), \(array.n_buffers) buffers)")
         }

@@ -65,7 +65,7 @@ struct ArrowInputErrorTests {
         #expect(message.contains("line -1"), "\(message)")
     }
 
-    @Test(arguments: [Int64.max, Int64.max - 1, -5] as [Int64])
+    @Test(arguments: [Int64.max, Int64.max - 1, Int64.max / 16, -5] as [Int64])
     func hostileOffsetsAreErrorsNotTraps(offset: Int64) throws {
         let writer = try TraceWriter(processId: "p", sink: .memory())
         let g = try generator(writer)
