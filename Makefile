@@ -20,7 +20,7 @@ PIP := $(PYTHON) -m pip -q
 export PIP_ROOT_USER_ACTION := ignore
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all build deps python-deps python-install demo test test-swift test-c test-library test-python bench clean
+.PHONY: all build deps python-deps python-install demo test test-swift test-asan test-c test-library test-python bench clean
 
 all: build
 
@@ -49,11 +49,16 @@ demo: deps python-install
 	  echo && echo "trace: $(OUT)/demo.perfetto" && \
 	  echo "open it at https://ui.perfetto.dev (Open trace file), or: python -m micromegas --help"
 
-test: deps build test-swift test-c test-library test-python
+test: deps build test-swift test-asan test-c test-library test-python
 	@echo "make test: all checks passed"
 
 test-swift:
 	swift test
+
+# The Swift tests again under AddressSanitizer: the Arrow importer reads producer memory,
+# so out-of-bounds reads must fail loudly. (Leaks are checked by valgrind on the C ABI.)
+test-asan:
+	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan
 
 # The C example writes the `basic` golden scenario through the header, whole and in
 # 256-byte chunks; the misuse test exercises every error path under valgrind.
