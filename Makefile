@@ -27,8 +27,9 @@ all: build
 # Tools the tests need that a fresh machine may lack (Debian packages).
 deps:
 	@command -v swift >/dev/null || { echo "swift toolchain not found (expected in /opt/swift/usr/bin)"; exit 1; }
-	@command -v cc >/dev/null && command -v valgrind >/dev/null || \
-	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev valgrind >/dev/null; }
+	@command -v cc >/dev/null && command -v g++ >/dev/null && command -v valgrind >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc g++ libc6-dev valgrind >/dev/null; }
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: Python 3.9+ with pip is needed"; exit 1; }
 
 build:
 	$(SWIFT_RELEASE)
