@@ -16,7 +16,8 @@ public final class TraceWriter {
 
     let buffer: ByteBuffer
     var chunker: Chunker
-    let isMemorySink: Bool
+    /// A memory sink is a chunker that never emits.
+    var isMemorySink: Bool { chunker.handler == nil }
     let names = InternTable()
     let categories = InternTable()
     let locations = InternTable()
@@ -54,12 +55,10 @@ public final class TraceWriter {
             // An explicitly pre-sized buffer is touched now, not page by page while writing.
             buffer = try ByteBuffer(capacity: Swift.max(initialCapacity, 0), prefault: initialCapacity > 0)
             chunker = .memory
-            isMemorySink = true
         case .chunks(let chunkSize, let handler):
             guard chunkSize > 0 else { throw .invalidArgument("chunk size must be positive, got \(chunkSize)") }
             buffer = try ByteBuffer(capacity: Swift.min(chunkSize, 1 << 20) + 4096)
             chunker = Chunker(chunkSize: chunkSize, handler: handler)
-            isMemorySink = false
         case .fileDescriptor(let fd, let bufferSize):
             guard fd >= 0 else { throw .invalidArgument("file descriptor must be >= 0, got \(fd)") }
             guard bufferSize > 0 else { throw .invalidArgument("buffer size must be positive, got \(bufferSize)") }
@@ -67,7 +66,6 @@ public final class TraceWriter {
             chunker = Chunker(chunkSize: bufferSize) { (_, bytes) throws(PerfettoError) in
                 try writeAll(fd: fd, bytes)
             }
-            isMemorySink = false
         }
     }
 
