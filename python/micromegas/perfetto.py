@@ -325,7 +325,7 @@ def _batch_groups(reader: pa.RecordBatchReader, max_rows: int) -> Iterator[pa.Re
         if rows >= max_rows:
             yield pa.RecordBatchReader.from_batches(reader.schema, group)
             group, rows = [], 0
-    if group or rows == 0:
+    if group:
         yield pa.RecordBatchReader.from_batches(reader.schema, group)
 
 
