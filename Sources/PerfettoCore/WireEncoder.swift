@@ -22,11 +22,6 @@ public enum Wire {
     public static func delimitedSize(tagSize: Int, length: Int) -> Int {
         tagSize + varintSize(UInt64(length)) + length
     }
-
-    /// The tag of a field: (number << 3) | wire type.
-    public static func tag(_ field: UInt32, _ wireType: UInt32) -> UInt64 {
-        UInt64(field << 3 | wireType)
-    }
 }
 
 /// A write position inside space reserved in a `ByteBuffer`.

@@ -270,11 +270,6 @@ class _Generator:
             raise raised[0]
         self._writer._check(status)
 
-    def stats(self) -> Dict[str, int]:
-        stats = _native.GeneratorStats()
-        check(self._lib.pmm_generator_get_stats(self._handle, ctypes.byref(stats)))
-        return stats.as_dict()
-
     def finish(self) -> Dict[str, int]:
         stats = _native.GeneratorStats()
         self._writer._check(self._lib.pmm_generator_finish(self._handle, ctypes.byref(stats)))

@@ -12,7 +12,7 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -224,8 +224,3 @@ def default_sample_lake(progress=None) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
     return target
 
-
-def main_process_id(lake: Optional[Path] = None) -> str:
-    """The id of the sample lake's main process (the first one)."""
-    table = pq.read_table(Path(lake or default_sample_lake()) / "processes.parquet", columns=["process_id"])
-    return table.column(0)[0].as_py()
