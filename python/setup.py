@@ -21,7 +21,7 @@ def swift_package_dir() -> Path:
     root = Path(configured) if configured else HERE.parent
     if not (root / "Package.swift").is_file():
         raise SystemExit(
-            f"micromegas build: no Package.swift in {root}; build from the repository checkout "
+            f"micromegas-perfetto build: no Package.swift in {root}; build from the repository checkout "
             "or set MICROMEGAS_SWIFT_PACKAGE_DIR to the Swift package folder"
         )
     return root
@@ -30,21 +30,21 @@ def swift_package_dir() -> Path:
 def find_swift() -> str:
     swift = shutil.which("swift") or ("/opt/swift/usr/bin/swift" if Path("/opt/swift/usr/bin/swift").exists() else None)
     if not swift:
-        raise SystemExit("micromegas build: the Swift toolchain (swift) is not on PATH")
+        raise SystemExit("micromegas-perfetto build: the Swift toolchain (swift) is not on PATH")
     return swift
 
 
 class BuildWithSwift(build_py):
-    """Builds libperfetto_mm.so and copies it into micromegas/lib/."""
+    """Builds libperfetto_mm.so and copies it into micromegas_perfetto/lib/."""
 
     def run(self):
         super().run()
         root = swift_package_dir()
         command = [find_swift(), "build", "-c", "release", "-Xswiftc", "-static-stdlib", "--product", "perfetto_mm"]
-        print("micromegas build:", " ".join(command), f"(in {root})", flush=True)
+        print("micromegas-perfetto build:", " ".join(command), f"(in {root})", flush=True)
         subprocess.run(command, cwd=root, check=True)
         library = root / ".build" / "release" / "libperfetto_mm.so"
-        target = Path(self.build_lib) / "micromegas" / "lib"
+        target = Path(self.build_lib) / "micromegas_perfetto" / "lib"
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(library, target / "libperfetto_mm.so")
 

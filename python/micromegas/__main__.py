@@ -1,5 +1,13 @@
+"""`python -m micromegas ...` for micromegas-perfetto users.
+
+This is the only file micromegas-perfetto installs under `micromegas/`: it dispatches to
+`micromegas_perfetto`'s command line, so `python -m micromegas write_perfetto ...` keeps
+working. micromegas' official client owns the `micromegas` package and ships no `__main__`,
+so the two never touch each other's files; without the official client, `micromegas` is a
+namespace package holding only this file.
+"""
 import sys
 
-from .cli import main
+from micromegas_perfetto.cli import main
 
-sys.exit(main())
+sys.exit(main(prog="python -m micromegas"))

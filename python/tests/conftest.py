@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 @pytest.fixture(scope="session")
 def small_lake(tmp_path_factory):
     """A small sample lake: 4 threads x 3,000 spans, 3,000 async spans, plus two small processes."""
-    from micromegas.sample_lake import write_sample_lake
+    from micromegas_perfetto.sample_lake import write_sample_lake
     folder = tmp_path_factory.mktemp("lake")
     processes = write_sample_lake(folder, seed=7, threads=4, spans_per_thread=3000, async_spans=3000)
     return folder, processes

@@ -20,10 +20,10 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from datafusion import SessionConfig, SessionContext, udf
 
-from micromegas.flightsql import TICKET_TYPE_URL
-from micromegas.lake import LocalLake
-from micromegas.perfetto import generate_trace_chunks
-from micromegas.timeutil import to_ns
+from micromegas_perfetto.flightsql import TICKET_TYPE_URL
+from micromegas_perfetto.lake import LocalLake
+from micromegas_perfetto.generation import generate_trace_chunks
+from micromegas_perfetto.timeutil import to_ns
 
 COMMAND_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
 PROPERTIES = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import run_cli
 from flight_fixture import COMMAND_TYPE_URL, LakeFlightServer, _field
-from micromegas.flightsql import FlightSQLClient, resolve_uri, statement_ticket
-from micromegas.lake import LocalLake
+from micromegas_perfetto.flightsql import FlightSQLClient, resolve_uri, statement_ticket
+from micromegas_perfetto.lake import LocalLake
 
 
 @pytest.fixture

@@ -5,9 +5,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conftest import run_cli
-from micromegas.lake import LocalLake
-from micromegas.sample_lake import write_sample_lake
-from micromegas.sources import thread_display
+import pytest
+
+from micromegas_perfetto.lake import LocalLake
+from micromegas_perfetto.sample_lake import write_sample_lake
+from micromegas_perfetto.sources import thread_display
 
 
 def test_tables_have_the_lake_format_columns(small_lake):
@@ -73,14 +75,30 @@ def test_async_events_have_the_hard_cases(small_lake):
     assert any(not s["name"].isascii() for s in spans.values()), "UTF-8 names"
 
 
-def test_thread_naming_rule():
-    assert thread_display("s", "main", "42") == thread_display("s", "main", "42")
-    assert thread_display("s", "main", "42").name == "main-42" and thread_display("s", "main", "42").thread_id == 42
-    assert thread_display("s", "", "42").name == "42"
-    assert thread_display("s", None, None).name == "s" and thread_display("s", None, None).thread_id == 0
-    assert thread_display("s", "w", "abc").thread_id == 0
-    assert thread_display("s", "w", str(1 << 32 | 5)).thread_id == 5
-    assert thread_display("s", "w", str((1 << 31) + 1)).thread_id == -(1 << 31) + 1
+@pytest.mark.parametrize("name, tid_text, expected_name, expected_tid", [
+    ("main", "42", "main-42", 42),                      # name and id
+    ("worker", None, "worker-s", 0),                    # name only: the stream id stands in
+    ("worker", "", "worker-s", 0),                      # an empty property is a missing one
+    (None, "42", "42", 42),                             # id only
+    ("", "42", "42", 42),
+    (None, None, "s", 0),                               # neither
+    ("w", " 42", "w- 42", 0),                           # Rust's parse::<i64> takes no spaces...
+    ("w", "42 ", "w-42 ", 0),
+    ("w", "+42", "w-+42", 42),                          # ...takes a leading +
+    ("w", "-7", "w--7", -7),                            # negative
+    ("w", "1_000", "w-1_000", 0),                       # no _ separators
+    ("w", "abc", "w-abc", 0),
+    ("w", "+", "w-+", 0), ("w", "-", "w--", 0),
+    ("w", str(1 << 63), f"w-{1 << 63}", 0),             # out of i64 range: 0
+    ("w", str(-(1 << 63)), f"w-{-(1 << 63)}", 0),       # i64::MIN truncates to 0 as i32
+    ("w", str((1 << 63) - 1), f"w-{(1 << 63) - 1}", -1),
+    ("w", str(1 << 32 | 5), f"w-{1 << 32 | 5}", 5),     # above i32: truncated like `as i32`
+    ("w", str((1 << 31) + 1), f"w-{(1 << 31) + 1}", -(1 << 31) + 1),
+    ("w", "٤٢", "w-٤٢", 0),                             # ASCII digits only
+])
+def test_thread_naming_rule(name, tid_text, expected_name, expected_tid):
+    thread = thread_display("s", name, tid_text)
+    assert (thread.stream_id, thread.name, thread.thread_id) == ("s", expected_name, expected_tid)
 
 
 def test_unnamed_thread_is_listed_by_its_id(small_lake):

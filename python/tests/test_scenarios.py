@@ -5,8 +5,8 @@ from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
 from conftest import GOLDEN, GOLDEN_NAMES, PMM_SCENARIO, run_cli
 import subprocess
 
-from micromegas.perfetto import PerfettoWriter
-from micromegas.scenario import load, replay
+from micromegas_perfetto.writer import PerfettoWriter
+from micromegas_perfetto.scenario import load, replay
 
 
 @pytest.mark.parametrize("name", GOLDEN_NAMES)

@@ -12,8 +12,8 @@ from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
 from conftest import run_cli
 from trace_check import decode, expected_async, partial_overlaps, rebuild_slices, written_slices
 
-from micromegas.lake import LocalLake
-from micromegas.perfetto import generate_trace_chunks, write_process_trace
+from micromegas_perfetto.lake import LocalLake
+from micromegas_perfetto.generation import generate_trace_chunks, write_process_trace
 
 
 def lake_threads(lake, process_id):
@@ -83,7 +83,7 @@ def test_window_in_the_middle(small_lake, tmp_path):
     counts = check_trace(lake, pid, trace, begin, end)
     assert counts.get("open_at_end", 0) > 10 and counts.get("begun_before_range", 0) > 10
     # ISO times give the same trace.
-    from micromegas.timeutil import ns_to_iso
+    from micromegas_perfetto.timeutil import ns_to_iso
     write(lake, pid, tmp_path / "iso.perfetto", "--begin", ns_to_iso(begin), "--end", ns_to_iso(end))
     assert (tmp_path / "iso.perfetto").read_bytes() == (tmp_path / "w.perfetto").read_bytes()
 
@@ -111,7 +111,7 @@ def test_micromegas_layout(small_lake, tmp_path):
 def test_chunks_equal_the_file_and_parse_alone(small_lake, tmp_path):
     lake, processes = small_lake
     pid = processes[0]["process_id"]
-    summary = write_process_trace(lake, pid, tmp_path / "f.perfetto")
+    summary = write_process_trace(lake, pid, None, None, tmp_path / "f.perfetto")
     chunks = list(generate_trace_chunks(lake, pid, chunk_size=50_000))
     assert [i for i, _ in chunks] == list(range(len(chunks))) and len(chunks) > 5
     assert b"".join(c for _, c in chunks) == (tmp_path / "f.perfetto").read_bytes()
@@ -203,7 +203,7 @@ def test_interrupted_write_leaves_no_file(small_lake, tmp_path):
             return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     with pytest.raises(KeyboardInterrupt):
-        write_process_trace(Interrupting(lake), pid, tmp_path / "t.perfetto")
+        write_process_trace(Interrupting(lake), pid, None, None, tmp_path / "t.perfetto")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -220,7 +220,7 @@ def test_failing_source_is_reported_as_itself(small_lake, tmp_path):
             return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     with pytest.raises(ConnectionError, match="connection lost"):
-        write_process_trace(Failing(lake), processes[0]["process_id"], tmp_path / "t.perfetto")
+        write_process_trace(Failing(lake), processes[0]["process_id"], None, None, tmp_path / "t.perfetto")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -244,6 +244,6 @@ def test_every_string_type_gives_the_same_trace(small_lake, tmp_path, string_typ
         return pa.RecordBatchReader.from_batches(schema, (b.cast(plain(pa.string())).cast(schema) for b in reader))
 
     pid = processes[0]["process_id"]
-    write_process_trace(lake, pid, tmp_path / "dictionary.perfetto")
-    write_process_trace(Hydrated(lake), pid, tmp_path / "plain.perfetto")
+    write_process_trace(lake, pid, None, None, tmp_path / "dictionary.perfetto")
+    write_process_trace(Hydrated(lake), pid, None, None, tmp_path / "plain.perfetto")
     assert (tmp_path / "plain.perfetto").read_bytes() == (tmp_path / "dictionary.perfetto").read_bytes()

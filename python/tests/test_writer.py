@@ -1,8 +1,8 @@
 """PerfettoWriter: C errors become Python exceptions with the library's message."""
 import pytest
 
-from micromegas import errors
-from micromegas.perfetto import PerfettoWriter
+from micromegas_perfetto import errors
+from micromegas_perfetto.writer import PerfettoWriter
 
 
 def test_span_before_thread_is_a_call_order_error():

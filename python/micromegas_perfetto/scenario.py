@@ -3,16 +3,16 @@ path (Swift, C, Python) can be compared byte for byte."""
 import json
 from pathlib import Path
 
-from .errors import UserError
+from .errors import RequestError
 from .output import atomic_output
-from .perfetto import PerfettoWriter
+from .writer import PerfettoWriter
 
 
 def replay(scenario: dict, writer: PerfettoWriter) -> None:
     """Makes a scenario's writer calls, in the documented order, then flushes."""
     span_types = scenario["span_types"]
     if span_types not in ("thread", "async", "both"):
-        raise UserError(f"span_types must be thread, async or both, got {span_types!r}")
+        raise RequestError(f"span_types must be thread, async or both, got {span_types!r}")
     writer.emit_process_descriptor(scenario["exe"])
     for thread in scenario["threads"]:
         writer.emit_thread_descriptor(thread["stream_id"], thread["thread_id"], thread["thread_name"])
@@ -35,12 +35,12 @@ def load(path) -> dict:
         with open(path, encoding="utf-8") as f:
             scenario = json.load(f)
     except FileNotFoundError:
-        raise UserError(f"scenario file {path} not found") from None
+        raise RequestError(f"scenario file {path} not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"scenario file {path} is not valid JSON: {e}") from None
+        raise RequestError(f"scenario file {path} is not valid JSON: {e}") from None
     missing = [k for k in ("process_id", "exe", "span_types", "threads", "async_spans") if k not in scenario]
     if missing:
-        raise UserError(f"scenario file {path} lacks {', '.join(missing)}")
+        raise RequestError(f"scenario file {path} lacks {', '.join(missing)}")
     return scenario
 
 
@@ -53,5 +53,5 @@ def write_scenario(scenario_path, output_path, chunk_size: int = 0) -> int:
             with PerfettoWriter(scenario["process_id"], fd, chunk_size=chunk_size) as writer:
                 replay(scenario, writer)
         except (KeyError, TypeError) as e:
-            raise UserError(f"scenario file {scenario_path} is malformed: {e!r}") from None
+            raise RequestError(f"scenario file {scenario_path} is malformed: {e!r}") from None
     return target.stat().st_size

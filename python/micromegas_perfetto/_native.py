@@ -1,6 +1,6 @@
 """ctypes bindings of libperfetto_mm.so (include/perfetto_mm.h), one declaration per C function.
 
-The library is the one bundled in the package (micromegas/lib/libperfetto_mm.so), unless the
+The library is the one bundled in the package (micromegas_perfetto/lib/libperfetto_mm.so), unless the
 environment variable MICROMEGAS_PERFETTO_LIB names another file.
 """
 import ctypes

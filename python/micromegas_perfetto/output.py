@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import UserError
+from .errors import OutputError
 
 
 @contextmanager
@@ -16,7 +16,7 @@ def atomic_output(target) -> Iterator[int]:
     target = Path(target)
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
-        raise UserError(f"output folder {folder} does not exist")
+        raise OutputError(f"output folder {folder} does not exist")
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:
         # mkstemp creates the file 0600; give it the mode any new file gets (0666 less the umask).

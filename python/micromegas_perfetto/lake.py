@@ -1,13 +1,14 @@
-"""The local lake: a folder of Parquet files laid out as spec/LAKE_FORMAT.md describes.
+"""The local lake: a folder of Parquet files laid out as docs/lake-format.md describes.
 
     LAKE/processes.parquet
     LAKE/streams.parquet
-    LAKE/thread_spans/<stream_id>.parquet    (a file, or a folder of files)
-    LAKE/async_events/<process_id>.parquet   (a file, or a folder of files)
+    LAKE/thread_spans/<stream_id>.parquet    (a file, a folder <id>.parquet/ or a folder <id>/)
+    LAKE/async_events/<process_id>.parquet   (the same three layouts)
 
-Spans and events are read batch by batch from memory-mapped Parquet files. The time filter
-is pushed into the scan: row groups whose min/max statistics fall outside the range are
-never read. libperfetto_mm applies the exact per-row rule to what remains.
+Spans and events are read batch by batch (plain reads, no memory mapping: a file truncated
+while it is read is an error, not a SIGBUS). The time filter is pushed into the scan: row
+groups whose min/max statistics fall outside the range are never read. libperfetto_mm
+applies the exact per-row rule to what remains.
 """
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
@@ -17,43 +18,9 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from .errors import UserError
-from .sources import ProcessInfo, Source, ThreadInfo, thread_display
-
-THREAD_SPAN_COLUMNS = ["begin", "end", "name", "target", "filename", "line"]
-ASYNC_EVENT_COLUMNS = ["stream_id", "time", "event_type", "span_id", "parent_span_id", "depth", "name", "filename",
-                       "target", "line"]
-
-
-def _is_time(t: pa.DataType) -> bool:
-    return pa.types.is_timestamp(t) or pa.types.is_int64(t)
-
-
-def _is_string(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    is_view = getattr(pa.types, "is_string_view", lambda _: False)
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or is_view(t)
-
-
-_KINDS = {"time": (_is_time, "timestamp or int64"), "string": (_is_string, "string, string_view or dictionary<string>"),
-          "integer": (pa.types.is_integer, "an integer type")}
-
-THREAD_SPAN_TYPES = {"begin": "time", "end": "time", "name": "string", "target": "string", "filename": "string",
-                     "line": "integer"}
-ASYNC_EVENT_TYPES = {"time": "time", "event_type": "string", "span_id": "integer", "parent_span_id": "integer",
-                     "name": "string", "filename": "string", "target": "string", "line": "integer"}
-
-
-def check_schema(schema: pa.Schema, required: Dict[str, str], where: str) -> None:
-    """Raises UserError naming the file and column when a required column is missing or mistyped."""
-    for name, kind in required.items():
-        index = schema.get_field_index(name)
-        if index < 0:
-            raise UserError(f"{where}: missing column '{name}' (columns: {', '.join(schema.names)})")
-        test, expected = _KINDS[kind]
-        if not test(schema.field(index).type):
-            raise UserError(f"{where}: column '{name}' has type {schema.field(index).type}, expected {expected}")
+from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError
+from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, ProcessInfo,
+                      Source, ThreadInfo, check_schema, empty_reader, thread_display)
 
 
 class LocalLake(Source):
@@ -63,10 +30,10 @@ class LocalLake(Source):
         self.path = Path(path).expanduser()
         self.description = f"lake {self.path}"
         if not self.path.is_dir():
-            raise UserError(f"lake folder {self.path} does not exist")
+            raise LakeNotFoundError(f"lake folder {self.path} does not exist")
         for name in ("processes.parquet", "streams.parquet"):
             if not (self.path / name).exists():
-                raise UserError(f"{self.path} is not a micromegas lake: {name} is missing")
+                raise LakeNotFoundError(f"{self.path} is not a micromegas lake: {name} is missing")
 
     # -- processes and threads ---------------------------------------------------------------
 
@@ -75,7 +42,7 @@ class LocalLake(Source):
         try:
             dataset = ds.dataset(path, format="parquet")
         except (pa.ArrowInvalid, OSError) as e:
-            raise UserError(f"cannot read {path}: {e}") from None
+            raise DataError(f"cannot read {path}: {e}") from None
         check_schema(dataset.schema, required, str(path))
         present = [c for c in columns if c in dataset.schema.names]
         return dataset.to_table(columns=present, filter=ds.field("process_id") == process_id)
@@ -84,7 +51,7 @@ class LocalLake(Source):
         table = self._read_small("processes.parquet", {"process_id": "string", "exe": "string"}, process_id,
                                  ["process_id", "exe", "start_time", "end_time"])
         if table.num_rows == 0:
-            raise UserError(f"process {process_id} not found in {self.description}")
+            raise ProcessNotFoundError(f"process {process_id} not found in {self.description}")
         exe = table.column("exe")[0].as_py()
         return ProcessInfo(process_id=process_id, exe=exe or "",
                            start_ns=self._ns(table, "start_time"), end_ns=self._ns(table, "end_time"))
@@ -103,7 +70,7 @@ class LocalLake(Source):
             begin = low if begin is None else begin
             end = high if end is None else end
         if begin is None or end is None:
-            raise UserError(f"process {info.process_id} has no start time and no events: give --begin and --end")
+            raise InvalidTimeError(f"process {info.process_id} has no start time and no events: give --begin and --end")
         return begin, end
 
     def _data_bounds(self, process_id: str) -> Tuple[Optional[int], Optional[int]]:
@@ -144,7 +111,7 @@ class LocalLake(Source):
     def thread_spans(self, stream_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
         path = self.path / "thread_spans" / f"{stream_id}.parquet"
         if not path.exists():
-            return _empty(THREAD_SPAN_TYPES)
+            return empty_reader(THREAD_SPAN_TYPES)
         # A row group may hold spans of the range when min(begin) <= end and max(end) >= begin.
         return _parquet_reader(path, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES,
                                lambda stats: stats("begin")[0] <= end_ns and stats("end")[1] >= begin_ns)
@@ -152,27 +119,36 @@ class LocalLake(Source):
     def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
         path = self.path / "async_events" / f"{process_id}.parquet"
         if not path.exists():
-            return _empty(ASYNC_EVENT_TYPES)
+            return empty_reader(ASYNC_EVENT_TYPES)
         return _parquet_reader(path, ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES,
                                lambda stats: stats("time")[0] <= end_ns and stats("time")[1] >= begin_ns)
 
     # -- listing ---------------------------------------------------------------------------------
 
-    def processes(self) -> List[dict]:
-        """Every process of the lake: id, exe, start and end (ns), thread count."""
-        table = pq.read_table(self.path / "processes.parquet")
-        check_schema(table.schema, {"process_id": "string", "exe": "string"}, str(self.path / "processes.parquet"))
-        streams = pq.read_table(self.path / "streams.parquet", columns=["process_id", "tags"]).to_pylist()
+    def processes(self, begin_ns: Optional[int] = None, end_ns: Optional[int] = None,
+                  limit: Optional[int] = None) -> List[dict]:
+        """The lake's processes in file order (those started within [begin, end] when given):
+        id, exe, start and end (ns), thread count."""
+        path = self.path / "processes.parquet"
+        try:
+            table = pq.read_table(path)
+            streams = pq.read_table(self.path / "streams.parquet", columns=["process_id", "tags"]).to_pylist()
+        except (pa.ArrowException, OSError) as e:
+            raise DataError(f"cannot read the lake {self.path}: {e}") from None
+        check_schema(table.schema, {"process_id": "string", "exe": "string"}, str(path))
         counts: Dict[str, int] = {}
         for s in streams:
             if "cpu" in (s.get("tags") or []):
                 counts[s["process_id"]] = counts.get(s["process_id"], 0) + 1
         rows = []
         for i, row in enumerate(table.select([c for c in ("process_id", "exe") if c in table.column_names]).to_pylist()):
-            rows.append({**row, "threads": counts.get(row["process_id"], 0),
-                         "start_ns": self._ns(table.slice(i, 1), "start_time"),
+            start = self._ns(table.slice(i, 1), "start_time")
+            if start is not None and ((begin_ns is not None and start < begin_ns)
+                                      or (end_ns is not None and start > end_ns)):
+                continue
+            rows.append({**row, "threads": counts.get(row["process_id"], 0), "start_ns": start,
                          "end_ns": self._ns(table.slice(i, 1), "end_time")})
-        return rows
+        return rows[:limit] if limit is not None else rows
 
 
 Stats = Callable[[str], Tuple[float, float]]
@@ -186,13 +162,13 @@ def _parquet_reader(path: Path, columns: List[str], required: Dict[str, str],
     opened = []
     for file in files:
         try:
-            parquet = pq.ParquetFile(file, memory_map=True)
+            parquet = pq.ParquetFile(file, memory_map=False)
         except (pa.ArrowException, OSError) as e:
-            raise UserError(f"cannot read {file}: {e}") from None
+            raise DataError(f"cannot read {file}: {e}") from None
         check_schema(parquet.schema_arrow, required, str(file))
         opened.append(parquet)
     if not opened:
-        return _empty(required)
+        return empty_reader(required)
     first = opened[0].schema_arrow
     present = [c for c in columns if c in first.names]
     schema = pa.schema([first.field(c) for c in present])
@@ -219,12 +195,3 @@ def _row_group_stats(parquet: pq.ParquetFile, index: int) -> Stats:
             return float("-inf"), float("inf")
         return s.min_raw, s.max_raw
     return stats
-
-
-_EMPTY_TYPES = {"time": pa.timestamp("ns", tz="UTC"), "string": pa.string(), "integer": pa.int64()}
-
-
-def _empty(columns: Dict[str, str]) -> pa.RecordBatchReader:
-    """A reader with no rows and the given columns (a thread or process with no data file)."""
-    schema = pa.schema([(name, _EMPTY_TYPES[kind]) for name, kind in columns.items()])
-    return pa.RecordBatchReader.from_batches(schema, [])

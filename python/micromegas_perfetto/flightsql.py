@@ -1,32 +1,34 @@
 """A micromegas analytics server as a telemetry source, over Arrow Flight SQL.
 
-Queries run the way micromegas' own Python client runs them (spec/MICROMEGAS_FLIGHTSQL.md):
-DoGet with a ticket that is a `google.protobuf.Any` packing a `TicketStatementQuery` holding
-the SQL text (no GetFlightInfo, no prepared statements), with the call headers
-`query_range_begin` / `query_range_end` (so the server opens only the partitions it needs),
-`preserve_dictionary: true` (strings stay dictionary-encoded) and `authorization: Bearer`.
-Results stream as Arrow batches straight into libperfetto_mm.
+Queries run the way micromegas' own Python client runs them (docs/flightsql.md): DoGet with a
+ticket that is a `google.protobuf.Any` packing a `TicketStatementQuery` holding the SQL text
+(no GetFlightInfo, no prepared statements), with the call headers `query_range_begin` /
+`query_range_end` (so the server opens only the partitions it needs), `preserve_dictionary:
+true` (strings stay dictionary-encoded) and `authorization: Bearer`. Results stream as Arrow
+batches straight into libperfetto_mm.
 
-Two modes:
-- client-side (`FlightSQLSource`): the SQL micromegas runs for its own trace generation,
-  with the trace written here (any async layout);
-- server-side (`write_server_side_trace`): the server's `perfetto_trace_chunks` table
-  function writes the trace; chunks are checked and written as they arrive.
+Two ways to reach the server, one set of queries (`FlightSQLSource`):
+- `FlightSQLClient`: this package's own pyarrow.flight client (`--uri`, `--token`);
+- `ClientQueries`: any object with micromegas' `query_stream(sql, begin, end)`, such as the
+  official client's `micromegas.connect()` / `connect_with_profile()`, so the user's own
+  profile, OIDC login or API key authenticates.
+
+Two modes: client-side (`FlightSQLSource` as a Source: the trace is written here, any
+layout) and server-side (`FlightSQLSource.trace_chunks`: the server's
+`perfetto_trace_chunks` writes it; chunk ids are checked as they arrive).
 """
 import os
 import re
 import time
-from pathlib import Path
-from typing import Iterator, List, Optional, Tuple
+from datetime import datetime, timedelta, timezone
+from typing import Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlparse
 
 import pyarrow as pa
-from pyarrow import flight
 
-from .errors import SourceError, UserError
-from .output import atomic_output
-from .lake import ASYNC_EVENT_TYPES, THREAD_SPAN_TYPES, check_schema
-from .sources import ProcessInfo, Source, ThreadInfo, thread_display
+from .errors import ProcessNotFoundError, RequestError, SchemaError, SourceError
+from .sources import (ASYNC_EVENT_TYPES, THREAD_SPAN_TYPES, ProcessInfo, Source, ThreadInfo, check_schema,
+                      empty_reader, thread_display)
 from .timeutil import ns_to_iso
 
 DEFAULT_URI = "grpc://localhost:50051"
@@ -41,14 +43,14 @@ def resolve_uri(uri: Optional[str]) -> str:
     parsed = urlparse(uri)
     scheme = {"http": "grpc", "https": "grpc+tls"}.get(parsed.scheme, parsed.scheme)
     if scheme not in ("grpc", "grpc+tls", "grpc+tcp") or not parsed.netloc:
-        raise UserError(f"unsupported analytics server URI {uri!r}: use grpc://HOST:PORT or grpc+tls://HOST:PORT")
+        raise RequestError(f"unsupported analytics server URI {uri!r}: use grpc://HOST:PORT or grpc+tls://HOST:PORT")
     return f"{scheme}://{parsed.netloc}"
 
 
 def check_uuid(value: str, what: str) -> str:
     """Ids go into SQL text: anything but a UUID is refused before a query is sent."""
     if not isinstance(value, str) or not _UUID.match(value):
-        raise UserError(f"{what} {value!r} is not a UUID")
+        raise RequestError(f"{what} {value!r} is not a UUID")
     return value
 
 
@@ -76,15 +78,17 @@ def _sql_time(ns: int) -> str:
 
 
 class FlightSQLClient:
-    """Runs SQL on a micromegas analytics server and streams the results."""
+    """Runs SQL on a micromegas analytics server (pyarrow.flight) and streams the results."""
 
     def __init__(self, uri: Optional[str] = None, token: Optional[str] = None):
+        from pyarrow import flight
         self.uri = resolve_uri(uri)
+        self.description = f"analytics server {self.uri}"
         self.token = token if token is not None else os.environ.get("MICROMEGAS_TOKEN")
         try:
             self.client = flight.FlightClient(self.uri)
         except (pa.ArrowException, ValueError) as e:
-            raise UserError(f"invalid analytics server URI {self.uri}: {e}") from None
+            raise RequestError(f"invalid analytics server URI {self.uri}: {e}") from None
 
     def headers(self, begin_ns: int, end_ns: int) -> List[Tuple[bytes, bytes]]:
         headers = [
@@ -98,9 +102,11 @@ class FlightSQLClient:
             headers.append((b"authorization", f"Bearer {self.token}".encode()))
         return headers
 
-    def query(self, sql: str, begin_ns: int, end_ns: int, kind: str) -> pa.RecordBatchReader:
+    def query(self, sql: str, begin_ns: int, end_ns: int, kind: str,
+              columns: Optional[Dict[str, str]] = None) -> pa.RecordBatchReader:
         """Streams the result of `sql`; errors (now or mid-stream) become SourceError naming
         the server and the query kind."""
+        from pyarrow import flight
         options = flight.FlightCallOptions(headers=self.headers(begin_ns, end_ns))
         try:
             reader = self.client.do_get(flight.Ticket(statement_ticket(sql)), options)
@@ -121,6 +127,7 @@ class FlightSQLClient:
         return pa.RecordBatchReader.from_batches(schema, batches())
 
     def error(self, e: Exception, kind: str, reading: bool = False) -> SourceError:
+        from pyarrow import flight
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         message = re.sub(r"\. gRPC client debug context: .*", "", message)
         if isinstance(e, flight.FlightUnauthenticatedError) or "UNAUTHENTICATED" in message.upper():
@@ -131,9 +138,10 @@ class FlightSQLClient:
             return SourceError(f"connection to {self.uri} lost while reading the {kind} result: {message}")
         return SourceError(f"the analytics server at {self.uri} failed the {kind} query: {message}")
 
-    def read_all(self, sql: str, begin_ns: int, end_ns: int, kind: str) -> pa.Table:
+    def read_all(self, sql: str, begin_ns: int, end_ns: int, kind: str,
+                 columns: Optional[Dict[str, str]] = None) -> pa.Table:
         try:
-            return self.query(sql, begin_ns, end_ns, kind).read_all()
+            return self.query(sql, begin_ns, end_ns, kind, columns).read_all()
         except SourceError:
             raise
         except (pa.ArrowException, OSError) as e:
@@ -141,6 +149,64 @@ class FlightSQLClient:
 
     def close(self):
         self.client.close()
+
+
+def _ns_to_datetime(ns: int, round_up: bool) -> datetime:
+    """A timezone-aware UTC datetime (microseconds) for the official client's range headers;
+    rounded outwards so the range still covers [begin, end]."""
+    micros, rest = divmod(ns, 1000)
+    if round_up and rest:
+        micros += 1
+    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=micros)
+
+
+class ClientQueries:
+    """Runs the queries through a user's client object with micromegas' `query_stream(sql,
+    begin, end)` (the official `FlightSQLClient`): its connection and authentication are used."""
+
+    def __init__(self, client):
+        self.client = client
+        self.uri = getattr(client, "uri", None) or type(client).__name__
+        self.description = f"micromegas client {type(client).__module__}.{type(client).__name__}"
+
+    def query(self, sql: str, begin_ns: int, end_ns: int, kind: str,
+              columns: Optional[Dict[str, str]] = None) -> pa.RecordBatchReader:
+        begin, end = _ns_to_datetime(begin_ns, False), _ns_to_datetime(end_ns, True)
+        try:
+            batches = iter(self.client.query_stream(sql, begin, end))
+            first = next(batches, None)
+        except Exception as e:  # the user's client: whatever it raises is a server failure here
+            raise self.error(e, kind) from None
+        if first is None:
+            return empty_reader(columns or {})
+        if isinstance(first, pa.Table):  # tolerate clients yielding tables
+            first = first.combine_chunks().to_batches()[0] if first.num_rows else None
+            if first is None:
+                return empty_reader(columns or {})
+
+        def rest() -> Iterator[pa.RecordBatch]:
+            yield first
+            try:
+                for batch in batches:
+                    yield batch
+            except Exception as e:
+                raise self.error(e, kind, reading=True) from None
+        return pa.RecordBatchReader.from_batches(first.schema, rest())
+
+    def read_all(self, sql: str, begin_ns: int, end_ns: int, kind: str,
+                 columns: Optional[Dict[str, str]] = None) -> pa.Table:
+        return self.query(sql, begin_ns, end_ns, kind, columns).read_all()
+
+    def error(self, e: Exception, kind: str, reading: bool = False) -> SourceError:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        message = re.sub(r"\. gRPC client debug context: .*", "", message)
+        if reading:
+            return SourceError(f"connection lost while reading the {kind} result through {self.description}: "
+                               f"{message}")
+        return SourceError(f"the {kind} query failed through {self.description}: {message}")
+
+    def close(self):
+        pass  # the user's client stays open: it is theirs
 
 
 def _everything() -> Tuple[int, int]:
@@ -168,12 +234,21 @@ def _string(array: pa.ChunkedArray, row: int) -> Optional[str]:
     return value.as_py() if value.is_valid else None
 
 
-class FlightSQLSource(Source):
-    """Client-side generation: micromegas' own trace-generation SQL, the trace written here."""
+def _sql_text(value: str) -> str:
+    """A SQL string literal (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"
 
-    def __init__(self, uri: Optional[str] = None, token: Optional[str] = None, prefetch: bool = True):
-        self.client = FlightSQLClient(uri, token)
-        self.description = f"analytics server {self.client.uri}"
+
+class FlightSQLSource(Source):
+    """Client-side generation: micromegas' own trace-generation SQL, the trace written here.
+
+    `queries` is a `FlightSQLClient`, a `ClientQueries`, or None for a `FlightSQLClient` on
+    `uri` with `token`."""
+
+    def __init__(self, uri: Optional[str] = None, token: Optional[str] = None, prefetch: bool = True,
+                 queries=None):
+        self.client = queries if queries is not None else FlightSQLClient(uri, token)
+        self.description = self.client.description
         self.prefetch = prefetch
 
     def process_info(self, process_id: str) -> ProcessInfo:
@@ -181,9 +256,9 @@ class FlightSQLSource(Source):
         table = self.client.read_all(
             f"SELECT exe, start_time FROM processes WHERE process_id = '{process_id}' LIMIT 1", *_everything(),
             kind="process")
-        exe = _column(table, "exe", "process", self.client.uri)
         if table.num_rows == 0:
-            raise UserError(f"process {process_id} not found on {self.description}")
+            raise ProcessNotFoundError(f"process {process_id} not found on {self.description}")
+        exe = _column(table, "exe", "process", self.client.uri)
         start = _ns_value(table.column("start_time"), "process", self.client.uri) \
             if "start_time" in table.column_names else None
         return ProcessInfo(process_id=process_id, exe=_string(exe, 0) or "", start_ns=start)
@@ -195,10 +270,10 @@ class FlightSQLSource(Source):
             info.start_ns if info.start_ns is not None else begin, end, kind="time range")
         if table.num_columns != 2:
             raise SourceError(f"the time range result from {self.client.uri} has {table.num_columns} columns, expected 2")
-        low = _ns_value(table.column(0), "time range", self.client.uri)
-        high = _ns_value(table.column(1), "time range", self.client.uri)
+        low = _ns_value(table.column(0), "time range", self.client.uri) if table.num_rows else None
+        high = _ns_value(table.column(1), "time range", self.client.uri) if table.num_rows else None
         if low is None or high is None:
-            raise UserError(f"process {info.process_id} has no data on {self.description}: give --begin and --end")
+            raise RequestError(f"process {info.process_id} has no data on {self.description}: give begin and end")
         return low, high
 
     def threads(self, process_id: str, begin_ns: int, end_ns: int) -> List[ThreadInfo]:
@@ -208,6 +283,8 @@ class FlightSQLSource(Source):
             "property_get(\"streams.properties\", 'thread-id') AS thread_id "
             f"FROM blocks WHERE process_id = '{process_id}' AND array_has(\"streams.tags\", 'cpu') "
             "GROUP BY stream_id, thread_name, thread_id ORDER BY stream_id", begin_ns, end_ns, kind="thread list")
+        if table.num_rows == 0:
+            return []
         ids, names, tids = (_column(table, c, "thread list", self.client.uri)
                             for c in ("stream_id", "thread_name", "thread_id"))
         threads = []
@@ -222,7 +299,7 @@ class FlightSQLSource(Source):
         reader = self.client.query(
             f"SELECT \"begin\", \"end\", name, filename, target, line FROM view_instance('thread_spans', '{stream_id}') "
             f"WHERE begin <= {_sql_time(end_ns)} AND end >= {_sql_time(begin_ns)} ORDER BY begin",
-            begin_ns, end_ns, kind="thread spans")
+            begin_ns, end_ns, kind="thread spans", columns=THREAD_SPAN_TYPES)
         return self._checked(reader, THREAD_SPAN_TYPES, "thread spans")
 
     def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
@@ -231,13 +308,13 @@ class FlightSQLSource(Source):
             "SELECT stream_id, time, event_type, span_id, parent_span_id, depth, name, filename, target, line "
             f"FROM view_instance('async_events', '{process_id}') "
             f"WHERE time >= {_sql_time(begin_ns)} AND time <= {_sql_time(end_ns)}", begin_ns, end_ns,
-            kind="async events")
+            kind="async events", columns=ASYNC_EVENT_TYPES)
         return self._checked(reader, ASYNC_EVENT_TYPES, "async events")
 
     def _checked(self, reader: pa.RecordBatchReader, required, kind: str) -> pa.RecordBatchReader:
         try:
             check_schema(reader.schema, required, f"the {kind} result from {self.client.uri}")
-        except UserError as e:
+        except SchemaError as e:
             raise SourceError(str(e)) from None
         return reader
 
@@ -255,55 +332,56 @@ class FlightSQLSource(Source):
             if not self.prefetch and i + 1 < len(threads):
                 upcoming = self.thread_spans(threads[i + 1].stream_id, begin_ns, end_ns)
 
+    def trace_chunks(self, process_id: str, span_types: str, begin_ns: int, end_ns: int
+                     ) -> Iterator[bytes]:
+        """Server-side generation: the chunks of `perfetto_trace_chunks`, in order. Chunk ids
+        must be 0, 1, 2...: a missing, repeated or out-of-order id is a SourceError."""
+        check_uuid(process_id, "process id")
+        sql = (f"SELECT chunk_id, chunk_data FROM perfetto_trace_chunks('{process_id}', {_sql_text(span_types)}, "
+               f"{_sql_time(begin_ns)}, {_sql_time(end_ns)})")
+        uri = self.client.uri
+        reader = self.client.query(sql, begin_ns, end_ns, kind="trace chunks")
+        if not reader.schema.names:  # no batch at all from a client that gives no schema: no chunks
+            return
+        for name, test in (("chunk_id", pa.types.is_integer),
+                           ("chunk_data", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t))):
+            index = reader.schema.get_field_index(name)
+            if index < 0 or not test(reader.schema.field(index).type):
+                raise SourceError(f"the trace chunks result from {uri} lacks an {name} column of the "
+                                  f"expected type (schema: {reader.schema})")
+        expected = 0
+        for batch in reader:
+            ids = batch.column("chunk_id").to_pylist()
+            data = batch.column("chunk_data")
+            for row, chunk_id in enumerate(ids):
+                if chunk_id != expected:
+                    what = "missing" if chunk_id is not None and chunk_id > expected else "repeated or out of order"
+                    raise SourceError(f"the trace chunks from {uri} are {what}: got chunk {chunk_id}, "
+                                      f"expected {expected}")
+                piece = data[row].as_buffer()
+                yield piece.to_pybytes() if piece is not None else b""
+                expected += 1
+
+    def processes(self, begin_ns: Optional[int] = None, end_ns: Optional[int] = None,
+                  limit: Optional[int] = None) -> List[dict]:
+        """The server's processes started within [begin, end] (default: all), newest first."""
+        low, high = _everything()
+        begin_ns = low if begin_ns is None else begin_ns
+        end_ns = high if end_ns is None else end_ns
+        limit_sql = f" LIMIT {int(limit)}" if limit is not None else ""
+        table = self.client.read_all(
+            "SELECT process_id, exe, start_time FROM processes "
+            f"WHERE start_time >= {_sql_time(begin_ns)} AND start_time <= {_sql_time(end_ns)} "
+            f"ORDER BY start_time DESC{limit_sql}", begin_ns, end_ns, kind="process list")
+        if table.num_rows == 0:
+            return []
+        ids, exes = (_column(table, c, "process list", self.client.uri) for c in ("process_id", "exe"))
+        starts = _column(table, "start_time", "process list", self.client.uri)
+        rows = []
+        for row in range(table.num_rows):
+            rows.append({"process_id": _string(ids, row), "exe": _string(exes, row),
+                         "start_ns": _ns_value(starts.slice(row, 1), "process list", self.client.uri)})
+        return rows
+
     def close(self):
         self.client.close()
-
-
-def write_server_side_trace(source: FlightSQLSource, process_id: str, filename, span_types: str = "both",
-                            begin=None, end=None, progress: bool = False):
-    """Writes the trace the server generates (`perfetto_trace_chunks`) to `filename`.
-
-    Chunks are written as they arrive; chunk ids must be 0, 1, 2... in order (a missing,
-    repeated or out-of-order id is an error). No file is left behind on error.
-    """
-    from .perfetto import TraceSummary, _plan
-    started = time.monotonic()
-    plan = _plan(source, process_id, span_types, begin, end, "micromegas")
-    target = Path(filename)
-    sql = (f"SELECT chunk_id, chunk_data FROM perfetto_trace_chunks('{plan.process_id}', '{span_types}', "
-           f"{_sql_time(plan.begin_ns)}, {_sql_time(plan.end_ns)})")
-    client = source.client
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(unit="B", unit_scale=True, desc="server-side trace", leave=False, disable=None)
-    chunks = 0
-    try:
-        with atomic_output(target) as fd, open(fd, "wb", closefd=False) as out:
-            reader = client.query(sql, plan.begin_ns, plan.end_ns, kind="trace chunks")
-            for name, test in (("chunk_id", pa.types.is_integer),
-                               ("chunk_data", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t))):
-                index = reader.schema.get_field_index(name)
-                if index < 0 or not test(reader.schema.field(index).type):
-                    raise SourceError(f"the trace chunks result from {client.uri} lacks an {name} column of the "
-                                      f"expected type (schema: {reader.schema})")
-            for batch in reader:
-                ids = batch.column("chunk_id").to_pylist()
-                data = batch.column("chunk_data")
-                for row, chunk_id in enumerate(ids):
-                    if chunk_id != chunks:
-                        what = "missing" if chunk_id is not None and chunk_id > chunks else "repeated or out of order"
-                        raise SourceError(f"the trace chunks from {client.uri} are {what}: got chunk {chunk_id}, "
-                                          f"expected {chunks}")
-                    piece = data[row].as_buffer()
-                    out.write(piece if piece is not None else b"")
-                    chunks += 1
-                    if bar is not None:
-                        bar.update(len(piece) if piece is not None else 0)
-    finally:
-        if bar is not None:
-            bar.close()
-    return TraceSummary(process_id=plan.process_id, exe=plan.exe, begin_ns=plan.begin_ns, end_ns=plan.end_ns,
-                        threads=len(plan.threads), thread_spans=-1, async_spans=-1, async_tracks=-1,
-                        bytes=target.stat().st_size, seconds=time.monotonic() - started, filename=str(target),
-                        chunks=chunks)

@@ -1,0 +1,103 @@
+"""The exceptions the package raises: one class per kind of failure, so callers (and the CLI,
+which alone maps them to exit codes) can tell a mistake in the request from a failure while
+doing it.
+
+- `PerfettoError` and its subclasses: a status code of libperfetto_mm, with its message.
+- `RequestError` and its subclasses: the request cannot be done as asked (unknown process,
+  bad or out-of-range time, missing lake, a lake file without the lake format's columns,
+  an output path that cannot be written).
+- `DataError`: well-formed request, but the data is unreadable (corrupt or changing files).
+- `SourceError`: a telemetry server failed (unreachable, refused, query error, lost stream).
+"""
+
+
+class MicromegasPerfettoError(Exception):
+    """Base class of every exception this package raises on purpose."""
+
+
+class PerfettoError(MicromegasPerfettoError):
+    """An error from libperfetto_mm (or loading it); `status` is the C status code."""
+
+    status = -1
+
+    def __init__(self, message: str, status: int = None):
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class InvalidArgumentError(PerfettoError, ValueError):
+    status = 1
+
+
+class InvalidUTF8Error(PerfettoError, ValueError):
+    status = 2
+
+
+class CallOrderError(PerfettoError):
+    status = 3
+
+
+class SinkError(PerfettoError):
+    status = 4
+
+
+class WriteError(PerfettoError, OSError):
+    status = 5
+
+
+class OutOfMemoryError(PerfettoError, MemoryError):
+    status = 6
+
+
+class WriterStoppedError(PerfettoError):
+    status = 7
+
+
+class InvalidDataError(PerfettoError, ValueError):
+    """Input data (an Arrow stream, a scenario) is malformed or of an unsupported type."""
+
+    status = 8
+
+
+_BY_STATUS = {cls.status: cls for cls in (
+    InvalidArgumentError, InvalidUTF8Error, CallOrderError, SinkError, WriteError, OutOfMemoryError,
+    WriterStoppedError, InvalidDataError)}
+
+
+def error_for_status(status: int, message: str) -> PerfettoError:
+    cls = _BY_STATUS.get(status, PerfettoError)
+    return cls(message, status)
+
+
+class RequestError(MicromegasPerfettoError, ValueError):
+    """The request cannot be done as asked; nothing was written."""
+
+
+class ProcessNotFoundError(RequestError, LookupError):
+    """The process is not in the lake, or not on the server."""
+
+
+class InvalidTimeError(RequestError):
+    """A time that cannot be read, is outside the int64-nanosecond range, or begin > end."""
+
+
+class LakeNotFoundError(RequestError):
+    """The lake folder does not exist or is not a lake."""
+
+
+class SchemaError(RequestError):
+    """A table lacks a column of the lake format, or has it with another type."""
+
+
+class OutputError(RequestError):
+    """The output path cannot be written as asked (missing folder, a folder, empty name)."""
+
+
+class DataError(MicromegasPerfettoError):
+    """A data file exists but cannot be read (truncated, corrupt, not Parquet, changed while read)."""
+
+
+class SourceError(MicromegasPerfettoError):
+    """A telemetry server failed: unreachable, refused, a query error, a lost connection, a
+    result with missing or mistyped columns."""

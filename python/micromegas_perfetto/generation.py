@@ -1,0 +1,365 @@
+"""Trace generation: a process's telemetry, read from a source, through libperfetto_mm's
+generator into a file or chunks.
+
+- `write_process_trace(source, process_id, begin, end, trace_filepath, span_types="both")`:
+  the same positional parameters as the official client's
+  `micromegas.perfetto.write_process_trace`, so switching the import is the whole migration;
+- `generate_trace_chunks(source, process_id, begin, end, span_types="both")`: the trace as
+  `(chunk_id, bytes)`, produced as it is consumed.
+
+`source` is a lake folder, a `Source`, or a client object with micromegas' `query_stream`
+(the official `micromegas.connect()` / `connect_with_profile()` client). Tables cross into
+the library as Arrow C streams, batch by batch.
+"""
+import ctypes
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
+
+import pyarrow as pa
+
+from . import _args, _native
+from ._args import utf8
+from ._native import lib
+from .errors import InvalidTimeError, OutputError, RequestError
+from .output import atomic_output
+from .sources import Source, ThreadInfo
+from .timeutil import TimeLike, ns_to_iso, to_ns
+from .writer import PerfettoWriter
+
+__all__ = ["TraceSummary", "Progress", "generate_trace_chunks", "write_process_trace", "open_source",
+           "SPAN_TYPES", "ASYNC_LAYOUTS"]
+
+SPAN_TYPES = tuple(_native.PMM_SPANS)
+ASYNC_LAYOUTS = tuple(_native.PMM_LAYOUTS)
+DEFAULT_CHUNK_SIZE = 1 << 20
+
+SourceLike = Union[Source, str, os.PathLike, object]
+
+
+@dataclass
+class TraceSummary:
+    """What a trace generation wrote."""
+
+    process_id: str
+    exe: str
+    begin_ns: int
+    end_ns: int
+    threads: int
+    thread_spans: int
+    async_spans: int
+    async_tracks: int
+    matcher: Dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    seconds: float = 0.0
+    filename: Optional[str] = None
+    chunks: Optional[int] = None  # server-side generation: the chunks received (span counts unknown)
+
+
+class Progress:
+    """What a generation reports while it runs. The default does nothing; the command line
+    draws a progress bar from it."""
+
+    def start(self, threads: int, process_id: str) -> None:
+        """Generation of `threads` threads' spans begins."""
+
+    def rows(self, n: int) -> None:
+        """`n` more rows went into the library."""
+
+    def thread_done(self) -> None:
+        """One thread's spans are written."""
+
+    def phase(self, text: str) -> None:
+        """A new phase begins (async spans, server-side chunks)."""
+
+    def bytes(self, n: int) -> None:
+        """`n` more bytes of trace were received (server-side generation)."""
+
+    def close(self) -> None:
+        """Generation ended, successfully or not."""
+
+
+def open_source(source: SourceLike) -> Tuple[Source, bool]:
+    """A Source for `source` and whether the caller owns (must close) it: a Source is used as
+    is; an object with `query_stream` (micromegas' client) runs micromegas' queries; a path is
+    a lake folder."""
+    if isinstance(source, Source):
+        return source, False
+    if callable(getattr(source, "query_stream", None)):
+        from .flightsql import ClientQueries, FlightSQLSource
+        return FlightSQLSource(queries=ClientQueries(source)), True
+    if isinstance(source, (str, os.PathLike)):
+        from .lake import LocalLake
+        return LocalLake(source), True
+    raise TypeError(f"source must be a lake folder, a Source or a client with query_stream, "
+                    f"not {type(source).__name__}")
+
+
+class _Generator:
+    """libperfetto_mm's trace generator over a PerfettoWriter (calls hold the writer's lock)."""
+
+    def __init__(self, writer: PerfettoWriter, exe: str, threads: List[ThreadInfo], span_types: str,
+                 begin_ns: int, end_ns: int, async_layout: str):
+        self._lib = lib()
+        self._writer = writer
+        self._handle = ctypes.c_void_p()
+        encoded = [(utf8(t.stream_id, "stream_id"), utf8(t.name, "thread name"), t.thread_id) for t in threads]
+        array = (_native.Thread * max(len(threads), 1))()
+        for i, (sid, name, tid) in enumerate(encoded):
+            array[i] = _native.Thread(sid, len(sid), _args.int32(tid, "thread_id"), name, len(name))
+        e = utf8(exe, "exe")
+        options = _native.GeneratorOptions(
+            e, len(e), array, len(threads), _native.PMM_SPANS[span_types], _native.PMM_LAYOUTS[async_layout],
+            _args.int64(begin_ns, "range begin"), _args.int64(end_ns, "range end"))
+        with writer.lock:
+            writer._check(self._lib.pmm_generator_new(writer.handle, ctypes.byref(options),
+                                                      ctypes.byref(self._handle)))
+
+    def add_thread_spans(self, stream_id: str, reader: pa.RecordBatchReader) -> None:
+        sid = utf8(stream_id, "stream_id")
+        self._consume(reader, lambda stream: self._lib.pmm_generator_add_thread_spans(
+            self._handle, sid, len(sid), ctypes.byref(stream)))
+
+    def add_async_events(self, reader: pa.RecordBatchReader) -> None:
+        self._consume(reader, lambda stream: self._lib.pmm_generator_add_async_events(self._handle, ctypes.byref(stream)))
+
+    def _consume(self, reader, call) -> None:
+        """Hands `reader` to the library. An exception raised while the library pulls batches
+        (Ctrl-C, a lost connection, an unreadable file) reaches Arrow as a stream error; it is
+        re-raised as itself."""
+        raised: List[BaseException] = []
+        with self._writer.lock:
+            status = call(_export(_guarded(reader, raised)))
+        if status != _native.PMM_OK and raised:
+            raise raised[0]
+        self._writer._check(status)
+
+    def finish(self) -> Dict[str, int]:
+        stats = _native.GeneratorStats()
+        with self._writer.lock:
+            self._writer._check(self._lib.pmm_generator_finish(self._handle, ctypes.byref(stats)))
+        return stats.as_dict()
+
+    def close(self) -> None:
+        with self._writer.lock:
+            if self._handle:
+                self._lib.pmm_generator_free(self._handle)
+                self._handle = ctypes.c_void_p()
+
+
+def _export(reader: pa.RecordBatchReader) -> _native.ArrowArrayStream:
+    """Exports a RecordBatchReader through the Arrow C Stream Interface."""
+    stream = _native.ArrowArrayStream()
+    reader._export_to_c(ctypes.addressof(stream))
+    return stream
+
+
+def _guarded(reader, raised: List[BaseException]) -> pa.RecordBatchReader:
+    """`reader`, recording in `raised` any exception raised while reading it."""
+    if isinstance(reader, pa.Table):
+        reader = reader.to_reader()
+
+    def batches():
+        try:
+            yield from reader
+        except BaseException as e:
+            raised.append(e)
+            raise
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def _counting(reader: pa.RecordBatchReader, on_rows: Callable[[int], None]) -> pa.RecordBatchReader:
+    """`reader`, calling `on_rows(n)` as each batch is pulled (for progress)."""
+    def batches():
+        for batch in reader:
+            on_rows(batch.num_rows)
+            yield batch
+    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+def _batch_groups(reader: pa.RecordBatchReader, max_rows: int) -> Iterator[pa.RecordBatchReader]:
+    """Consecutive groups of whole batches of about `max_rows` rows, as readers."""
+    group, rows = [], 0
+    for batch in reader:
+        group.append(batch)
+        rows += batch.num_rows
+        if rows >= max_rows:
+            yield pa.RecordBatchReader.from_batches(reader.schema, group)
+            group, rows = [], 0
+    if group:
+        yield pa.RecordBatchReader.from_batches(reader.schema, group)
+
+
+@dataclass
+class Plan:
+    """What one generation will do: the process, the range and the threads."""
+
+    process_id: str
+    exe: str
+    begin_ns: int
+    end_ns: int
+    threads: List[ThreadInfo]
+    span_types: str
+    async_layout: str
+
+
+def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike, end: TimeLike,
+               async_layout: str) -> Plan:
+    """Checks the request and resolves its defaults (range, threads) from the source."""
+    if span_types not in _native.PMM_SPANS:
+        raise RequestError(f"span types must be one of {', '.join(SPAN_TYPES)}, got {span_types!r}")
+    if async_layout not in _native.PMM_LAYOUTS:
+        raise RequestError(f"async layout must be one of {', '.join(ASYNC_LAYOUTS)}, got {async_layout!r}")
+    if not isinstance(process_id, str) or not process_id:
+        raise RequestError(f"process id must be a non-empty string, got {process_id!r}")
+    begin_ns = to_ns(begin, "begin") if begin is not None else None
+    end_ns = to_ns(end, "end") if end is not None else None
+    if begin_ns is not None and begin_ns < 0:
+        raise InvalidTimeError(f"begin {begin_ns} ns is before 1970")
+    if begin_ns is not None and end_ns is not None and begin_ns > end_ns:
+        raise InvalidTimeError(f"begin ({ns_to_iso(begin_ns)}) is after end ({ns_to_iso(end_ns)})")
+    info = source.process_info(process_id)
+    if begin_ns is None or end_ns is None:
+        default_begin, default_end = source.time_range(info)
+        begin_ns = default_begin if begin_ns is None else begin_ns
+        end_ns = default_end if end_ns is None else end_ns
+    if begin_ns < 0:
+        raise InvalidTimeError(f"begin {begin_ns} ns is before 1970")
+    if begin_ns > end_ns:
+        raise InvalidTimeError(f"begin ({ns_to_iso(begin_ns)}) is after end ({ns_to_iso(end_ns)})")
+    threads = source.threads(info.process_id, begin_ns, end_ns)
+    return Plan(info.process_id, info.exe, begin_ns, end_ns, threads, span_types, async_layout)
+
+
+def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Progress,
+              group_rows: Optional[int] = None) -> Iterator[Optional[TraceSummary]]:
+    """Runs a generation step by step: yields None after each library call (so a chunk
+    consumer can hand over what was produced), then the summary.
+
+    With `group_rows`, a thread's batches go to the library in groups of about that many
+    rows, which bounds what one call produces.
+    """
+    started = time.monotonic()
+    progress.start(len(plan.threads), plan.process_id)
+    generator = _Generator(writer, plan.exe, plan.threads, plan.span_types, plan.begin_ns, plan.end_ns,
+                           plan.async_layout)
+    try:
+        yield None
+        if plan.span_types != "async":
+            for thread, reader in source.iter_thread_spans(plan.threads, plan.begin_ns, plan.end_ns):
+                reader = _counting(reader, progress.rows)
+                for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
+                    generator.add_thread_spans(thread.stream_id, group)
+                    yield None
+                progress.thread_done()
+        if plan.span_types != "thread":
+            progress.phase("async spans")
+            generator.add_async_events(source.async_events(plan.process_id, plan.begin_ns, plan.end_ns))
+        stats = generator.finish()
+    finally:
+        generator.close()
+        progress.close()
+    yield TraceSummary(
+        process_id=plan.process_id, exe=plan.exe, begin_ns=plan.begin_ns, end_ns=plan.end_ns,
+        threads=len(plan.threads), thread_spans=stats["thread_spans"], async_spans=stats["async_spans"],
+        async_tracks=stats["async_tracks"] if plan.span_types != "thread" else 0,
+        matcher={k: v for k, v in stats.items() if k.startswith("async_") and k not in ("async_spans", "async_tracks")},
+        seconds=time.monotonic() - started)
+
+
+def _server_source(source: Source):
+    from .flightsql import FlightSQLSource
+    if not isinstance(source, FlightSQLSource):
+        raise RequestError("server-side generation needs a micromegas analytics server (a client or --uri), "
+                           f"not {source.description}")
+    return source
+
+
+def _server_chunks(plan: Plan, source: Source, progress: Progress) -> Iterator[bytes]:
+    progress.phase("server-side trace")
+    try:
+        for chunk in _server_source(source).trace_chunks(plan.process_id, plan.span_types, plan.begin_ns,
+                                                         plan.end_ns):
+            progress.bytes(len(chunk))
+            yield chunk
+    finally:
+        progress.close()
+
+
+def _server_summary(plan: Plan, chunks: int, size: int, started: float) -> TraceSummary:
+    return TraceSummary(process_id=plan.process_id, exe=plan.exe, begin_ns=plan.begin_ns, end_ns=plan.end_ns,
+                        threads=len(plan.threads), thread_spans=-1, async_spans=-1, async_tracks=-1,
+                        bytes=size, seconds=time.monotonic() - started, chunks=chunks)
+
+
+def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike = None, end: TimeLike = None,
+                          span_types: str = "both", *, async_layout: str = "lanes", server_side: bool = False,
+                          chunk_size: int = DEFAULT_CHUNK_SIZE, progress: Optional[Progress] = None
+                          ) -> Iterator[Tuple[int, bytes]]:
+    """Yields a process's trace as `(chunk_id, chunk_data)`: ids 0, 1, 2..., each chunk whole
+    packets (it parses alone as a trace) of at least `chunk_size` bytes but the last.
+
+    `begin`/`end` are datetimes, ISO 8601 text or integer nanoseconds since the epoch; None
+    means the process's whole range. With `server_side`, the server's own chunks are passed
+    on as they come (micromegas layout; they may split packets: only their concatenation is
+    a trace). Chunks are yielded as they are produced: memory stays bounded.
+    """
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 0 < chunk_size < (1 << 63):
+        raise RequestError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    progress = progress or Progress()
+    source, owned = open_source(source)
+    try:
+        plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout)
+        if server_side:
+            yield from enumerate(_server_chunks(plan, source, progress))
+            return
+        pending: List[Tuple[int, bytes]] = []
+        with PerfettoWriter(plan.process_id, lambda i, data: pending.append((i, data)), chunk_size=chunk_size) as writer:
+            for _ in _generate(plan, source, writer, progress, group_rows=1 << 16):
+                yield from pending
+                pending.clear()
+        yield from pending  # the last chunk, flushed when the writer closed
+    finally:
+        if owned:
+            source.close()
+
+
+def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, end: TimeLike,
+                        trace_filepath: Union[str, os.PathLike], span_types: str = "both", *,
+                        async_layout: str = "lanes", server_side: bool = False, chunk_size: int = 0,
+                        progress: Optional[Progress] = None) -> TraceSummary:
+    """Writes a process's trace to `trace_filepath` and returns a summary.
+
+    Same positional parameters as `micromegas.perfetto.write_process_trace`; `begin`/`end` may
+    be None for the process's whole range. The trace goes to a temporary file in the target
+    folder, renamed when complete: on any error (or interruption) no file is left behind.
+    """
+    if trace_filepath is None or str(trace_filepath) == "":
+        raise OutputError("the output file name is empty")
+    chunk_size = _args.size(chunk_size, "chunk_size")
+    progress = progress or Progress()
+    started = time.monotonic()
+    source, owned = open_source(source)
+    try:
+        plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout)
+        target = Path(trace_filepath)
+        if server_side:
+            chunks = 0
+            with atomic_output(target) as fd, open(fd, "wb", closefd=False) as out:
+                for chunk in _server_chunks(plan, source, progress):
+                    out.write(chunk)
+                    chunks += 1
+            summary = _server_summary(plan, chunks, 0, started)
+        else:
+            with atomic_output(target) as fd:
+                with PerfettoWriter(plan.process_id, fd, chunk_size=chunk_size) as writer:
+                    *_, summary = _generate(plan, source, writer, progress)
+        summary.bytes = target.stat().st_size
+        summary.filename = str(target)
+        summary.seconds = time.monotonic() - started
+        return summary
+    finally:
+        if owned:
+            source.close()

@@ -1,0 +1,143 @@
+"""Where telemetry comes from: the `Source` interface trace generation reads through, and the
+column contract every source's tables follow (docs/lake-format.md).
+
+A source answers four questions about a process: its description, its threads, each
+thread's spans and its async events, the last two as Arrow record-batch readers with the
+columns of the micromegas views `thread_spans` and `async_events`.
+"""
+import re
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import pyarrow as pa
+
+from .errors import SchemaError
+
+# -- the column contract ----------------------------------------------------------------------
+
+THREAD_SPAN_COLUMNS = ["begin", "end", "name", "target", "filename", "line"]
+ASYNC_EVENT_COLUMNS = ["stream_id", "time", "event_type", "span_id", "parent_span_id", "depth", "name", "filename",
+                       "target", "line"]
+
+# Required columns and their kind (optional columns, such as async `stream_id` and `depth`, are
+# read when present).
+THREAD_SPAN_TYPES = {"begin": "time", "end": "time", "name": "string", "target": "string", "filename": "string",
+                     "line": "integer"}
+ASYNC_EVENT_TYPES = {"time": "time", "event_type": "string", "span_id": "integer", "parent_span_id": "integer",
+                     "name": "string", "filename": "string", "target": "string", "line": "integer"}
+
+
+def _is_time(t: pa.DataType) -> bool:
+    return pa.types.is_timestamp(t) or pa.types.is_int64(t)
+
+
+def _is_string(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    is_view = getattr(pa.types, "is_string_view", lambda _: False)
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or is_view(t)
+
+
+_KINDS = {"time": (_is_time, "timestamp or int64"), "string": (_is_string, "string, string_view or dictionary<string>"),
+          "integer": (pa.types.is_integer, "an integer type")}
+_EMPTY_TYPES = {"time": pa.timestamp("ns", tz="UTC"), "string": pa.string(), "integer": pa.int64()}
+
+
+def check_schema(schema: pa.Schema, required: Dict[str, str], where: str) -> None:
+    """Raises SchemaError naming `where` and the column when a required column is missing or mistyped."""
+    for name, kind in required.items():
+        index = schema.get_field_index(name)
+        if index < 0:
+            raise SchemaError(f"{where}: missing column '{name}' (columns: {', '.join(schema.names)})")
+        test, expected = _KINDS[kind]
+        if not test(schema.field(index).type):
+            raise SchemaError(f"{where}: column '{name}' has type {schema.field(index).type}, expected {expected}")
+
+
+def empty_reader(columns: Dict[str, str]) -> pa.RecordBatchReader:
+    """A reader with no rows and the given columns (a thread or process with no data)."""
+    schema = pa.schema([(name, _EMPTY_TYPES[kind]) for name, kind in columns.items()])
+    return pa.RecordBatchReader.from_batches(schema, [])
+
+
+# -- processes and threads --------------------------------------------------------------------
+
+
+@dataclass
+class ProcessInfo:
+    process_id: str
+    exe: str
+    start_ns: Optional[int] = None
+    end_ns: Optional[int] = None
+
+
+@dataclass
+class ThreadInfo:
+    stream_id: str
+    thread_id: int
+    name: str
+
+
+_RUST_I64 = re.compile(r"[+-]?[0-9]+\Z")
+
+
+def parse_thread_id(text: Optional[str]) -> int:
+    """`thread-id` as micromegas reads it: Rust's `str::parse::<i64>` (an optional sign, ASCII
+    digits only, within i64; anything else is 0), then truncated to int32 like `as i32`."""
+    if not text or not _RUST_I64.match(text) or text in ("+", "-"):
+        return 0
+    value = int(text)
+    if not -(1 << 63) <= value < (1 << 63):
+        return 0
+    return (value + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
+def thread_display(stream_id: str, thread_name: Optional[str], thread_id: Optional[str]) -> ThreadInfo:
+    """micromegas' thread naming (`get_process_thread_list`): a missing property is ""; the
+    shown id is `thread-id`, else the stream id; the name is "<thread-name>-<shown id>", or the
+    shown id alone without a thread name."""
+    name = thread_name or ""
+    shown = thread_id or stream_id
+    return ThreadInfo(stream_id=stream_id, thread_id=parse_thread_id(thread_id),
+                      name=f"{name}-{shown}" if name else shown)
+
+
+class Source:
+    """Base class of telemetry sources."""
+
+    description = "source"
+
+    def process_info(self, process_id: str) -> ProcessInfo:
+        """The process's description; raises ProcessNotFoundError for an unknown process."""
+        raise NotImplementedError
+
+    def time_range(self, info: ProcessInfo) -> Tuple[int, int]:
+        """The process's whole time range, in ns: the default trace range."""
+        raise NotImplementedError
+
+    def threads(self, process_id: str, begin_ns: int, end_ns: int) -> List[ThreadInfo]:
+        """The process's thread streams, ordered by stream id, with display names."""
+        raise NotImplementedError
+
+    def thread_spans(self, stream_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        """Spans of one thread that overlap [begin, end]: begin, end, name, target, filename, line."""
+        raise NotImplementedError
+
+    def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        """Async events of the process with time in [begin, end]."""
+        raise NotImplementedError
+
+    def iter_thread_spans(self, threads: List[ThreadInfo], begin_ns: int, end_ns: int
+                          ) -> Iterator[Tuple[ThreadInfo, pa.RecordBatchReader]]:
+        """Each thread with its spans reader, in order. Sources may prefetch the next one."""
+        for thread in threads:
+            yield thread, self.thread_spans(thread.stream_id, begin_ns, end_ns)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

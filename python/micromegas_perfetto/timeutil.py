@@ -1,0 +1,69 @@
+"""Times as integer nanoseconds since the Unix epoch (UTC), from what users type or pass.
+
+Every time is checked against the int64-nanosecond range (1677-09-21 .. 2262-04-11) before it
+is used, so none wraps around on its way into the library.
+"""
+import re
+from datetime import datetime, timezone
+from typing import Union
+
+from .errors import InvalidTimeError
+
+TimeLike = Union[None, int, str, datetime]
+
+NS_MIN, NS_MAX = -(1 << 63), (1 << 63) - 1
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ISO = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[T ](?P<hms>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<frac>\d{1,9}))?)?"
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
+
+
+def _in_range(ns: int, what: str, value) -> int:
+    if not NS_MIN <= ns <= NS_MAX:
+        raise InvalidTimeError(f"{what} {value!r} is outside the range of int64 nanoseconds "
+                               "(years 1678 to 2262)")
+    return ns
+
+
+def to_ns(value: TimeLike, what: str = "time") -> int:
+    """Nanoseconds since the epoch for an int (already ns), a datetime (naive = UTC) or
+    ISO 8601 text with up to nanosecond precision (no zone = UTC)."""
+    if isinstance(value, bool):
+        raise InvalidTimeError(f"cannot read {what} {value!r}")
+    if isinstance(value, int):
+        return _in_range(value, what, value)
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        delta = moment - _EPOCH
+        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+        return _in_range(ns, what, value)
+    if isinstance(value, str):
+        text = value.strip()
+        if re.fullmatch(r"[+-]?\d+", text):
+            if len(text.lstrip("+-")) > 19:
+                raise InvalidTimeError(f"{what} {text[:30]}{'...' if len(text) > 30 else ''} is outside the range "
+                                       "of int64 nanoseconds (years 1678 to 2262)")
+            return _in_range(int(text), what, text)
+        match = _ISO.match(text)
+        if match:
+            tz = match["tz"] or "+00:00"
+            tz = "+00:00" if tz.upper() == "Z" else (tz if ":" in tz else f"{tz[:3]}:{tz[3:]}")
+            hms = match["hms"] or "00:00:00"
+            if hms.count(":") == 1:
+                hms += ":00"
+            try:
+                moment = datetime.fromisoformat(f"{match['date']}T{hms}{tz}")
+            except ValueError as e:
+                raise InvalidTimeError(f"cannot read {what} {value!r}: {e}") from None
+            fraction = (match["frac"] or "").ljust(9, "0")
+            return _in_range(to_ns(moment, what) + int(fraction or 0), what, value)
+    shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
+    raise InvalidTimeError(f"cannot read {what} {shown!r}: use ISO 8601 (2024-05-01T12:00:00.123456789Z) "
+                           "or integer nanoseconds since the epoch")
+
+
+def ns_to_iso(ns: int) -> str:
+    """RFC 3339 text with nanoseconds, UTC."""
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
