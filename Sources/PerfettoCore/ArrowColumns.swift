@@ -1,8 +1,13 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CArrowABI
 
-/// Typed readers over one column of one Arrow batch. Each checks the column's type once
-/// (per batch) and then reads rows with plain loads: no per-row type dispatch beyond
-/// an integer width, and no per-row hashing for dictionary strings.
+/// Typed readers over one column of one Arrow batch. Each checks the column's type, counts
+/// and offsets once (per batch) and then reads rows with unaligned loads: no per-row type
+/// dispatch beyond an integer width, and no per-row hashing for dictionary strings.
 
 /// An integer or timestamp[ns] column, read as Int64.
 struct IntegerColumn {
@@ -22,10 +27,14 @@ struct IntegerColumn {
             let expected = timesOnly ? "timestamp[ns] or int64" : "an integer type"
             throw .invalidData("\(label): column '\(field.name)' has type \(field.type.description); expected \(expected)")
         }
-        view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2)
+        view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2,
+                                   type: field.type.description)
         values = view.buffer(1)
         if values == nil && batch.length > 0 {
             throw .invalidData("\(label): column '\(field.name)' has no value buffer")
+        }
+        if !ArrowBounds.fits(values, count: view.end, width: width.bytes) {
+            throw .invalidData("\(label): column '\(field.name)': \(view.end) values cannot be in memory")
         }
         name = field.name
         self.label = label
@@ -35,14 +44,14 @@ struct IntegerColumn {
     @inline(__always)
     func raw(_ row: Int) -> Int64 {
         guard let values else { return 0 }
-        let i = view.base + row
+        let i = view.base &+ row
         switch width {
-        case .int64: return values.load(fromByteOffset: i &* 8, as: Int64.self)
-        case .uint64: return Int64(bitPattern: values.load(fromByteOffset: i &* 8, as: UInt64.self))
-        case .int32: return Int64(values.load(fromByteOffset: i &* 4, as: Int32.self))
-        case .uint32: return Int64(values.load(fromByteOffset: i &* 4, as: UInt32.self))
-        case .int16: return Int64(values.load(fromByteOffset: i &* 2, as: Int16.self))
-        case .uint16: return Int64(values.load(fromByteOffset: i &* 2, as: UInt16.self))
+        case .int64: return values.loadUnaligned(fromByteOffset: i &* 8, as: Int64.self)
+        case .uint64: return Int64(bitPattern: values.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))
+        case .int32: return Int64(values.loadUnaligned(fromByteOffset: i &* 4, as: Int32.self))
+        case .uint32: return Int64(values.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self))
+        case .int16: return Int64(values.loadUnaligned(fromByteOffset: i &* 2, as: Int16.self))
+        case .uint16: return Int64(values.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
         case .int8: return Int64(values.load(fromByteOffset: i, as: Int8.self))
         case .uint8: return Int64(values.load(fromByteOffset: i, as: UInt8.self))
         }
@@ -62,6 +71,18 @@ struct IntegerColumn {
     }
 }
 
+extension ArrowType.IntegerWidth {
+    /// Bytes per value.
+    var bytes: Int {
+        switch self {
+        case .int8, .uint8: return 1
+        case .int16, .uint16: return 2
+        case .int32, .uint32: return 4
+        case .int64, .uint64: return 8
+        }
+    }
+}
+
 /// The string layouts the importer reads, for a column or a dictionary's values.
 enum StringLayout {
     case utf8, largeUTF8, view
@@ -74,6 +95,14 @@ enum StringLayout {
         default: return nil
         }
     }
+
+    var typeName: String {
+        switch self {
+        case .utf8: return "utf8"
+        case .largeUTF8: return "large_utf8"
+        case .view: return "string_view"
+        }
+    }
 }
 
 /// The string values of one array (utf8, large_utf8 or utf8_view), by physical index.
@@ -83,25 +112,46 @@ struct StringValues {
     let index: UnsafeRawPointer
     /// The data buffer (utf8, large_utf8) or all buffers (utf8_view: data buffers from 2).
     let buffers: UnsafePointer<UnsafeRawPointer?>
-    let bufferCount: Int
+    /// utf8_view: the number of data buffers and their sizes (the last buffer).
+    let dataBufferCount: Int
+    let sizes: UnsafeRawPointer?
     let name: String
     let label: String
 
-    init?(_ array: ArrowArray, layout: StringLayout, name: String, label: String) throws(PerfettoError) {
-        guard array.n_buffers >= 3, let buffers = array.buffers else {
-            throw .invalidData("\(label): column '\(name)' has \(array.n_buffers) buffers; a string array needs 3 or more")
+    /// The values of `view` (an array checked by ArrowColumnView, with physical rows up to
+    /// `view.end`); nil when it has no offsets or views buffer.
+    init?(_ view: ArrowColumnView, layout: StringLayout, what: String, label: String) throws(PerfettoError) {
+        let array = view.array
+        guard let buffers = array.buffers else {
+            throw .invalidData("\(label): \(what) has \(array.n_buffers) buffers but its buffers pointer is NULL")
         }
         guard let index = buffers[1] else { return nil }
         self.layout = layout
         self.index = index
         self.buffers = UnsafePointer(buffers)
-        // utf8_view: validity, views, data buffers..., then the buffer sizes (C Data Interface).
-        bufferCount = Int(array.n_buffers)
-        self.name = name
+        self.name = what
         self.label = label
+        switch layout {
+        case .utf8, .largeUTF8:
+            dataBufferCount = 1
+            sizes = nil
+            guard ArrowBounds.fits(index, count: view.end &+ 1, width: layout == .utf8 ? 4 : 8) else {
+                throw .invalidData("\(label): \(what): \(view.end) string offsets cannot be in memory")
+            }
+        case .view:
+            // validity, views, data buffers..., then the data buffers' sizes (int64 each).
+            dataBufferCount = Int(array.n_buffers) - 3
+            sizes = buffers[Int(array.n_buffers) - 1]
+            guard ArrowBounds.fits(index, count: view.end, width: 16) else {
+                throw .invalidData("\(label): \(what): \(view.end) string views cannot be in memory")
+            }
+            guard dataBufferCount == 0 || (sizes != nil && ArrowBounds.fits(sizes, count: dataBufferCount, width: 8)) else {
+                throw .invalidData("\(label): \(what) has no buffer of data buffer sizes")
+            }
+        }
     }
 
-    /// The bytes of string `i` (a physical index).
+    /// The bytes of string `i` (a physical index below the checked end).
     @inline(__always)
     func bytes(_ i: Int) throws(PerfettoError) -> UnsafeRawBufferPointer {
         let start: Int, end: Int
@@ -109,28 +159,103 @@ struct StringValues {
         case .view:
             let view = index + i &* 16
             let length = Int(view.loadUnaligned(as: Int32.self))
-            guard length >= 0 else { throw .invalidData("\(label): column '\(name)' has a negative string length") }
+            guard length >= 0 else { throw .invalidData("\(label): \(name) has a negative string length") }
             if length <= 12 { return UnsafeRawBufferPointer(start: view + 4, count: length) }
             let buffer = Int(view.loadUnaligned(fromByteOffset: 8, as: Int32.self))
             let offset = Int(view.loadUnaligned(fromByteOffset: 12, as: Int32.self))
-            // Data buffers are buffers[2 ..< bufferCount - 1]; the last holds their sizes.
-            guard buffer >= 0, 2 + buffer < bufferCount - 1, offset >= 0, let data = buffers[2 + buffer] else {
-                throw .invalidData("\(label): column '\(name)' has a string view into buffer \(buffer), which does not exist")
+            guard buffer >= 0, buffer < dataBufferCount, let sizes, let data = buffers[2 + buffer] else {
+                throw .invalidData("\(label): \(name) has a string view into buffer \(buffer), which does not exist")
+            }
+            let size = sizes.loadUnaligned(fromByteOffset: buffer &* 8, as: Int64.self)
+            guard offset >= 0, Int64(offset + length) <= size, ArrowBounds.fits(data, end: offset + length) else {
+                throw .invalidData("\(label): \(name) has a string view of \(length) bytes at \(offset) "
+                                   + "in a data buffer of \(size) bytes")
             }
             return UnsafeRawBufferPointer(start: data + offset, count: length)
         case .utf8:
-            start = Int(index.load(fromByteOffset: i &* 4, as: Int32.self))
-            end = Int(index.load(fromByteOffset: (i &+ 1) &* 4, as: Int32.self))
+            start = Int(index.loadUnaligned(fromByteOffset: i &* 4, as: Int32.self))
+            end = Int(index.loadUnaligned(fromByteOffset: (i &+ 1) &* 4, as: Int32.self))
         case .largeUTF8:
-            start = Int(index.load(fromByteOffset: i &* 8, as: Int64.self))
-            end = Int(index.load(fromByteOffset: (i &+ 1) &* 8, as: Int64.self))
+            start = Int(index.loadUnaligned(fromByteOffset: i &* 8, as: Int64.self))
+            end = Int(index.loadUnaligned(fromByteOffset: (i &+ 1) &* 8, as: Int64.self))
         }
         guard start >= 0, end >= start else {
-            throw .invalidData("\(label): column '\(name)' has invalid string offsets \(start)..\(end)")
+            throw .invalidData("\(label): \(name) has invalid string offsets \(start)..\(end)")
         }
         guard end > start else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        guard let data = buffers[2] else { throw .invalidData("\(label): column '\(name)' has no string data buffer") }
+        guard let data = buffers[2] else { throw .invalidData("\(label): \(name) has no string data buffer") }
+        guard ArrowBounds.fits(data, end: end) else {
+            throw .invalidData("\(label): \(name) has string offsets \(start)..\(end), beyond any buffer")
+        }
         return UnsafeRawBufferPointer(start: data + start, count: end - start)
+    }
+}
+
+/// The pool ids of a dictionary's entries, mapped when first referenced: memory follows
+/// what the indices reference, never the dictionary's claimed length.
+final class DictionaryIds {
+    let values: StringValues?
+    let base: Int
+    let count: Int
+    let validity: UnsafePointer<UInt8>?
+    let pool: StringPool
+    let emptyId: UInt32
+    let column: String
+    let label: String
+    /// Dense cache (0 = not mapped yet; pool ids start at 1), for dictionaries up to a
+    /// size proportional to the batch; zeroed by calloc, so untouched pages cost nothing.
+    let dense: UnsafeMutablePointer<UInt32>?
+    /// Sparse cache for larger dictionaries: grows with distinct referenced entries.
+    var sparse: [Int: UInt32] = [:]
+
+    init(_ view: ArrowColumnView, layout: StringLayout, batchLength: Int, pool: StringPool, emptyId: UInt32,
+         column: String, label: String) throws(PerfettoError) {
+        count = Int(view.array.length)
+        base = view.base
+        validity = view.validity
+        self.pool = pool
+        self.emptyId = emptyId
+        self.column = column
+        self.label = label
+        values = count > 0 ? try StringValues(view, layout: layout, what: "the dictionary of column '\(column)'",
+                                              label: label) : nil
+        if count > 0 && values == nil {
+            throw .invalidData("\(label): the dictionary of column '\(column)' has no offsets or views buffer")
+        }
+        if count > 0 && count <= Swift.min(Swift.max(1 << 16, batchLength * 2), 1 << 24) {
+            guard let memory = calloc(count, MemoryLayout<UInt32>.stride) else { throw .outOfMemory }
+            dense = memory.bindMemory(to: UInt32.self, capacity: count)
+        } else {
+            dense = nil
+        }
+    }
+
+    deinit { free(dense) }
+
+    /// The pool id of entry `key`.
+    @inline(__always)
+    func id(_ key: Int) throws(PerfettoError) -> UInt32 {
+        guard key >= 0, key < count else {
+            throw .invalidData("\(label): column '\(column)': dictionary index \(key) out of range (\(count) entries)")
+        }
+        if let dense {
+            let cached = dense[key]
+            if cached != 0 { return cached }
+            let id = try map(key)
+            dense[key] = id
+            return id
+        }
+        if let cached = sparse[key] { return cached }
+        let id = try map(key)
+        sparse[key] = id
+        return id
+    }
+
+    private func map(_ key: Int) throws(PerfettoError) -> UInt32 {
+        let i = base + key
+        if let validity, validity[i >> 3] & (1 << UInt8(i & 7)) == 0 { return emptyId }
+        guard let values else { return emptyId }
+        return try pool.id(try values.bytes(i), column: column)
     }
 }
 
@@ -139,8 +264,8 @@ struct StringValues {
 struct StringColumn {
     enum Storage {
         case plain(StringValues)
-        /// Dictionary indices and the dictionary mapped to pool ids (once per batch).
-        case dictionary(indices: UnsafeRawPointer, width: ArrowType.IntegerWidth, ids: [UInt32])
+        /// Dictionary indices and the dictionary's ids, mapped as referenced.
+        case dictionary(indices: UnsafeRawPointer, width: ArrowType.IntegerWidth, ids: DictionaryIds)
         case empty
     }
 
@@ -159,8 +284,9 @@ struct StringColumn {
         switch field.type {
         case .utf8, .largeUTF8, .utf8View:
             let layout: StringLayout = field.type == .utf8 ? .utf8 : field.type == .largeUTF8 ? .largeUTF8 : .view
-            view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 3)
-            guard let values = try StringValues(view.array, layout: layout, name: field.name, label: label) else {
+            view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 3,
+                                       orMore: layout == .view, type: layout.typeName)
+            guard let values = try StringValues(view, layout: layout, what: "column '\(field.name)'", label: label) else {
                 storage = .empty
                 if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no offsets or views buffer") }
                 return
@@ -168,17 +294,25 @@ struct StringColumn {
             storage = .plain(values)
         case .dictionary(let width, let value):
             guard let layout = StringLayout(format: value.format) else { throw ColumnCheck.unsupportedString(label, field) }
-            view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2)
+            view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2,
+                                       type: field.type.description)
             guard let indices = view.buffer(1) else {
                 storage = .empty
                 if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no index buffer") }
                 return
             }
+            guard ArrowBounds.fits(indices, count: view.end, width: width.bytes) else {
+                throw .invalidData("\(label): column '\(field.name)': \(view.end) dictionary indices cannot be in memory")
+            }
             guard let dictionary = view.array.dictionary?.pointee else {
                 throw .invalidData("\(label): column '\(field.name)' is dictionary-encoded but has no dictionary")
             }
-            let ids = try Self.mapDictionary(dictionary, layout: layout, pool: pool, name: field.name, label: label,
-                                             emptyId: emptyId)
+            let what = "the dictionary of column '\(field.name)'"
+            let dictionaryView = try ArrowColumnView(
+                array: dictionary, parentOffset: 0, rows: Int(Swift.max(dictionary.length, 0)), what: what,
+                label: label, buffers: 3, orMore: layout == .view, type: layout.typeName)
+            let ids = try DictionaryIds(dictionaryView, layout: layout, batchLength: batch.length, pool: pool,
+                                        emptyId: emptyId, column: field.name, label: label)
             storage = .dictionary(indices: indices, width: width, ids: ids)
         default:
             throw ColumnCheck.unsupportedString(label, field)
@@ -189,51 +323,25 @@ struct StringColumn {
     @inline(__always)
     func id(_ row: Int) throws(PerfettoError) -> UInt32 {
         if view.isNull(row) { return emptyId }
-        let i = view.base + row
+        let i = view.base &+ row
         switch storage {
         case .dictionary(let indices, let width, let ids):
             let key: Int
             switch width {
-            case .int32: key = Int(indices.load(fromByteOffset: i &* 4, as: Int32.self))
+            case .int32: key = Int(indices.loadUnaligned(fromByteOffset: i &* 4, as: Int32.self))
             case .int8: key = Int(indices.load(fromByteOffset: i, as: Int8.self))
-            case .int16: key = Int(indices.load(fromByteOffset: i &* 2, as: Int16.self))
-            case .int64: key = Int(indices.load(fromByteOffset: i &* 8, as: Int64.self))
+            case .int16: key = Int(indices.loadUnaligned(fromByteOffset: i &* 2, as: Int16.self))
+            case .int64: key = Int(indices.loadUnaligned(fromByteOffset: i &* 8, as: Int64.self))
             case .uint8: key = Int(indices.load(fromByteOffset: i, as: UInt8.self))
-            case .uint16: key = Int(indices.load(fromByteOffset: i &* 2, as: UInt16.self))
-            case .uint32: key = Int(indices.load(fromByteOffset: i &* 4, as: UInt32.self))
-            case .uint64: key = Int(truncatingIfNeeded: indices.load(fromByteOffset: i &* 8, as: UInt64.self))
+            case .uint16: key = Int(indices.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
+            case .uint32: key = Int(indices.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self))
+            case .uint64: key = Int(truncatingIfNeeded: indices.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))
             }
-            guard key >= 0, key < ids.count else {
-                throw .invalidData("\(label): column '\(name)': dictionary index \(key) out of range (\(ids.count) entries)")
-            }
-            return ids[key]
+            return try ids.id(key)
         case .plain(let values):
             return try pool.id(try values.bytes(i), column: name)
         case .empty:
             return emptyId
         }
-    }
-
-    /// Pool ids of every dictionary entry (nulls map to the empty string).
-    static func mapDictionary(_ dictionary: ArrowArray, layout: StringLayout, pool: StringPool, name: String,
-                              label: String, emptyId: UInt32) throws(PerfettoError) -> [UInt32] {
-        let count = Int(dictionary.length)
-        let (end, overflow) = Int(dictionary.offset).addingReportingOverflow(count)
-        guard count >= 0, dictionary.offset >= 0, !overflow, end <= Int.max / 16 else {
-            throw .invalidData("\(label): column '\(name)' has an invalid dictionary")
-        }
-        guard count > 0 else { return [] }
-        guard let values = try StringValues(dictionary, layout: layout, name: name, label: label) else {
-            throw .invalidData("\(label): column '\(name)' dictionary has no offsets or views")
-        }
-        let validity = dictionary.null_count != 0 ? dictionary.buffers?[0]?.assumingMemoryBound(to: UInt8.self) : nil
-        let base = Int(dictionary.offset)
-        var ids = [UInt32](repeating: emptyId, count: count)
-        for k in 0..<count {
-            let i = base + k
-            if let validity, validity[i >> 3] & (1 << UInt8(i & 7)) == 0 { continue }
-            ids[k] = try pool.id(try values.bytes(i), column: name)
-        }
-        return ids
     }
 }

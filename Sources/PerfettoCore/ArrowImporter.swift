@@ -102,8 +102,16 @@ public final class ArrowBatch {
         self.array = array
         let a = array.pointee
         length = Int(a.length)
-        guard a.length >= 0, a.offset >= 0, a.n_children == Int64(fieldCount), a.children != nil || fieldCount == 0 else {
-            throw .invalidData("\(label): a batch has \(a.n_children) columns and length \(a.length); the schema has \(fieldCount) columns")
+        guard a.length >= 0, a.offset >= 0, !a.offset.addingReportingOverflow(a.length).overflow else {
+            throw .invalidData("\(label): a batch has length \(a.length) and offset \(a.offset)")
+        }
+        guard a.n_children == Int64(fieldCount), a.children != nil || fieldCount == 0 else {
+            throw .invalidData("\(label): a batch has \(a.n_children) columns\(a.children == nil ? " (children is NULL)" : ""); "
+                               + "the schema has \(fieldCount)")
+        }
+        // A struct array has one buffer (its validity), which the importer does not read.
+        guard a.n_buffers == 1 else {
+            throw .invalidData("\(label): a batch (struct array) has \(a.n_buffers) buffers; a struct array has 1")
         }
         if a.null_count > 0 { throw .invalidData("\(label): a batch has null rows") }
     }
@@ -129,6 +137,10 @@ public struct ArrowField: Sendable {
         let format = s.format.map { String(cString: $0) } ?? ""
         guard format == "+s" else {
             throw .invalidData("\(label): expected a stream of record batches (struct), got \(ArrowType.describe(format: format))")
+        }
+        guard s.n_children >= 0, s.n_children == 0 || s.children != nil,
+              ArrowBounds.fits(UnsafeRawPointer(s.children), count: Int(s.n_children), width: 8) else {
+            throw .invalidData("\(label): the schema has \(s.n_children) columns\(s.children == nil ? " (children is NULL)" : "")")
         }
         var fields: [ArrowField] = []
         for i in 0..<Int(s.n_children) {
@@ -230,45 +242,101 @@ public enum ArrowType: Sendable, Equatable {
     }
 }
 
+/// Bounds on what a producer's buffers can be. The C Data Interface gives no buffer sizes
+/// (except utf8_view's data buffers), so a plausible but wrong length or offset cannot be
+/// caught; an impossible one can: no buffer reaches past the top of user address space.
+enum ArrowBounds {
+    #if arch(x86_64)
+    /// x86-64 user space with 4-level paging (mmap never returns higher unless asked).
+    static let addressLimit: UInt = 1 << 47
+    #elseif arch(arm64)
+    static let addressLimit: UInt = 1 << 48
+    #else
+    static let addressLimit: UInt = 1 << 56
+    #endif
+
+    /// Whether `count` elements of `width` bytes from `pointer` can all lie in memory.
+    @inline(__always)
+    static func fits(_ pointer: UnsafeRawPointer?, count: Int, width: Int) -> Bool {
+        guard count >= 0 else { return false }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: width)
+        guard !overflow else { return false }
+        let start = UInt(bitPattern: Int(bitPattern: pointer))
+        return start <= addressLimit && UInt(bytes) <= addressLimit - start
+    }
+
+    /// Whether the bytes `pointer[0 ..< end]` can lie in memory (`end` >= 0).
+    @inline(__always)
+    static func fits(_ pointer: UnsafeRawPointer, end: Int) -> Bool {
+        let start = UInt(bitPattern: Int(bitPattern: pointer))
+        return start <= addressLimit && UInt(bitPattern: end) <= addressLimit - start
+    }
+}
+
 /// The rows of one column of one batch: validity bitmap, offset and buffers.
 struct ArrowColumnView {
     let array: ArrowArray
     /// Physical index of row 0 (the batch's offset plus the column's own).
     let base: Int
+    /// Physical index one past the batch's last row.
+    let end: Int
     /// nil when the column has no nulls.
     let validity: UnsafePointer<UInt8>?
 
-    init(batch: ArrowBatch, index: Int, name: String, label: String, buffers: Int) throws(PerfettoError) {
+    /// Checks the column array of `batch` (offset, length, counts of buffers and children,
+    /// validity bitmap). `buffers` is the count its format has; `orMore` for utf8_view.
+    init(batch: ArrowBatch, index: Int, name: String, label: String, buffers: Int, orMore: Bool = false,
+         type: String) throws(PerfettoError) {
         let (child, parentOffset) = batch.column(index)
         guard let child else { throw .invalidData("\(label): column '\(name)' array is NULL") }
-        array = child.pointee
-        // Offsets and lengths come from the producer: checked arithmetic, never a trap. The C
-        // Data Interface gives no buffer sizes, so a plausible but wrong offset cannot be
-        // caught; an impossible one (whose byte offset, at 16 bytes a row, overflows) can.
-        let (rowsNeeded, overflow1) = parentOffset.addingReportingOverflow(batch.length)
+        try self.init(array: child.pointee, parentOffset: parentOffset, rows: batch.length, what: "column '\(name)'",
+                      label: label, buffers: buffers, orMore: orMore, type: type)
+    }
+
+    /// Checks `array` for rows `parentOffset ..< parentOffset + rows` of its parent.
+    init(array: ArrowArray, parentOffset: Int, rows: Int, what: String, label: String, buffers: Int,
+         orMore: Bool = false, type: String) throws(PerfettoError) {
+        self.array = array
+        // Offsets and lengths come from the producer: checked arithmetic, never a trap.
+        let (rowsNeeded, overflow1) = parentOffset.addingReportingOverflow(rows)
         let (base, overflow2) = parentOffset.addingReportingOverflow(Int(array.offset))
-        let (end, overflow3) = base.addingReportingOverflow(batch.length)
-        guard array.offset >= 0, array.length >= 0, !overflow1, !overflow2, !overflow3, end <= Int.max / 16,
-              Int(array.length) >= rowsNeeded,
-              array.n_buffers >= Int64(buffers), array.buffers != nil || buffers == 0 else {
-            throw .invalidData("\(label): column '\(name)' has an invalid array (length \(array.length), offset \(array.offset), \(array.n_buffers) buffers)")
+        let (end, overflow3) = base.addingReportingOverflow(rows)
+        guard array.offset >= 0, array.length >= 0, !overflow1, !overflow2, !overflow3,
+              !Int(array.offset).addingReportingOverflow(Int(array.length)).overflow,
+              Int(array.length) >= rowsNeeded else {
+            throw .invalidData("\(label): \(what) has an invalid length \(array.length) or offset \(array.offset) "
+                               + "for \(rows) rows at offset \(parentOffset)")
+        }
+        guard orMore ? array.n_buffers >= Int64(buffers) : array.n_buffers == Int64(buffers) else {
+            throw .invalidData("\(label): \(what) has \(array.n_buffers) buffers; a \(type) array has "
+                               + "\(buffers)\(orMore ? " or more" : "")")
+        }
+        guard array.buffers != nil else {
+            throw .invalidData("\(label): \(what) has \(array.n_buffers) buffers but its buffers pointer is NULL")
+        }
+        guard array.n_children == 0 else {
+            throw .invalidData("\(label): \(what) has \(array.n_children) children; a \(type) array has none")
         }
         self.base = base
+        self.end = end
         let hasNulls = array.null_count != 0
         validity = hasNulls ? array.buffers?[0]?.assumingMemoryBound(to: UInt8.self) : nil
         if hasNulls && validity == nil && array.null_count > 0 {
-            throw .invalidData("\(label): column '\(name)' has nulls but no validity bitmap")
+            throw .invalidData("\(label): \(what) has nulls but no validity bitmap")
+        }
+        if let validity, !ArrowBounds.fits(UnsafeRawPointer(validity), count: end / 8 + 1, width: 1) {
+            throw .invalidData("\(label): \(what) has a validity bitmap that cannot hold \(end) bits")
         }
     }
 
     @inline(__always)
     func isNull(_ row: Int) -> Bool {
         guard let validity else { return false }
-        let i = base + row
+        let i = base &+ row
         return validity[i >> 3] & (1 << UInt8(i & 7)) == 0
     }
 
-    /// Buffer `n` (1 = values or offsets, 2 = string data).
+    /// Buffer `n` (1 = values or offsets, 2 = string data); `n` < the checked count.
     func buffer(_ n: Int) -> UnsafeRawPointer? {
         array.buffers?[n]
     }

@@ -31,12 +31,17 @@ public final class InternTable {
 
     public init() {
         let capacity = 1024
-        slots = .allocate(capacity: capacity)
+        // Slots live on malloc (freed with free()): growth reports out of memory instead of
+        // trapping. The first 40 KiB are taken when a writer or generator is created, before
+        // any data; if even that fails, there is nothing to report it with.
+        let bytes = capacity * MemoryLayout<Slot>.stride
+        let raw = malloc(bytes) ?? UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 16)
+        slots = raw.bindMemory(to: Slot.self, capacity: capacity)
         slots.initialize(repeating: Slot(), count: capacity)
         mask = capacity - 1
     }
 
-    deinit { slots.deallocate() }
+    deinit { free(slots) }
 
     /// The hash of a key: wyhash's mixing (two 64x64->128 multiplies for keys up to 16
     /// bytes, one more per further 16). Not part of any output, so any good hash would
@@ -130,7 +135,10 @@ public final class InternTable {
         let oldCapacity = mask + 1
         let (newCapacity, overflow) = oldCapacity.multipliedReportingOverflow(by: 2)
         guard !overflow else { throw .outOfMemory }
-        let grown = UnsafeMutablePointer<Slot>.allocate(capacity: newCapacity)
+        // malloc, not allocate(capacity:): running out of memory is an error, not a trap.
+        let (bytes, tooLarge) = newCapacity.multipliedReportingOverflow(by: MemoryLayout<Slot>.stride)
+        guard !tooLarge, let raw = malloc(bytes) else { throw .outOfMemory }
+        let grown = raw.bindMemory(to: Slot.self, capacity: newCapacity)
         grown.initialize(repeating: Slot(), count: newCapacity)
         let newMask = newCapacity - 1
         for i in 0..<oldCapacity where slots[i].iid != 0 {
@@ -138,7 +146,7 @@ public final class InternTable {
             while grown[index].iid != 0 { index = (index + 1) & newMask }
             grown[index] = slots[i]
         }
-        slots.deallocate()
+        free(slots)
         slots = grown
         mask = newMask
     }

@@ -1,6 +1,7 @@
 /// The strings of an Arrow import (span names, targets, files, event types), each
-/// stored once with a dense id (1, 2, 3...). Dictionary-encoded columns map their
-/// dictionary to ids once per batch, so rows are resolved by index, never hashed.
+/// stored once with a dense id (1, 2, 3...). Dictionary-encoded columns map each
+/// dictionary entry to its id once per batch, when first referenced, so rows are
+/// resolved by index, never hashed.
 public final class StringPool {
     let table = InternTable()
 

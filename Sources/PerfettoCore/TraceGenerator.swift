@@ -54,6 +54,8 @@ public final class TraceGenerator {
     let beginId: UInt32
     let endId: UInt32
     var finished = false
+    /// The error that failed the generator; every later call reports it.
+    public private(set) var failure: PerfettoError?
 
     /// Writes the process, thread and async track descriptors to `writer`.
     public init(writer: TraceWriter, exe: String, threads: [ThreadInfo], spanTypes: SpanTypes,
@@ -88,6 +90,11 @@ public final class TraceGenerator {
     /// and end >= range begin. Takes ownership of the stream and always releases it.
     public func addThreadSpans(streamId: UnsafeRawBufferPointer,
                                stream: UnsafeMutablePointer<ArrowArrayStream>?) throws(PerfettoError) {
+        try failingOnError { () throws(PerfettoError) in try writeThreadSpans(streamId: streamId, stream: stream) }
+    }
+
+    private func writeThreadSpans(streamId: UnsafeRawBufferPointer,
+                                  stream: UnsafeMutablePointer<ArrowArrayStream>?) throws(PerfettoError) {
         let label = "thread spans of stream '\(String(decoding: streamId, as: UTF8.self))'"
         let reader = try ArrowStreamReader(moving: stream, label: label)
         try checkOpen()
@@ -138,6 +145,10 @@ public final class TraceGenerator {
     /// span_id, parent_span_id, name, filename, target, line, and depth if present) and
     /// pairs them. May be called several times. Takes ownership of the stream.
     public func addAsyncEvents(stream: UnsafeMutablePointer<ArrowArrayStream>?) throws(PerfettoError) {
+        try failingOnError { () throws(PerfettoError) in try readAsyncEvents(stream: stream) }
+    }
+
+    private func readAsyncEvents(stream: UnsafeMutablePointer<ArrowArrayStream>?) throws(PerfettoError) {
         let label = "async events"
         let reader = try ArrowStreamReader(moving: stream, label: label)
         try checkOpen()
@@ -183,6 +194,17 @@ public final class TraceGenerator {
     public func finish() throws(PerfettoError) -> GenerationStats {
         try checkOpen()
         finished = true
+        try failingOnError { () throws(PerfettoError) in try writeAsyncSpansAndFlush() }
+        return stats
+    }
+
+    /// The statistics so far; an error once the generator failed.
+    public func currentStats() throws(PerfettoError) -> GenerationStats {
+        if let failure { throw Self.failedError(failure) }
+        return stats
+    }
+
+    private func writeAsyncSpansAndFlush() throws(PerfettoError) {
         if spanTypes.includesAsync {
             var (spans, counts) = matcher.resolve()
             stats.matcher = counts
@@ -192,7 +214,6 @@ public final class TraceGenerator {
             }
         }
         try writer.flush()
-        return stats
     }
 
     /// micromegas' layout: complete spans with begin < end, by begin then span id, on one track.
@@ -236,7 +257,26 @@ public final class TraceGenerator {
     // MARK: - Helpers
 
     private func checkOpen() throws(PerfettoError) {
+        if let failure { throw Self.failedError(failure) }
         guard !finished else { throw .callOrder("the generator is finished") }
+    }
+
+    private static func failedError(_ cause: PerfettoError) -> PerfettoError {
+        .callOrder("the generator failed on an earlier error: \(cause)")
+    }
+
+    /// Runs `body`; an error other than a bad argument (nothing read or written) or a
+    /// refused call fails the generator: its trace is incomplete, so later calls are refused.
+    private func failingOnError(_ body: () throws(PerfettoError) -> Void) throws(PerfettoError) {
+        do {
+            try body()
+        } catch {
+            switch error {
+            case .invalidArgument, .invalidUTF8, .callOrder: break
+            default: if failure == nil { failure = error }
+            }
+            throw error
+        }
     }
 
     @inline(__always)

@@ -128,7 +128,7 @@ private func fill(_ out: UnsafeMutablePointer<pmm_generator_stats>, _ s: Generat
 public func pmm_generator_get_stats(_ handle: OpaquePointer?, _ stats: UnsafeMutablePointer<pmm_generator_stats>?) -> Int32 {
     withGenerator(handle) { (g) throws(PerfettoError) in
         guard let stats else { throw .invalidArgument("stats is NULL") }
-        fill(stats, g.stats)
+        fill(stats, try g.currentStats())
     }
 }
 
