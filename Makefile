@@ -15,6 +15,7 @@ LIB := $(BIN)/libperfetto_mm.so
 CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic -Werror -Iinclude
 CLINK := -L$(BIN) -lperfetto_mm -Wl,-rpath,$(BIN)
 GOLDEN := Tests/Fixtures/golden
+VALGRIND := valgrind -q --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite,indirect --error-exitcode=9
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip -q
 export PIP_ROOT_USER_ACTION := ignore
@@ -62,7 +63,8 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan
 
 # The C example writes the `basic` golden scenario through the header, whole and in
-# 256-byte chunks; the misuse test exercises every error path under valgrind.
+# 256-byte chunks; the misuse test exercises every error path and the hostile-Arrow test
+# streams no producer should make (and the fuzzer's finds), both under valgrind.
 test-c: build
 	@mkdir -p $(OUT)
 	cc $(CFLAGS) examples/c/write_basic.c $(CLINK) -o $(OUT)/write_basic
@@ -71,8 +73,9 @@ test-c: build
 	cmp $(OUT)/c_basic_chunked.perfetto $(GOLDEN)/basic.perfetto
 	g++ -x c++ -std=c++11 -Wall -Werror -Iinclude -fsyntax-only examples/c/write_basic.c
 	cc $(CFLAGS) Tests/c/abi_misuse.c $(CLINK) -o $(OUT)/abi_misuse
-	valgrind -q --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite,indirect \
-	  --error-exitcode=9 $(OUT)/abi_misuse
+	$(VALGRIND) $(OUT)/abi_misuse
+	cc $(CFLAGS) Tests/c/hostile_arrow.c $(CLINK) -o $(OUT)/hostile_arrow
+	$(VALGRIND) $(OUT)/hostile_arrow
 	@for f in $(GOLDEN)/*.json; do n=$$(basename $$f .json); \
 	  rm -rf $(OUT)/chunks-$$n; $(BIN)/pmm-scenario $$f $(OUT)/$$n.perfetto --chunk-size 4096 --chunks-dir $(OUT)/chunks-$$n >/dev/null && \
 	  cmp $(OUT)/$$n.perfetto $(GOLDEN)/$$n.perfetto && \

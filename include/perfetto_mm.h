@@ -94,7 +94,8 @@ typedef int32_t pmm_status;
 #define PMM_ERR_INVALID_UTF8 2
 /* A call in the wrong order: a span before pmm_writer_set_current_thread(), an async
    span before pmm_writer_emit_async_track_descriptor(), taking the buffer of a writer
-   that has no buffer sink. Nothing was written; the writer can still be used. */
+   that has no buffer sink. Nothing was written; the writer can still be used. Also any
+   call on a finished generator, or on one that failed (see the generator section). */
 #define PMM_ERR_CALL_ORDER 3
 /* The sink callback returned non-zero. The writer is stopped. */
 #define PMM_ERR_SINK 4
@@ -215,10 +216,34 @@ void pmm_buffer_free(uint8_t *data);
    struct out (setting the caller's `release` to NULL) and releases the stream when
    done. The caller's struct memory itself stays the caller's.
 
-   Validation: types, lengths, offsets (checked arithmetic), string offsets, dictionary
-   indices and buffer presence are checked, and a violation is PMM_ERR_INVALID_DATA.
-   The C Data Interface carries no buffer sizes, so buffers must really hold what the
-   arrays' lengths and offsets say, as the interface requires of producers. */
+   Validation: a violation of any of these is PMM_ERR_INVALID_DATA, never a crash:
+   - the schema: format "+s", n_children >= 0 with a non-NULL children array, and the
+     types of the columns read;
+   - every array read (the batch, each column read, each dictionary): length and offset
+     >= 0 and their sums free of overflow; n_buffers exactly what the format has (struct
+     1, integers and dictionary indices 2, utf8 and large_utf8 3, utf8_view 3 or more);
+     n_children as the format has (the schema's column count for a batch, 0 otherwise);
+     a non-NULL buffers array; a column at least as long as the batch needs; a validity
+     bitmap when null_count > 0;
+   - every buffer's extent (offset + length elements) within what memory can hold (the
+     top of user address space, 2^47 bytes on x86-64): an impossible length or offset,
+     such as an int64 offset of 2^59, is refused before any read;
+   - each row read: string offsets (0 <= start <= end, within memory), utf8_view views
+     (length >= 0, a data buffer that exists, offset + length within that buffer's size,
+     which utf8_view carries), dictionary indices (0 <= index < dictionary length), UTF-8.
+   What cannot be validated: the C Data Interface carries no buffer sizes (but
+   utf8_view's), so a plausible but wrong pointer, length or offset (a buffer shorter than
+   the array says) is read as given, as the interface requires producers never to do.
+   Buffers need not be aligned. Memory does not grow with a claimed length: dictionary
+   entries are mapped when an index first references them. An allocation that fails is
+   PMM_ERR_OUT_OF_MEMORY.
+
+   Failure: an error other than PMM_ERR_INVALID_ARGUMENT or PMM_ERR_INVALID_UTF8 (which
+   read and write nothing) or PMM_ERR_CALL_ORDER fails the generator: its trace is
+   incomplete, and every later call but pmm_generator_free() returns PMM_ERR_CALL_ORDER
+   with a message naming the first error ("the generator failed on an earlier error: ...").
+
+   Threads: a generator, like its writer, is used from one thread at a time. */
 
 typedef struct pmm_generator pmm_generator;
 
@@ -293,7 +318,8 @@ pmm_status pmm_generator_add_thread_spans(pmm_generator *generator, const char *
    requested. */
 pmm_status pmm_generator_add_async_events(pmm_generator *generator, struct ArrowArrayStream *stream);
 
-/* The statistics so far (for progress reports). */
+/* The statistics so far (for progress reports). PMM_ERR_CALL_ORDER once the generator
+   failed. */
 pmm_status pmm_generator_get_stats(const pmm_generator *generator, pmm_generator_stats *stats);
 
 /* Pairs and lays out the async spans, writes them, flushes the writer and fills

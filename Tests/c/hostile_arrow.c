@@ -1,0 +1,253 @@
+/*
+ * hostile_arrow: Arrow C streams no real producer makes (negative counts, lengths and
+ * offsets beyond any memory, dictionaries claiming 2^40 entries, NULL buffer arrays,
+ * unaligned buffers) through the generator's C ABI. Each returns a status and a message
+ * naming the problem, or, where the data is readable, the right spans; none crashes,
+ * allocates in proportion to a claimed length, or leaks (run under valgrind by make test).
+ * The first cases are those that crashed the library before (issue 11); cases the fuzzer
+ * found are added at the end.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "arrow_build.h"
+
+static int passed, failed;
+
+static void expect(int ok, const char *what, int line) {
+    if (ok) {
+        passed++;
+    } else {
+        failed++;
+        fprintf(stderr, "FAIL line %d: %s (last error: %s)\n", line, what, pmm_last_error());
+    }
+}
+
+static const char pid[] = "34d7c06d-3163-4111-863e-c5fc09d22d51";
+
+/* A generator writing to a buffer, for thread "s" over [0, 1000000]. */
+static pmm_generator *new_generator(void) {
+    pmm_writer *w = NULL;
+    pmm_generator *g = NULL;
+    pmm_thread thread = {"s", 1, 7, "main", 4};
+    pmm_generator_options options;
+    memset(&options, 0, sizeof options);
+    options.exe = "exe";
+    options.exe_len = 3;
+    options.threads = &thread;
+    options.thread_count = 1;
+    options.span_types = PMM_SPANS_BOTH;
+    options.async_layout = PMM_LAYOUT_LANES;
+    options.range_end_ns = 1000000;
+    if (pmm_writer_new_buffer(pid, strlen(pid), 0, &w) != PMM_OK || pmm_generator_new(w, &options, &g) != PMM_OK) {
+        fprintf(stderr, "cannot create a generator: %s\n", pmm_last_error());
+        exit(2);
+    }
+    pmm_writer_free(w);
+    return g;
+}
+
+/* Hands `s` to add_thread_spans; checks the status, that the message names `word`, that
+   every stream, schema and batch was released exactly once and, on success, the number
+   of spans written. Then checks a failed generator refuses the next call. */
+static void check(ab_stream *s, ab_counts *counts, pmm_status expected, const char *word, int64_t spans, int line) {
+    pmm_generator *g = new_generator();
+    struct ArrowArrayStream stream;
+    pmm_generator_stats stats;
+    pmm_status status;
+    char what[200];
+    ab_export(s, &stream);
+    status = pmm_generator_add_thread_spans(g, "s", 1, &stream);
+    snprintf(what, sizeof what, "status %d, expected %d", status, expected);
+    expect(status == expected, what, line);
+    if (status != PMM_OK) {
+        snprintf(what, sizeof what, "message names '%s'", word);
+        expect(strstr(pmm_last_error(), word) != NULL, what, line);
+        expect(pmm_generator_finish(g, &stats) == PMM_ERR_CALL_ORDER &&
+               strstr(pmm_last_error(), "failed on an earlier error") != NULL, "failed generator refuses finish", line);
+    } else {
+        expect(pmm_generator_finish(g, &stats) == PMM_OK, "finish", line);
+        snprintf(what, sizeof what, "%llu spans written, expected %lld", (unsigned long long)stats.thread_spans,
+                 (long long)spans);
+        expect(stats.thread_spans == (uint64_t)spans, what, line);
+    }
+    expect(stream.release == NULL, "the caller's stream is moved out", line);
+    expect(counts->streams == 1, "the stream is released once", line);
+    expect(counts->schemas == counts->delivered_schemas, "every schema is released once", line);
+    expect(counts->batches == counts->delivered_batches, "every batch is released once", line);
+    pmm_generator_free(g);
+    memset(counts, 0, sizeof *counts);
+}
+
+#define P2(n) ((int64_t)1 << (n))
+
+int main(void) {
+    ab_counts counts;
+    ab_stream *s;
+    struct ArrowArray *column;
+    memset(&counts, 0, sizeof counts);
+
+    /* A valid stream, plain and dictionary-encoded. */
+    check(ab_thread_spans(&counts, 10, 0), &counts, PMM_OK, "", 10, __LINE__);
+    check(ab_thread_spans(&counts, 10, 1), &counts, PMM_OK, "", 10, __LINE__);
+
+    /* ---- The cases of issue 11 ---- */
+
+    /* A negative n_children in the schema (was SIGILL). */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->schema.n_children = -1;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "the schema has -1 columns", 0, __LINE__);
+
+    /* Dictionaries whose length is between 2^32 and 2^58, the indices referencing entry 0
+       (was SIGABRT "failed to allocate", or gigabytes filled and a hang): read lazily. */
+    s = ab_thread_spans(&counts, 3, 1);
+    s->batches[0].children[2]->dictionary->length = P2(32) + 1;
+    check(s, &counts, PMM_OK, "", 3, __LINE__);
+    s = ab_thread_spans(&counts, 3, 1);
+    s->batches[0].children[3]->dictionary->length = P2(40);
+    check(s, &counts, PMM_OK, "", 3, __LINE__);
+    s = ab_thread_spans(&counts, 3, 1);
+    s->batches[0].children[4]->dictionary->length = P2(58) - 1; /* its offsets cannot be in memory */
+    check(s, &counts, PMM_ERR_INVALID_DATA, "string offsets cannot be in memory", 0, __LINE__);
+
+    /* A large_utf8 end offset of INT64_MAX (was SIGSEGV). */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->schema.children[2]->format = "U";
+    s->batches[0].children[2] = ab_strings(s, 3, "text", 1);
+    ((int64_t *)s->batches[0].children[2]->buffers[1])[3] = INT64_MAX;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "beyond any buffer", 0, __LINE__);
+
+    /* A column offset of 2^59 - 4 with length INT64_MAX (was SIGSEGV). */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[0]->offset = P2(59) - 4;
+    s->batches[0].children[0]->length = INT64_MAX;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "invalid length", 0, __LINE__);
+    /* ... and with a length that does not overflow: no buffer reaches that far. */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[0]->offset = P2(59) - 4;
+    s->batches[0].children[0]->length = P2(59);
+    check(s, &counts, PMM_ERR_INVALID_DATA, "cannot be in memory", 0, __LINE__);
+
+    /* A dictionary with buffers == NULL (was reported as "has 3 buffers; a string array
+       needs 3 or more"). */
+    s = ab_thread_spans(&counts, 3, 1);
+    s->batches[0].children[2]->dictionary->buffers = NULL;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "the dictionary of column 'name' has 3 buffers but its buffers pointer is NULL",
+          0, __LINE__);
+
+    /* ---- Counts against the format ---- */
+
+    s = ab_thread_spans(&counts, 3, 0);
+    s->schema.n_children = INT64_MAX;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "columns", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->schema.children = NULL;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "children is NULL", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].n_children = -1;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "a batch has -1 columns", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].n_buffers = 0;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "a struct array has 1", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[5]->n_children = -1;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "column 'line' has -1 children", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[1]->n_buffers = 1;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "column 'end' has 1 buffers; a int64 array has 2", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[2]->n_buffers = INT64_MIN;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "a utf8 array has 3", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[3]->buffers = NULL;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "buffers pointer is NULL", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 1);
+    s->batches[0].children[2]->dictionary->n_buffers = 2;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "the dictionary of column 'name' has 2 buffers", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 1);
+    s->batches[0].children[2]->dictionary->n_children = 5;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "has 5 children", 0, __LINE__);
+
+    /* ---- Lengths and offsets ---- */
+
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].length = -1;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "a batch has length -1", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].offset = INT64_MAX;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "offset", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[0]->length = 2; /* shorter than the batch */
+    check(s, &counts, PMM_ERR_INVALID_DATA, "column 'begin' has an invalid length 2", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[4]->offset = -3;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "offset -3", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 1);
+    s->batches[0].children[2]->dictionary->length = -1;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "the dictionary of column 'name' has an invalid length -1", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 1);
+    s->batches[0].children[2]->dictionary->offset = INT64_MAX;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "the dictionary of column 'name' has an invalid length", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 1);
+    ((int32_t *)s->batches[0].children[3]->buffers[1])[1] = 1; /* one entry: index 1 is out of range */
+    check(s, &counts, PMM_ERR_INVALID_DATA, "dictionary index 1 out of range (1 entries)", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 1);
+    ((int32_t *)s->batches[0].children[3]->buffers[1])[2] = -7;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "dictionary index -7", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    ((int32_t *)s->batches[0].children[2]->buffers[1])[1] = -2;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "invalid string offsets", 0, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[0]->null_count = 1; /* nulls but no bitmap */
+    check(s, &counts, PMM_ERR_INVALID_DATA, "no validity bitmap", 0, __LINE__);
+
+    /* A string_view column: a view into a data buffer that does not exist, and one past
+       the end of its buffer (utf8_view carries the data buffers' sizes). */
+    {
+        int k;
+        for (k = 0; k < 2; k++) {
+            int32_t *view;
+            int64_t *sizes;
+            s = ab_thread_spans(&counts, 1, 0);
+            s->schema.children[2]->format = "vu";
+            column = ab_array(s, 1, 0, 4); /* validity, views, one data buffer, sizes */
+            view = (int32_t *)ab_alloc(s, 16);
+            sizes = (int64_t *)ab_alloc(s, 8);
+            sizes[0] = 20;
+            view[0] = 16;                 /* length */
+            view[2] = k == 0 ? 1 : 0;     /* buffer index */
+            view[3] = k == 0 ? 0 : 5;     /* offset: 5 + 16 > 20 */
+            column->buffers[1] = view;
+            column->buffers[2] = ab_alloc(s, 20);
+            column->buffers[3] = sizes;
+            s->batches[0].children[2] = column;
+            check(s, &counts, PMM_ERR_INVALID_DATA, k == 0 ? "into buffer 1, which does not exist" : "of 16 bytes at 5",
+                  0, __LINE__);
+        }
+    }
+
+    /* Unaligned buffers are read (the C Data Interface only recommends alignment). */
+    {
+        int64_t values[3] = {1, 2, 3};
+        uint8_t *odd;
+        s = ab_thread_spans(&counts, 3, 0);
+        odd = (uint8_t *)ab_alloc(s, 3 * 8 + 1) + 1;
+        memcpy(odd, values, sizeof values);
+        s->batches[0].children[5]->buffers[1] = odd;
+        odd = (uint8_t *)ab_alloc(s, 4 * 4 + 1) + 1;
+        memset(odd, 0, 4 * 4);
+        s->batches[0].children[2]->buffers[1] = odd; /* all empty strings */
+        check(s, &counts, PMM_OK, "", 3, __LINE__);
+    }
+
+    /* A producer error on the second batch, after spans of the first were written: the
+       generator is failed. */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->fail_at = 1;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "the test producer failed on purpose", 0, __LINE__);
+
+    /* ---- Cases found by the fuzzer (Tests/fuzz) ---- */
+
+    printf("hostile_arrow: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
