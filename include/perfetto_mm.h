@@ -302,8 +302,13 @@ typedef struct pmm_generator_stats {
 pmm_status pmm_generator_new(pmm_writer *writer, const pmm_generator_options *options,
                              pmm_generator **out);
 
+/* Time columns (begin, end, time) of the streams below: timestamp[s|ms|us|ns] with
+   any time zone or none (the instant is UTC either way), or int64 nanoseconds since
+   the epoch; converted exactly to nanoseconds; a value outside the int64-nanosecond
+   range is PMM_ERR_INVALID_DATA, naming the column. */
+
 /* Writes the spans of thread `stream_id` (one of the options' threads) from `stream`:
-   record batches with columns begin, end (timestamp[ns] or int64), name, target,
+   record batches with columns begin, end (time columns), name, target,
    filename (utf8, large_utf8 or dictionary<integer, utf8>; null reads as "") and line
    (an integer type; null reads as 0), other columns ignored. Spans with begin <=
    range end and end >= range begin are written, in stream order. Takes ownership of
@@ -311,7 +316,7 @@ pmm_status pmm_generator_new(pmm_writer *writer, const pmm_generator_options *op
 pmm_status pmm_generator_add_thread_spans(pmm_generator *generator, const char *stream_id,
                                           size_t stream_id_len, struct ArrowArrayStream *stream);
 
-/* Reads async events from `stream`: columns time (timestamp[ns] or int64), event_type
+/* Reads async events from `stream`: columns time (a time column), event_type
    ("begin" or "end"), span_id, parent_span_id (integers), name, target, filename,
    line, and depth if present; events outside the range are ignored. May be called
    several times. Takes ownership of `stream`. Ignored when async spans are not

@@ -9,7 +9,7 @@ import CArrowABI
 /// and offsets once (per batch) and then reads rows with unaligned loads: no per-row type
 /// dispatch beyond an integer width, and no per-row hashing for dictionary strings.
 
-/// An integer or timestamp[ns] column, read as Int64.
+/// An integer or timestamp column, read as Int64 (raw values: see TimeColumn for times).
 struct IntegerColumn {
     let view: ArrowColumnView
     let width: ArrowType.IntegerWidth
@@ -17,14 +17,14 @@ struct IntegerColumn {
     let name: String
     let label: String
 
-    /// `timesOnly` accepts only timestamp[ns] and int64 (time columns).
+    /// `timesOnly` accepts only timestamps and int64 (time columns).
     init(batch: ArrowBatch, field: ArrowField, index: Int, label: String, timesOnly: Bool) throws(PerfettoError) {
         switch field.type {
-        case .timestampNanoseconds: width = .int64
+        case .timestamp: width = .int64
         case .integer(.int64): width = .int64
         case .integer(let w) where !timesOnly: width = w
         default:
-            let expected = timesOnly ? "timestamp[ns] or int64" : "an integer type"
+            let expected = timesOnly ? TimeColumn.expected : "an integer type"
             throw .invalidData("\(label): column '\(field.name)' has type \(field.type.description); expected \(expected)")
         }
         view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2,
@@ -343,5 +343,33 @@ struct StringColumn {
         case .empty:
             return emptyId
         }
+    }
+}
+
+/// A time column read as Int64 nanoseconds since the epoch: a timestamp in s, ms, us or ns
+/// with any zone or none (the instant is UTC either way), or int64 nanoseconds. Values are
+/// converted exactly; one whose nanoseconds do not fit in Int64 is an error naming the column.
+struct TimeColumn {
+    static let expected = "a timestamp (s, ms, us or ns) or int64 nanoseconds"
+
+    let values: IntegerColumn
+    let unit: ArrowType.TimeUnit
+
+    init(batch: ArrowBatch, field: ArrowField, index: Int, label: String) throws(PerfettoError) {
+        values = try IntegerColumn(batch: batch, field: field, index: index, label: label, timesOnly: true)
+        if case .timestamp(let unit, _) = field.type { self.unit = unit } else { unit = .nanoseconds }
+    }
+
+    /// The time at `row` in nanoseconds; a null or an out-of-range value is an error.
+    @inline(__always)
+    func required(_ row: Int) throws(PerfettoError) -> Int64 {
+        let value = try values.required(row)
+        if unit == .nanoseconds { return value }
+        let (ns, overflow) = value.multipliedReportingOverflow(by: unit.rawValue)
+        if overflow {
+            throw .invalidData("\(values.label): column '\(values.name)': \(value) \(unit.name) is out of the range of "
+                               + "int64 nanoseconds (row \(row) of a batch)")
+        }
+        return ns
     }
 }

@@ -155,7 +155,8 @@ public struct ArrowField: Sendable {
 /// The Arrow types the importer reads, and a description of any other.
 public enum ArrowType: Sendable, Equatable {
     case integer(IntegerWidth)
-    case timestampNanoseconds(timeZone: String)
+    /// A timestamp of any unit; the zone (possibly empty) does not change the instant.
+    case timestamp(unit: TimeUnit, timeZone: String)
     case utf8
     case largeUTF8
     /// utf8_view (Arrow's "vu"): 16-byte views, inline up to 12 bytes.
@@ -165,6 +166,34 @@ public enum ArrowType: Sendable, Equatable {
 
     public enum IntegerWidth: Sendable, Equatable {
         case int8, uint8, int16, uint16, int32, uint32, int64, uint64
+    }
+
+    /// A timestamp unit, with the nanoseconds in one unit.
+    public enum TimeUnit: Int64, Sendable, Equatable {
+        case seconds = 1_000_000_000, milliseconds = 1_000_000, microseconds = 1_000, nanoseconds = 1
+
+        /// The unit of an Arrow timestamp format ("tss:", "tsm:", "tsu:", "tsn:", then the zone).
+        static func of(format: String) -> TimeUnit? {
+            guard format.utf8.count >= 4, format.hasPrefix("ts"), format.utf8.dropFirst(3).first == UInt8(ascii: ":") else {
+                return nil
+            }
+            switch format.utf8.dropFirst(2).first {
+            case UInt8(ascii: "s"): return .seconds
+            case UInt8(ascii: "m"): return .milliseconds
+            case UInt8(ascii: "u"): return .microseconds
+            case UInt8(ascii: "n"): return .nanoseconds
+            default: return nil
+            }
+        }
+
+        public var name: String {
+            switch self {
+            case .seconds: return "s"
+            case .milliseconds: return "ms"
+            case .microseconds: return "us"
+            case .nanoseconds: return "ns"
+            }
+        }
     }
 
     /// An Arrow format string, kept to describe types the importer does not read.
@@ -191,8 +220,8 @@ public enum ArrowType: Sendable, Equatable {
             self = .largeUTF8
         } else if format == "vu" {
             self = .utf8View
-        } else if format.hasPrefix("tsn:") {
-            self = .timestampNanoseconds(timeZone: String(format.dropFirst(4)))
+        } else if let unit = TimeUnit.of(format: format) {
+            self = .timestamp(unit: unit, timeZone: String(format.dropFirst(4)))
         } else {
             self = .unsupported(ArrowTypeFormat(format: format))
         }
@@ -216,7 +245,7 @@ public enum ArrowType: Sendable, Equatable {
     public var description: String {
         switch self {
         case .integer(let w): return "\(w)"
-        case .timestampNanoseconds(let tz): return tz.isEmpty ? "timestamp[ns]" : "timestamp[ns, tz=\(tz)]"
+        case .timestamp(let unit, let tz): return tz.isEmpty ? "timestamp[\(unit.name)]" : "timestamp[\(unit.name), tz=\(tz)]"
         case .utf8: return "utf8"
         case .largeUTF8: return "large_utf8"
         case .utf8View: return "string_view"

@@ -107,10 +107,9 @@ public final class TraceGenerator {
         let columns = try ThreadSpanColumns(reader)
         try writer.setCurrentThread(trackUUID: track)
         while let batch = try reader.next() {
-            let begin = try IntegerColumn(batch: batch, field: reader.fields[columns.begin], index: columns.begin,
-                                          label: label, timesOnly: true)
-            let end = try IntegerColumn(batch: batch, field: reader.fields[columns.end], index: columns.end,
-                                        label: label, timesOnly: true)
+            let begin = try TimeColumn(batch: batch, field: reader.fields[columns.begin], index: columns.begin,
+                                       label: label)
+            let end = try TimeColumn(batch: batch, field: reader.fields[columns.end], index: columns.end, label: label)
             let name = try StringColumn(batch: batch, field: reader.fields[columns.name], index: columns.name,
                                         label: label, pool: pool)
             let target = try StringColumn(batch: batch, field: reader.fields[columns.target], index: columns.target,
@@ -161,8 +160,7 @@ public final class TraceGenerator {
             func string(_ index: Int) throws(PerfettoError) -> StringColumn {
                 try StringColumn(batch: batch, field: reader.fields[index], index: index, label: label, pool: pool)
             }
-            let time = try IntegerColumn(batch: batch, field: reader.fields[columns.time], index: columns.time,
-                                         label: label, timesOnly: true)
+            let time = try TimeColumn(batch: batch, field: reader.fields[columns.time], index: columns.time, label: label)
             let eventType = try string(columns.eventType)
             let spanId = try integer(columns.spanId)
             let parent = try integer(columns.parentSpanId)
@@ -333,8 +331,8 @@ enum ColumnCheck {
     static func time(_ reader: ArrowStreamReader, _ index: Int) throws(PerfettoError) {
         let field = reader.fields[index]
         switch field.type {
-        case .timestampNanoseconds, .integer(.int64): return
-        default: throw mismatch(reader, field, "timestamp[ns] or int64")
+        case .timestamp, .integer(.int64): return
+        default: throw mismatch(reader, field, TimeColumn.expected)
         }
     }
 

@@ -45,7 +45,7 @@ struct ArrowInputErrorTests {
         let message = try threadSpansError(spans(line: .doubles("line", [1.5])))
         #expect(message.contains("'line'") && message.contains("float64"), "\(message)")
         let timeMessage = try threadSpansError([.strings("begin", large: false, ["10"])] + spans().dropFirst())
-        #expect(timeMessage.contains("'begin'") && timeMessage.contains("utf8") && timeMessage.contains("timestamp[ns]"))
+        #expect(timeMessage.contains("'begin'") && timeMessage.contains("utf8") && timeMessage.contains("timestamp (s, ms, us or ns)"))
     }
 
     @Test func nullInRequiredColumnIsNamed() throws {
