@@ -3,6 +3,7 @@
 #   make demo    install what is needed, build, write a trace from built-in sample data
 #   make test    build and run every test (Swift, C example, C ABI misuse under valgrind, pytest)
 #   make bench   writer and generator benchmarks (spec/BENCH_DATA.md workload), BENCH lines
+#   make wheel   the binary wheel of micromegas-perfetto (manylinux tag from auditwheel) in dist/
 
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
@@ -21,7 +22,9 @@ PIP := $(PYTHON) -m pip -q
 export PIP_ROOT_USER_ACTION := ignore
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all build deps python-deps python-install demo test test-swift test-asan test-c test-library test-python bench clean
+DIST := $(shell pwd)/dist
+
+.PHONY: all build deps python-deps python-install wheel demo test test-swift test-asan test-c test-library test-python bench clean
 
 all: build
 
@@ -35,14 +38,19 @@ deps:
 build:
 	$(SWIFT_RELEASE)
 
-# Python runtime dependencies (pyarrow, tqdm) and the test ones (pytest, Perfetto's protos,
-# DataFusion for the FlightSQL fixture server).
+# Python runtime dependencies (pyarrow, tqdm) and the build and test ones (pytest, Perfetto's
+# protos, DataFusion for the FlightSQL fixture server, wheel + auditwheel for `make wheel`).
 python-deps:
-	$(PIP) install "pyarrow>=14" "tqdm>=4.60" "pytest>=7" "perfetto>=0.9" "protobuf>=4" "datafusion>=40"
+	$(PIP) install "pyarrow>=14" "tqdm>=4.60" "pytest>=7" "perfetto>=0.9" "protobuf>=4" "datafusion>=40" \
+	  "setuptools>=64" "wheel>=0.40" "auditwheel>=6"
 
 # pip builds libperfetto_mm.so through the package's build hook and bundles it.
 python-install: build python-deps
 	$(PIP) install ./python
+
+# A wheel people can install without Swift: py3-none-<the manylinux tag auditwheel reports>.
+wheel: build python-deps
+	$(PYTHON) python/tools/build_wheel.py $(DIST)
 
 demo: deps python-install
 	@mkdir -p $(OUT)
@@ -89,9 +97,12 @@ test-library: build
 	for d in $$deps; do case $$d in linux-vdso.so.*|libc.so.*|libm.so.*|libstdc++.so.*|libgcc_s.so.*|/lib64/ld-linux*|libdl.so.*|libpthread.so.*|librt.so.*) ;; \
 	  *) echo "FAIL: unexpected dependency $$d"; exit 1;; esac; done; echo "ldd: only the system C/C++ runtime"
 
-# pytest against the installed package (not the source tree), with its bundled library.
-test-python: python-install
-	cd python/tests && env -u MICROMEGAS_PERFETTO_LIB -u MICROMEGAS_LAKE $(PYTHON) -m pytest -q -p no:cacheprovider .
+# pytest against the installed package (not the source tree), with its bundled library; the
+# official-client tests install the wheel beside micromegas==0.32.0 (PyPI) in fresh venvs.
+test-python: python-install wheel
+	cd python/tests && env -u MICROMEGAS_PERFETTO_LIB -u MICROMEGAS_LAKE -u MICROMEGAS_ANALYTICS_URI \
+	  -u MICROMEGAS_PROFILE -u MICROMEGAS_TOKEN MICROMEGAS_PERFETTO_WHEEL=$$(ls $(DIST)/micromegas_perfetto-*.whl) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider .
 
 bench: build python-install
 	$(BIN)/pmm-bench memory
@@ -104,4 +115,4 @@ bench: build python-install
 	$(PYTHON) python/bench/write_perfetto_bench.py $(shell pwd)/.build/bench-lakes
 
 clean:
-	rm -rf .build
+	rm -rf .build dist

@@ -239,8 +239,9 @@ def _connect(args):
                 else:
                     os.environ["MICROMEGAS_ANALYTICS_URI"] = saved
         return FlightSQLSource(queries=ClientQueries(client))
-    if args.profile:
-        raise RequestError("--profile needs micromegas' official client (pip install micromegas); "
+    if args.profile or os.environ.get("MICROMEGAS_PROFILE"):
+        which = "--profile" if args.profile else "$MICROMEGAS_PROFILE"
+        raise RequestError(f"{which} needs micromegas' official client (pip install micromegas); "
                            "or give --uri and --token")
     return FlightSQLSource(args.uri, args.token)
 

@@ -1,0 +1,245 @@
+"""micromegas-perfetto beside micromegas' official client (PyPI `micromegas==0.32.0`).
+
+Two fresh virtual environments, one per install order, each with the official client from
+PyPI and this project's binary wheel (`make wheel`; $MICROMEGAS_PERFETTO_WHEEL), run with no
+Swift toolchain on PATH. They check that neither package removes, replaces or shadows a file
+of the other, that both command lines work, that the official client's objects (plain
+`connect()` and a profile with an API key file) drive `write_process_trace` against the
+FlightSQL fixture server with the same bytes as the lake, and that uninstalling either
+package leaves the other working.
+"""
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from flight_fixture import LakeFlightServer
+
+WHEEL = os.environ.get("MICROMEGAS_PERFETTO_WHEEL")
+OFFICIAL = "micromegas==0.32.0"
+OFFICIAL_SCRIPTS = ["micromegas-grants", "micromegas-groups", "micromegas-logout", "micromegas-query",
+                    "micromegas-screens", "micromegas-setup-telemetry", "micromegas-views"]
+BEGIN, END = "2023-11-14T22:13:20.005000000+00:00", "2023-11-14T22:13:20.030000000+00:00"
+
+pytestmark = pytest.mark.skipif(not WHEEL, reason="needs $MICROMEGAS_PERFETTO_WHEEL (make test sets it)")
+
+
+class Venv:
+    def __init__(self, path: Path, home: Path):
+        self.path = path
+        self.home = home
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        self.python = str(path / "bin" / "python")
+        # No Swift toolchain, no user site: only what the venv holds.
+        self.env = {"PATH": f"{path / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home),
+                    "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore", "LANG": "C.UTF-8"}
+        for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_CACHE_DIR", "XDG_CACHE_HOME"):
+            if key in os.environ:
+                self.env[key] = os.environ[key]
+        self.env.setdefault("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip"))
+
+    def run(self, *args, check=True, env=None, cwd=None):
+        result = subprocess.run(list(args), capture_output=True, text=True, env={**self.env, **(env or {})},
+                                cwd=cwd, timeout=600)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n"
+                                 f"{result.stderr}")
+        return result
+
+    def pip(self, *args):
+        return self.run(self.python, "-m", "pip", "-q", *args)
+
+    def site(self) -> Path:
+        out = self.run(self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+        return Path(out.stdout.strip())
+
+    def record(self, distribution: str) -> list:
+        """(path, sha256) of every file in a distribution's RECORD (hash-less entries skipped)."""
+        site = self.site()
+        (info,) = site.glob(f"{distribution.replace('-', '_')}-*.dist-info")
+        rows = []
+        for line in (info / "RECORD").read_text().splitlines():
+            path, digest, _size = line.rsplit(",", 2)
+            if digest:
+                rows.append((site / path, digest))
+        return rows
+
+
+def _digest(path: Path) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest()).rstrip(b"=").decode()
+
+
+def _assert_record_intact(rows) -> None:
+    missing = [str(p) for p, _ in rows if not p.is_file()]
+    changed = [str(p) for p, d in rows if p.is_file() and _digest(p) != d]
+    assert not missing and not changed, f"missing {missing}, changed {changed}"
+
+
+@pytest.fixture(scope="module")
+def venvs(tmp_path_factory):
+    """{"client-first": Venv, "ours-first": Venv} with both packages installed in that order."""
+    assert shutil.which("swift", path=f"/usr/local/bin:/usr/bin:/bin") is None, "swift must not be on the venv PATH"
+    root = tmp_path_factory.mktemp("venvs")
+    home = root / "home"
+    home.mkdir()
+    result = {}
+    for order in ("client-first", "ours-first"):
+        venv = Venv(root / order, home)
+        steps = [[OFFICIAL], [WHEEL]] if order == "client-first" else [[WHEEL], [OFFICIAL]]
+        for step in steps:
+            venv.pip("install", *step)
+        result[order] = venv
+    return result
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A small lake, the fixture server on it (requiring a token), and the lake's reference trace."""
+    from micromegas_perfetto.sample_lake import write_sample_lake
+    lake = tmp_path_factory.mktemp("client-lake")
+    processes = write_sample_lake(lake, seed=11, threads=3, spans_per_thread=800, async_spans=600)
+    server = LakeFlightServer(lake, token="s3cret-key")
+    pid = processes[0]["process_id"]
+    reference = tmp_path_factory.mktemp("ref") / "lake.perfetto"
+    done = run_cli("write_perfetto", pid, "--lake", lake, "--begin", BEGIN, "--end", END, "--filename", reference,
+                   "--quiet")
+    assert done.returncode == 0, done.stderr
+    yield {"lake": lake, "server": server, "pid": pid, "reference": reference.read_bytes()}
+    server.shutdown()
+
+
+@pytest.mark.parametrize("order", ["client-first", "ours-first"])
+def test_both_packages_intact_and_working(venvs, order):
+    venv = venvs[order]
+    _assert_record_intact(venv.record("micromegas"))
+    _assert_record_intact(venv.record("micromegas_perfetto"))
+    ours = {str(p.relative_to(venv.site())) for p, _ in venv.record("micromegas_perfetto")}
+    assert {p for p in ours if p.startswith("micromegas/")} == {"micromegas/__main__.py"}
+    venv.run(venv.python, "-c", "import micromegas, micromegas.flightsql.client, micromegas.auth; "
+                                "assert callable(micromegas.connect) and callable(micromegas.connect_with_profile)")
+    for script in OFFICIAL_SCRIPTS:
+        venv.run(str(venv.path / "bin" / script), "--help")
+    for command in ([venv.python, "-m", "micromegas", "write_perfetto", "--help"],
+                    [venv.python, "-m", "micromegas_perfetto", "--help"],
+                    [str(venv.path / "bin" / "micromegas-perfetto"), "--help"]):
+        assert "write_perfetto" in venv.run(*command).stdout
+
+
+@pytest.mark.parametrize("order", ["client-first", "ours-first"])
+def test_official_connect_drives_write_process_trace(venvs, served, tmp_path, order):
+    venv = venvs[order]
+    out = tmp_path / "client.perfetto"
+    script = textwrap.dedent(f"""
+        from micromegas.auth import StaticTokenAuthProvider
+        from micromegas.flightsql.client import FlightSQLClient
+        from micromegas_perfetto import write_process_trace
+        client = FlightSQLClient({served['server'].uri!r}, preserve_dictionary=True,
+                                 auth_provider=StaticTokenAuthProvider("s3cret-key"))
+        write_process_trace(client, {served['pid']!r}, {BEGIN!r}, {END!r}, {str(out)!r})
+    """)
+    venv.run(venv.python, "-c", script)
+    assert out.read_bytes() == served["reference"]
+    # micromegas.connect(uri, preserve_dictionary=True) is the one-liner of the README: it sends
+    # no token, so this server (which requires one) refuses it with a clear error.
+    refused = venv.run(venv.python, "-c", textwrap.dedent(f"""
+        import micromegas
+        from micromegas_perfetto import write_process_trace, errors
+        try:
+            write_process_trace(micromegas.connect({served['server'].uri!r}, preserve_dictionary=True),
+                                {served['pid']!r}, None, None, {str(tmp_path / 'refused.perfetto')!r})
+        except errors.SourceError as e:
+            print("refused:", e)
+    """))
+    assert "refused:" in refused.stdout and not (tmp_path / "refused.perfetto").exists()
+
+
+def test_plain_connect_one_liner(venvs, served, tmp_path):
+    """`write_process_trace(micromegas.connect(uri, preserve_dictionary=True), pid, begin, end,
+    path)` against a server without authentication gives the lake's bytes."""
+    open_server = LakeFlightServer(served["lake"])
+    try:
+        venv = venvs["client-first"]
+        out = tmp_path / "oneliner.perfetto"
+        venv.run(venv.python, "-c", textwrap.dedent(f"""
+            import datetime, micromegas
+            from micromegas_perfetto import write_process_trace
+            begin = datetime.datetime(2023, 11, 14, 22, 13, 20, 5000, tzinfo=datetime.timezone.utc)
+            end = datetime.datetime(2023, 11, 14, 22, 13, 20, 30000, tzinfo=datetime.timezone.utc)
+            write_process_trace(micromegas.connect({open_server.uri!r}, preserve_dictionary=True),
+                                {served['pid']!r}, begin, end, {str(out)!r})
+        """))
+        assert out.read_bytes() == served["reference"]
+        headers = [c["headers"] for c in open_server.calls]
+        assert headers and all("query_range_begin" in h and "query_range_end" in h for h in headers)
+        assert all(h.get("preserve_dictionary") == "true" for h in headers)
+    finally:
+        open_server.shutdown()
+
+
+def test_cli_uses_the_users_profile(venvs, served, tmp_path):
+    """`python -m micromegas write_perfetto PID --profile NAME`: the profile's URI and API key
+    file (~/.micromegas/config.json) authenticate, through the official connect_with_profile."""
+    venv = venvs["client-first"]
+    config = venv.home / ".micromegas"
+    config.mkdir(exist_ok=True)
+    key = config / "test.key"
+    key.write_text("s3cret-key\n")
+    wrong = config / "wrong.key"
+    wrong.write_text("not-the-key\n")
+    (config / "config.json").write_text(json.dumps({"profiles": {
+        "test": {"uri": served["server"].uri, "api_key_file": str(key)},
+        "wrong": {"uri": served["server"].uri, "api_key_file": str(wrong)}}}))
+    out = tmp_path / "profile.perfetto"
+    args = ["write_perfetto", served["pid"], "--begin", BEGIN, "--end", END, "--quiet"]
+    venv.run(venv.python, "-m", "micromegas", *args, "--profile", "test", "--filename", str(out))
+    assert out.read_bytes() == served["reference"]
+    by_env = tmp_path / "profile-env.perfetto"
+    venv.run(venv.python, "-m", "micromegas_perfetto", *args, "--filename", str(by_env),
+             env={"MICROMEGAS_PROFILE": "test"})
+    assert by_env.read_bytes() == served["reference"]
+    refused = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "wrong", "--filename",
+                       str(tmp_path / "no.perfetto"), check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert "unauthenticated" in refused.stderr.lower() or "authentication" in refused.stderr.lower(), refused.stderr
+    assert "Traceback" not in refused.stderr and not (tmp_path / "no.perfetto").exists()
+    unknown = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "nope", "--filename",
+                       str(tmp_path / "no.perfetto"), check=False)
+    assert unknown.returncode == 2 and "profile" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_uninstalling_either_leaves_the_other_working(venvs, served, tmp_path):
+    # Without ours, the official client is whole and works.
+    first = venvs["client-first"]
+    official_files = first.record("micromegas")
+    first.pip("uninstall", "-y", "micromegas-perfetto")
+    _assert_record_intact(official_files)
+    first.run(first.python, "-c", "import micromegas; micromegas.connect")
+    first.run(str(first.path / "bin" / "micromegas-query"), "--help")
+    gone = first.run(first.python, "-c", "import micromegas_perfetto", check=False)
+    assert gone.returncode != 0
+
+    # Without the official client, ours works, `python -m micromegas` included.
+    second = venvs["ours-first"]
+    our_files = second.record("micromegas_perfetto")
+    second.pip("uninstall", "-y", "micromegas")
+    _assert_record_intact(our_files)
+    out = tmp_path / "alone.perfetto"
+    second.run(second.python, "-m", "micromegas", "write_perfetto", served["pid"], "--lake", str(served["lake"]),
+               "--begin", BEGIN, "--end", END, "--filename", str(out), "--quiet")
+    assert out.read_bytes() == served["reference"]
+    second.run(str(second.path / "bin" / "micromegas-perfetto"), "--help")
+    # And the sample lake, as a new user without a server runs it.
+    listed = second.run(second.python, "-m", "micromegas_perfetto", "list-processes", "--ids",
+                        env={"MICROMEGAS_CACHE": str(tmp_path / "cache")})
+    pid = listed.stdout.split()[0]
+    second.run(second.python, "-m", "micromegas", "write_perfetto", pid, "--quiet", cwd=str(tmp_path),
+               env={"MICROMEGAS_CACHE": str(tmp_path / "cache")})
+    assert (tmp_path / f"{pid}.perfetto").stat().st_size > 0

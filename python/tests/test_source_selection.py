@@ -1,0 +1,177 @@
+"""Which source `write_perfetto` and `list-processes` read, case by case (environment controlled),
+and a client object with micromegas' `query_stream` as a source of the Python API."""
+from datetime import datetime, timezone
+
+import pyarrow.flight as flight
+import pytest
+
+from conftest import run_cli
+from flight_fixture import LakeFlightServer
+from micromegas_perfetto import generate_trace_chunks, write_process_trace
+from micromegas_perfetto.flightsql import statement_ticket
+
+CLEAN = {"MICROMEGAS_LAKE": None, "MICROMEGAS_ANALYTICS_URI": None, "MICROMEGAS_PROFILE": None,
+         "MICROMEGAS_TOKEN": None}
+BEGIN, END = "2023-11-14T22:13:20.01Z", "2023-11-14T22:13:20.02Z"
+
+
+@pytest.fixture
+def server(small_lake):
+    s = LakeFlightServer(small_lake[0])
+    yield s
+    s.shutdown()
+
+
+@pytest.fixture
+def reference(small_lake, tmp_path):
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    out = tmp_path / "reference.perfetto"
+    done = run_cli("write_perfetto", pid, "--lake", lake, "--begin", BEGIN, "--end", END, "--filename", out,
+                   "--quiet", env=CLEAN)
+    assert done.returncode == 0, done.stderr
+    return pid, out.read_bytes()
+
+
+def _write(tmp_path, pid, *args, env, name="t.perfetto"):
+    out = tmp_path / name
+    done = run_cli("write_perfetto", pid, "--begin", BEGIN, "--end", END, "--filename", out, "--quiet", *args,
+                   env={**CLEAN, **env})
+    return done, (out.read_bytes() if out.exists() else None)
+
+
+def test_lake_option(small_lake, server, reference, tmp_path):
+    pid, expected = reference
+    done, data = _write(tmp_path, pid, "--lake", small_lake[0], env={})
+    assert done.returncode == 0 and data == expected and not server.calls
+
+
+def test_lake_environment(small_lake, server, reference, tmp_path):
+    pid, expected = reference
+    done, data = _write(tmp_path, pid, env={"MICROMEGAS_LAKE": str(small_lake[0])})
+    assert done.returncode == 0 and data == expected and not server.calls
+
+
+def test_lake_environment_before_a_server(small_lake, server, reference, tmp_path):
+    """$MICROMEGAS_LAKE comes first in the rule; the ignored --uri is said on stderr."""
+    pid, expected = reference
+    done, data = _write(tmp_path, pid, "--uri", server.uri, env={"MICROMEGAS_LAKE": str(small_lake[0])})
+    assert done.returncode == 0 and data == expected and not server.calls
+    assert "MICROMEGAS_LAKE" in done.stderr
+
+
+def test_uri_option(server, reference, tmp_path):
+    pid, expected = reference
+    done, data = _write(tmp_path, pid, "--uri", server.uri, env={})
+    assert done.returncode == 0, done.stderr
+    assert data == expected and server.calls
+
+
+def test_uri_environment(server, reference, tmp_path):
+    pid, expected = reference
+    done, data = _write(tmp_path, pid, env={"MICROMEGAS_ANALYTICS_URI": server.uri})
+    assert done.returncode == 0, done.stderr
+    assert data == expected and server.calls
+
+
+def test_token_goes_to_the_server(small_lake, reference, tmp_path):
+    pid, expected = reference
+    guarded = LakeFlightServer(small_lake[0], token="t0k")
+    try:
+        done, data = _write(tmp_path, pid, "--uri", guarded.uri, env={"MICROMEGAS_TOKEN": "t0k"})
+        assert done.returncode == 0 and data == expected
+        done, data = _write(tmp_path, pid, "--uri", guarded.uri, "--token", "bad", env={}, name="refused.perfetto")
+        assert done.returncode == 1 and data is None and "authentication refused" in done.stderr
+    finally:
+        guarded.shutdown()
+
+
+def test_profile_without_the_official_client(server, reference, tmp_path):
+    try:  # the suite's own environment has no official client
+        import micromegas
+        if callable(getattr(micromegas, "connect_with_profile", None)):
+            pytest.skip("the official client is installed here (its profiles are tested in a venv)")
+    except ImportError:
+        pass
+    pid, _ = reference
+    for args, env in ((["--profile", "prod"], {}), ([], {"MICROMEGAS_PROFILE": "prod"})):
+        done, data = _write(tmp_path, pid, *args, env=env)
+        assert done.returncode == 2 and data is None, done.stderr
+        assert "pip install micromegas" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_lake_and_uri_together_is_a_mistake(small_lake, server, reference, tmp_path):
+    pid, _ = reference
+    done, data = _write(tmp_path, pid, "--lake", small_lake[0], "--uri", server.uri, env={})
+    assert done.returncode == 2 and data is None and "choose one" in done.stderr
+
+
+def test_nothing_given_reads_the_sample_lake(tmp_path):
+    cache = tmp_path / "cache"
+    listed = run_cli("list-processes", "--ids", env={**CLEAN, "MICROMEGAS_CACHE": str(cache)})
+    assert listed.returncode == 0, listed.stderr
+    assert "built-in sample lake" in listed.stderr and "--uri" in listed.stderr
+    pid = listed.stdout.split()[0]
+    done = run_cli("write_perfetto", pid, "--spans", "thread", "--quiet", "--filename", tmp_path / "s.perfetto",
+                   env={**CLEAN, "MICROMEGAS_CACHE": str(cache)})
+    assert done.returncode == 0 and "built-in sample lake" in done.stderr
+    assert (tmp_path / "s.perfetto").stat().st_size > 0
+
+
+def test_list_processes_from_a_server(small_lake, server):
+    lake, processes = small_lake
+    done = run_cli("list-processes", "--uri", server.uri, "--limit", "2", env=CLEAN)
+    assert done.returncode == 0, done.stderr
+    rows = done.stdout.strip().splitlines()
+    assert len(rows) == 2
+    sql = [c["sql"] for c in server.calls if "FROM processes" in c["sql"]]
+    assert sql and "ORDER BY start_time DESC" in sql[0] and "LIMIT 2" in sql[0]
+    starts = sorted(((p["start_time"], p["process_id"]) for p in processes if p.get("start_time")), reverse=True)
+    if starts:
+        assert rows[0].split()[0] == starts[0][1]
+
+
+class QueryStreamClient:
+    """A stand-in for micromegas' FlightSQLClient: only `query_stream(sql, begin, end)`."""
+
+    def __init__(self, uri):
+        self.flight = flight.FlightClient(uri)
+        self.ranges = []
+
+    def query_stream(self, sql, begin=None, end=None):
+        assert isinstance(begin, datetime) and begin.tzinfo is not None
+        assert isinstance(end, datetime) and end.tzinfo is not None
+        self.ranges.append((begin, end))
+        headers = [(b"query_range_begin", begin.isoformat().encode()), (b"query_range_end", end.isoformat().encode()),
+                   (b"preserve_dictionary", b"true")]
+        reader = self.flight.do_get(flight.Ticket(statement_ticket(sql)), flight.FlightCallOptions(headers=headers))
+        for chunk in reader:
+            yield chunk.data
+
+
+def test_a_query_stream_client_is_a_source(server, reference, tmp_path):
+    pid, expected = reference
+    client = QueryStreamClient(server.uri)
+    begin = datetime(2023, 11, 14, 22, 13, 20, 10000, tzinfo=timezone.utc)
+    end = datetime(2023, 11, 14, 22, 13, 20, 20000, tzinfo=timezone.utc)
+    summary = write_process_trace(client, pid, begin, end, tmp_path / "c.perfetto")
+    assert (tmp_path / "c.perfetto").read_bytes() == expected
+    assert summary.thread_spans > 0 and summary.filename == str(tmp_path / "c.perfetto")
+    # The range reaches the client's headers (rounded outwards to microseconds).
+    assert any(b <= begin and e >= end for b, e in client.ranges)
+    chunks = list(generate_trace_chunks(client, pid, BEGIN, END, chunk_size=10_000))
+    assert [i for i, _ in chunks] == list(range(len(chunks)))
+    assert b"".join(data for _, data in chunks) == expected
+    # Server-side generation through the same client: the server's perfetto_trace_chunks.
+    server_side = write_process_trace(client, pid, begin, end, tmp_path / "s.perfetto", server_side=True)
+    assert server_side.chunks and (tmp_path / "s.perfetto").stat().st_size > 0
+    assert any("perfetto_trace_chunks" in c["sql"] for c in server.calls)
+
+
+def test_official_signature_positional(small_lake, reference, tmp_path):
+    """The official client's positional order: (client, process_id, begin, end, trace_filepath, span_types)."""
+    pid, _ = reference
+    summary = write_process_trace(str(small_lake[0]), pid, BEGIN, END, tmp_path / "t.perfetto", "thread")
+    assert summary.async_spans == 0 and summary.thread_spans > 0
+    with pytest.raises(TypeError):
+        write_process_trace(str(small_lake[0]), pid, BEGIN, END, tmp_path / "t.perfetto", "thread", "lanes")
