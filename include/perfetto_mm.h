@@ -293,6 +293,11 @@ typedef struct pmm_generator_stats {
     uint64_t async_begun_before_range;  /* no begin: begins at the range begin */
     uint64_t async_duplicates;          /* extra begin/end events (earliest wins) */
     uint64_t async_dropped;             /* end before begin: not written */
+    uint64_t log_entries;               /* written (instant events on the Logs track) */
+    uint64_t log_entries_outside_range; /* read and skipped */
+    uint64_t measures;                  /* written (counter values) */
+    uint64_t measures_outside_range;    /* read and skipped */
+    uint64_t counter_tracks;            /* one per metric (name, unit) with a value in the range */
 } pmm_generator_stats;
 
 /* A generator writing to `writer` (any sink); writes the descriptors now. The
@@ -322,6 +327,29 @@ pmm_status pmm_generator_add_thread_spans(pmm_generator *generator, const char *
    several times. Takes ownership of `stream`. Ignored when async spans are not
    requested. */
 pmm_status pmm_generator_add_async_events(pmm_generator *generator, struct ArrowArrayStream *stream);
+
+/* Writes the log entries of `stream` with time in the range, in stream order, as
+   instant events on a process-level track named "Logs" (described before its first
+   entry): columns time (timestamp[ns] or int64), target and msg (string types as
+   above; null reads as ""), level (an integer type: 1 fatal, 2 error, 3 warn, 4 info,
+   5 debug, 6 trace), other columns ignored. Event name = msg cut to 100 bytes (at a
+   UTF-8 character boundary), category = target, debug annotations `level` (its name;
+   the number outside 1..6), `target`, and `message` (the whole msg) when the name is
+   cut. Names are interned, up to 4096 distinct log names; later new ones are written
+   inline (TrackEvent.name), so memory does not grow with the number of entries. May be
+   called several times, at any point before pmm_generator_finish(); the entries'
+   packets come where the call is made. Takes ownership of `stream`. */
+pmm_status pmm_generator_add_log_entries(pmm_generator *generator, struct ArrowArrayStream *stream);
+
+/* Writes the measures of `stream` with time in the range, in stream order, as counter
+   values (TYPE_COUNTER, double_counter_value): columns time (timestamp[ns] or int64),
+   name and unit (string types), value (float64), other columns ignored. Each metric
+   (name, unit) is a counter track under the process, described when its first value in
+   the range is read: unit "ns", "bytes" and "count" become the CounterDescriptor unit,
+   any other non-empty unit goes in the track name, e.g. "frame_time (ms)". Perfetto
+   draws a counter from its values in time order; values are written as given. May be
+   called several times before pmm_generator_finish(). Takes ownership of `stream`. */
+pmm_status pmm_generator_add_measures(pmm_generator *generator, struct ArrowArrayStream *stream);
 
 /* The statistics so far (for progress reports). PMM_ERR_CALL_ORDER once the generator
    failed. */

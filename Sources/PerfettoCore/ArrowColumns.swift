@@ -373,3 +373,133 @@ struct TimeColumn {
         return ns
     }
 }
+
+/// A float64 column.
+struct DoubleColumn {
+    let view: ArrowColumnView
+    let values: UnsafeRawPointer?
+    let name: String
+    let label: String
+
+    init(batch: ArrowBatch, field: ArrowField, index: Int, label: String) throws(PerfettoError) {
+        guard field.type == .float64 else {
+            throw .invalidData("\(label): column '\(field.name)' has type \(field.type.description); expected float64")
+        }
+        view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2,
+                                   type: field.type.description)
+        values = view.buffer(1)
+        if values == nil && batch.length > 0 {
+            throw .invalidData("\(label): column '\(field.name)' has no value buffer")
+        }
+        if !ArrowBounds.fits(values, count: view.end, width: 8) {
+            throw .invalidData("\(label): column '\(field.name)': \(view.end) values cannot be in memory")
+        }
+        name = field.name
+        self.label = label
+    }
+
+    /// The value at `row`; a null is an error naming the column.
+    @inline(__always)
+    func required(_ row: Int) throws(PerfettoError) -> Double {
+        if view.isNull(row) { throw .invalidData("\(label): null in column '\(name)' (row \(row) of a batch)") }
+        guard let values else { return 0 }
+        return Double(bitPattern: values.loadUnaligned(fromByteOffset: (view.base &+ row) &* 8, as: UInt64.self))
+    }
+}
+
+/// A string column read as bytes, not pooled: for texts that are mostly distinct (log
+/// messages), so memory does not grow with them. Nulls read as the empty string. The
+/// bytes are checked as UTF-8 on every read.
+struct TextColumn {
+    enum Storage {
+        case plain(StringValues)
+        /// `values` is nil for an empty dictionary (every index is then out of range).
+        case dictionary(indices: UnsafeRawPointer, width: ArrowType.IntegerWidth, values: StringValues?,
+                        base: Int, count: Int, validity: UnsafePointer<UInt8>?)
+        case empty
+    }
+
+    let view: ArrowColumnView
+    let storage: Storage
+    let name: String
+    let label: String
+
+    init(batch: ArrowBatch, field: ArrowField, index: Int, label: String) throws(PerfettoError) {
+        name = field.name
+        self.label = label
+        switch field.type {
+        case .utf8, .largeUTF8, .utf8View:
+            let layout: StringLayout = field.type == .utf8 ? .utf8 : field.type == .largeUTF8 ? .largeUTF8 : .view
+            view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 3,
+                                       orMore: layout == .view, type: layout.typeName)
+            guard let values = try StringValues(view, layout: layout, what: "column '\(field.name)'", label: label) else {
+                storage = .empty
+                if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no offsets or views buffer") }
+                return
+            }
+            storage = .plain(values)
+        case .dictionary(let width, let value):
+            guard let layout = StringLayout(format: value.format) else { throw ColumnCheck.unsupportedString(label, field) }
+            view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2,
+                                       type: field.type.description)
+            guard let indices = view.buffer(1) else {
+                storage = .empty
+                if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no index buffer") }
+                return
+            }
+            guard ArrowBounds.fits(indices, count: view.end, width: width.bytes) else {
+                throw .invalidData("\(label): column '\(field.name)': \(view.end) dictionary indices cannot be in memory")
+            }
+            guard let dictionary = view.array.dictionary?.pointee else {
+                throw .invalidData("\(label): column '\(field.name)' is dictionary-encoded but has no dictionary")
+            }
+            let what = "the dictionary of column '\(field.name)'"
+            let dictionaryView = try ArrowColumnView(
+                array: dictionary, parentOffset: 0, rows: Int(Swift.max(dictionary.length, 0)), what: what,
+                label: label, buffers: 3, orMore: layout == .view, type: layout.typeName)
+            let count = Int(dictionary.length)
+            let values = count > 0 ? try StringValues(dictionaryView, layout: layout, what: what, label: label) : nil
+            if count > 0 && values == nil { throw .invalidData("\(label): \(what) has no offsets or views buffer") }
+            storage = .dictionary(indices: indices, width: width, values: values, base: dictionaryView.base,
+                                  count: count, validity: dictionaryView.validity)
+        default:
+            throw ColumnCheck.unsupportedString(label, field)
+        }
+    }
+
+    /// The bytes of the string at `row` (valid while the batch lives), checked as UTF-8.
+    @inline(__always)
+    func bytes(_ row: Int) throws(PerfettoError) -> UnsafeRawBufferPointer {
+        if view.isNull(row) { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        let i = view.base &+ row
+        let result: UnsafeRawBufferPointer
+        switch storage {
+        case .plain(let values):
+            result = try values.bytes(i)
+        case .dictionary(let indices, let width, let values, let base, let count, let validity):
+            let key: Int
+            switch width {
+            case .int32: key = Int(indices.loadUnaligned(fromByteOffset: i &* 4, as: Int32.self))
+            case .int8: key = Int(indices.load(fromByteOffset: i, as: Int8.self))
+            case .int16: key = Int(indices.loadUnaligned(fromByteOffset: i &* 2, as: Int16.self))
+            case .int64: key = Int(indices.loadUnaligned(fromByteOffset: i &* 8, as: Int64.self))
+            case .uint8: key = Int(indices.load(fromByteOffset: i, as: UInt8.self))
+            case .uint16: key = Int(indices.loadUnaligned(fromByteOffset: i &* 2, as: UInt16.self))
+            case .uint32: key = Int(indices.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self))
+            case .uint64: key = Int(truncatingIfNeeded: indices.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))
+            }
+            guard key >= 0, key < count, let values else {
+                throw .invalidData("\(label): column '\(name)': dictionary index \(key) out of range (\(count) entries)")
+            }
+            let k = base &+ key
+            if let validity, validity[k >> 3] & (1 << UInt8(k & 7)) == 0 {
+                return UnsafeRawBufferPointer(start: nil, count: 0)
+            }
+            result = try values.bytes(k)
+        case .empty:
+            return UnsafeRawBufferPointer(start: nil, count: 0)
+        }
+        guard UTF8Validation.isValid(result) else { throw .invalidData("invalid UTF-8 in column '\(name)'") }
+        return result
+    }
+}

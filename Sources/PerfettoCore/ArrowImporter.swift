@@ -161,6 +161,8 @@ public enum ArrowType: Sendable, Equatable {
     case largeUTF8
     /// utf8_view (Arrow's "vu"): 16-byte views, inline up to 12 bytes.
     case utf8View
+    /// float64 (Arrow's "g").
+    case float64
     case dictionary(index: IntegerWidth, value: ArrowTypeFormat)
     case unsupported(ArrowTypeFormat)
 
@@ -222,6 +224,8 @@ public enum ArrowType: Sendable, Equatable {
             self = .utf8View
         } else if let unit = TimeUnit.of(format: format) {
             self = .timestamp(unit: unit, timeZone: String(format.dropFirst(4)))
+        } else if format == "g" {
+            self = .float64
         } else {
             self = .unsupported(ArrowTypeFormat(format: format))
         }
@@ -249,6 +253,7 @@ public enum ArrowType: Sendable, Equatable {
         case .utf8: return "utf8"
         case .largeUTF8: return "large_utf8"
         case .utf8View: return "string_view"
+        case .float64: return "float64"
         case .dictionary(let index, let value): return "dictionary<\(index), \(Self.describe(format: value.format))>"
         case .unsupported(let f): return Self.describe(format: f.format)
         }

@@ -31,6 +31,13 @@ public struct GenerationStats: Equatable, Sendable {
     /// Async lane tracks used (1 with the `micromegas` layout when async spans are requested).
     public var asyncTracks = 0
     public var matcher = AsyncMatcher.Counts()
+    /// Log entries written, and read but outside the range.
+    public var logEntries = 0
+    public var logEntriesOutsideRange = 0
+    /// Measures written, and read but outside the range; counter tracks described.
+    public var measures = 0
+    public var measuresOutsideRange = 0
+    public var counterTracks = 0
 
     public init() {}
 }
@@ -47,7 +54,7 @@ public final class TraceGenerator {
     public let layout: AsyncLayout
     public let rangeBegin: Int64
     public let rangeEnd: Int64
-    public private(set) var stats = GenerationStats()
+    public internal(set) var stats = GenerationStats()
     let pool = StringPool()
     let threadTracks: Set<UInt64>
     var matcher: AsyncMatcher
@@ -56,6 +63,9 @@ public final class TraceGenerator {
     var finished = false
     /// The error that failed the generator; every later call reports it.
     public private(set) var failure: PerfettoError?
+    var logTrackDescribed = false
+    /// Counter track uuids by (pool name id << 32 | pool unit id).
+    var counterTracks = IdMap(capacity: 16)
 
     /// Writes the process, thread and async track descriptors to `writer`.
     public init(writer: TraceWriter, exe: String, threads: [ThreadInfo], spanTypes: SpanTypes,
@@ -254,7 +264,7 @@ public final class TraceGenerator {
 
     // MARK: - Helpers
 
-    private func checkOpen() throws(PerfettoError) {
+    func checkOpen() throws(PerfettoError) {
         if let failure { throw Self.failedError(failure) }
         guard !finished else { throw .callOrder("the generator is finished") }
     }
@@ -265,7 +275,7 @@ public final class TraceGenerator {
 
     /// Runs `body`; an error other than a bad argument (nothing read or written) or a
     /// refused call fails the generator: its trace is incomplete, so later calls are refused.
-    private func failingOnError(_ body: () throws(PerfettoError) -> Void) throws(PerfettoError) {
+    func failingOnError(_ body: () throws(PerfettoError) -> Void) throws(PerfettoError) {
         do {
             try body()
         } catch {

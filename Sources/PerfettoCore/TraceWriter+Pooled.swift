@@ -51,7 +51,7 @@ extension TraceWriter {
     }
 
     /// The iid of already-validated `bytes` in `table`, and whether it is new.
-    private func internValid(_ bytes: UnsafeRawBufferPointer, extra: UInt32,
+    func internValid(_ bytes: UnsafeRawBufferPointer, extra: UInt32,
                              in table: InternTable) throws(PerfettoError) -> (UInt64, Bool) {
         let hash = InternTable.hash(bytes, extra: extra)
         let found = table.lookup(bytes, extra: extra, hash: hash)
@@ -59,12 +59,12 @@ extension TraceWriter {
         return (try table.insert(bytes, extra: extra, hash: hash), true)
     }
 
-    private func store(_ iid: UInt64, at index: Int, in cache: inout [UInt64]) {
+    func store(_ iid: UInt64, at index: Int, in cache: inout [UInt64]) {
         if index >= cache.count { cache.append(contentsOf: repeatElement(0, count: index + 1 - cache.count)) }
         cache[index] = iid
     }
 
-    private func resetPoolCache(_ pool: StringPool) {
+    func resetPoolCache(_ pool: StringPool) {
         cachedPool = pool
         pooledNameIids.removeAll(keepingCapacity: true)
         pooledCategoryIids.removeAll(keepingCapacity: true)

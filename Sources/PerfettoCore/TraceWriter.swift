@@ -25,6 +25,11 @@ public final class TraceWriter {
     var pooledNameIids: [UInt64] = []
     var pooledCategoryIids: [UInt64] = []
     var pooledLocationIids = IdMap()
+    /// Debug annotation names (InternedData.debug_annotation_names), by `ArgName`.
+    var argNameIids = [UInt64](repeating: 0, count: ArgName.allCases.count)
+    var argNameCount: UInt64 = 0
+    /// Log entry names interned so far (at most `maxInternedLogNames`).
+    var internedLogNames = 0
     /// Held strongly: a weak reference costs side-table refcounting on every slice, and
     /// holding it keeps another pool from reusing its address.
     var cachedPool: StringPool?
@@ -248,7 +253,7 @@ public final class TraceWriter {
 
     /// Writes one packet with `body`, then lets the chunker cut a chunk.
     @inline(__always)
-    private func writePacket(_ body: (PacketEncoder.Sequence) throws(PerfettoError) -> Void) throws(PerfettoError) {
+    func writePacket(_ body: (PacketEncoder.Sequence) throws(PerfettoError) -> Void) throws(PerfettoError) {
         do {
             try body(nextSequence)
             packetCount += 1

@@ -55,6 +55,13 @@ struct WireCursor {
         varint(UInt64(bitPattern: Int64(value)))
     }
 
+    /// A fixed64 value, little-endian.
+    @inline(__always) @usableFromInline
+    mutating func fixed64(_ value: UInt64) {
+        UnsafeMutableRawPointer(p).storeBytes(of: value.littleEndian, as: UInt64.self)
+        p += 8
+    }
+
     @inline(__always) @usableFromInline
     mutating func bytes(_ source: UnsafeRawBufferPointer) {
         guard let base = source.baseAddress else { return }

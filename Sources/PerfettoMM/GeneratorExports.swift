@@ -114,6 +114,26 @@ public func pmm_generator_add_async_events(_ handle: OpaquePointer?,
     return withGenerator(handle) { (g) throws(PerfettoError) in try g.addAsyncEvents(stream: coreStream(stream)) }
 }
 
+@_cdecl("pmm_generator_add_log_entries")
+public func pmm_generator_add_log_entries(_ handle: OpaquePointer?,
+                                          _ stream: UnsafeMutablePointer<CPerfettoMM.ArrowArrayStream>?) -> Int32 {
+    guard handle != nil else {
+        releaseStream(stream)
+        return fail(.invalidArgument("generator is NULL"))
+    }
+    return withGenerator(handle) { (g) throws(PerfettoError) in try g.addLogEntries(stream: coreStream(stream)) }
+}
+
+@_cdecl("pmm_generator_add_measures")
+public func pmm_generator_add_measures(_ handle: OpaquePointer?,
+                                       _ stream: UnsafeMutablePointer<CPerfettoMM.ArrowArrayStream>?) -> Int32 {
+    guard handle != nil else {
+        releaseStream(stream)
+        return fail(.invalidArgument("generator is NULL"))
+    }
+    return withGenerator(handle) { (g) throws(PerfettoError) in try g.addMeasures(stream: coreStream(stream)) }
+}
+
 private func fill(_ out: UnsafeMutablePointer<pmm_generator_stats>, _ s: GenerationStats) {
     out.pointee = pmm_generator_stats(
         thread_spans: UInt64(s.threadSpans), thread_spans_outside_range: UInt64(s.threadSpansOutsideRange),
@@ -121,7 +141,10 @@ private func fill(_ out: UnsafeMutablePointer<pmm_generator_stats>, _ s: Generat
         async_events: UInt64(s.matcher.events), async_events_outside_range: UInt64(s.matcher.eventsOutsideRange),
         async_complete: UInt64(s.matcher.complete), async_open_at_end: UInt64(s.matcher.openAtEnd),
         async_begun_before_range: UInt64(s.matcher.begunBeforeRange), async_duplicates: UInt64(s.matcher.duplicates),
-        async_dropped: UInt64(s.matcher.dropped))
+        async_dropped: UInt64(s.matcher.dropped),
+        log_entries: UInt64(s.logEntries), log_entries_outside_range: UInt64(s.logEntriesOutsideRange),
+        measures: UInt64(s.measures), measures_outside_range: UInt64(s.measuresOutsideRange),
+        counter_tracks: UInt64(s.counterTracks))
 }
 
 @_cdecl("pmm_generator_get_stats")

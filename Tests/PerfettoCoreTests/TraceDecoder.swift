@@ -14,6 +14,16 @@ struct TraceDecoder {
         var tid: Int32?
         var processName: String?
         var threadName: String?
+        /// CounterDescriptor.unit when the track is a counter track (0 when unset).
+        var counterUnit: UInt64?
+        var siblingMergeBehavior: UInt64?
+        var siblingMergeKey: String?
+    }
+
+    /// A debug annotation's value.
+    enum ArgValue: Equatable {
+        case int(Int64)
+        case string(String)
     }
 
     /// A track event with its interned ids resolved.
@@ -25,6 +35,14 @@ struct TraceDecoder {
         var category: String
         var filename: String
         var line: UInt32
+        /// Debug annotations by (interned) name, in packet order.
+        var args: [String: ArgValue] = [:]
+        var argOrder: [String] = []
+        var counterValue: Double?
+        var flowIds: [UInt64] = []
+        var terminatingFlowIds: [UInt64] = []
+        /// Whether the name was written inline (TrackEvent.name) rather than interned.
+        var inlineName = false
     }
 
     struct Packet {
@@ -68,6 +86,12 @@ struct TraceDecoder {
             let tag = try varint()
             switch tag & 7 {
             case 0: return (tag >> 3, try varint(), i..<i)
+            case 1:
+                guard end - i >= 8 else { throw DecodeError(description: "truncated fixed64 at \(i)") }
+                var v: UInt64 = 0
+                for k in 0..<8 { v |= UInt64(bytes[i + k]) << (8 * UInt64(k)) }
+                i += 8
+                return (tag >> 3, v, (i - 8)..<i)
             case 2:
                 let length = Int(try varint())
                 guard length <= end - i else { throw DecodeError(description: "field length \(length) past end at \(i)") }
@@ -82,6 +106,7 @@ struct TraceDecoder {
     private var names: [UInt64: String] = [:]
     private var categories: [UInt64: String] = [:]
     private var locations: [UInt64: (String, UInt32)] = [:]
+    private var argNames: [UInt64: String] = [:]
 
     init() {}
 
@@ -136,6 +161,16 @@ struct TraceDecoder {
             case 1: d.uuid = f.value
             case 2: d.name = try Self.string(bytes, f.range)
             case 5: d.parent = f.value
+            case 15: d.siblingMergeBehavior = f.value
+            case 16: d.siblingMergeKey = try Self.string(bytes, f.range)
+            case 8:
+                d.counterUnit = 0
+                var inner = Reader(bytes, f.range)
+                while !inner.atEnd {
+                    let g = try inner.field()
+                    guard g.number == 3 else { throw DecodeError(description: "unexpected CounterDescriptor field \(g.number)") }
+                    d.counterUnit = g.value
+                }
             case 3, 4:
                 var inner = Reader(bytes, f.range)
                 while !inner.atEnd {
@@ -176,6 +211,12 @@ struct TraceDecoder {
             case 2:
                 guard names[iid] == nil else { throw DecodeError(description: "name iid \(iid) defined twice") }
                 names[iid] = name
+            case 3:
+                guard argNames[iid] == nil else { throw DecodeError(description: "annotation name iid \(iid) defined twice") }
+                guard iid == UInt64(argNames.count) + 1 else {
+                    throw DecodeError(description: "annotation name iid \(iid) out of sequence")
+                }
+                argNames[iid] = name
             case 4:
                 guard locations[iid] == nil else { throw DecodeError(description: "location iid \(iid) defined twice") }
                 locations[iid] = (name, line)
@@ -187,6 +228,8 @@ struct TraceDecoder {
     private func decodeEvent(_ bytes: [UInt8], _ range: Range<Int>, timestamp: UInt64) throws -> Event {
         var r = Reader(bytes, range)
         var type: UInt64 = 0, track: UInt64 = 0, category: UInt64 = 0, name: UInt64 = 0, location: UInt64 = 0
+        var inlineName: String?
+        var event = Event(type: 0, track: 0, timestamp: timestamp, name: "", category: "", filename: "", line: 0)
         while !r.atEnd {
             let f = try r.field()
             switch f.number {
@@ -195,12 +238,56 @@ struct TraceDecoder {
             case 10: name = f.value
             case 11: track = f.value
             case 34: location = f.value
+            case 23: inlineName = try Self.string(bytes, f.range)
+            case 44: event.counterValue = Double(bitPattern: f.value)
+            case 47: event.flowIds.append(f.value)
+            case 48: event.terminatingFlowIds.append(f.value)
+            case 4:
+                var inner = Reader(bytes, f.range)
+                var argName: String?, value: ArgValue?
+                while !inner.atEnd {
+                    let g = try inner.field()
+                    switch g.number {
+                    case 1:
+                        guard let n = argNames[g.value] else {
+                            throw DecodeError(description: "annotation name iid \(g.value) used before definition")
+                        }
+                        argName = n
+                    case 4: value = .int(Int64(bitPattern: g.value))
+                    case 6: value = .string(try Self.string(bytes, g.range))
+                    default: throw DecodeError(description: "unexpected DebugAnnotation field \(g.number)")
+                    }
+                }
+                guard let argName, let value else { throw DecodeError(description: "incomplete debug annotation") }
+                guard event.args[argName] == nil else { throw DecodeError(description: "annotation \(argName) twice") }
+                event.args[argName] = value
+                event.argOrder.append(argName)
             default: throw DecodeError(description: "unexpected TrackEvent field \(f.number)")
             }
         }
-        guard let n = names[name] else { throw DecodeError(description: "name iid \(name) used before definition") }
+        event.type = type
+        event.track = track
+        if type == 4 {
+            guard event.counterValue != nil else { throw DecodeError(description: "counter event without a value") }
+            return event
+        }
+        if let inlineName {
+            guard name == 0 else { throw DecodeError(description: "both name and name_iid") }
+            event.name = inlineName
+            event.inlineName = true
+        } else {
+            guard let n = names[name] else { throw DecodeError(description: "name iid \(name) used before definition") }
+            event.name = n
+        }
         guard let c = categories[category] else { throw DecodeError(description: "category iid \(category) undefined") }
+        event.category = c
+        if type == 3 {
+            guard location == 0 else { throw DecodeError(description: "instant with a source location") }
+            return event
+        }
         guard let l = locations[location] else { throw DecodeError(description: "location iid \(location) undefined") }
-        return Event(type: type, track: track, timestamp: timestamp, name: n, category: c, filename: l.0, line: l.1)
+        event.filename = l.0
+        event.line = l.1
+        return event
     }
 }

@@ -66,6 +66,11 @@ class GeneratorStats(ctypes.Structure):
         ("async_begun_before_range", c_uint64),
         ("async_duplicates", c_uint64),
         ("async_dropped", c_uint64),
+        ("log_entries", c_uint64),
+        ("log_entries_outside_range", c_uint64),
+        ("measures", c_uint64),
+        ("measures_outside_range", c_uint64),
+        ("counter_tracks", c_uint64),
     ]
 
     def as_dict(self):
@@ -95,6 +100,8 @@ _SIGNATURES = {
     "pmm_generator_new": (c_int32, [c_void_p, POINTER(GeneratorOptions), POINTER(c_void_p)]),
     "pmm_generator_add_thread_spans": (c_int32, [c_void_p, c_char_p, c_size_t, POINTER(ArrowArrayStream)]),
     "pmm_generator_add_async_events": (c_int32, [c_void_p, POINTER(ArrowArrayStream)]),
+    "pmm_generator_add_log_entries": (c_int32, [c_void_p, POINTER(ArrowArrayStream)]),
+    "pmm_generator_add_measures": (c_int32, [c_void_p, POINTER(ArrowArrayStream)]),
     "pmm_generator_get_stats": (c_int32, [c_void_p, POINTER(GeneratorStats)]),
     "pmm_generator_finish": (c_int32, [c_void_p, POINTER(GeneratorStats)]),
     "pmm_generator_free": (None, [c_void_p]),

@@ -1,0 +1,322 @@
+/// Packets beyond micromegas' own: track events with debug annotations, flows, inline
+/// names and counter values, and the descriptors of counter and merge-keyed tracks.
+/// Same discipline as `PacketEncoder`: exact sizes first, one reservation, one pass.
+extension PacketEncoder {
+    /// Up to three values held inline (no allocation): a packet's debug annotations or
+    /// the annotation names it interns.
+    struct Few<T> {
+        private var a: T?, b: T?, c: T?
+        private(set) var count = 0
+
+        init() {}
+
+        /// Adds `value`; a fourth value is ignored (callers add at most three).
+        @inline(__always)
+        mutating func append(_ value: T) {
+            switch count {
+            case 0: a = value
+            case 1: b = value
+            case 2: c = value
+            default: return
+            }
+            count += 1
+        }
+
+        @inline(__always)
+        subscript(_ i: Int) -> T? {
+            switch i {
+            case 0: return a
+            case 1: return b
+            case 2: return c
+            default: return nil
+            }
+        }
+    }
+
+    /// A debug annotation with an interned name and an int or string value.
+    struct DebugArg {
+        var nameIid: UInt64
+        /// nil: the value is `int`.
+        var string: UnsafeRawBufferPointer?
+        var int: Int64 = 0
+
+        /// Size of the DebugAnnotation message body.
+        @inline(__always)
+        var bodySize: Int {
+            let value: Int
+            if let string { value = Wire.delimitedSize(tagSize: 1, length: string.count) }
+            else { value = 1 + Wire.varintSize(UInt64(bitPattern: int)) }
+            return 1 + Wire.varintSize(nameIid) + value
+        }
+    }
+
+    /// An interned debug annotation name a packet introduces.
+    struct NewArgName {
+        var iid: UInt64
+        var name: UnsafeRawBufferPointer
+
+        var bodySize: Int { 1 + Wire.varintSize(iid) + Wire.delimitedSize(tagSize: 1, length: name.count) }
+    }
+
+    /// A TrackEvent with the optional parts micromegas never writes. Zero iids and
+    /// flow ids mean "absent".
+    struct RichEvent {
+        var type: UInt8
+        var timestamp: UInt64
+        var track: UInt64
+        var category: UInt64 = 0
+        var nameIid: UInt64 = 0
+        /// TrackEvent.name, for a name that is not interned.
+        var inlineName: UnsafeRawBufferPointer?
+        var location: UInt64 = 0
+        var args = Few<DebugArg>()
+        /// Flow ids starting at this event (TrackEvent.flow_ids).
+        var flowIds: UnsafeBufferPointer<UInt64>?
+        var terminatingFlowId: UInt64 = 0
+
+        init(type: UInt8, timestamp: UInt64, track: UInt64) {
+            self.type = type
+            self.timestamp = timestamp
+            self.track = track
+        }
+    }
+
+    /// A TracePacket holding `event`, with the interned entries it introduces.
+    static func writeRichEvent(_ e: RichEvent, ids: EventIds, new: NewEntries, newArgNames: Few<NewArgName>,
+                               sequence: Sequence, into buffer: ByteBuffer) throws(PerfettoError) {
+        var eventSize = 2 + 1 + Wire.varintSize(e.track)  // type, track_uuid
+        if e.category != 0 { eventSize += 1 + Wire.varintSize(e.category) }
+        if e.nameIid != 0 { eventSize += 1 + Wire.varintSize(e.nameIid) }
+        if let name = e.inlineName { eventSize += Wire.delimitedSize(tagSize: 2, length: name.count) }
+        if e.location != 0 { eventSize += 2 + Wire.varintSize(e.location) }
+        for i in 0..<e.args.count {
+            if let arg = e.args[i] { eventSize += Wire.delimitedSize(tagSize: 1, length: arg.bodySize) }
+        }
+        let flowCount = e.flowIds?.count ?? 0
+        let (flowBytes, overflow) = flowCount.multipliedReportingOverflow(by: 10)
+        guard !overflow, flowBytes < Int.max / 2 else { throw .outOfMemory }
+        eventSize += flowBytes
+        if e.terminatingFlowId != 0 { eventSize += 10 }
+
+        var categorySize = 0, nameSize = 0, locationSize = 0, internedSize = 0
+        if new.hasCategory {
+            categorySize = 1 + Wire.varintSize(ids.category) + Wire.delimitedSize(tagSize: 1, length: new.category.count)
+            internedSize += Wire.delimitedSize(tagSize: 1, length: categorySize)
+        }
+        if new.hasName {
+            nameSize = 1 + Wire.varintSize(ids.name) + Wire.delimitedSize(tagSize: 1, length: new.name.count)
+            internedSize += Wire.delimitedSize(tagSize: 1, length: nameSize)
+        }
+        for i in 0..<newArgNames.count {
+            if let n = newArgNames[i] { internedSize += Wire.delimitedSize(tagSize: 1, length: n.bodySize) }
+        }
+        if new.hasLocation {
+            locationSize = 1 + Wire.varintSize(ids.location) + Wire.delimitedSize(tagSize: 1, length: new.file.count)
+                + 1 + Wire.varintSize(UInt64(ids.line))
+            internedSize += Wire.delimitedSize(tagSize: 1, length: locationSize)
+        }
+        var packetSize = Wire.delimitedSize(tagSize: 1, length: eventSize) + 1 + Wire.varintSize(e.timestamp)
+            + sequence.size
+        if internedSize > 0 { packetSize += Wire.delimitedSize(tagSize: 1, length: internedSize) }
+        let total = Wire.delimitedSize(tagSize: 1, length: packetSize)
+
+        let start = try buffer.reserve(total)
+        var w = WireCursor(start)
+        w.byte(tracePacketTag)
+        w.varint(UInt64(packetSize))
+        w.byte(trackEventTag)
+        w.varint(UInt64(eventSize))
+        if e.category != 0 {
+            w.byte(0x18)  // TrackEvent.category_iids = 3
+            w.varint(e.category)
+        }
+        for i in 0..<e.args.count {
+            guard let arg = e.args[i] else { continue }
+            w.byte(0x22)  // TrackEvent.debug_annotations = 4
+            w.varint(UInt64(arg.bodySize))
+            w.byte(0x08)  // DebugAnnotation.name_iid = 1
+            w.varint(arg.nameIid)
+            if let string = arg.string {
+                w.delimited(tag: 0x32, string)  // DebugAnnotation.string_value = 6
+            } else {
+                w.byte(0x20)  // DebugAnnotation.int_value = 4
+                w.varint(UInt64(bitPattern: arg.int))
+            }
+        }
+        w.byte(0x48)  // TrackEvent.type = 9
+        w.byte(e.type)
+        if e.nameIid != 0 {
+            w.byte(0x50)  // TrackEvent.name_iid = 10
+            w.varint(e.nameIid)
+        }
+        w.byte(0x58)  // TrackEvent.track_uuid = 11
+        w.varint(e.track)
+        if let name = e.inlineName {
+            w.delimited(tag: 186, name)  // TrackEvent.name = 23 (tag 23 << 3 | 2, two varint bytes)
+        }
+        if e.location != 0 {
+            w.byte(0x90)  // TrackEvent.source_location_iid = 34
+            w.byte(0x02)
+            w.varint(e.location)
+        }
+        if let flows = e.flowIds {
+            for id in flows {
+                w.byte(0xF9)  // TrackEvent.flow_ids = 47, fixed64
+                w.byte(0x02)
+                w.fixed64(id)
+            }
+        }
+        if e.terminatingFlowId != 0 {
+            w.byte(0x81)  // TrackEvent.terminating_flow_ids = 48, fixed64
+            w.byte(0x03)
+            w.fixed64(e.terminatingFlowId)
+        }
+        w.byte(timestampTag)
+        w.varint(e.timestamp)
+        w.byte(trustedSequenceIdTag)
+        w.byte(1)
+        if internedSize > 0 {
+            w.byte(internedDataTag)
+            w.varint(UInt64(internedSize))
+            if new.hasCategory {
+                w.byte(0x0A)  // InternedData.event_categories = 1
+                w.varint(UInt64(categorySize))
+                w.byte(0x08)  // EventCategory.iid = 1
+                w.varint(ids.category)
+                w.delimited(tag: 0x12, new.category)  // EventCategory.name = 2
+            }
+            if new.hasName {
+                w.byte(0x12)  // InternedData.event_names = 2
+                w.varint(UInt64(nameSize))
+                w.byte(0x08)  // EventName.iid = 1
+                w.varint(ids.name)
+                w.delimited(tag: 0x12, new.name)  // EventName.name = 2
+            }
+            for i in 0..<newArgNames.count {
+                guard let n = newArgNames[i] else { continue }
+                w.byte(0x1A)  // InternedData.debug_annotation_names = 3
+                w.varint(UInt64(n.bodySize))
+                w.byte(0x08)  // DebugAnnotationName.iid = 1
+                w.varint(n.iid)
+                w.delimited(tag: 0x12, n.name)  // DebugAnnotationName.name = 2
+            }
+            if new.hasLocation {
+                w.byte(0x22)  // InternedData.source_locations = 4
+                w.varint(UInt64(locationSize))
+                w.byte(0x08)  // SourceLocation.iid = 1
+                w.varint(ids.location)
+                w.delimited(tag: 0x12, new.file)  // SourceLocation.file_name = 2
+                w.byte(0x20)  // SourceLocation.line_number = 4
+                w.varint(UInt64(ids.line))
+            }
+        }
+        w.byte(sequenceFlagsTag)
+        w.byte(sequence.flags)
+        if sequence.isFirst {
+            w.byte(firstPacketTag.0)
+            w.byte(firstPacketTag.1)
+            w.byte(1)
+        }
+        assert(w.p - start == total, "rich event size mismatch")
+        buffer.commit(total)
+    }
+
+    /// A TracePacket holding one counter value (TYPE_COUNTER, double_counter_value).
+    @inline(__always)
+    static func writeCounter(timestamp: UInt64, track: UInt64, value: Double, sequence: Sequence,
+                             into buffer: ByteBuffer) throws(PerfettoError) {
+        let eventSize = 2 + 1 + Wire.varintSize(track) + 2 + 8
+        let packetSize = 1 + 1 + eventSize + 1 + Wire.varintSize(timestamp) + sequence.size
+        let total = 1 + Wire.varintSize(UInt64(packetSize)) + packetSize
+        let start = try buffer.reserve(total)
+        var w = WireCursor(start)
+        w.byte(tracePacketTag)
+        w.varint(UInt64(packetSize))
+        w.byte(trackEventTag)
+        w.byte(UInt8(eventSize))  // < 128
+        w.byte(0x48)  // TrackEvent.type = 9
+        w.byte(4)     // TYPE_COUNTER
+        w.byte(0x58)  // TrackEvent.track_uuid = 11
+        w.varint(track)
+        w.byte(0xE1)  // TrackEvent.double_counter_value = 44, fixed64
+        w.byte(0x02)
+        w.fixed64(value.bitPattern)
+        w.byte(timestampTag)
+        w.varint(timestamp)
+        w.byte(trustedSequenceIdTag)
+        w.byte(1)
+        w.byte(sequenceFlagsTag)
+        w.byte(sequence.flags)
+        if sequence.isFirst {
+            w.byte(firstPacketTag.0)
+            w.byte(firstPacketTag.1)
+            w.byte(1)
+        }
+        assert(w.p - start == total, "counter size mismatch")
+        buffer.commit(total)
+    }
+
+    /// What a descriptor of `writeTrackDescriptor` adds to a named track.
+    struct TrackExtras {
+        /// Writes `counter { unit }` (with no unit when `.unspecified`).
+        var counter: CounterUnit?
+        /// sibling_merge_behavior = BY_SIBLING_MERGE_KEY (3) and this sibling_merge_key.
+        var mergeKey: UnsafeRawBufferPointer?
+        init(counter: CounterUnit? = nil, mergeKey: UnsafeRawBufferPointer? = nil) {
+            self.counter = counter
+            self.mergeKey = mergeKey
+        }
+    }
+
+    /// A TracePacket holding a TrackDescriptor of a named track under `parent` with `extras`.
+    static func writeTrackDescriptor(uuid: UInt64, name: UnsafeRawBufferPointer, parent: UInt64, extras: TrackExtras,
+                                     sequence: Sequence, into buffer: ByteBuffer) throws(PerfettoError) {
+        var descriptorSize = 1 + Wire.varintSize(uuid) + Wire.delimitedSize(tagSize: 1, length: name.count)
+            + 1 + Wire.varintSize(parent)
+        var counterSize = 0
+        if let unit = extras.counter {
+            counterSize = unit == .unspecified ? 0 : 2
+            descriptorSize += Wire.delimitedSize(tagSize: 1, length: counterSize)
+        }
+        if let key = extras.mergeKey { descriptorSize += 2 + Wire.delimitedSize(tagSize: 2, length: key.count) }
+        let packetSize = Wire.delimitedSize(tagSize: 2, length: descriptorSize) + sequence.size
+        let total = Wire.delimitedSize(tagSize: 1, length: packetSize)
+
+        let start = try buffer.reserve(total)
+        var w = WireCursor(start)
+        w.byte(tracePacketTag)
+        w.varint(UInt64(packetSize))
+        w.byte(trackDescriptorTag.0)
+        w.byte(trackDescriptorTag.1)
+        w.varint(UInt64(descriptorSize))
+        w.byte(0x08)  // TrackDescriptor.uuid = 1
+        w.varint(uuid)
+        w.delimited(tag: 0x12, name)  // TrackDescriptor.name = 2
+        w.byte(0x28)  // TrackDescriptor.parent_uuid = 5
+        w.varint(parent)
+        if let unit = extras.counter {
+            w.byte(0x42)  // TrackDescriptor.counter = 8
+            w.varint(UInt64(counterSize))
+            if unit != .unspecified {
+                w.byte(0x18)  // CounterDescriptor.unit = 3
+                w.byte(unit.rawValue)
+            }
+        }
+        if let key = extras.mergeKey {
+            w.byte(0x78)  // TrackDescriptor.sibling_merge_behavior = 15
+            w.byte(3)     // SIBLING_MERGE_BEHAVIOR_BY_SIBLING_MERGE_KEY
+            w.delimited(tag: 130, key)  // TrackDescriptor.sibling_merge_key = 16 (tag 16 << 3 | 2)
+        }
+        w.byte(trustedSequenceIdTag)
+        w.byte(1)
+        w.byte(sequenceFlagsTag)
+        w.byte(sequence.flags)
+        if sequence.isFirst {
+            w.byte(firstPacketTag.0)
+            w.byte(firstPacketTag.1)
+            w.byte(1)
+        }
+        assert(w.p - start == total, "track descriptor size mismatch")
+        buffer.commit(total)
+    }
+}
