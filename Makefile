@@ -2,7 +2,7 @@
 #
 #   make demo    install what is needed, build, write a trace from built-in sample data
 #   make test    build and run every test (Swift, C example, C ABI misuse under valgrind, pytest)
-#   make bench   writer and generator benchmarks (spec/BENCH_DATA.md workload), BENCH lines
+#   make bench   writer, generator and end-to-end benchmarks, BENCH lines (docs/benchmarks.md)
 #   make wheel   the binary wheel of micromegas-perfetto (manylinux tag from auditwheel) in dist/
 
 SHELL := /bin/bash

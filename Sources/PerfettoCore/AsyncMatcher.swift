@@ -1,4 +1,4 @@
-/// Pairs async begin/end events into spans by span id (spec/ASYNC_SPANS.md, Pairing).
+/// Pairs async begin/end events into spans by span id (docs/async-spans.md, Pairing).
 ///
 /// Events may arrive in any order, with duplicates. Memory is one record per async
 /// span; thread spans never pass through here.

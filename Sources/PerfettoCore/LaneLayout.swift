@@ -1,5 +1,5 @@
 /// Spreads overlapping async spans over lane tracks so that on every lane slices nest
-/// or are disjoint (spec/ASYNC_SPANS.md, layout `lanes`).
+/// or are disjoint (docs/async-spans.md, layout `lanes`).
 ///
 /// Spans are placed in the order `sortForLanes` gives (begin, then longer first, then
 /// shallower, then span id). A child goes on its parent's lane, nested, when it lies

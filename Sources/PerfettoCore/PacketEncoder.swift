@@ -1,5 +1,5 @@
 /// Encodes the TracePackets micromegas writes, each framed as a `Trace.packet` field,
-/// in prost's field order (see the Encoding section of the golden SCENARIO_FORMAT.md).
+/// in prost's field order (docs/byte-format.md).
 ///
 /// Every function computes the packet's exact size, reserves it once in the buffer and
 /// writes it through a cursor: no scratch buffer, no allocation once the buffer is warm.

@@ -1,5 +1,5 @@
 /// A writer scenario: one trace as the sequence of writer calls it stands for
-/// (the golden SCENARIO_FORMAT.md). Used by the scenario runner, tests and benchmarks.
+/// (docs/byte-format.md, Scenarios). Used by the scenario runner, tests and benchmarks.
 public struct Scenario: Sendable {
     public struct Span: Sendable, Equatable {
         public var begin: UInt64

@@ -42,7 +42,7 @@ public struct GenerationStats: Equatable, Sendable {
     public init() {}
 }
 
-/// Writes a process's trace from Arrow streams (spec/ASYNC_SPANS.md, packet order):
+/// Writes a process's trace from Arrow streams (docs/async-spans.md, packet order):
 /// descriptors when created, then each thread's spans as the caller hands them over,
 /// one stream at a time and batch by batch, then the async spans on `finish()`.
 ///

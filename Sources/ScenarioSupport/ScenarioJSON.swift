@@ -1,7 +1,7 @@
 import Foundation
 import PerfettoCore
 
-/// Reads scenario JSON files (the golden SCENARIO_FORMAT.md).
+/// Reads scenario JSON files (docs/byte-format.md, Scenarios).
 public enum ScenarioJSON {
     private struct SpanDTO: Decodable {
         var begin: UInt64

@@ -1,4 +1,4 @@
-/// The standard writer workload of spec/BENCH_DATA.md, generated exactly (SplitMix64,
+/// The standard writer workload of docs/benchmarks.md, generated exactly (SplitMix64,
 /// seed 20250101, one stream in the documented order). Spans are produced in batches
 /// so a run can either keep them all (generated up front) or stream them (flat memory).
 struct BenchWorkload {

@@ -3,7 +3,7 @@ import Glibc
 #endif
 import PerfettoCore
 
-// pmm-bench: the writer benchmark of spec/BENCH_DATA.md.
+// pmm-bench: the writer benchmark of docs/benchmarks.md.
 //
 //   pmm-bench memory            workload generated up front, written into a pre-sized buffer
 //   pmm-bench file [--scale N]  workload streamed from the generator, written to a file

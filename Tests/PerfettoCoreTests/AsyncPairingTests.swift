@@ -2,7 +2,7 @@ import ArrowTestSupport
 import Testing
 @testable import PerfettoCore
 
-/// The pairing rules of spec/ASYNC_SPANS.md, checked on the written trace.
+/// The pairing rules of docs/async-spans.md, checked on the written trace.
 struct AsyncPairingTests {
     struct Expected: Hashable { var name: String; var begin: UInt64; var end: UInt64 }
 

@@ -1,4 +1,4 @@
-"""A realistic sample lake (spec/LAKE_FORMAT.md), generated deterministically from a seed.
+"""A realistic sample lake (docs/lake-format.md), generated deterministically from a seed.
 
 Three processes: a game-like app with `threads` threads of nested call trees and `async_spans`
 async spans (heavily overlapping, 30% children of an open span, a quarter of those

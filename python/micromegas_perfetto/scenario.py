@@ -1,4 +1,4 @@
-"""Writer scenarios (the golden SCENARIO_FORMAT.md) replayed through the C ABI, so every
+"""Writer scenarios (docs/byte-format.md, Scenarios) replayed through the C ABI, so every
 path (Swift, C, Python) can be compared byte for byte."""
 import json
 from pathlib import Path

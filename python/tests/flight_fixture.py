@@ -4,7 +4,7 @@ pyarrow.flight on loopback, with DataFusion (which micromegas runs on) as the SQ
 It accepts the statements trace generation makes: the `processes` and `blocks` tables
 (derived from the lake), `view_instance('thread_spans' | 'async_events', id)`,
 `property_get`, `array_has`, and `perfetto_trace_chunks` (backed by this project's
-generator with the `micromegas` layout). Like the real server (spec/MICROMEGAS_FLIGHTSQL.md):
+generator with the `micromegas` layout). Like the real server (docs/flightsql.md):
 ticket-style DoGet with an Any-packed TicketStatementQuery; GetFlightInfo answers with an
 empty schema and a bare ticket; prepared statements are not executable; dictionaries are
 hydrated unless `preserve_dictionary: true` is sent; trace chunks are small and split

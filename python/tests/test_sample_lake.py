@@ -1,4 +1,4 @@
-"""The sample lake follows spec/LAKE_FORMAT.md and has the features traces must handle."""
+"""The sample lake follows docs/lake-format.md and has the features traces must handle."""
 from pathlib import Path
 
 import pyarrow as pa

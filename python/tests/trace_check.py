@@ -103,7 +103,7 @@ def partial_overlaps(slices) -> int:
 
 
 def expected_async(lake, process_id: str, begin: int, end: int):
-    """The pairing rules of spec/ASYNC_SPANS.md, independently: (name, begin, end) per span,
+    """The pairing rules of docs/async-spans.md, independently: (name, begin, end) per span,
     and the counts."""
     table = ds.dataset(f"{lake}/async_events/{process_id}.parquet").to_table(
         columns=["time", "event_type", "span_id", "name"])

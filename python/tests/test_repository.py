@@ -1,0 +1,93 @@
+"""The repository's own references resolve: every `docs/...` or `spec/...` path named in a
+source, build or documentation file, and every relative link of a Markdown file, points at a
+file or folder of the checkout. Runs from the repository checkout (found from this file's path).
+"""
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# What is scanned: source, build and documentation files. Build output and fixtures are not.
+SCANNED_SUFFIXES = {".swift", ".c", ".h", ".py", ".md", ".toml", ".modulemap", ".txt", ".cfg"}
+SCANNED_NAMES = {"Makefile", "run"}
+SKIPPED_DIRS = {".git", "__pycache__", "Fixtures", "node_modules"}
+
+# A path starting at a docs/ or spec/ folder, not preceded by another path character (so
+# `foo/docs/x` or `https://.../spec/x` are not references to this repository).
+REFERENCE = re.compile(r"(?<![\w./:-])((?:\.\./)*(?:docs|spec)/[\w./-]*)")
+# A Markdown link target: [text](target).
+MARKDOWN_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def scanned_files():
+    for path in sorted(ROOT.rglob("*")):
+        relative = path.relative_to(ROOT)
+        if any(part in SKIPPED_DIRS or part.startswith(".build") for part in relative.parts):
+            continue
+        if relative.parts[0] not in (".ci",) and any(part.startswith(".") for part in relative.parts):
+            continue
+        if path == Path(__file__).resolve():  # this file names references as examples
+            continue
+        if path.is_file() and (path.suffix in SCANNED_SUFFIXES or path.name in SCANNED_NAMES):
+            yield path
+
+
+def references(path: Path):
+    """(line number, reference text, resolved path) for each reference in `path`."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        for match in REFERENCE.finditer(line):
+            ref = match.group(1).rstrip(".,:;")
+            yield number, ref, ROOT / ref
+        if path.suffix == ".md":
+            for match in MARKDOWN_LINK.finditer(line):
+                target = match.group(1).split("#", 1)[0]
+                if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target):  # anchors, URLs
+                    continue
+                yield number, target, path.parent / target
+
+
+def all_references():
+    return [(path, number, ref, resolved) for path in scanned_files() for number, ref, resolved in references(path)]
+
+
+def test_scanner_sees_the_known_references():
+    """The scan itself works: it finds the README's links to docs/ and code comments naming docs/."""
+    found = {(path.relative_to(ROOT).as_posix(), ref) for path, _, ref, _ in all_references()}
+    assert ("README.md", "docs/architecture.md") in found
+    assert ("Sources/PerfettoCore/PacketEncoder.swift", "docs/byte-format.md") in found
+    assert ("python/micromegas_perfetto/lake.py", "docs/lake-format.md") in found
+    assert ("docs/async-spans.md", "byte-format.md") in found
+
+
+def test_scanner_flags_a_missing_file(tmp_path):
+    """A reference to a file that does not exist is reported (the check can fail)."""
+    probe = ROOT / "docs" / "architecture.md"
+    refs = list(references(probe))
+    assert refs, "docs/architecture.md names other files"
+    bad = tmp_path / "bad.md"
+    bad.write_text("see spec/ASYNC_SPANS.md and [x](nowhere.md)\n")
+    resolved = [(ref, target.exists()) for _, ref, target in references(bad)]
+    assert ("spec/ASYNC_SPANS.md", False) in resolved
+    assert ("nowhere.md", False) in resolved
+
+
+@pytest.mark.parametrize("required", ["README.md", "CONTRIBUTING.md", "docs/architecture.md", "docs/lake-format.md",
+                                      "docs/async-spans.md", "docs/flightsql.md", "docs/byte-format.md",
+                                      "docs/benchmarks.md"])
+def test_documentation_exists(required):
+    assert (ROOT / required).is_file()
+
+
+def test_every_reference_resolves():
+    broken = [f"{path.relative_to(ROOT)}:{number}: {ref}" for path, number, ref, resolved in all_references()
+              if not resolved.exists()]
+    assert not broken, "references to files that do not exist:\n" + "\n".join(broken)
+
+
+def test_readme_links_every_doc():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for doc in sorted((ROOT / "docs").glob("*.md")):
+        assert f"](docs/{doc.name})" in readme, f"README.md does not link docs/{doc.name}"
