@@ -1,6 +1,6 @@
 import CArrowABI
 
-/// Log entries and measures (spec/LAKE_FORMAT.md `log_entries`, `measures`), streamed:
+/// Log entries and measures (docs/lake-format.md `log_entries`, `measures`), streamed:
 /// each entry or value is written as it is read, so memory does not grow with them.
 extension TraceGenerator {
     /// The name of the process-level track of log entries.
