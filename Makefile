@@ -4,6 +4,7 @@
 #   make test    build and run every test (Swift, C example, C ABI misuse under valgrind, pytest)
 #   make bench   writer, generator and end-to-end benchmarks, BENCH lines (docs/benchmarks.md)
 #   make wheel   the binary wheel of micromegas-perfetto (manylinux tag from auditwheel) in dist/
+#   make fuzz    the C ABI fuzzer for FUZZ_SECONDS (default 300; make test runs it for 60)
 
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
@@ -24,7 +25,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 DIST := $(shell pwd)/dist
 
-.PHONY: all build deps python-deps python-install wheel demo test test-swift test-asan test-c test-library test-python bench clean
+.PHONY: all build deps python-deps python-install wheel demo test test-swift test-asan test-c test-library test-python test-fuzz fuzz fuzz-build bench clean
 
 all: build
 
@@ -59,7 +60,7 @@ demo: deps python-install
 	  echo && echo "trace: $(OUT)/demo.perfetto" && \
 	  echo "open it at https://ui.perfetto.dev (Open trace file), or: python -m micromegas --help"
 
-test: deps build test-swift test-asan test-c test-library test-python
+test: deps build test-swift test-asan test-c test-library test-python test-fuzz
 	@echo "make test: all checks passed"
 
 test-swift:
@@ -97,6 +98,30 @@ test-library: build
 	for d in $$deps; do case $$d in linux-vdso.so.*|libc.so.*|libm.so.*|libstdc++.so.*|libgcc_s.so.*|/lib64/ld-linux*|libdl.so.*|libpthread.so.*|librt.so.*) ;; \
 	  *) echo "FAIL: unexpected dependency $$d"; exit 1;; esac; done; echo "ldd: only the system C/C++ runtime"
 
+# The libFuzzer target (Tests/fuzz/arrow_fuzz.c) against the library built with
+# AddressSanitizer and coverage, in its own scratch path. It starts from the seed corpus in
+# Tests/fuzz/corpus (read-only) and adds what it finds to .build-fuzz/corpus. Any crash,
+# sanitizer report, leak or input running over 10 s fails the run; the input is left in
+# .build-fuzz/artifacts (turn it into a case of Tests/c/hostile_arrow.c).
+FUZZ_SECONDS ?= 300
+FUZZ_DIR := $(shell pwd)/.build-fuzz
+FUZZ_CC := /opt/swift/usr/bin/clang
+fuzz-build:
+	swift build -c release --scratch-path $(FUZZ_DIR) --sanitize=address --sanitize=fuzzer --product perfetto_mm
+	$(FUZZ_CC) -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address -fuse-ld=lld -Iinclude \
+	  Tests/fuzz/arrow_fuzz.c -L$(FUZZ_DIR)/release -lperfetto_mm -Wl,-rpath,$(FUZZ_DIR)/release \
+	  -o $(FUZZ_DIR)/arrow_fuzz 2>&1 | { grep -v "Cannot export local symbol" || true; }
+	@test -x $(FUZZ_DIR)/arrow_fuzz
+
+fuzz: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
+	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/arrow_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/corpus Tests/fuzz/corpus 2>&1 | \
+	  grep -v -E '^(#[0-9]+.*(NEW|REDUCE|pulse)|"|###### )' ; exit $${PIPESTATUS[0]}
+
+test-fuzz:
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
+
 # pytest against the installed package (not the source tree), with its bundled library; the
 # official-client tests install the wheel beside micromegas==0.32.0 (PyPI) in fresh venvs.
 test-python: python-install wheel
@@ -115,4 +140,4 @@ bench: build python-install
 	$(PYTHON) python/bench/write_perfetto_bench.py $(shell pwd)/.build/bench-lakes
 
 clean:
-	rm -rf .build dist
+	rm -rf .build .build-* dist

@@ -105,7 +105,8 @@ public final class ArrowBatch {
         guard a.length >= 0, a.offset >= 0, !a.offset.addingReportingOverflow(a.length).overflow else {
             throw .invalidData("\(label): a batch has length \(a.length) and offset \(a.offset)")
         }
-        guard a.n_children == Int64(fieldCount), a.children != nil || fieldCount == 0 else {
+        guard a.n_children == Int64(fieldCount), a.children != nil || fieldCount == 0,
+              ArrowBounds.fits(UnsafeRawPointer(a.children), count: fieldCount, width: 8) else {
             throw .invalidData("\(label): a batch has \(a.n_children) columns\(a.children == nil ? " (children is NULL)" : ""); "
                                + "the schema has \(fieldCount)")
         }
@@ -347,6 +348,9 @@ struct ArrowColumnView {
         }
         guard array.buffers != nil else {
             throw .invalidData("\(label): \(what) has \(array.n_buffers) buffers but its buffers pointer is NULL")
+        }
+        guard ArrowBounds.fits(UnsafeRawPointer(array.buffers), count: Int(array.n_buffers), width: 8) else {
+            throw .invalidData("\(label): \(what) has \(array.n_buffers) buffers, more than memory can hold")
         }
         guard array.n_children == 0 else {
             throw .invalidData("\(label): \(what) has \(array.n_children) children; a \(type) array has none")

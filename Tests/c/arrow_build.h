@@ -37,7 +37,7 @@ typedef struct ab_stream {
     ab_counts *counts;
 } ab_stream;
 
-static void *ab_alloc(ab_stream *s, size_t bytes) {
+static inline void *ab_alloc(ab_stream *s, size_t bytes) {
     void *p;
     if (s->n_allocations == s->cap_allocations) {
         size_t cap = s->cap_allocations ? 2 * s->cap_allocations : 64;
@@ -52,19 +52,19 @@ static void *ab_alloc(ab_stream *s, size_t bytes) {
     return p;
 }
 
-static void ab_release_schema(struct ArrowSchema *schema) {
+static inline void ab_release_schema(struct ArrowSchema *schema) {
     ab_counts *counts = (ab_counts *)schema->private_data;
     counts->schemas++;
     schema->release = NULL;
 }
 
-static void ab_release_array(struct ArrowArray *array) {
+static inline void ab_release_array(struct ArrowArray *array) {
     ab_counts *counts = (ab_counts *)array->private_data;
     counts->batches++;
     array->release = NULL;
 }
 
-static int ab_get_schema(struct ArrowArrayStream *stream, struct ArrowSchema *out) {
+static inline int ab_get_schema(struct ArrowArrayStream *stream, struct ArrowSchema *out) {
     ab_stream *s = (ab_stream *)stream->private_data;
     if (s->fail_schema) return s->fail_schema;
     *out = s->schema;
@@ -74,7 +74,7 @@ static int ab_get_schema(struct ArrowArrayStream *stream, struct ArrowSchema *ou
     return 0;
 }
 
-static int ab_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out) {
+static inline int ab_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out) {
     ab_stream *s = (ab_stream *)stream->private_data;
     if (s->next == s->fail_at) return 5; /* EIO */
     if (s->next >= s->n_batches) {
@@ -93,7 +93,7 @@ static const char *ab_last_error(struct ArrowArrayStream *stream) {
     return "the test producer failed on purpose";
 }
 
-static void ab_release_stream(struct ArrowArrayStream *stream) {
+static inline void ab_release_stream(struct ArrowArrayStream *stream) {
     ab_stream *s = (ab_stream *)stream->private_data;
     size_t i;
     s->counts->streams++;
@@ -104,7 +104,7 @@ static void ab_release_stream(struct ArrowArrayStream *stream) {
 }
 
 /* A new empty stream description: a struct schema with no columns and no batches. */
-static ab_stream *ab_new(ab_counts *counts) {
+static inline ab_stream *ab_new(ab_counts *counts) {
     ab_stream *s = (ab_stream *)calloc(1, sizeof *s);
     if (!s) abort();
     s->counts = counts;
@@ -115,7 +115,7 @@ static ab_stream *ab_new(ab_counts *counts) {
 }
 
 /* Hands `s` over as `out`; from then on the consumer owns it. */
-static void ab_export(ab_stream *s, struct ArrowArrayStream *out) {
+static inline void ab_export(ab_stream *s, struct ArrowArrayStream *out) {
     out->get_schema = ab_get_schema;
     out->get_next = ab_get_next;
     out->get_last_error = ab_last_error;
@@ -124,7 +124,7 @@ static void ab_export(ab_stream *s, struct ArrowArrayStream *out) {
 }
 
 /* Sets the schema's columns (names and formats; dictionary value formats where non-NULL). */
-static void ab_set_fields(ab_stream *s, int n, const char *const *names, const char *const *formats,
+static inline void ab_set_fields(ab_stream *s, int n, const char *const *names, const char *const *formats,
                           const char *const *dictionary_formats) {
     int i;
     s->schema.n_children = n;
@@ -149,7 +149,7 @@ static void ab_set_fields(ab_stream *s, int n, const char *const *names, const c
 }
 
 /* A new array with `n_buffers` buffer slots (all NULL) in the arena. */
-static struct ArrowArray *ab_array(ab_stream *s, int64_t length, int64_t offset, int n_buffers) {
+static inline struct ArrowArray *ab_array(ab_stream *s, int64_t length, int64_t offset, int n_buffers) {
     struct ArrowArray *a = (struct ArrowArray *)ab_alloc(s, sizeof *a);
     a->length = length;
     a->offset = offset;
@@ -161,7 +161,7 @@ static struct ArrowArray *ab_array(ab_stream *s, int64_t length, int64_t offset,
 }
 
 /* Appends a batch (a struct array of `n_columns` children) of `length` rows; returns it. */
-static struct ArrowArray *ab_add_batch(ab_stream *s, int64_t length, int n_columns) {
+static inline struct ArrowArray *ab_add_batch(ab_stream *s, int64_t length, int n_columns) {
     struct ArrowArray *b = &s->batches[s->n_batches++];
     memset(b, 0, sizeof *b);
     b->length = length;
@@ -173,7 +173,7 @@ static struct ArrowArray *ab_add_batch(ab_stream *s, int64_t length, int n_colum
 }
 
 /* An int64 column of `rows` values from `values`. */
-static struct ArrowArray *ab_int64s(ab_stream *s, int64_t rows, const int64_t *values) {
+static inline struct ArrowArray *ab_int64s(ab_stream *s, int64_t rows, const int64_t *values) {
     struct ArrowArray *a = ab_array(s, rows, 0, 2);
     int64_t *data = (int64_t *)ab_alloc(s, (size_t)rows * 8);
     if (rows) memcpy(data, values, (size_t)rows * 8);
@@ -182,7 +182,7 @@ static struct ArrowArray *ab_int64s(ab_stream *s, int64_t rows, const int64_t *v
 }
 
 /* A utf8 (large: large_utf8) column of `rows` strings, all `text`. */
-static struct ArrowArray *ab_strings(ab_stream *s, int64_t rows, const char *text, int large) {
+static inline struct ArrowArray *ab_strings(ab_stream *s, int64_t rows, const char *text, int large) {
     struct ArrowArray *a = ab_array(s, rows, 0, 3);
     size_t len = strlen(text), width = large ? 8 : 4;
     uint8_t *offsets = (uint8_t *)ab_alloc(s, (size_t)(rows + 1) * width);
@@ -200,7 +200,7 @@ static struct ArrowArray *ab_strings(ab_stream *s, int64_t rows, const char *tex
 }
 
 /* A dictionary<int32, utf8> column of `rows` rows, all index 0 of the dictionary {text}. */
-static struct ArrowArray *ab_dictionary(ab_stream *s, int64_t rows, const char *text) {
+static inline struct ArrowArray *ab_dictionary(ab_stream *s, int64_t rows, const char *text) {
     struct ArrowArray *a = ab_array(s, rows, 0, 2);
     int32_t *indices = (int32_t *)ab_alloc(s, (size_t)rows * 4);
     a->buffers[1] = indices;
@@ -213,7 +213,7 @@ static struct ArrowArray *ab_dictionary(ab_stream *s, int64_t rows, const char *
 static const char *const ab_thread_names[] = {"begin", "end", "name", "target", "filename", "line"};
 
 /* A valid thread_spans stream of one batch of `rows` spans, [10 i, 10 i + 5]. */
-static ab_stream *ab_thread_spans(ab_counts *counts, int64_t rows, int dictionary) {
+static inline ab_stream *ab_thread_spans(ab_counts *counts, int64_t rows, int dictionary) {
     static const char *const plain[] = {"l", "l", "u", "u", "u", "l"};
     static const char *const dict[] = {"l", "l", "i", "i", "i", "l"};
     static const char *const values[] = {NULL, NULL, "u", "u", "u", NULL};
