@@ -85,6 +85,9 @@ test-c: build
 	$(VALGRIND) $(OUT)/abi_misuse
 	cc $(CFLAGS) Tests/c/hostile_arrow.c $(CLINK) -o $(OUT)/hostile_arrow
 	$(VALGRIND) $(OUT)/hostile_arrow
+	cc $(CFLAGS) Tests/c/validate_trace.c $(CLINK) -o $(OUT)/validate_trace
+	g++ -x c++ -std=c++11 -Wall -Werror -Iinclude -fsyntax-only Tests/c/validate_trace.c
+	$(VALGRIND) $(OUT)/validate_trace $(GOLDEN)
 	@for f in $(GOLDEN)/*.json; do n=$$(basename $$f .json); \
 	  rm -rf $(OUT)/chunks-$$n; $(BIN)/pmm-scenario $$f $(OUT)/$$n.perfetto --chunk-size 4096 --chunks-dir $(OUT)/chunks-$$n >/dev/null && \
 	  cmp $(OUT)/$$n.perfetto $(GOLDEN)/$$n.perfetto && \
@@ -132,8 +135,12 @@ test-python: python-install wheel
 bench: build python-install
 	$(BIN)/pmm-bench memory
 	@# File cases: flush earlier dirty pages first, or kernel write-back throttles the run.
-	sync; $(BIN)/pmm-bench file --scale 1 --out $(OUT)/bench.perfetto
-	sync; $(BIN)/pmm-bench file --scale 4 --out $(OUT)/bench.perfetto
+	sync; $(BIN)/pmm-bench file --scale 1 --out $(OUT)/bench.perfetto --keep
+	@# The validator on that trace (1M thread spans + 200k async spans, micromegas layout), then 4x.
+	$(BIN)/pmm-bench validate $(OUT)/bench.perfetto --name validate
+	sync; $(BIN)/pmm-bench file --scale 4 --out $(OUT)/bench.perfetto --keep
+	$(BIN)/pmm-bench validate $(OUT)/bench.perfetto --name validate_4x
+	rm -f $(OUT)/bench.perfetto
 	$(BIN)/pmm-bench generator-memory
 	sync; $(BIN)/pmm-bench generator-file --threads-scale 1
 	sync; $(BIN)/pmm-bench generator-file --threads-scale 4

@@ -363,6 +363,125 @@ pmm_status pmm_generator_finish(pmm_generator *generator, pmm_generator_stats *s
 /* Destroys the generator (and releases its hold on the writer). NULL is ignored. */
 void pmm_generator_free(pmm_generator *generator);
 
+/* ---- Trace validation ----------------------------------------------------------------
+
+   Checks any Perfetto trace the way Perfetto's trace processor reads it, streaming
+   (memory bounded by the open slices, tracks, interned entries and open flows, not by
+   the trace's size): framing (every record a whole Trace.packet, no trailing or cut
+   packet), sequences (incremental state cleared before it is needed, interned ids
+   defined before use and never redefined with another value, SEQ_NEEDS_INCREMENTAL_STATE
+   where ids are used), track references (every event's track and every parent
+   described, thread pids equal to their process's) and slice nesting as Perfetto's
+   SliceTracker rebuilds it (events by timestamp, file order for ties; one stack per
+   track; an end closes the topmost open slice of its name and category;
+   misplaced_end_event; depth limit 512). It counts the slices Perfetto would show with
+   another duration than the trace's own begin/end pairing (file order).
+
+   A trace's problems are not errors: the calls return PMM_OK and report them in
+   pmm_validation_stats and as examples. Errors are bad arguments, I/O errors reading a
+   descriptor (PMM_ERR_IO) and memory (PMM_ERR_OUT_OF_MEMORY). */
+
+/* Problem kinds: indices into pmm_validation_stats.problems and pmm_validation_example.kind. */
+#define PMM_PROBLEM_TRUNCATED 1                     /* the trace ends inside a packet */
+#define PMM_PROBLEM_FRAMING 2                       /* a record that is not Trace.packet; reading stops */
+#define PMM_PROBLEM_MALFORMED_PACKET 3              /* a packet that is not valid protobuf (skipped) */
+#define PMM_PROBLEM_PACKET_TOO_LARGE 4              /* a packet over 64 MiB, skipped unread */
+#define PMM_PROBLEM_SEQUENCE_NOT_CLEARED 5          /* needs incremental state never cleared: dropped */
+#define PMM_PROBLEM_NEEDS_INCREMENTAL_STATE_MISSING 6 /* interned ids used without the flag */
+#define PMM_PROBLEM_INTERNED_ID_UNDEFINED 7         /* an interned id used before its definition */
+#define PMM_PROBLEM_INTERNED_ID_REDEFINED 8         /* an interned id redefined with another value */
+#define PMM_PROBLEM_TRACK_UNDESCRIBED 9             /* events on a track uuid never described */
+#define PMM_PROBLEM_PARENT_UNDESCRIBED 10           /* a parent_uuid never described */
+#define PMM_PROBLEM_THREAD_PID_MISMATCH 11          /* a thread's pid differs from its process's */
+#define PMM_PROBLEM_TRACK_REDESCRIBED 12            /* a track uuid described twice, differently */
+#define PMM_PROBLEM_EVENT_WITHOUT_TIMESTAMP 13
+#define PMM_PROBLEM_EVENT_WITHOUT_TYPE 14           /* a TrackEvent Perfetto rejects */
+#define PMM_PROBLEM_COUNTER_ON_NON_COUNTER_TRACK 15 /* or a counter event without a value */
+#define PMM_PROBLEM_SLICE_ON_COUNTER_TRACK 16
+#define PMM_PROBLEM_MISPLACED_END_EVENT 17          /* Perfetto's misplaced_end_event stat */
+#define PMM_PROBLEM_UNMATCHED_END 18                /* a slice end that closes nothing */
+#define PMM_PROBLEM_DEPTH_LIMIT 19                  /* a slice begun at depth >= 512: never ends */
+#define PMM_PROBLEM_WRONG_DURATION 20               /* a slice shown with a wrong duration */
+#define PMM_PROBLEM_FLOW_UNCONNECTED 21             /* a flow id on a single event */
+/* Size of pmm_validation_stats.problems (index 0 is unused). */
+#define PMM_PROBLEM_KIND_COUNT 22
+
+/* At most this many examples of each kind are kept (the first ones found). */
+#define PMM_VALIDATION_EXAMPLES_PER_KIND 5
+
+typedef struct pmm_validation_stats {
+    int32_t is_trace;              /* 0 when empty or the first record is not a Trace.packet */
+    uint64_t problems_total;       /* the sum of problems[] */
+    uint64_t wrong_duration_slices; /* problems[PMM_PROBLEM_WRONG_DURATION] */
+    uint64_t misplaced_end_events;  /* problems[PMM_PROBLEM_MISPLACED_END_EVENT] */
+    uint64_t bytes;
+    uint64_t packets;
+    uint64_t track_descriptors;
+    uint64_t track_events;
+    uint64_t slices;               /* TYPE_SLICE_BEGIN events */
+    uint64_t slice_ends;           /* TYPE_SLICE_END events */
+    uint64_t instants;             /* TYPE_INSTANT: zero-duration slices */
+    uint64_t counters;             /* TYPE_COUNTER values (not slices) */
+    uint64_t flows;                /* distinct flow ids */
+    uint64_t debug_annotations;
+    uint64_t slice_tracks;         /* tracks carrying slices */
+    uint64_t open_at_end;          /* slices never ended (Perfetto shows them as not ended) */
+    uint64_t max_depth;            /* deepest slice stack */
+    /* Events arriving on a track behind the validator's streaming window (a slice begin
+       earlier than one already seen on that track): modelled in arrival order, so that
+       track's nesting results are approximate. A limit of the validator, not a problem. */
+    uint64_t out_of_order_events;
+    uint64_t problems[PMM_PROBLEM_KIND_COUNT]; /* count per PMM_PROBLEM_* kind */
+} pmm_validation_stats;
+
+typedef struct pmm_validation_example {
+    int32_t kind;           /* PMM_PROBLEM_* */
+    uint64_t packet_offset; /* byte offset of the packet's record in the trace */
+    /* UTF-8, also NUL-terminated; owned by the validator, valid until pmm_validator_free(). */
+    const char *message;
+    size_t message_len;
+} pmm_validation_example;
+
+/* A streaming validator: feed it the trace in pieces, then finish. */
+typedef struct pmm_validator pmm_validator;
+
+/* *out receives a new validator, owned by the caller (pmm_validator_free()). */
+pmm_status pmm_validator_new(pmm_validator **out);
+
+/* Validates the next `len` bytes of the trace (pieces may cut packets anywhere). The
+   bytes are read during the call only. PMM_ERR_CALL_ORDER after pmm_validator_finish(). */
+pmm_status pmm_validator_feed(pmm_validator *validator, const uint8_t *data, size_t len);
+
+/* Ends the input (a packet cut short is reported as PMM_PROBLEM_TRUNCATED) and fills
+   `stats` (may be NULL). Later calls fill the same stats. */
+pmm_status pmm_validator_finish(pmm_validator *validator, pmm_validation_stats *stats);
+
+/* The number of examples kept (after pmm_validator_finish(); 0 before). */
+pmm_status pmm_validator_example_count(const pmm_validator *validator, size_t *count);
+
+/* Example `index` (0-based, in the order found) into *example; its message stays owned
+   by the validator. */
+pmm_status pmm_validator_get_example(const pmm_validator *validator, size_t index,
+                                     pmm_validation_example *example);
+
+/* Destroys the validator and its examples' messages. NULL is ignored. */
+void pmm_validator_free(pmm_validator *validator);
+
+/* Validates the whole trace in `data` (NULL only with len 0) and fills `stats` (may be
+   NULL). With `out` non-NULL, *out receives the finished validator, owned by the caller,
+   for its examples (pmm_validator_free()); with NULL nothing is kept. */
+pmm_status pmm_validate_buffer(const uint8_t *data, size_t len, pmm_validation_stats *stats,
+                               pmm_validator **out);
+
+/* Validates what is readable from the open descriptor `fd`, to end of file, in 1 MiB
+   reads (a pipe or socket works too); `fd` is not closed. Otherwise as
+   pmm_validate_buffer(). On a read error returns PMM_ERR_IO and *out is NULL. */
+pmm_status pmm_validate_fd(int fd, pmm_validation_stats *stats, pmm_validator **out);
+
+/* The name of a problem kind ("misplaced_end_event", ...), static storage; NULL for an
+   unknown kind. */
+const char *pmm_problem_name(int32_t kind);
+
 #ifdef __cplusplus
 }
 #endif

@@ -119,12 +119,11 @@ public final class TraceValidator {
     }
 
     /// Validates everything readable from `fd` (to end of file), in 1 MiB reads.
-    public static func validate(fd: Int32) throws(PerfettoError) -> ValidationReport {
+    public func feed(fd: Int32) throws(PerfettoError) {
         guard fd >= 0 else { throw .invalidArgument("file descriptor must be >= 0, got \(fd)") }
         let size = 1 << 20
         guard let buffer = malloc(size) else { throw .outOfMemory }
         defer { free(buffer) }
-        let validator = TraceValidator()
         while true {
             let n = read(fd, buffer, size)
             if n < 0 {
@@ -132,9 +131,15 @@ public final class TraceValidator {
                 if code == EINTR { continue }
                 throw .io(errno: code, "read from file descriptor \(fd) failed: \(String(cString: strerror(code)))")
             }
-            if n == 0 { break }
-            try validator.feed(UnsafeRawBufferPointer(start: buffer, count: n))
+            if n == 0 { return }
+            try feed(UnsafeRawBufferPointer(start: buffer, count: n))
         }
+    }
+
+    /// Validates the trace readable from `fd` (to end of file).
+    public static func validate(fd: Int32) throws(PerfettoError) -> ValidationReport {
+        let validator = TraceValidator()
+        try validator.feed(fd: fd)
         return validator.finish()
     }
 

@@ -205,6 +205,26 @@ func sha256(ofFile path: String) -> String {
     return sha.hexDigest()
 }
 
+/// Validates a trace file from its descriptor (streaming, 1 MiB reads): MB/s and the
+/// process's peak RSS, which the validator alone determines in this mode.
+func runValidate(path: String, name: String) {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { fail("cannot read \(path)") }
+    defer { close(fd) }
+    let start = now()
+    let report: ValidationReport
+    do { report = try TraceValidator.validate(fd: fd) } catch { fail("validation error: \(error)") }
+    let seconds = now() - start
+    let megabytes = Double(report.bytes) / 1e6
+    print("validated \(path): \(report.bytes) bytes, \(report.packets) packets, \(report.slices) slices on "
+          + "\(report.sliceTracks) tracks; \(report.wrongDurationSlices) shown with a wrong duration, "
+          + "\(report.misplacedEndEvents) misplaced_end_event, \(report.problemCount) problems, max depth \(report.maxDepth)")
+    bench("\(name)_seconds", seconds, "s", decimals: 3)
+    bench("\(name)_throughput", megabytes / seconds, "MB/s")
+    bench("\(name)_slices_per_s", Double(report.slices) / seconds / 1e6, "M/s", decimals: 2)
+    bench("\(name)_peak_rss", peakRSSMegabytes(), "MB", decimals: 1)
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 func option(_ name: String, _ fallback: Int) -> Int {
     guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return fallback }
@@ -223,17 +243,25 @@ case "memory":
 case "file":
     var scale = 1
     var path = "/tmp/pmm-bench-\(getpid()).perfetto"
+    var keep = false
     var i = 1
     while i < arguments.count {
         switch arguments[i] {
         case "--scale" where i + 1 < arguments.count: scale = Int(arguments[i + 1]) ?? 0; i += 2
         case "--out" where i + 1 < arguments.count: path = arguments[i + 1]; i += 2
+        case "--keep": keep = true; i += 1
         default: fail("unknown argument \(arguments[i])")
         }
     }
     guard scale >= 1 else { fail("--scale must be a positive integer") }
     runFile(scale: scale, path: path)
-    unlink(path)
+    if !keep { unlink(path) }
+case "validate":
+    guard arguments.count >= 2 else { fail("usage: pmm-bench validate TRACE [--name NAME]") }
+    var name = "validate"
+    if let i = arguments.firstIndex(of: "--name"), i + 1 < arguments.count { name = arguments[i + 1] }
+    runValidate(path: arguments[1], name: name)
 default:
-    fail("usage: pmm-bench memory | file [--scale N] [--out PATH] | generator-memory | generator-file [--threads-scale N]")
+    fail("usage: pmm-bench memory | file [--scale N] [--out PATH] [--keep] | generator-memory | "
+         + "generator-file [--threads-scale N] | validate TRACE [--name NAME]")
 }
