@@ -79,6 +79,21 @@ private func kinds(_ r: ValidationReport) -> Set<ValidationProblemKind> {
         #expect(report.slices == scenario.threads.map(\.spans.count).reduce(0, +) + scenario.asyncSpans.count)
     }
 
+    /// Log entries (instants with debug annotations) and measures (counter tracks) are
+    /// understood: a generated trace with them is clean.
+    @Test func logsAndMeasuresAreClean() throws {
+        let t = LogsMetricsTests()
+        let logs = (0..<300).map { LogsMetricsTests.Log(time: Int64(($0 * 7) % 1000), target: "t\($0 % 3)", level: 3,
+                                                        msg: "message \($0 % 20)") }
+        let measures = (0..<200).map { LogsMetricsTests.Measure(time: Int64($0 * 5), name: "m\($0 % 4)", unit: "bytes",
+                                                                value: Double($0)) }
+        let (bytes, _, _) = try t.generate(logs: [t.logBatch(logs, .dictionary32)], measures: [t.measureBatch(measures)])
+        let r = validate(bytes)
+        #expect(r.isClean, "\(describe(r))")
+        #expect(r.instants == 300 && r.counters == 200 && r.slices == 1)
+        #expect(r.debugAnnotations >= 600)
+    }
+
     /// Fed in pieces of any size, the report is the same as for the whole trace.
     @Test(arguments: [1, 2, 7, 100, 4096, 65536])
     func piecesGiveTheSameReport(pieceSize: Int) throws {
