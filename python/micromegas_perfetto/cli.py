@@ -124,6 +124,21 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
     g.add_argument("--threads", type=_positive, default=8)
     g.add_argument("--spans-per-thread", type=_non_negative, default=25_000)
     g.add_argument("--async-spans", type=_non_negative, default=20_000)
+    variants = g.add_argument_group("storage variants", "Write the same telemetry the other ways a lake may hold "
+                                                        "it (spec/LAKE_FORMAT.md), to try readers on them.")
+    variants.add_argument("--layout", choices=["file", "parquet-folder", "folder"], default="file",
+                          help="per-stream/per-process tables as <id>.parquet (default), <id>.parquet/ or <id>/ "
+                               "folders of part files")
+    variants.add_argument("--time-unit", choices=["s", "ms", "us", "ns", "int64"], default="ns",
+                          help="time columns' unit, or int64 nanoseconds (coarser units stretch the timeline)")
+    variants.add_argument("--time-zone", default="+00:00", metavar="TZ",
+                          help="time columns' zone (default +00:00, as micromegas writes; 'none' for no zone)")
+    variants.add_argument("--thread-properties", choices=["full", "partial"], default="full",
+                          help="partial: threads without thread-name, thread-id or both")
+    variants.add_argument("--end-time", choices=["present", "missing", "null"], default="present",
+                          help="processes' end_time column: present (default), missing or null")
+    variants.add_argument("--row-group-rows", type=_positive, default=65_536, metavar="N",
+                          help="rows per Parquet row group (default 65536)")
     g.add_argument("--quiet", action="store_true")
     g.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -143,7 +158,14 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-class _Bar(Progress):
+class _Notes(Progress):
+    """Prints a generation's notes (a thread or process without data) as lines on stderr."""
+
+    def note(self, text: str) -> None:
+        _say(f"note: {text}")
+
+
+class _Bar(_Notes):
     """A tqdm bar on stderr (only when stderr is a terminal): threads done, spans so far."""
 
     def __init__(self):
@@ -173,6 +195,12 @@ class _Bar(Progress):
         self.rows(0)
         if self.bar is not None:
             self.bar.set_postfix_str(f"{n:,} bytes", refresh=False)
+
+    def note(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(f"note: {text}", file=sys.stderr)  # above the bar, which stays
+        else:
+            super().note(text)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -291,7 +319,7 @@ def cmd_write_perfetto(args) -> int:
         summary = write_process_trace(
             source, args.process_id, args.begin, args.end, filename, args.spans,
             async_layout=args.async_layout, server_side=args.server_side, chunk_size=args.chunk_size or 0,
-            progress=None if args.quiet else _Bar())
+            progress=_Notes() if args.quiet else _Bar())
     if not args.quiet:
         print(f"wrote {describe(summary)}")
     return 0
@@ -305,14 +333,21 @@ def cmd_write_scenario(args) -> int:
 
 
 def cmd_sample_lake(args) -> int:
-    from .sample_lake import write_sample_lake
+    from .sample_lake import LakeVariant, write_sample_lake
     from pathlib import Path
     if (Path(args.folder) / "processes.parquet").exists():
         raise RequestError(f"{args.folder} already holds a lake")
+    try:
+        variant = LakeVariant(layout=args.layout, time_unit=args.time_unit,
+                              time_zone=None if args.time_zone.lower() == "none" else args.time_zone,
+                              thread_properties=args.thread_properties, end_time=args.end_time,
+                              row_group_rows=args.row_group_rows)
+    except (ValueError, TypeError) as e:
+        raise RequestError(f"sample lake: {e}") from None
     started = time.monotonic()
     processes = write_sample_lake(args.folder, seed=args.seed, threads=args.threads,
                                   spans_per_thread=args.spans_per_thread, async_spans=args.async_spans,
-                                  progress=None if args.quiet else _say)
+                                  progress=None if args.quiet else _say, variant=variant)
     if not args.quiet:
         print(f"wrote sample lake {args.folder} in {time.monotonic() - started:.1f} s:")
         for p in processes:

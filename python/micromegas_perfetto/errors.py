@@ -8,6 +8,10 @@ doing it.
   an output path that cannot be written).
 - `DataError`: well-formed request, but the data is unreadable (corrupt or changing files).
 - `SourceError`: a telemetry server failed (unreachable, refused, query error, lost stream).
+
+`NoDataWarning` is not an exception: it is what a generation reports (through its
+`Progress.note`, which by default issues it with `warnings.warn`) when a listed thread or a
+process has no data at all, so the trace lacks what was asked for without anything failing.
 """
 
 
@@ -101,3 +105,8 @@ class DataError(MicromegasPerfettoError):
 class SourceError(MicromegasPerfettoError):
     """A telemetry server failed: unreachable, refused, a query error, a lost connection, a
     result with missing or mistyped columns."""
+
+
+class NoDataWarning(UserWarning):
+    """A listed thread has no data file, or a process no async events file, though its spans
+    were asked for: the trace is written without them."""

@@ -14,6 +14,7 @@ the library as Arrow C streams, batch by batch.
 import ctypes
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
@@ -23,7 +24,7 @@ import pyarrow as pa
 from . import _args, _native
 from ._args import utf8
 from ._native import lib
-from .errors import InvalidTimeError, OutputError, RequestError
+from .errors import InvalidTimeError, NoDataWarning, OutputError, RequestError
 from .output import atomic_output
 from .sources import Source, ThreadInfo
 from .timeutil import TimeLike, ns_to_iso, to_ns
@@ -76,6 +77,12 @@ class Progress:
 
     def bytes(self, n: int) -> None:
         """`n` more bytes of trace were received (server-side generation)."""
+
+    def note(self, text: str) -> None:
+        """Something the user should know that is not an error: a listed thread, or the
+        process, has no data at all for spans that were asked for. The default issues a
+        `NoDataWarning` (`warnings.warn`); the command line prints one line on stderr."""
+        warnings.warn(text, NoDataWarning, stacklevel=2)
 
     def close(self) -> None:
         """Generation ended, successfully or not."""
@@ -249,6 +256,9 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
         yield None
         if plan.span_types != "async":
             for thread, reader in source.iter_thread_spans(plan.threads, plan.begin_ns, plan.end_ns):
+                if source.has_no_data("thread_spans", thread.stream_id):
+                    progress.note(f"thread {thread.name} (stream {thread.stream_id}) has no thread spans in "
+                                  f"{source.description}: its track is empty")
                 reader = _counting(reader, progress.rows)
                 for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
                     generator.add_thread_spans(thread.stream_id, group)
@@ -256,6 +266,9 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
                 progress.thread_done()
         if plan.span_types != "thread":
             progress.phase("async spans")
+            if source.has_no_data("async_events", plan.process_id):
+                progress.note(f"process {plan.process_id} has no async events in {source.description}: "
+                              "the trace has no async spans")
             generator.add_async_events(source.async_events(plan.process_id, plan.begin_ns, plan.end_ns))
         stats = generator.finish()
     finally:

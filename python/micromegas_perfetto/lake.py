@@ -1,15 +1,25 @@
-"""The local lake: a folder of Parquet files laid out as docs/lake-format.md describes.
+"""The local lake: a folder of Parquet files laid out as spec/LAKE_FORMAT.md describes.
 
     LAKE/processes.parquet
     LAKE/streams.parquet
-    LAKE/thread_spans/<stream_id>.parquet    (a file, a folder <id>.parquet/ or a folder <id>/)
-    LAKE/async_events/<process_id>.parquet   (the same three layouts)
+    LAKE/thread_spans/<stream_id>...         one table per thread stream
+    LAKE/async_events/<process_id>...        one table per process
+    LAKE/log_entries/<process_id>..., LAKE/measures/<process_id>...   (optional)
+
+Each per-stream or per-process table is stored one of three ways (`LocalLake.table_files`):
+a file `<id>.parquet`, a folder `<id>.parquet/` or a folder `<id>/` of Parquet files (as
+Spark, DuckDB or pyarrow's dataset writer partition), read recursively in sorted path order.
 
 Spans and events are read batch by batch (plain reads, no memory mapping: a file truncated
 while it is read is an error, not a SIGBUS). The time filter is pushed into the scan: row
-groups whose min/max statistics fall outside the range are never read. libperfetto_mm
-applies the exact per-row rule to what remains.
+groups whose min/max statistics (converted from the file's time unit) fall outside the range
+are never read. libperfetto_mm applies the exact per-row rule to what remains.
+
+Time columns may be timestamps of any unit and zone, or int64 nanoseconds (spec: "Time
+columns, everywhere"); batches go to the library as they are (it converts them), unless the
+files of one table disagree on a column's type: then that column is cast to one type.
 """
+import json
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -19,9 +29,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError
-from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, ProcessInfo,
-                      Source, ThreadInfo, check_schema, empty_reader, thread_display)
+from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS,
+                      ProcessInfo, Source, ThreadInfo, check_schema, empty_reader, thread_display,
+                      time_ns)
+from .timeutil import NS_MAX, NS_MIN
 
+TABLES = ("thread_spans", "async_events", "log_entries", "measures")
 
 class LocalLake(Source):
     """A local lake folder (see the module documentation)."""
@@ -35,17 +48,53 @@ class LocalLake(Source):
             if not (self.path / name).exists():
                 raise LakeNotFoundError(f"{self.path} is not a micromegas lake: {name} is missing")
 
+    # -- per-stream and per-process tables -----------------------------------------------------
+
+    def table_files(self, kind: str, key: str) -> List[Path]:
+        """The Parquet files of table `kind` ("thread_spans", "async_events", "log_entries",
+        "measures") for `key` (a stream or process id), in reading order: the file
+        `<key>.parquet`, else the `*.parquet` files under the folder `<key>.parquet/`, else
+        under `<key>/` (recursively, sorted by path). Empty when there is none (no rows)."""
+        if kind not in TABLES:
+            raise ValueError(f"unknown lake table {kind!r} (one of {', '.join(TABLES)})")
+        if not key or "/" in key or "\\" in key or key in (".", ".."):
+            return []
+        folder = self.path / kind
+        for candidate in (folder / f"{key}.parquet", folder / key):
+            if candidate.is_file():
+                return [candidate]
+            if candidate.is_dir():
+                return sorted((p for p in candidate.rglob("*.parquet") if p.is_file()),
+                              key=lambda p: p.relative_to(candidate).as_posix())
+        return []
+
+    def has_no_data(self, kind: str, key: str) -> bool:
+        return kind in TABLES and not self.table_files(kind, key)
+
+    def read_table(self, kind: str, key: str, columns: List[str], required: Dict[str, str],
+                   time_range: Optional[Tuple[str, str, int, int]] = None) -> pa.RecordBatchReader:
+        """The `columns` (those present) of table `kind` for `key`, batch by batch, across its
+        files. `required` columns are checked in every file (SchemaError naming the file).
+        With `time_range` = (low column, high column, begin, end), row groups whose
+        statistics show min(low) > end or max(high) < begin are skipped (rows are not
+        filtered: the reader's consumer applies the exact rule)."""
+        keep = None
+        if time_range is not None:
+            low, high, begin_ns, end_ns = time_range
+            keep = lambda stats: stats(low)[0] <= end_ns and stats(high)[1] >= begin_ns  # noqa: E731
+        return _parquet_reader(self.table_files(kind, key), columns, required, keep)
+
     # -- processes and threads ---------------------------------------------------------------
 
     def _read_small(self, name: str, required: Dict[str, str], process_id: str, columns: List[str]) -> pa.Table:
         path = self.path / name
         try:
             dataset = ds.dataset(path, format="parquet")
-        except (pa.ArrowInvalid, OSError) as e:
-            raise DataError(f"cannot read {path}: {e}") from None
-        check_schema(dataset.schema, required, str(path))
-        present = [c for c in columns if c in dataset.schema.names]
-        return dataset.to_table(columns=present, filter=ds.field("process_id") == process_id)
+            check_schema(dataset.schema, required, str(path))
+            present = [c for c in columns if c in dataset.schema.names]
+            return dataset.to_table(columns=present, filter=ds.field("process_id") == process_id)
+        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+            raise DataError(f"cannot read {path}: {_first_line(e)}") from None
 
     def process_info(self, process_id: str) -> ProcessInfo:
         table = self._read_small("processes.parquet", {"process_id": "string", "exe": "string"}, process_id,
@@ -56,12 +105,11 @@ class LocalLake(Source):
         return ProcessInfo(process_id=process_id, exe=exe or "",
                            start_ns=self._ns(table, "start_time"), end_ns=self._ns(table, "end_time"))
 
-    @staticmethod
-    def _ns(table: pa.Table, column: str) -> Optional[int]:
-        if column not in table.column_names or table.column(column).null_count == table.num_rows:
+    def _ns(self, table: pa.Table, column: str) -> Optional[int]:
+        """The first row's time in `column` (ns), None if the column is missing or null."""
+        if column not in table.column_names or table.num_rows == 0:
             return None
-        value = table.column(column).cast(pa.int64())[0]
-        return value.as_py()
+        return time_ns(table.column(column).slice(0, 1), column, str(self.path / "processes.parquet"))[0].as_py()
 
     def time_range(self, info: ProcessInfo) -> Tuple[int, int]:
         begin, end = info.start_ns, info.end_ns
@@ -74,25 +122,18 @@ class LocalLake(Source):
         return begin, end
 
     def _data_bounds(self, process_id: str) -> Tuple[Optional[int], Optional[int]]:
-        """Earliest and latest times in the process's spans and events (reads their time columns)."""
+        """Earliest and latest times in the process's spans and events, from row-group
+        statistics where the files have them, else from their time columns."""
         low = high = None
-        files = [(self.path / "async_events" / f"{process_id}.parquet", "time", "time")]
-        for thread in self.threads(process_id, 0, 0):
-            path = self.path / "thread_spans" / f"{thread.stream_id}.parquet"
-            files.append((path, "begin", "end"))
-        for path, low_column, high_column in files:
-            if not path.exists():
-                continue
-            dataset = ds.dataset(path, format="parquet")
-            if low_column not in dataset.schema.names:
-                continue
-            table = dataset.to_table(columns=[low_column, high_column])
-            if table.num_rows == 0:
-                continue
-            a = pc.min(table.column(low_column).cast(pa.int64())).as_py()
-            b = pc.max(table.column(high_column).cast(pa.int64())).as_py()
-            low = a if low is None else min(low, a)
-            high = b if high is None else max(high, b)
+        tables = [("async_events", process_id, "time", "time")]
+        tables += [("thread_spans", t.stream_id, "begin", "end") for t in self.threads(process_id, 0, 0)]
+        for kind, key, low_column, high_column in tables:
+            for file in self.table_files(kind, key):
+                a, b = _file_bounds(file, low_column, high_column)
+                if a is not None:
+                    low = a if low is None else min(low, a)
+                if b is not None:
+                    high = b if high is None else max(high, b)
         return low, high
 
     def threads(self, process_id: str, begin_ns: int, end_ns: int) -> List[ThreadInfo]:
@@ -109,19 +150,13 @@ class LocalLake(Source):
     # -- spans and events ----------------------------------------------------------------------
 
     def thread_spans(self, stream_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        path = self.path / "thread_spans" / f"{stream_id}.parquet"
-        if not path.exists():
-            return empty_reader(THREAD_SPAN_TYPES)
         # A row group may hold spans of the range when min(begin) <= end and max(end) >= begin.
-        return _parquet_reader(path, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES,
-                               lambda stats: stats("begin")[0] <= end_ns and stats("end")[1] >= begin_ns)
+        return self.read_table("thread_spans", stream_id, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES,
+                               ("begin", "end", begin_ns, end_ns))
 
     def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        path = self.path / "async_events" / f"{process_id}.parquet"
-        if not path.exists():
-            return empty_reader(ASYNC_EVENT_TYPES)
-        return _parquet_reader(path, ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES,
-                               lambda stats: stats("time")[0] <= end_ns and stats("time")[1] >= begin_ns)
+        return self.read_table("async_events", process_id, ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES,
+                               ("time", "time", begin_ns, end_ns))
 
     # -- listing ---------------------------------------------------------------------------------
 
@@ -134,7 +169,7 @@ class LocalLake(Source):
             table = pq.read_table(path)
             streams = pq.read_table(self.path / "streams.parquet", columns=["process_id", "tags"]).to_pylist()
         except (pa.ArrowException, OSError) as e:
-            raise DataError(f"cannot read the lake {self.path}: {e}") from None
+            raise DataError(f"cannot read the lake {self.path}: {_first_line(e)}") from None
         check_schema(table.schema, {"process_id": "string", "exe": "string"}, str(path))
         counts: Dict[str, int] = {}
         for s in streams:
@@ -154,37 +189,104 @@ class LocalLake(Source):
 Stats = Callable[[str], Tuple[float, float]]
 
 
-def _parquet_reader(path: Path, columns: List[str], required: Dict[str, str],
-                    keep: Callable[[Stats], bool]) -> pa.RecordBatchReader:
-    """The `columns` of a Parquet file (or a folder of them), batch by batch, skipping row
-    groups for which `keep(stats)` is false; `stats(column)` gives a row group's (min, max)."""
-    files = sorted(p for p in path.rglob("*.parquet") if p.is_file()) if path.is_dir() else [path]
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _open(file: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(file, memory_map=False)
+    except (pa.ArrowException, OSError) as e:
+        raise DataError(f"cannot read {file}: not a readable Parquet file ({_first_line(e)})") from None
+
+
+def _unified(schemas: List[pa.Schema], columns: List[str], required: Dict[str, str]) -> pa.Schema:
+    """One schema for the `columns` of several files: the first file's types, except where the
+    files disagree: then nanosecond UTC timestamps for a time column, large strings for a string
+    column, int64 for an integer column. Optional columns are kept only when every file has them."""
+    fields = []
+    for name in columns:
+        types = [s.field(name).type for s in schemas if name in s.names]
+        if len(types) < len(schemas):
+            continue
+        if all(t == types[0] for t in types):
+            fields.append(pa.field(name, types[0]))
+            continue
+        kind = required.get(name)
+        if kind == "time" or all(pa.types.is_timestamp(t) or pa.types.is_int64(t) for t in types):
+            fields.append(pa.field(name, TIME_NS))
+        elif kind == "string" or any(pa.types.is_dictionary(t) or pa.types.is_string(t) for t in types):
+            fields.append(pa.field(name, pa.large_string()))
+        else:
+            fields.append(pa.field(name, pa.int64()))
+    return pa.schema(fields)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordBatch:
+    """`batch` with `schema`'s types: time columns converted exactly to ns (an out-of-range
+    value is a DataError naming the column), other columns cast."""
+    arrays = []
+    for field in schema:
+        array = batch.column(field.name)
+        if array.type == field.type:
+            arrays.append(array)
+        elif field.type == TIME_NS:
+            arrays.append(time_ns(array, field.name, str(file)).cast(TIME_NS))
+        else:
+            arrays.append(array.cast(field.type))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def _parquet_reader(files: List[Path], columns: List[str], required: Dict[str, str],
+                    keep: Optional[Callable[[Stats], bool]]) -> pa.RecordBatchReader:
+    """The `columns` of Parquet `files` (in order), batch by batch, skipping row groups for
+    which `keep(stats)` is false; `stats(column)` gives a row group's (min, max) in ns.
+    A file that cannot be read is a DataError naming it."""
     opened = []
     for file in files:
-        try:
-            parquet = pq.ParquetFile(file, memory_map=False)
-        except (pa.ArrowException, OSError) as e:
-            raise DataError(f"cannot read {file}: {e}") from None
+        parquet = _open(file)
         check_schema(parquet.schema_arrow, required, str(file))
-        opened.append(parquet)
+        opened.append((file, parquet))
     if not opened:
         return empty_reader(required)
-    first = opened[0].schema_arrow
-    present = [c for c in columns if c in first.names]
-    schema = pa.schema([first.field(c) for c in present])
+    schema = _unified([p.schema_arrow for _, p in opened], columns, required)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for parquet in opened:
-            groups = [i for i in range(parquet.num_row_groups) if keep(_row_group_stats(parquet, i))]
-            if not groups:
-                continue
-            for batch in parquet.iter_batches(batch_size=65_536, row_groups=groups, columns=present, use_threads=True):
-                yield batch if batch.schema == schema else batch.cast(schema)
+        for file, parquet in opened:
+            try:
+                groups = list(range(parquet.num_row_groups))
+                if keep is not None:
+                    groups = [i for i in groups if keep(_row_group_stats(parquet, i))]
+                if not groups:
+                    continue
+                for batch in parquet.iter_batches(batch_size=65_536, row_groups=groups, columns=schema.names,
+                                                  use_threads=True):
+                    yield batch if batch.schema == schema else _conform(batch, schema, file)
+            except (pa.ArrowException, OSError) as e:
+                raise DataError(f"cannot read {file}: {_first_line(e)}") from None
     return pa.RecordBatchReader.from_batches(schema, batches())
 
 
+_PARQUET_UNITS = {"seconds": 1_000_000_000, "milliseconds": 1_000_000, "microseconds": 1_000, "nanoseconds": 1}
+
+
+def _stats_factor(parquet: pq.ParquetFile, j: int) -> int:
+    """Nanoseconds per raw statistics value of column `j`: the unit of its Parquet timestamp
+    type (what the statistics are in, whatever Arrow type a reader restores), else 1."""
+    column = parquet.metadata.schema.column(j)
+    try:
+        logical = json.loads(column.logical_type.to_json())
+    except (ValueError, AttributeError):
+        logical = {}
+    if logical.get("Type") == "Timestamp":
+        return _PARQUET_UNITS.get(logical.get("timeUnit"), 1)
+    return {"TIMESTAMP_MILLIS": 1_000_000, "TIMESTAMP_MICROS": 1_000}.get(column.converted_type, 1)
+
+
 def _row_group_stats(parquet: pq.ParquetFile, index: int) -> Stats:
-    """(min, max) of a column's raw integer values in row group `index`; (-inf, inf) if unknown."""
+    """(min, max) of a column's values in row group `index`, in ns for time columns (raw
+    integers otherwise); (-inf, inf) if unknown."""
     group = parquet.metadata.row_group(index)
     names = {group.column(j).path_in_schema: j for j in range(group.num_columns)}
 
@@ -193,5 +295,36 @@ def _row_group_stats(parquet: pq.ParquetFile, index: int) -> Stats:
         s = group.column(j).statistics if j is not None else None
         if s is None or not s.has_min_max or not isinstance(s.min_raw, int):
             return float("-inf"), float("inf")
-        return s.min_raw, s.max_raw
+        factor = _stats_factor(parquet, j)
+        return s.min_raw * factor, s.max_raw * factor  # Python ints: exact, no overflow
     return stats
+
+
+def _file_bounds(file: Path, low_column: str, high_column: str) -> Tuple[Optional[int], Optional[int]]:
+    """min(low_column) and max(high_column) of a file, in ns (None when it has no rows): row
+    group statistics where present, else the row group's columns."""
+    parquet = _open(file)
+    names = parquet.schema_arrow.names
+    if low_column not in names or high_column not in names:
+        return None, None
+    low = high = None
+    for i in range(parquet.num_row_groups):
+        if parquet.metadata.row_group(i).num_rows == 0:
+            continue
+        a, b = _row_group_stats(parquet, i)(low_column)[0], _row_group_stats(parquet, i)(high_column)[1]
+        if a == float("-inf") or b == float("inf"):
+            try:
+                table = parquet.read_row_group(i, columns=[low_column, high_column])
+            except (pa.ArrowException, OSError) as e:
+                raise DataError(f"cannot read {file}: {_first_line(e)}") from None
+            a = pc.min(time_ns(table.column(low_column), low_column, str(file))).as_py()
+            b = pc.max(time_ns(table.column(high_column), high_column, str(file))).as_py()
+            if a is None or b is None:
+                continue
+        for value, column in ((a, low_column), (b, high_column)):
+            if not NS_MIN <= value <= NS_MAX:
+                raise DataError(f"{file}: column '{column}' has a value outside the range of int64 nanoseconds "
+                                "(years 1678 to 2262)")
+        low = a if low is None else min(low, a)
+        high = b if high is None else max(high, b)
+    return low, high

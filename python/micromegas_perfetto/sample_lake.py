@@ -5,20 +5,26 @@ async spans (heavily overlapping, 30% children of an open span, a quarter of tho
 outliving their parent, those in flight at the end still open, begin and end on different threads),
 plus two small processes. Every process also has non-thread streams (log, metrics). Names
 include UTF-8. Strings are dictionary-encoded, as micromegas stores them.
+
+A `LakeVariant` writes the same telemetry the other ways a lake may hold it (for tests and for
+trying readers): per-stream and per-process tables as a file, a `<id>.parquet/` folder or an
+`<id>/` folder of part files; time columns in s, ms, us or ns with any zone or none, or int64
+ns (coarser units stretch the timeline so every value stays exact); threads missing their
+`thread-name` or `thread-id`; processes without `end_time`.
 """
 import os
 import random
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 T0 = 1_700_000_000_000_000_000  # ns
-TIME = pa.timestamp("ns", tz="+00:00")
 
 FUNCTIONS = ["frame", "update", "render", "physics::step", "ai::think", "net::poll", "audio::mix", "ui::layout",
              "load_asset", "decompress", "parse_json", "build_mesh", "cull", "draw_calls", "present", "wait_vsync",
@@ -30,6 +36,79 @@ ASYNC_NAMES = ["http_request", "load_texture", "db_query", "stream_chunk", "uplo
                "ダウンロード", "compile_shader", "fetch_manifest"]
 
 
+LAYOUTS = ("file", "parquet-folder", "folder")
+TIME_UNITS = ("s", "ms", "us", "ns", "int64")
+THREAD_PROPERTIES = ("full", "partial")
+END_TIMES = ("present", "missing", "null")
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1, "int64": 1}
+
+
+@dataclass(frozen=True)
+class LakeVariant:
+    """How a sample lake stores its telemetry (the default: as micromegas does).
+
+    - layout: "file" (`<id>.parquet`), "parquet-folder" (`<id>.parquet/part-*.parquet`) or
+      "folder" (`<id>/part=NNN/part-*.parquet`, with a `_SUCCESS` marker as Spark writes);
+    - time_unit: "s", "ms", "us", "ns" or "int64" (nanoseconds, no timestamp type). A unit of
+      u ns writes T0 + (t - T0) * u for an event at t ns: the timeline is stretched, exact;
+    - time_zone: the timestamps' zone ("+00:00" as micromegas writes it, "UTC", any other) or
+      None for none;
+    - thread_properties: "full" (thread-name and thread-id, one thread unnamed) or
+      "partial" (threads in turn: both, name only, id only, neither);
+    - end_time: "present", "missing" (no column) or "null";
+    - row_group_rows: rows per Parquet row group (small values exercise pruning);
+    - parts: files per table in the folder layouts.
+    """
+
+    layout: str = "file"
+    time_unit: str = "ns"
+    time_zone: Optional[str] = "+00:00"
+    thread_properties: str = "full"
+    end_time: str = "present"
+    row_group_rows: int = 65_536
+    parts: int = 3
+
+    def __post_init__(self):
+        for value, allowed, what in ((self.layout, LAYOUTS, "layout"), (self.time_unit, TIME_UNITS, "time unit"),
+                                     (self.thread_properties, THREAD_PROPERTIES, "thread properties"),
+                                     (self.end_time, END_TIMES, "end time")):
+            if value not in allowed:
+                raise ValueError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
+        if self.row_group_rows < 1 or self.parts < 1:
+            raise ValueError("row_group_rows and parts must be >= 1")
+
+    @property
+    def time_type(self) -> pa.DataType:
+        if self.time_unit == "int64":
+            return pa.int64()
+        return pa.timestamp(self.time_unit, tz=self.time_zone)
+
+    def times(self, values: List[Optional[int]]) -> pa.Array:
+        """Event times (ns) as this variant's time column."""
+        factor = _NS_PER_UNIT[self.time_unit]
+        raw = [None if v is None else T0 // factor + (v - T0) for v in values]
+        return pa.array(raw, pa.int64()).cast(self.time_type) if self.time_unit != "int64" else pa.array(raw, pa.int64())
+
+    def write(self, table: pa.Table, folder: Path, key: str) -> None:
+        """Writes one per-stream or per-process table under `folder` in this layout."""
+        if self.layout == "file":
+            pq.write_table(table, folder / f"{key}.parquet", row_group_size=self.row_group_rows)
+            return
+        target = folder / (f"{key}.parquet" if self.layout == "parquet-folder" else key)
+        target.mkdir(parents=True, exist_ok=True)
+        step = -(-table.num_rows // self.parts) if table.num_rows else 1
+        for i in range(self.parts):
+            part = table.slice(i * step, step)
+            where = target if self.layout == "parquet-folder" else target / f"part={i:03d}"
+            where.mkdir(exist_ok=True)
+            pq.write_table(part, where / f"part-{i:05d}.parquet", row_group_size=self.row_group_rows)
+        if self.layout == "folder":
+            (target / "_SUCCESS").write_bytes(b"")
+
+
+DEFAULT_VARIANT = LakeVariant()
+
+
 def _dictionary(indices: List[int], pool: List[str]) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(indices, pa.int32()), pa.array(pool, pa.string()))
 
@@ -38,7 +117,7 @@ def _uuid(rng: random.Random) -> str:
     return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
-def _thread_spans(rng: random.Random, count: int, start: int, path: Path) -> int:
+def _thread_spans(rng: random.Random, count: int, start: int, folder: Path, key: str, variant: LakeVariant) -> int:
     """Writes `count` properly nested spans (call trees, depth <= 7) sorted by begin; returns the last end."""
     ids, parents, depths, begins, ends = [], [], [], [], []
     names, targets, files, lines = [], [], [], []
@@ -77,15 +156,17 @@ def _thread_spans(rng: random.Random, count: int, start: int, path: Path) -> int
     table = pa.table({
         "id": pa.array(ids, pa.int64()), "parent": pa.array(parents, pa.int64()),
         "depth": pa.array(depths, pa.uint32()), "hash": pa.array(names, pa.uint32()),
-        "begin": pa.array(begins, TIME), "end": pa.array(ends, TIME), "duration": pa.array(durations, pa.int64()),
+        "begin": variant.times(begins), "end": variant.times(ends),
+        "duration": pa.array([d * _NS_PER_UNIT[variant.time_unit] for d in durations], pa.int64()),
         "name": _dictionary(names, FUNCTIONS), "target": _dictionary(targets, TARGETS),
         "filename": _dictionary(files, FILES), "line": pa.array(lines, pa.uint32()),
     })
-    pq.write_table(table, path, row_group_size=65_536)
+    variant.write(table, folder, key)
     return max(ends) if ends else start
 
 
-def _async_events(rng: random.Random, count: int, start: int, end: int, streams: List[str], path: Path) -> int:
+def _async_events(rng: random.Random, count: int, start: int, end: int, streams: List[str], folder: Path, key: str,
+                  variant: LakeVariant) -> int:
     """Writes the begin/end events of `count` async spans; returns the last event time."""
     rows = []  # (time, stream, type, span_id, parent, depth, name)
     open_spans = []  # (span_id, end, depth) of recent spans
@@ -119,7 +200,7 @@ def _async_events(rng: random.Random, count: int, start: int, end: int, streams:
     table = pa.table({
         "stream_id": _dictionary([r[1] for r in rows], streams),
         "block_id": _dictionary([r[0] % 7 for r in rows], [_uuid(rng) for _ in range(7)]),
-        "time": pa.array([r[0] for r in rows], TIME),
+        "time": variant.times([r[0] for r in rows]),
         "event_type": _dictionary([r[2] for r in rows], ["begin", "end"]),
         "span_id": pa.array([r[3] for r in rows], pa.int64()),
         "parent_span_id": pa.array([r[4] for r in rows], pa.int64()),
@@ -130,14 +211,26 @@ def _async_events(rng: random.Random, count: int, start: int, end: int, streams:
         "target": _dictionary([r[6] % len(TARGETS) for r in rows], TARGETS),
         "line": pa.array([100 + r[6] for r in rows], pa.uint32()),
     })
-    pq.write_table(table, path, row_group_size=65_536)
+    variant.write(table, folder, key)
     return last
 
 
+def _properties(variant: LakeVariant, index: int, k: int, thread_count: int, tid: int) -> List[dict]:
+    name = ["main", "render", "worker", "io", "audio"][k % 5] + ("" if k < 5 else f"_{k}")
+    if variant.thread_properties == "partial":
+        has_name, has_id = [(True, True), (True, False), (False, True), (False, False)][k % 4]
+    else:
+        has_name, has_id = not (index == 0 and k == thread_count - 1 and thread_count > 1), True  # one unnamed
+    return ([{"key": "thread-id", "value": str(tid)}] if has_id else []) + \
+        ([{"key": "thread-name", "value": name}] if has_name else [])
+
+
 def write_sample_lake(folder, seed: int = 42, threads: int = 8, spans_per_thread: int = 25_000,
-                      async_spans: int = 20_000, progress=None) -> List[dict]:
+                      async_spans: int = 20_000, progress=None, variant: LakeVariant = DEFAULT_VARIANT) -> List[dict]:
     """Writes a sample lake into `folder` (created; must not hold a lake already) and returns
-    its processes. `progress(text)` is called as each part is written."""
+    its processes (start and end in ns, as written: stretched for coarse time units).
+    `progress(text)` is called as each part is written; `variant` says how the lake stores
+    the telemetry (the same for a given seed whatever the variant, up to the time stretch)."""
     if threads < 1 or spans_per_thread < 0 or async_spans < 0:
         raise ValueError("threads must be >= 1, spans and async spans >= 0")
     folder = Path(folder)
@@ -158,33 +251,32 @@ def write_sample_lake(folder, seed: int = 42, threads: int = 8, spans_per_thread
         for k in range(thread_count):
             stream_id = _uuid(rng)
             thread_streams.append(stream_id)
-            tid = 1000 + 17 * index + k
-            properties = [{"key": "thread-id", "value": str(tid)}]
-            if not (index == 0 and k == thread_count - 1 and thread_count > 1):  # one thread without a name
-                properties.append({"key": "thread-name", "value": ["main", "render", "worker", "io", "audio"][k % 5]
-                                   + ("" if k < 5 else f"_{k}")})
+            properties = _properties(variant, index, k, thread_count, 1000 + 17 * index + k)
             stream_rows.append({"stream_id": stream_id, "process_id": process_id, "tags": ["cpu"],
                                 "properties": properties})
             say(f"{exe}: thread {k + 1}/{thread_count}, {span_count:,} spans")
-            last = max(last, _thread_spans(rng, span_count, start + k * 5_000,
-                                           folder / "thread_spans" / f"{stream_id}.parquet"))
+            last = max(last, _thread_spans(rng, span_count, start + k * 5_000, folder / "thread_spans", stream_id,
+                                           variant))
         for tag in ("log", "metrics"):
             stream_rows.append({"stream_id": _uuid(rng), "process_id": process_id, "tags": [tag],
                                 "properties": [{"key": "name", "value": tag}]})
         if async_count:
             say(f"{exe}: {async_count:,} async spans")
-            last = max(last, _async_events(rng, async_count, start, last, thread_streams,
-                                           folder / "async_events" / f"{process_id}.parquet"))
+            last = max(last, _async_events(rng, async_count, start, last, thread_streams, folder / "async_events",
+                                           process_id, variant))
         processes.append({"process_id": process_id, "exe": exe, "username": "sample", "computer": f"host-{index}",
                           "start_time": start, "end_time": last + 1_000})
-    pq.write_table(pa.table({
+    columns = {
         "process_id": pa.array([p["process_id"] for p in processes], pa.string()),
         "exe": pa.array([p["exe"] for p in processes], pa.string()),
         "username": pa.array([p["username"] for p in processes], pa.string()),
         "computer": pa.array([p["computer"] for p in processes], pa.string()),
-        "start_time": pa.array([p["start_time"] for p in processes], TIME),
-        "end_time": pa.array([p["end_time"] for p in processes], TIME),
-    }), folder / "processes.parquet")
+        "start_time": variant.times([p["start_time"] for p in processes]),
+        "end_time": variant.times([p["end_time"] if variant.end_time == "present" else None for p in processes]),
+    }
+    if variant.end_time == "missing":
+        del columns["end_time"]
+    pq.write_table(pa.table(columns), folder / "processes.parquet")
     property_type = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
     pq.write_table(pa.table({
         "stream_id": pa.array([s["stream_id"] for s in stream_rows], pa.string()),
@@ -192,6 +284,10 @@ def write_sample_lake(folder, seed: int = 42, threads: int = 8, spans_per_thread
         "tags": pa.array([s["tags"] for s in stream_rows], pa.list_(pa.string())),
         "properties": pa.array([s["properties"] for s in stream_rows], property_type),
     }), folder / "streams.parquet")
+    factor = _NS_PER_UNIT[variant.time_unit]
+    for p in processes:
+        p["start_time"] = T0 + (p["start_time"] - T0) * factor
+        p["end_time"] = T0 + (p["end_time"] - T0) * factor if variant.end_time == "present" else None
     return processes
 
 

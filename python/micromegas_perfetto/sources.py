@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from .errors import SchemaError
+from .errors import DataError, SchemaError
 
 # -- the column contract ----------------------------------------------------------------------
 
@@ -29,6 +30,37 @@ ASYNC_EVENT_TYPES = {"time": "time", "event_type": "string", "span_id": "integer
 
 def _is_time(t: pa.DataType) -> bool:
     return pa.types.is_timestamp(t) or pa.types.is_int64(t)
+
+
+# -- time columns (spec: "Time columns, everywhere") -----------------------------------------------
+
+NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+TIME_NS = pa.timestamp("ns", tz="UTC")
+
+
+def ns_per_unit(t: pa.DataType) -> int:
+    """Nanoseconds in one raw value of a time column: its unit for a timestamp (any zone or
+    none: the instant is UTC either way), 1 for int64 nanoseconds."""
+    return NS_PER_UNIT[t.unit] if pa.types.is_timestamp(t) else 1
+
+
+def time_ns(values, column: str, where: str) -> pa.Array:
+    """The values of a time column (timestamp of any unit and zone, or int64 ns) as int64
+    nanoseconds since the epoch, converted exactly; a value that does not fit in int64 ns is
+    a DataError naming `where` and the column."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not _is_time(values.type):
+        raise SchemaError(f"{where}: column '{column}' has type {values.type}, expected a timestamp or int64")
+    raw = values.cast(pa.int64())  # a timestamp's raw values, in its unit
+    factor = ns_per_unit(values.type)
+    if factor == 1:
+        return raw
+    try:
+        return pc.multiply_checked(raw, pa.scalar(factor, pa.int64()))
+    except pa.ArrowInvalid:
+        raise DataError(f"{where}: column '{column}' has a value outside the range of int64 nanoseconds "
+                        "(years 1678 to 2262)") from None
 
 
 def _is_string(t: pa.DataType) -> bool:
@@ -126,6 +158,12 @@ class Source:
     def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
         """Async events of the process with time in [begin, end]."""
         raise NotImplementedError
+
+    def has_no_data(self, kind: str, key: str) -> bool:
+        """True when the source knows it holds no data at all for table `kind`
+        ("thread_spans", "async_events", ...) of `key` (a stream or process id), such as a lake
+        without the file; False when it has some or cannot tell (a server)."""
+        return False
 
     def iter_thread_spans(self, threads: List[ThreadInfo], begin_ns: int, end_ns: int
                           ) -> Iterator[Tuple[ThreadInfo, pa.RecordBatchReader]]:

@@ -2,9 +2,11 @@
 slices the way Perfetto's trace processor does; the pairing rules as a Python oracle."""
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, List, Tuple
 
-import pyarrow.dataset as ds
+import pyarrow as pa
+import pyarrow.parquet as pq
 from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace
 
 
@@ -102,12 +104,35 @@ def partial_overlaps(slices) -> int:
     return count
 
 
+def lake_table(lake, kind: str, key: str, columns=None) -> pa.Table:
+    """A per-stream or per-process lake table, read independently of the package: the file
+    `<key>.parquet`, else the `*.parquet` files under `<key>.parquet/` or `<key>/` (recursive,
+    sorted by path), concatenated; None when there is no file."""
+    folder = Path(lake) / kind
+    for candidate in (folder / f"{key}.parquet", folder / key):
+        if candidate.is_file():
+            return pq.read_table(candidate, columns=columns)
+        if candidate.is_dir():
+            files = sorted(candidate.rglob("*.parquet"), key=lambda p: p.relative_to(candidate).as_posix())
+            return pa.concat_tables([pq.read_table(f, columns=columns) for f in files], promote_options="permissive")
+    return None
+
+
+def ns(column) -> List[int]:
+    """A time column (timestamp of any unit or zone, or int64 ns) as integer nanoseconds, by
+    pyarrow's own conversion."""
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.timestamp("ns"))
+    return column.cast(pa.int64()).to_pylist()
+
+
 def expected_async(lake, process_id: str, begin: int, end: int):
     """The pairing rules of docs/async-spans.md, independently: (name, begin, end) per span,
     and the counts."""
-    table = ds.dataset(f"{lake}/async_events/{process_id}.parquet").to_table(
-        columns=["time", "event_type", "span_id", "name"])
-    times = table.column("time").cast("int64").to_pylist()
+    table = lake_table(lake, "async_events", process_id, columns=["time", "event_type", "span_id", "name"])
+    if table is None:
+        return [], {}
+    times = ns(table.column("time"))
     types = table.column("event_type").cast("string").to_pylist()
     ids = table.column("span_id").to_pylist()
     names = table.column("name").cast("string").to_pylist()
