@@ -125,7 +125,7 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
     g.add_argument("--spans-per-thread", type=_non_negative, default=25_000)
     g.add_argument("--async-spans", type=_non_negative, default=20_000)
     variants = g.add_argument_group("storage variants", "Write the same telemetry the other ways a lake may hold "
-                                                        "it (spec/LAKE_FORMAT.md), to try readers on them.")
+                                                        "it (docs/lake-format.md), to try readers on them.")
     variants.add_argument("--layout", choices=["file", "parquet-folder", "folder"], default="file",
                           help="per-stream/per-process tables as <id>.parquet (default), <id>.parquet/ or <id>/ "
                                "folders of part files")

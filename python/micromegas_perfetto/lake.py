@@ -1,4 +1,4 @@
-"""The local lake: a folder of Parquet files laid out as spec/LAKE_FORMAT.md describes.
+"""The local lake: a folder of Parquet files laid out as docs/lake-format.md describes.
 
     LAKE/processes.parquet
     LAKE/streams.parquet
@@ -15,8 +15,8 @@ while it is read is an error, not a SIGBUS). The time filter is pushed into the 
 groups whose min/max statistics (converted from the file's time unit) fall outside the range
 are never read. libperfetto_mm applies the exact per-row rule to what remains.
 
-Time columns may be timestamps of any unit and zone, or int64 nanoseconds (spec: "Time
-columns, everywhere"); batches go to the library as they are (it converts them), unless the
+Time columns may be timestamps of any unit and zone, or int64 nanoseconds (docs/lake-format.md,
+"Types accepted everywhere"); batches go to the library as they are (it converts them), unless the
 files of one table disagree on a column's type: then that column is cast to one type.
 """
 import json

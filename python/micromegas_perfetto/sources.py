@@ -32,7 +32,7 @@ def _is_time(t: pa.DataType) -> bool:
     return pa.types.is_timestamp(t) or pa.types.is_int64(t)
 
 
-# -- time columns (spec: "Time columns, everywhere") -----------------------------------------------
+# -- time columns (docs/lake-format.md, "Types accepted everywhere") --------------------------
 
 NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 TIME_NS = pa.timestamp("ns", tz="UTC")

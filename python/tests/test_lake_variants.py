@@ -1,4 +1,4 @@
-"""Lakes as other tools write them (spec/LAKE_FORMAT.md): every layout, time unit and zone,
+"""Lakes as other tools write them (docs/lake-format.md): every layout, time unit and zone,
 threads missing their properties, processes without end_time. Each variant's trace is
 decoded with Perfetto's official protos and checked against the lake read independently:
 thread descriptors as micromegas names them, every thread and async span exactly, over the
@@ -46,7 +46,7 @@ def make_lake(folder: Path, variant: LakeVariant):
 
 
 def micromegas_threads(lake, process_id):
-    """(stream_id, name, tid) per thread stream, by micromegas' rule (LAKE_FORMAT.md)."""
+    """(stream_id, name, tid) per thread stream, by micromegas' rule (docs/lake-format.md)."""
     streams = pq.read_table(Path(lake) / "streams.parquet").to_pylist()
     out = []
     for s in sorted((s for s in streams if s["process_id"] == process_id and "cpu" in s["tags"]),
