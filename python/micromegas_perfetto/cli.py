@@ -245,11 +245,11 @@ def _wants_server(args) -> bool:
 
 def _connect(args):
     """The server source: through the official client's `connect_with_profile` (its profiles,
-    OIDC, API keys) when it is installed and no --token is given, else this package's own
-    pyarrow.flight client."""
+    OIDC, API keys) when it is installed and no token is given (--token, $MICROMEGAS_TOKEN),
+    else this package's own pyarrow.flight client."""
     from .flightsql import ClientQueries, FlightSQLSource
     official = _official_client()
-    if official is not None and not args.token:
+    if official is not None and not (args.token or os.environ.get("MICROMEGAS_TOKEN")):
         saved = os.environ.get("MICROMEGAS_ANALYTICS_URI")
         if args.uri:  # the environment overrides the profile's URI in connect_with_profile
             os.environ["MICROMEGAS_ANALYTICS_URI"] = args.uri

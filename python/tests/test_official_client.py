@@ -210,6 +210,12 @@ def test_cli_uses_the_users_profile(venvs, served, tmp_path):
     assert refused.returncode == 1, refused.stderr
     assert "unauthenticated" in refused.stderr.lower() or "authentication" in refused.stderr.lower(), refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "no.perfetto").exists()
+    # --uri with the official client and no profile: connect_with_profile's defaults, the URI
+    # from --uri; a token (here $MICROMEGAS_TOKEN) selects this package's own client instead.
+    by_uri = tmp_path / "uri.perfetto"
+    venv.run(venv.python, "-m", "micromegas", *args, "--uri", served["server"].uri, "--filename", str(by_uri),
+             env={"MICROMEGAS_TOKEN": "s3cret-key"})
+    assert by_uri.read_bytes() == served["reference"]
     unknown = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "nope", "--filename",
                        str(tmp_path / "no.perfetto"), check=False)
     assert unknown.returncode == 2 and "profile" in unknown.stderr and "Traceback" not in unknown.stderr
