@@ -27,6 +27,9 @@ _EXPORTS = {
     "LocalLake": "lake",
     "FlightSQLSource": "flightsql",
     "FlightSQLClient": "flightsql",
+    "validate": "validate",
+    "ValidationReport": "validate",
+    "Problem": "validate",
     "errors": None,
 }
 

@@ -77,6 +77,46 @@ class GeneratorStats(ctypes.Structure):
         return {name: getattr(self, name) for name, _ in self._fields_}
 
 
+PMM_PROBLEM_KIND_COUNT = 22
+
+
+class ValidationStats(ctypes.Structure):
+    """pmm_validation_stats."""
+
+    _fields_ = [
+        ("is_trace", c_int32),
+        ("problems_total", c_uint64),
+        ("wrong_duration_slices", c_uint64),
+        ("misplaced_end_events", c_uint64),
+        ("bytes", c_uint64),
+        ("packets", c_uint64),
+        ("track_descriptors", c_uint64),
+        ("track_events", c_uint64),
+        ("slices", c_uint64),
+        ("slice_ends", c_uint64),
+        ("instants", c_uint64),
+        ("counters", c_uint64),
+        ("flows", c_uint64),
+        ("debug_annotations", c_uint64),
+        ("slice_tracks", c_uint64),
+        ("open_at_end", c_uint64),
+        ("max_depth", c_uint64),
+        ("out_of_order_events", c_uint64),
+        ("problems", c_uint64 * PMM_PROBLEM_KIND_COUNT),
+    ]
+
+
+class ValidationExample(ctypes.Structure):
+    """pmm_validation_example."""
+
+    _fields_ = [
+        ("kind", c_int32),
+        ("packet_offset", c_uint64),
+        ("message", ctypes.POINTER(ctypes.c_char)),
+        ("message_len", c_size_t),
+    ]
+
+
 _SIGNATURES = {
     "pmm_version": (c_char_p, []),
     "pmm_last_error": (c_char_p, []),
@@ -105,6 +145,15 @@ _SIGNATURES = {
     "pmm_generator_get_stats": (c_int32, [c_void_p, POINTER(GeneratorStats)]),
     "pmm_generator_finish": (c_int32, [c_void_p, POINTER(GeneratorStats)]),
     "pmm_generator_free": (None, [c_void_p]),
+    "pmm_validator_new": (c_int32, [POINTER(c_void_p)]),
+    "pmm_validator_feed": (c_int32, [c_void_p, POINTER(c_uint8), c_size_t]),
+    "pmm_validator_finish": (c_int32, [c_void_p, POINTER(ValidationStats)]),
+    "pmm_validator_example_count": (c_int32, [c_void_p, POINTER(c_size_t)]),
+    "pmm_validator_get_example": (c_int32, [c_void_p, c_size_t, POINTER(ValidationExample)]),
+    "pmm_validator_free": (None, [c_void_p]),
+    "pmm_validate_buffer": (c_int32, [c_void_p, c_size_t, POINTER(ValidationStats), POINTER(c_void_p)]),
+    "pmm_validate_fd": (c_int32, [c_int, POINTER(ValidationStats), POINTER(c_void_p)]),
+    "pmm_problem_name": (c_char_p, [c_int32]),
 }
 
 

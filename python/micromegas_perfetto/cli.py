@@ -35,6 +35,7 @@ examples:
   micromegas-perfetto write_perfetto 1b7e... --begin 2023-11-14T22:13:20Z --end 2023-11-14T22:13:21Z
   micromegas-perfetto write_perfetto 1b7e... --profile prod
   micromegas-perfetto sample-lake ./lake --threads 8 --spans-per-thread 125000
+  micromegas-perfetto validate trace.perfetto --json
 
 (`python -m micromegas_perfetto` and `python -m micromegas` run the same command line.)
 
@@ -106,8 +107,22 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
                         help="let the server generate the trace (perfetto_trace_chunks, micromegas layout)")
     w.add_argument("--chunk-size", type=_positive, metavar="N", default=None,
                    help="write the file in pieces of at least N bytes of whole packets (default: 1 MiB)")
+    w.add_argument("--validate", action="store_true",
+                   help="validate the written trace as Perfetto reads it (see `validate`); exit 1 if it "
+                        "has problems (the file is kept)")
     w.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
     w.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    v = commands.add_parser(
+        "validate", help="check a Perfetto trace the way Perfetto reads it",
+        description="Check a Perfetto trace the way Perfetto's trace processor reads it: framing, sequences "
+                    "and interned data, track references, and slice nesting (misplaced_end_event, depth "
+                    "limit); counts the slices Perfetto shows with a wrong duration. Streams the file.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Exit status: 0 no problems; 1 problems found; 2 not a trace, or the file cannot be read.")
+    v.add_argument("trace", metavar="TRACE", help="the .perfetto file ('-' for standard input)")
+    v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.add_argument("--debug", action="store_true", help="show tracebacks")
 
     s = commands.add_parser("write_scenario", help="write the trace of a scenario JSON file (golden format)",
                             description="Replay a writer scenario (docs/byte-format.md) through the C ABI.")
@@ -322,7 +337,43 @@ def cmd_write_perfetto(args) -> int:
             progress=_Notes() if args.quiet else _Bar())
     if not args.quiet:
         print(f"wrote {describe(summary)}")
+    if args.validate:
+        from .validate import validate
+        report = validate(filename)
+        print(f"validated {filename}: {report.summary()}")
+        if not report.clean:
+            _print_problems(report)
+            return 1
     return 0
+
+
+def _print_problems(report) -> None:
+    for kind, count in report.problems.items():
+        print(f"  {kind}: {count:,}")
+        for p in report.examples:
+            if p.kind == kind:
+                print(f"    at byte {p.packet_offset:,}: {p.message}")
+
+
+def cmd_validate(args) -> int:
+    import json
+    from .validate import validate
+    try:
+        report = validate(sys.stdin.buffer if args.trace == "-" else args.trace)
+    except OSError as e:
+        _say(f"error: cannot read {args.trace}: {e.strerror or e}")
+        return 2
+    if args.json:
+        print(json.dumps(dict(report.to_dict(), trace=args.trace), indent=2))
+    else:
+        print(f"{args.trace}: {report.summary()}")
+        _print_problems(report)
+        if report.stats.get("out_of_order_events"):
+            print(f"  note: {report.stats['out_of_order_events']:,} events arrived out of timestamp order on "
+                  "their track, past the validator's streaming window: nesting there is approximate")
+    if not report.is_trace:
+        return 2
+    return 0 if report.clean else 1
 
 
 def cmd_write_scenario(args) -> int:
@@ -374,7 +425,7 @@ def cmd_list_processes(args) -> int:
     return 0
 
 
-COMMANDS = {"write_perfetto": cmd_write_perfetto, "write_scenario": cmd_write_scenario,
+COMMANDS = {"write_perfetto": cmd_write_perfetto, "validate": cmd_validate, "write_scenario": cmd_write_scenario,
             "sample-lake": cmd_sample_lake, "list-processes": cmd_list_processes}
 
 
