@@ -180,6 +180,14 @@ def test_plain_connect_one_liner(venvs, served, tmp_path):
         headers = [c["headers"] for c in open_server.calls]
         assert headers and all("query_range_begin" in h and "query_range_end" in h for h in headers)
         assert all(h.get("preserve_dictionary") == "true" for h in headers)
+        # The command line with --uri goes through the official client too (its x-client-type).
+        open_server.calls.clear()
+        by_cli = tmp_path / "cli.perfetto"
+        venv.run(venv.python, "-m", "micromegas", "write_perfetto", served["pid"], "--uri", open_server.uri,
+                 "--begin", BEGIN, "--end", END, "--filename", str(by_cli), "--quiet")
+        assert by_cli.read_bytes() == served["reference"]
+        assert open_server.calls and all(c["headers"].get("x-client-type") == "python" for c in open_server.calls)
+        assert all(c["headers"].get("x-client-entrypoint") == "micromegas-perfetto" for c in open_server.calls)
     finally:
         open_server.shutdown()
 
