@@ -36,8 +36,15 @@ deps:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc g++ libc6-dev valgrind >/dev/null; }
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: Python 3.9+ with pip is needed"; exit 1; }
 
+# A compiler warning fails the build: $(call no_warnings,COMMAND,LOG) runs COMMAND, keeps its
+# output in .build/LOG.log and fails if it printed any warning. The one line allowed is the
+# linker's about mktemp in the toolchain's static Foundation (linked into pmm-scenario): not ours.
+no_warnings = @echo "$(1)"; set -o pipefail; mkdir -p .build; $(1) 2>&1 | tee .build/$(2).log; \
+  if grep 'warning:' .build/$(2).log | grep -v 'mktemp.*is dangerous'; then \
+    echo "FAIL: the build printed the warnings above; warnings are errors here"; exit 1; fi
+
 build:
-	$(SWIFT_RELEASE)
+	$(call no_warnings,$(SWIFT_RELEASE),build-release)
 
 # Python runtime dependencies (pyarrow, tqdm) and the build and test ones (pytest, Perfetto's
 # protos, DataFusion for the FlightSQL fixture server, wheel + auditwheel for `make wheel`).
@@ -64,7 +71,8 @@ test: deps build test-swift test-asan test-c test-library test-python test-fuzz
 	@echo "make test: all checks passed"
 
 test-swift:
-	swift test
+	$(call no_warnings,swift build --build-tests,build-tests)
+	swift test --skip-build
 
 # The Swift tests again under AddressSanitizer: the Arrow importer reads producer memory,
 # so out-of-bounds reads must fail loudly. (Leaks are checked by valgrind on the C ABI.)

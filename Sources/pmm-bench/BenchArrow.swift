@@ -96,7 +96,16 @@ func benchBatch(length: Int, _ columns: [BenchColumn]) -> ArrowArray {
         }, private_data: nil)
 }
 
-/// The schema of `columns` (formats and names are static strings kept by the stream).
+/// The top-level schema's format and name. A string literal passed where a C pointer is
+/// expected is a temporary, dangling once the call returns; these live for the program.
+private let structFormat: StaticString = "+s"
+private let emptyName: StaticString = ""
+
+private func staticCString(_ s: StaticString) -> UnsafePointer<CChar> {
+    UnsafeRawPointer(s.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+/// The schema of `columns` (formats and names are C strings owned by the stream).
 final class BenchStream {
     var batches: [ArrowArray]
     var next = 0
@@ -144,7 +153,7 @@ final class BenchStream {
                     children[i] = child
                 }
                 out.initialize(to: ArrowSchema(
-                    format: "+s", name: "", metadata: nil, flags: 0, n_children: Int64(me.columns.count),
+                    format: staticCString(structFormat), name: staticCString(emptyName), metadata: nil, flags: 0, n_children: Int64(me.columns.count),
                     children: children, dictionary: nil,
                     release: { s in
                         guard let s else { return }

@@ -75,11 +75,13 @@ struct TimeColumnTests {
                 try exe.withUnsafeBufferPointer { exeBuffer in
                     var thread = pmm_thread(stream_id: idBuffer.baseAddress, stream_id_len: id.count - 1, thread_id: 7,
                                             thread_name: nameBuffer.baseAddress, thread_name_len: name.count - 1)
-                    var options = pmm_generator_options(
-                        exe: exeBuffer.baseAddress, exe_len: exe.count - 1, threads: &thread, thread_count: 1,
-                        span_types: PMM_SPANS_BOTH, async_layout: PMM_LAYOUT_MICROMEGAS, range_begin_ns: 0,
-                        range_end_ns: Int64.max)
-                    try CABIReplay.check(pmm_generator_new(writer, &options, &g))
+                    try withUnsafePointer(to: &thread) { threads in
+                        var options = pmm_generator_options(
+                            exe: exeBuffer.baseAddress, exe_len: exe.count - 1, threads: threads, thread_count: 1,
+                            span_types: PMM_SPANS_BOTH, async_layout: PMM_LAYOUT_MICROMEGAS, range_begin_ns: 0,
+                            range_end_ns: Int64.max)
+                        try CABIReplay.check(pmm_generator_new(writer, &options, &g))
+                    }
                 }
             }
         }

@@ -28,11 +28,10 @@ struct WriterMisuseTests {
         let writer = try TraceWriter(processId: "p", sink: .memory())
         try writer.setCurrentThread(streamId: "s")
         let bad: [UInt8] = [0x66, 0xFF]
-        try "name".utf8.withContiguousStorageIfAvailable { name in
-            try bad.withUnsafeBytes { bad in
+        _ = Array("name".utf8).withUnsafeBytes { name in
+            bad.withUnsafeBytes { bad in
                 #expect(throws: PerfettoError.invalidUTF8("filename")) {
-                    try writer.emitSpan(begin: 1, end: 2, name: UnsafeRawBufferPointer(name), target: UnsafeRawBufferPointer(name),
-                                        filename: bad, line: 1)
+                    try writer.emitSpan(begin: 1, end: 2, name: name, target: name, filename: bad, line: 1)
                 }
             }
         }
