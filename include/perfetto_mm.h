@@ -111,8 +111,22 @@ typedef int32_t pmm_status;
 
 /* ---- Library --------------------------------------------------------------------- */
 
-/* The library version, e.g. "0.1.0". Static storage: never free it. */
+/* The release version of the library and of the Python package that bundles it (their
+   one definition: the Python build reads it from here). pmm_version() returns it. */
+#define PMM_VERSION "0.2.0"
+
+/* The version of the ABI this header declares. It changes whenever a function's
+   signature, a struct's layout or a constant's value or meaning changes, not when a
+   function is added. A caller built against this header checks at load time that
+   pmm_abi_version() returns the same value (the Python package does). */
+#define PMM_ABI_VERSION 1
+
+/* The library version (PMM_VERSION when the library was built), NUL-terminated. Static
+   storage: never free it. */
 const char *pmm_version(void);
+
+/* The library's PMM_ABI_VERSION. */
+int32_t pmm_abi_version(void);
 
 /* The message of the last failed pmm_ call on the calling thread, NUL-terminated, or ""
    when no call failed yet. Owned by the library; valid until the next failing pmm_

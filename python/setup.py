@@ -5,6 +5,7 @@ by MICROMEGAS_SWIFT_PACKAGE_DIR. The library is built with -static-stdlib, so th
 needs only the system C/C++ runtime.
 """
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,6 +26,15 @@ def swift_package_dir() -> Path:
             "or set MICROMEGAS_SWIFT_PACKAGE_DIR to the Swift package folder"
         )
     return root
+
+
+def header_version(root: Path) -> str:
+    """PMM_VERSION of include/perfetto_mm.h: the version of the library and of this package."""
+    header = root / "include" / "perfetto_mm.h"
+    match = re.search(r'^#define PMM_VERSION "([^"]+)"$', header.read_text(encoding="utf-8"), re.MULTILINE)
+    if not match:
+        raise SystemExit(f"micromegas-perfetto build: no PMM_VERSION in {header}")
+    return match.group(1)
 
 
 def find_swift() -> str:
@@ -56,4 +66,5 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildWithSwift}, distclass=BinaryDistribution)
+setup(version=header_version(swift_package_dir()), cmdclass={"build_py": BuildWithSwift},
+      distclass=BinaryDistribution)

@@ -3,19 +3,12 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CPerfettoMM
 import PerfettoCore
 
-// Status codes and the thread-local last-error message of the C ABI (perfetto_mm.h).
-
-let PMM_OK: Int32 = 0
-let PMM_ERR_INVALID_ARGUMENT: Int32 = 1
-let PMM_ERR_INVALID_UTF8: Int32 = 2
-let PMM_ERR_CALL_ORDER: Int32 = 3
-let PMM_ERR_SINK: Int32 = 4
-let PMM_ERR_IO: Int32 = 5
-let PMM_ERR_OUT_OF_MEMORY: Int32 = 6
-let PMM_ERR_WRITER_STOPPED: Int32 = 7
-let PMM_ERR_INVALID_DATA: Int32 = 8
+// Status codes, versions and the thread-local last-error message of the C ABI. Every
+// constant (PMM_OK, PMM_ERR_*, PMM_VERSION, PMM_ABI_VERSION) comes from perfetto_mm.h,
+// through the CPerfettoMM module: it is defined there only.
 
 extension PerfettoError {
     /// The C status code of this error.
@@ -62,11 +55,17 @@ public func pmm_last_error() -> UnsafePointer<CChar> {
     return UnsafeRawPointer(emptyMessage.utf8Start).assumingMemoryBound(to: CChar.self)
 }
 
-private let version: StaticString = "0.1.0"
+/// PMM_VERSION as a C string with static storage (made once, never freed, never written).
+nonisolated(unsafe) private let version: UnsafePointer<CChar>? = PMM_VERSION.withCString { strdup($0).map { UnsafePointer($0) } }
 
 @_cdecl("pmm_version")
 public func pmm_version() -> UnsafePointer<CChar> {
-    UnsafeRawPointer(version.utf8Start).assumingMemoryBound(to: CChar.self)
+    version ?? UnsafeRawPointer(emptyMessage.utf8Start).assumingMemoryBound(to: CChar.self)
+}
+
+@_cdecl("pmm_abi_version")
+public func pmm_abi_version() -> Int32 {
+    PMM_ABI_VERSION
 }
 
 /// A C string argument (pointer + length) as bytes; NULL only with length 0.

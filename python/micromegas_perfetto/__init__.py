@@ -10,8 +10,9 @@ Lives beside micromegas' official Python client and works with its client object
     python -m micromegas_perfetto write_perfetto PROCESS_ID     (also: micromegas-perfetto, python -m micromegas)
 
 Attributes are imported on first use, so `import micromegas_perfetto` stays cheap.
+`__version__` is the bundled library's `pmm_version()` (its one definition is PMM_VERSION in
+include/perfetto_mm.h, which the build also reads): reading it loads the library.
 """
-__version__ = "0.2.0"
 
 _EXPORTS = {
     "write_process_trace": "generation",
@@ -38,6 +39,9 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name):
     import importlib
+    if name == "__version__":
+        from ._native import version
+        return version()
     if name not in _EXPORTS:
         raise AttributeError(f"module 'micromegas_perfetto' has no attribute {name!r}")
     module = _EXPORTS[name]

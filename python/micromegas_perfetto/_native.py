@@ -1,7 +1,10 @@
-"""ctypes bindings of libperfetto_mm.so (include/perfetto_mm.h), one declaration per C function.
+"""ctypes bindings of libperfetto_mm.so (include/perfetto_mm.h), one declaration per C function
+and struct, and the header's constants. `python/tests/test_native_abi.py` parses the header and
+checks that every function, struct field and constant here matches it.
 
 The library is the one bundled in the package (micromegas_perfetto/lib/libperfetto_mm.so), unless the
-environment variable MICROMEGAS_PERFETTO_LIB names another file.
+environment variable MICROMEGAS_PERFETTO_LIB names another file. Loading it checks that its
+`pmm_abi_version()` is the PMM_ABI_VERSION these bindings were written for.
 """
 import ctypes
 import os
@@ -10,6 +13,9 @@ from pathlib import Path
 
 from .errors import PerfettoError, error_for_status
 
+# The header's constants (PMM_ABI_VERSION, PMM_OK, PMM_SPANS_*, PMM_LAYOUT_*). The span-type and
+# layout names are the keys: the Python API and the command line take them from here.
+PMM_ABI_VERSION = 1
 PMM_OK = 0
 PMM_SPANS = {"thread": 1, "async": 2, "both": 3}
 PMM_LAYOUTS = {"lanes": 0, "micromegas": 1}
@@ -21,6 +27,7 @@ WRITE_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, POINTER(c_uint8), c_size_t)
 class ArrowArrayStream(ctypes.Structure):
     """struct ArrowArrayStream of the Arrow C Stream Interface (filled by pyarrow's _export_to_c)."""
 
+    _c_name_ = "struct ArrowArrayStream"
     _fields_ = [
         ("get_schema", c_void_p),
         ("get_next", c_void_p),
@@ -31,6 +38,7 @@ class ArrowArrayStream(ctypes.Structure):
 
 
 class Thread(ctypes.Structure):
+    _c_name_ = "pmm_thread"
     _fields_ = [
         ("stream_id", c_char_p),
         ("stream_id_len", c_size_t),
@@ -41,6 +49,7 @@ class Thread(ctypes.Structure):
 
 
 class GeneratorOptions(ctypes.Structure):
+    _c_name_ = "pmm_generator_options"
     _fields_ = [
         ("exe", c_char_p),
         ("exe_len", c_size_t),
@@ -54,6 +63,7 @@ class GeneratorOptions(ctypes.Structure):
 
 
 class GeneratorStats(ctypes.Structure):
+    _c_name_ = "pmm_generator_stats"
     _fields_ = [
         ("thread_spans", c_uint64),
         ("thread_spans_outside_range", c_uint64),
@@ -119,6 +129,7 @@ class ValidationExample(ctypes.Structure):
 
 _SIGNATURES = {
     "pmm_version": (c_char_p, []),
+    "pmm_abi_version": (c_int32, []),
     "pmm_last_error": (c_char_p, []),
     "pmm_writer_new_buffer": (c_int32, [c_char_p, c_size_t, c_size_t, POINTER(c_void_p)]),
     "pmm_writer_new_callback": (c_int32, [c_char_p, c_size_t, c_size_t, WRITE_FN, c_void_p, POINTER(c_void_p)]),
@@ -177,13 +188,31 @@ def lib():
             raise PerfettoError(
                 f"libperfetto_mm.so not found at {path}: install the package with `pip install ./python` "
                 "(which builds it) or set MICROMEGAS_PERFETTO_LIB")
-        loaded = ctypes.CDLL(str(path))
+        try:
+            loaded = ctypes.CDLL(str(path))
+        except OSError as e:
+            raise PerfettoError(f"cannot load {path}: {e}") from None
+        _check_abi(loaded, path)
         for name, (restype, argtypes) in _SIGNATURES.items():
             function = getattr(loaded, name)
             function.restype = restype
             function.argtypes = argtypes
         _lib = loaded
     return _lib
+
+
+def _check_abi(loaded, path: Path) -> None:
+    """Refuses a library whose ABI is not the one these bindings declare."""
+    try:
+        abi_version = loaded.pmm_abi_version
+    except AttributeError:
+        raise PerfettoError(f"{path} has no pmm_abi_version(): a library older than this package "
+                            f"(ABI {PMM_ABI_VERSION}); rebuild it or reinstall the package") from None
+    abi_version.restype, abi_version.argtypes = c_int32, []
+    found = abi_version()
+    if found != PMM_ABI_VERSION:
+        raise PerfettoError(f"{path} has ABI version {found}, this package needs {PMM_ABI_VERSION}: "
+                            "rebuild the library or reinstall the package")
 
 
 def check(status: int) -> None:
@@ -194,4 +223,5 @@ def check(status: int) -> None:
 
 
 def version() -> str:
+    """The library's version, pmm_version(): also the package's (`micromegas_perfetto.__version__`)."""
     return lib().pmm_version().decode()

@@ -20,9 +20,12 @@ class MicromegasPerfettoError(Exception):
 
 
 class PerfettoError(MicromegasPerfettoError):
-    """An error from libperfetto_mm (or loading it); `status` is the C status code."""
+    """An error from libperfetto_mm (or loading it); `status` is the C status code.
 
-    status = -1
+    Each subclass stands for one PMM_ERR_* code of include/perfetto_mm.h: `status` is its
+    value, `status_name` its name (python/tests/test_native_abi.py checks both)."""
+
+    status, status_name = -1, None
 
     def __init__(self, message: str, status: int = None):
         super().__init__(message)
@@ -31,37 +34,37 @@ class PerfettoError(MicromegasPerfettoError):
 
 
 class InvalidArgumentError(PerfettoError, ValueError):
-    status = 1
+    status, status_name = 1, "PMM_ERR_INVALID_ARGUMENT"
 
 
 class InvalidUTF8Error(PerfettoError, ValueError):
-    status = 2
+    status, status_name = 2, "PMM_ERR_INVALID_UTF8"
 
 
 class CallOrderError(PerfettoError):
-    status = 3
+    status, status_name = 3, "PMM_ERR_CALL_ORDER"
 
 
 class SinkError(PerfettoError):
-    status = 4
+    status, status_name = 4, "PMM_ERR_SINK"
 
 
 class WriteError(PerfettoError, OSError):
-    status = 5
+    status, status_name = 5, "PMM_ERR_IO"
 
 
 class OutOfMemoryError(PerfettoError, MemoryError):
-    status = 6
+    status, status_name = 6, "PMM_ERR_OUT_OF_MEMORY"
 
 
 class WriterStoppedError(PerfettoError):
-    status = 7
+    status, status_name = 7, "PMM_ERR_WRITER_STOPPED"
 
 
 class InvalidDataError(PerfettoError, ValueError):
     """Input data (an Arrow stream, a scenario) is malformed or of an unsupported type."""
 
-    status = 8
+    status, status_name = 8, "PMM_ERR_INVALID_DATA"
 
 
 _BY_STATUS = {cls.status: cls for cls in (
