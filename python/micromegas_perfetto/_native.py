@@ -93,6 +93,7 @@ PMM_PROBLEM_KIND_COUNT = 22
 class ValidationStats(ctypes.Structure):
     """pmm_validation_stats."""
 
+    _c_name_ = "pmm_validation_stats"
     _fields_ = [
         ("is_trace", c_int32),
         ("problems_total", c_uint64),
@@ -119,6 +120,7 @@ class ValidationStats(ctypes.Structure):
 class ValidationExample(ctypes.Structure):
     """pmm_validation_example."""
 
+    _c_name_ = "pmm_validation_example"
     _fields_ = [
         ("kind", c_int32),
         ("packet_offset", c_uint64),
@@ -162,7 +164,7 @@ _SIGNATURES = {
     "pmm_validator_example_count": (c_int32, [c_void_p, POINTER(c_size_t)]),
     "pmm_validator_get_example": (c_int32, [c_void_p, c_size_t, POINTER(ValidationExample)]),
     "pmm_validator_free": (None, [c_void_p]),
-    "pmm_validate_buffer": (c_int32, [c_void_p, c_size_t, POINTER(ValidationStats), POINTER(c_void_p)]),
+    "pmm_validate_buffer": (c_int32, [POINTER(c_uint8), c_size_t, POINTER(ValidationStats), POINTER(c_void_p)]),
     "pmm_validate_fd": (c_int32, [c_int, POINTER(ValidationStats), POINTER(c_void_p)]),
     "pmm_problem_name": (c_char_p, [c_int32]),
 }
