@@ -102,6 +102,11 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
     w.add_argument("--async-layout", choices=ASYNC_LAYOUTS, default="lanes",
                    help="lanes (default): overlapping async spans on nested-or-disjoint lane tracks, shown "
                         "correctly; micromegas: one track, exactly as micromegas' own generation")
+    w.add_argument("--logs", action="store_true",
+                   help="add the process's log entries: instant events on a 'Logs' track, named by their message, "
+                        "with level and target as args")
+    w.add_argument("--metrics", action="store_true",
+                   help="add the process's measures: one counter track per metric, e.g. 'frame_time (ms)'")
     server = _add_source_options(w)
     server.add_argument("--server-side", action="store_true",
                         help="let the server generate the trace (perfetto_trace_chunks, micromegas layout)")
@@ -233,9 +238,14 @@ def describe(summary) -> str:
     anomalies = (f"open at end {m.get('async_open_at_end', 0)}, begun before range "
                  f"{m.get('async_begun_before_range', 0)}, duplicates {m.get('async_duplicates', 0)}, "
                  f"dropped {m.get('async_dropped', 0)}")
+    content = ""
+    if summary.logs:
+        content += f", {summary.log_entries} log entries"
+    if summary.metrics:
+        content += f", {summary.measures} measures on {summary.counter_tracks} counter tracks"
     return (f"{where}{summary.thread_spans} thread spans on {summary.threads} threads, {summary.async_spans} async "
-            f"spans on {summary.async_tracks} tracks (async anomalies: {anomalies}), {summary.bytes} bytes in "
-            f"{summary.seconds:.2f} s")
+            f"spans on {summary.async_tracks} tracks (async anomalies: {anomalies}){content}, {summary.bytes} bytes "
+            f"in {summary.seconds:.2f} s")
 
 
 # -- choosing the source -------------------------------------------------------------------------
@@ -334,7 +344,7 @@ def cmd_write_perfetto(args) -> int:
         summary = write_process_trace(
             source, args.process_id, args.begin, args.end, filename, args.spans,
             async_layout=args.async_layout, server_side=args.server_side, chunk_size=args.chunk_size or 0,
-            progress=_Notes() if args.quiet else _Bar())
+            progress=_Notes() if args.quiet else _Bar(), logs=args.logs, metrics=args.metrics)
     if not args.quiet:
         print(f"wrote {describe(summary)}")
     if args.validate:

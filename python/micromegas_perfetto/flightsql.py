@@ -27,8 +27,8 @@ from urllib.parse import urlparse
 import pyarrow as pa
 
 from .errors import ProcessNotFoundError, RequestError, SchemaError, SourceError
-from .sources import (ASYNC_EVENT_TYPES, THREAD_SPAN_TYPES, ProcessInfo, Source, ThreadInfo, check_schema,
-                      empty_reader, thread_display)
+from .sources import (ASYNC_EVENT_TYPES, LOG_ENTRY_TYPES, MEASURE_TYPES, THREAD_SPAN_TYPES, ProcessInfo, Source,
+                      ThreadInfo, check_schema, empty_reader, thread_display)
 from .timeutil import ns_to_iso
 
 DEFAULT_URI = "grpc://localhost:50051"
@@ -310,6 +310,22 @@ class FlightSQLSource(Source):
             f"WHERE time >= {_sql_time(begin_ns)} AND time <= {_sql_time(end_ns)}", begin_ns, end_ns,
             kind="async events", columns=ASYNC_EVENT_TYPES)
         return self._checked(reader, ASYNC_EVENT_TYPES, "async events")
+
+    def log_entries(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        check_uuid(process_id, "process id")
+        reader = self.client.query(
+            f"SELECT time, target, level, msg FROM view_instance('log_entries', '{process_id}') "
+            f"WHERE time >= {_sql_time(begin_ns)} AND time <= {_sql_time(end_ns)} ORDER BY time", begin_ns, end_ns,
+            kind="log entries", columns=LOG_ENTRY_TYPES)
+        return self._checked(reader, LOG_ENTRY_TYPES, "log entries")
+
+    def measures(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        check_uuid(process_id, "process id")
+        reader = self.client.query(
+            f"SELECT time, name, unit, value FROM view_instance('measures', '{process_id}') "
+            f"WHERE time >= {_sql_time(begin_ns)} AND time <= {_sql_time(end_ns)} ORDER BY time", begin_ns, end_ns,
+            kind="measures", columns=MEASURE_TYPES)
+        return self._checked(reader, MEASURE_TYPES, "measures")
 
     def _checked(self, reader: pa.RecordBatchReader, required, kind: str) -> pa.RecordBatchReader:
         try:

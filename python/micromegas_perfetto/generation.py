@@ -53,6 +53,11 @@ class TraceSummary:
     async_spans: int
     async_tracks: int
     matcher: Dict[str, int] = field(default_factory=dict)
+    logs: bool = False  # log entries were asked for
+    metrics: bool = False  # measures were asked for
+    log_entries: int = 0  # written
+    measures: int = 0  # written
+    counter_tracks: int = 0
     bytes: int = 0
     seconds: float = 0.0
     filename: Optional[str] = None
@@ -132,6 +137,12 @@ class _Generator:
     def add_async_events(self, reader: pa.RecordBatchReader) -> None:
         self._consume(reader, lambda stream: self._lib.pmm_generator_add_async_events(self._handle, ctypes.byref(stream)))
 
+    def add_log_entries(self, reader: pa.RecordBatchReader) -> None:
+        self._consume(reader, lambda stream: self._lib.pmm_generator_add_log_entries(self._handle, ctypes.byref(stream)))
+
+    def add_measures(self, reader: pa.RecordBatchReader) -> None:
+        self._consume(reader, lambda stream: self._lib.pmm_generator_add_measures(self._handle, ctypes.byref(stream)))
+
     def _consume(self, reader, call) -> None:
         """Hands `reader` to the library. An exception raised while the library pulls batches
         (Ctrl-C, a lost connection, an unreadable file) reaches Arrow as a stream error; it is
@@ -210,10 +221,12 @@ class Plan:
     threads: List[ThreadInfo]
     span_types: str
     async_layout: str
+    logs: bool = False
+    metrics: bool = False
 
 
 def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike, end: TimeLike,
-               async_layout: str) -> Plan:
+               async_layout: str, logs: bool = False, metrics: bool = False) -> Plan:
     """Checks the request and resolves its defaults (range, threads) from the source."""
     if span_types not in _native.PMM_SPANS:
         raise RequestError(f"span types must be one of {', '.join(SPAN_TYPES)}, got {span_types!r}")
@@ -237,7 +250,8 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
     if begin_ns > end_ns:
         raise InvalidTimeError(f"begin ({ns_to_iso(begin_ns)}) is after end ({ns_to_iso(end_ns)})")
     threads = source.threads(info.process_id, begin_ns, end_ns)
-    return Plan(info.process_id, info.exe, begin_ns, end_ns, threads, span_types, async_layout)
+    return Plan(info.process_id, info.exe, begin_ns, end_ns, threads, span_types, async_layout, bool(logs),
+                bool(metrics))
 
 
 def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Progress,
@@ -270,6 +284,15 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
                 progress.note(f"process {plan.process_id} has no async events in {source.description}: "
                               "the trace has no async spans")
             generator.add_async_events(source.async_events(plan.process_id, plan.begin_ns, plan.end_ns))
+        for wanted, phase, read, add in ((plan.logs, "log entries", source.log_entries, generator.add_log_entries),
+                                         (plan.metrics, "measures", source.measures, generator.add_measures)):
+            if not wanted:
+                continue
+            progress.phase(phase)
+            reader = _counting(read(plan.process_id, plan.begin_ns, plan.end_ns), progress.rows)
+            for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
+                add(group)
+                yield None
         stats = generator.finish()
     finally:
         generator.close()
@@ -279,6 +302,8 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
         threads=len(plan.threads), thread_spans=stats["thread_spans"], async_spans=stats["async_spans"],
         async_tracks=stats["async_tracks"] if plan.span_types != "thread" else 0,
         matcher={k: v for k, v in stats.items() if k.startswith("async_") and k not in ("async_spans", "async_tracks")},
+        logs=plan.logs, metrics=plan.metrics, log_entries=stats["log_entries"], measures=stats["measures"],
+        counter_tracks=stats["counter_tracks"],
         seconds=time.monotonic() - started)
 
 
@@ -288,6 +313,12 @@ def _server_source(source: Source):
         raise RequestError("server-side generation needs a micromegas analytics server (a client or --uri), "
                            f"not {source.description}")
     return source
+
+
+def _check_server_side(plan: Plan) -> None:
+    if plan.logs or plan.metrics:
+        raise RequestError("logs and metrics are not part of server-side generation (micromegas' "
+                           "perfetto_trace_chunks has spans only): generate client-side")
 
 
 def _server_chunks(plan: Plan, source: Source, progress: Progress) -> Iterator[bytes]:
@@ -309,23 +340,27 @@ def _server_summary(plan: Plan, chunks: int, size: int, started: float) -> Trace
 
 def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike = None, end: TimeLike = None,
                           span_types: str = "both", *, async_layout: str = "lanes", server_side: bool = False,
-                          chunk_size: int = DEFAULT_CHUNK_SIZE, progress: Optional[Progress] = None
-                          ) -> Iterator[Tuple[int, bytes]]:
+                          chunk_size: int = DEFAULT_CHUNK_SIZE, progress: Optional[Progress] = None,
+                          logs: bool = False, metrics: bool = False) -> Iterator[Tuple[int, bytes]]:
     """Yields a process's trace as `(chunk_id, chunk_data)`: ids 0, 1, 2..., each chunk whole
     packets (it parses alone as a trace) of at least `chunk_size` bytes but the last.
 
     `begin`/`end` are datetimes, ISO 8601 text or integer nanoseconds since the epoch; None
     means the process's whole range. With `server_side`, the server's own chunks are passed
     on as they come (micromegas layout; they may split packets: only their concatenation is
-    a trace). Chunks are yielded as they are produced: memory stays bounded.
+    a trace). Chunks are yielded as they are produced: memory stays bounded. `logs` adds the
+    process's log entries (instant events on a `Logs` track), `metrics` its measures (one
+    counter track per metric); neither is available server-side.
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 0 < chunk_size < (1 << 63):
         raise RequestError(f"chunk size must be a positive integer, got {chunk_size!r}")
     progress = progress or Progress()
     source, owned = open_source(source)
     try:
-        plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout)
+        plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout,
+                          logs, metrics)
         if server_side:
+            _check_server_side(plan)
             yield from enumerate(_server_chunks(plan, source, progress))
             return
         pending: List[Tuple[int, bytes]] = []
@@ -342,12 +377,14 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
 def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, end: TimeLike,
                         trace_filepath: Union[str, os.PathLike], span_types: str = "both", *,
                         async_layout: str = "lanes", server_side: bool = False, chunk_size: int = 0,
-                        progress: Optional[Progress] = None) -> TraceSummary:
+                        progress: Optional[Progress] = None, logs: bool = False, metrics: bool = False
+                        ) -> TraceSummary:
     """Writes a process's trace to `trace_filepath` and returns a summary.
 
     Same positional parameters as `micromegas.perfetto.write_process_trace`; `begin`/`end` may
     be None for the process's whole range. The trace goes to a temporary file in the target
     folder, renamed when complete: on any error (or interruption) no file is left behind.
+    `logs` and `metrics` add the process's log entries and measures (see generate_trace_chunks).
     """
     if trace_filepath is None or str(trace_filepath) == "":
         raise OutputError("the output file name is empty")
@@ -356,9 +393,11 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
     started = time.monotonic()
     source, owned = open_source(source)
     try:
-        plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout)
+        plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout,
+                          logs, metrics)
         target = Path(trace_filepath)
         if server_side:
+            _check_server_side(plan)
             chunks = 0
             with atomic_output(target) as fd, open(fd, "wb", closefd=False) as out:
                 for chunk in _server_chunks(plan, source, progress):

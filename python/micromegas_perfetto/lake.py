@@ -29,9 +29,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError
-from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS,
-                      ProcessInfo, Source, ThreadInfo, check_schema, empty_reader, thread_display,
-                      time_ns)
+from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES, MEASURE_COLUMNS,
+                      MEASURE_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS, ProcessInfo, Source,
+                      ThreadInfo, check_schema, empty_reader, thread_display, time_ns)
 from .timeutil import NS_MAX, NS_MIN
 
 TABLES = ("thread_spans", "async_events", "log_entries", "measures")
@@ -156,6 +156,14 @@ class LocalLake(Source):
 
     def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
         return self.read_table("async_events", process_id, ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES,
+                               ("time", "time", begin_ns, end_ns))
+
+    def log_entries(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        return self.read_table("log_entries", process_id, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES,
+                               ("time", "time", begin_ns, end_ns))
+
+    def measures(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        return self.read_table("measures", process_id, MEASURE_COLUMNS, MEASURE_TYPES,
                                ("time", "time", begin_ns, end_ns))
 
     # -- listing ---------------------------------------------------------------------------------

@@ -3,8 +3,10 @@
 Three processes: a game-like app with `threads` threads of nested call trees and `async_spans`
 async spans (heavily overlapping, 30% children of an open span, a quarter of those
 outliving their parent, those in flight at the end still open, begin and end on different threads),
-plus two small processes. Every process also has non-thread streams (log, metrics). Names
-include UTF-8. Strings are dictionary-encoded, as micromegas stores them.
+plus two small processes. Every process also has non-thread streams (log, metrics) with log
+entries at every level (a few long or non-ASCII messages) and metrics (frame time in ms,
+memory in bytes, queue depth as a count, CPU usage in %). Names include UTF-8. Strings are
+dictionary-encoded, as micromegas stores them.
 
 A `LakeVariant` writes the same telemetry the other ways a lake may hold it (for tests and for
 trying readers): per-stream and per-process tables as a file, a `<id>.parquet/` folder or an
@@ -225,6 +227,72 @@ def _properties(variant: LakeVariant, index: int, k: int, thread_count: int, tid
         ([{"key": "thread-name", "value": name}] if has_name else [])
 
 
+LOG_LEVELS = [(1, 0.005), (2, 0.04), (3, 0.09), (4, 0.55), (5, 0.27), (6, 0.045)]  # micromegas' Level, weight
+LOG_MESSAGES = [
+    (4, "frame {n} presented in {ms:.1f} ms"), (5, "cache hit for asset #{n}"), (3, "frame {n} took {ms:.1f} ms, "
+    "over the 16.7 ms budget"), (4, "loaded level 'forêt_{n}'"), (2, "connection to 10.0.{k}.{n} lost, retrying in "
+    "{k} s"), (5, "polled {k} sockets"), (6, "enter render::cull ({n} objects)"), (3, "GC pause of {ms:.1f} ms"),
+    (4, "プレイヤー {n} が参加しました"), (1, "device lost: GPU hang detected after frame {n}, shutting down"),
+    (2, "request {n} failed: " + "timeout waiting for the upstream server to answer; " * 3),
+]
+METRICS = [("frame_time", "ms", 2_000), ("memory", "bytes", 400), ("queue_depth", "count", 800), ("cpu_usage", "%", 200)]
+
+
+def _log_entries(rng: random.Random, count: int, start: int, end: int, process_id: str, stream_id: str,
+                 folder: Path, variant: LakeVariant) -> None:
+    """Writes `count` log entries between start and end, sorted by time, at every level."""
+    levels = [lvl for lvl, _ in LOG_LEVELS]
+    weights = [w for _, w in LOG_LEVELS]
+    rows = []
+    for i in range(count):
+        level = levels[i] if i < len(levels) else rng.choices(levels, weights)[0]  # every level at least once
+        candidates = [m for lvl, m in LOG_MESSAGES if lvl == level] or [LOG_MESSAGES[0][1]]
+        text = rng.choice(candidates).format(n=rng.randrange(100_000), ms=rng.uniform(1, 40), k=rng.randrange(1, 9))
+        rows.append((rng.randrange(start, max(end, start + 1)), rng.randrange(len(TARGETS)), level, text))
+    rows.sort(key=lambda r: r[0])
+    variant.write(pa.table({
+        "process_id": _dictionary([0] * len(rows), [process_id]),
+        "stream_id": _dictionary([0] * len(rows), [stream_id]),
+        "block_id": _dictionary([i // 1024 for i in range(len(rows))],
+                                [_uuid(rng) for _ in range(len(rows) // 1024 + 1)]),
+        "time": variant.times([r[0] for r in rows]),
+        "target": _dictionary([r[1] for r in rows], TARGETS),
+        "level": pa.array([r[2] for r in rows], pa.int32()),
+        "msg": pa.array([r[3] for r in rows], pa.string()),
+    }), folder, process_id)
+
+
+def _measures(rng: random.Random, start: int, end: int, scale: float, process_id: str, stream_id: str,
+              folder: Path, variant: LakeVariant) -> None:
+    """Writes each metric of METRICS (`scale` times its count of values, at least 20) evenly over
+    [start, end], sorted by time."""
+    rows = []
+    for m, (name, unit, count) in enumerate(METRICS):
+        step = max((end - start) // max(int(count * scale), 20), 1)
+        value = {"frame_time": 16.6, "memory": 512e6, "queue_depth": 3.0, "cpu_usage": 35.0}[name]
+        for t in range(start, end + 1, step):
+            if name == "frame_time":
+                value = 16.6 + rng.expovariate(0.3) * (3 if rng.random() < 0.05 else 1)
+            elif name == "memory":
+                value = max(64e6, value + rng.gauss(2e6, 8e6))
+            elif name == "queue_depth":
+                value = float(max(0, int(value) + rng.randrange(-2, 3)))
+            else:
+                value = min(100.0, max(0.0, value + rng.gauss(0, 5)))
+            rows.append((t, m, value))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    variant.write(pa.table({
+        "process_id": _dictionary([0] * len(rows), [process_id]),
+        "stream_id": _dictionary([0] * len(rows), [stream_id]),
+        "block_id": _dictionary([0] * len(rows), [_uuid(rng)]),
+        "time": variant.times([r[0] for r in rows]),
+        "target": _dictionary([0] * len(rows), ["metrics"]),
+        "name": _dictionary([r[1] for r in rows], [m[0] for m in METRICS]),
+        "unit": _dictionary([r[1] for r in rows], [m[1] for m in METRICS]),
+        "value": pa.array([r[2] for r in rows], pa.float64()),
+    }), folder, process_id)
+
+
 def write_sample_lake(folder, seed: int = 42, threads: int = 8, spans_per_thread: int = 25_000,
                       async_spans: int = 20_000, progress=None, variant: LakeVariant = DEFAULT_VARIANT) -> List[dict]:
     """Writes a sample lake into `folder` (created; must not hold a lake already) and returns
@@ -237,6 +305,8 @@ def write_sample_lake(folder, seed: int = 42, threads: int = 8, spans_per_thread
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "thread_spans").mkdir(exist_ok=True)
     (folder / "async_events").mkdir(exist_ok=True)
+    (folder / "log_entries").mkdir(exist_ok=True)
+    (folder / "measures").mkdir(exist_ok=True)
     rng = random.Random(seed)
     say = progress or (lambda text: None)
     processes, stream_rows = [], []
@@ -257,13 +327,23 @@ def write_sample_lake(folder, seed: int = 42, threads: int = 8, spans_per_thread
             say(f"{exe}: thread {k + 1}/{thread_count}, {span_count:,} spans")
             last = max(last, _thread_spans(rng, span_count, start + k * 5_000, folder / "thread_spans", stream_id,
                                            variant))
+        other_streams = {}
         for tag in ("log", "metrics"):
-            stream_rows.append({"stream_id": _uuid(rng), "process_id": process_id, "tags": [tag],
+            other_streams[tag] = _uuid(rng)
+            stream_rows.append({"stream_id": other_streams[tag], "process_id": process_id, "tags": [tag],
                                 "properties": [{"key": "name", "value": tag}]})
         if async_count:
             say(f"{exe}: {async_count:,} async spans")
             last = max(last, _async_events(rng, async_count, start, last, thread_streams, folder / "async_events",
                                            process_id, variant))
+        # Logs and metrics from their own generator, so the spans stay those of earlier versions.
+        content_rng = random.Random(f"{seed}/{index}/logs-and-metrics")
+        log_count = max(thread_count * span_count // 50, 20)
+        say(f"{exe}: {log_count:,} log entries, {len(METRICS)} metrics")
+        _log_entries(content_rng, log_count, start, last, process_id, other_streams["log"],
+                     folder / "log_entries", variant)
+        _measures(content_rng, start, last, thread_count * span_count / (8 * 25_000), process_id,
+                  other_streams["metrics"], folder / "measures", variant)
         processes.append({"process_id": process_id, "exe": exe, "username": "sample", "computer": f"host-{index}",
                           "start_time": start, "end_time": last + 1_000})
     columns = {
@@ -291,7 +371,7 @@ def write_sample_lake(folder, seed: int = 42, threads: int = 8, spans_per_thread
     return processes
 
 
-SAMPLE_VERSION = "v1"
+SAMPLE_VERSION = "v2"
 
 
 def cache_folder() -> Path:

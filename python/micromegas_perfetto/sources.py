@@ -1,9 +1,10 @@
 """Where telemetry comes from: the `Source` interface trace generation reads through, and the
 column contract every source's tables follow (docs/lake-format.md).
 
-A source answers four questions about a process: its description, its threads, each
-thread's spans and its async events, the last two as Arrow record-batch readers with the
-columns of the micromegas views `thread_spans` and `async_events`.
+A source answers questions about a process: its description, its threads, each thread's
+spans, its async events, and (optionally) its log entries and measures, the last four as
+Arrow record-batch readers with the columns of the micromegas views `thread_spans`,
+`async_events`, `log_entries` and `measures`.
 """
 import re
 from dataclasses import dataclass
@@ -26,6 +27,12 @@ THREAD_SPAN_TYPES = {"begin": "time", "end": "time", "name": "string", "target":
                      "line": "integer"}
 ASYNC_EVENT_TYPES = {"time": "time", "event_type": "string", "span_id": "integer", "parent_span_id": "integer",
                      "name": "string", "filename": "string", "target": "string", "line": "integer"}
+
+# Logs and metrics (micromegas' `log_entries` and `measures` views): the columns read.
+LOG_ENTRY_COLUMNS = ["time", "target", "level", "msg"]
+LOG_ENTRY_TYPES = {"time": "time", "target": "string", "level": "integer", "msg": "string"}
+MEASURE_COLUMNS = ["time", "name", "unit", "value"]
+MEASURE_TYPES = {"time": "time", "name": "string", "unit": "string", "value": "float64"}
 
 
 def _is_time(t: pa.DataType) -> bool:
@@ -71,8 +78,9 @@ def _is_string(t: pa.DataType) -> bool:
 
 
 _KINDS = {"time": (_is_time, "timestamp or int64"), "string": (_is_string, "string, string_view or dictionary<string>"),
-          "integer": (pa.types.is_integer, "an integer type")}
-_EMPTY_TYPES = {"time": pa.timestamp("ns", tz="UTC"), "string": pa.string(), "integer": pa.int64()}
+          "integer": (pa.types.is_integer, "an integer type"), "float64": (pa.types.is_float64, "float64")}
+_EMPTY_TYPES = {"time": pa.timestamp("ns", tz="UTC"), "string": pa.string(), "integer": pa.int64(),
+                "float64": pa.float64()}
 
 
 def check_schema(schema: pa.Schema, required: Dict[str, str], where: str) -> None:
@@ -164,6 +172,16 @@ class Source:
         ("thread_spans", "async_events", ...) of `key` (a stream or process id), such as a lake
         without the file; False when it has some or cannot tell (a server)."""
         return False
+
+    def log_entries(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        """Log entries of the process with time in [begin, end]: time, target, level, msg.
+        A source without logs has none."""
+        return empty_reader(LOG_ENTRY_TYPES)
+
+    def measures(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        """Measures (metric values) of the process with time in [begin, end]: time, name,
+        unit, value. A source without metrics has none."""
+        return empty_reader(MEASURE_TYPES)
 
     def iter_thread_spans(self, threads: List[ThreadInfo], begin_ns: int, end_ns: int
                           ) -> Iterator[Tuple[ThreadInfo, pa.RecordBatchReader]]:

@@ -2,7 +2,8 @@
 
 pyarrow.flight on loopback, with DataFusion (which micromegas runs on) as the SQL engine.
 It accepts the statements trace generation makes: the `processes` and `blocks` tables
-(derived from the lake), `view_instance('thread_spans' | 'async_events', id)`,
+(derived from the lake), `view_instance('thread_spans' | 'async_events' | 'log_entries' |
+'measures', id)`,
 `property_get`, `array_has`, and `perfetto_trace_chunks` (backed by this project's
 generator with the `micromegas` layout). Like the real server (docs/flightsql.md):
 ticket-style DoGet with an Any-packed TicketStatementQuery; GetFlightInfo answers with an
@@ -164,7 +165,7 @@ class LakeFlightServer(flight.FlightServerBase):
             kind, key = match.group(1), match.group(2)
             if self.fail_views:
                 raise flight.FlightServerError(f"view_instance('{kind}', '{key}'): partition read failed")
-            if kind not in ("thread_spans", "async_events"):
+            if kind not in ("thread_spans", "async_events", "log_entries", "measures"):
                 raise flight.FlightServerError(f"unknown view {kind}")
             name = f"view_{len(views)}"
             views.append(name)

@@ -182,12 +182,12 @@ def test_table_files_layouts(tmp_path):
     lake = tmp_path / "lake"
     make_lake(lake, LakeVariant())
     source = LocalLake(lake)
-    (lake / "log_entries").mkdir()
+    (lake / "log_entries").mkdir(exist_ok=True)  # the sample lake has logs and metrics
     (lake / "log_entries" / "p1.parquet").mkdir()
     pq.write_table(pa.table({"x": [1]}), lake / "log_entries" / "p1.parquet" / "b.parquet")
     pq.write_table(pa.table({"x": [1]}), lake / "log_entries" / "p1.parquet" / "a.parquet")
     (lake / "log_entries" / "p1.parquet" / "notes.txt").write_text("ignored")
-    (lake / "measures").mkdir()
+    (lake / "measures").mkdir(exist_ok=True)
     (lake / "measures" / "p2" / "y").mkdir(parents=True)
     pq.write_table(pa.table({"x": [1]}), lake / "measures" / "p2" / "y" / "a.parquet")
     pq.write_table(pa.table({"x": [1]}), lake / "measures" / "p2" / "z.parquet")

@@ -1,7 +1,7 @@
 """Test helpers: decode traces with the official Perfetto protobuf bindings and rebuild
 slices the way Perfetto's trace processor does; the pairing rules as a Python oracle."""
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -21,6 +21,17 @@ class Event:
     line: int
 
 
+@dataclass(frozen=True)
+class Instant:
+    """A log entry as written: an instant event with its debug annotations."""
+    track: int
+    ts: int
+    name: str
+    category: str
+    args: Dict[str, object]
+    interned_name: bool
+
+
 @dataclass
 class Decoded:
     process: object  # TrackDescriptor of the process
@@ -28,21 +39,39 @@ class Decoded:
     named_tracks: List[object]  # async tracks / lanes, in order
     events: List[Event]
     packets: int
+    log_tracks: List[object] = field(default_factory=list)  # the Logs track
+    counter_tracks: List[object] = field(default_factory=list)  # in order of description
+    instants: List[Instant] = field(default_factory=list)
+    counters: List[Tuple[int, int, float]] = field(default_factory=list)  # (track, ts, value)
+    arg_names: Dict[int, str] = field(default_factory=dict)
+
+
+def _arg_value(a):
+    kind = a.WhichOneof("value")
+    return getattr(a, kind) if kind else None
 
 
 def decode(data: bytes) -> Decoded:
     trace = Trace.FromString(data)
-    names, categories, locations = {}, {}, {}
+    names, categories, locations, arg_names = {}, {}, {}, {}
     process, threads, named, events = None, {}, [], []
+    log_tracks, counter_tracks, instants, counters = [], [], [], []
+    described = set()
     for i, packet in enumerate(trace.packet):
         assert packet.trusted_packet_sequence_id == 1
         assert packet.sequence_flags == (3 if i == 0 else 2)
         if packet.HasField("track_descriptor"):
             d = packet.track_descriptor
+            assert d.uuid not in described, f"track {d.uuid} described twice"
+            described.add(d.uuid)
             if d.HasField("process"):
                 process = d
             elif d.HasField("thread"):
                 threads[d.thread.thread_name] = d
+            elif d.HasField("counter"):
+                counter_tracks.append(d)
+            elif d.name == "Logs":
+                log_tracks.append(d)
             else:
                 named.append(d)
             continue
@@ -55,11 +84,26 @@ def decode(data: bytes) -> Decoded:
         for loc in packet.interned_data.source_locations:
             assert loc.iid not in locations
             locations[loc.iid] = (loc.file_name, loc.line_number)
+        for a in packet.interned_data.debug_annotation_names:
+            assert a.iid == len(arg_names) + 1, "annotation name ids from 1, in order"
+            arg_names[a.iid] = a.name
         e = packet.track_event
+        assert e.track_uuid in described, "event on a track not described yet"
+        if e.type == e.TYPE_COUNTER:
+            assert e.HasField("double_counter_value")
+            counters.append((e.track_uuid, packet.timestamp, e.double_counter_value))
+            continue
+        if e.type == e.TYPE_INSTANT:
+            assert e.HasField("name_iid") != e.HasField("name")
+            args = {arg_names[a.name_iid]: _arg_value(a) for a in e.debug_annotations}
+            instants.append(Instant(e.track_uuid, packet.timestamp, names[e.name_iid] if e.HasField("name_iid")
+                                    else e.name, categories[e.category_iids[0]], args, e.HasField("name_iid")))
+            continue
         file, line = locations[e.source_location_iid]
         events.append(Event(e.track_uuid, e.type, packet.timestamp, names[e.name_iid],
                             categories[e.category_iids[0]], file, line))
-    return Decoded(process, threads, named, events, len(trace.packet))
+    return Decoded(process, threads, named, events, len(trace.packet), log_tracks, counter_tracks, instants, counters,
+                   arg_names)
 
 
 def rebuild_slices(events: List[Event]) -> List[Tuple[int, int, int, str]]:
