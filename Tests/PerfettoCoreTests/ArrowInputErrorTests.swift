@@ -72,7 +72,12 @@ struct ArrowInputErrorTests {
         let tracker = ArrowTestStream.Tracker()
         let stream = ArrowTestStream.make([ArrowTestStream.Batch(spans(), corruptOffset: offset)], tracker: tracker)
         defer { ArrowTestStream.deallocate(stream) }
-        #expect(throws: PerfettoError.self) { try g.addThreadSpans(streamId: Self.stream, stream: stream) }
+        let error = #expect(throws: PerfettoError.self) { try g.addThreadSpans(streamId: Self.stream, stream: stream) }
+        guard case .invalidData(let message)? = error else {
+            Issue.record("expected invalidData, got \(String(describing: error))")
+            return
+        }
+        #expect(message.hasPrefix("thread spans of stream '\(Self.stream)': "), "\(message)")
         #expect(tracker.live == 0)
     }
 
@@ -115,7 +120,7 @@ struct ArrowInputErrorTests {
 
     @Test func misuseIsAnError() throws {
         let writer = try TraceWriter(processId: "p", sink: .memory())
-        #expect(throws: PerfettoError.self) {
+        #expect(throws: PerfettoError.invalidArgument("range begin 5 is after range end 4")) {
             try TraceGenerator(writer: writer, exe: "e", threads: [], spanTypes: .both, rangeBegin: 5, rangeEnd: 4, layout: .lanes)
         }
         let g = try generator(writer)
@@ -129,7 +134,9 @@ struct ArrowInputErrorTests {
         #expect(throws: PerfettoError.callOrder("the generator is finished")) { try g.finish() }
         let late = ArrowTestStream.make([ArrowTestStream.Batch(spans())], tracker: tracker)
         defer { ArrowTestStream.deallocate(late) }
-        #expect(throws: PerfettoError.self) { try g.addThreadSpans(streamId: Self.stream, stream: late) }
+        #expect(throws: PerfettoError.callOrder("the generator is finished")) {
+            try g.addThreadSpans(streamId: Self.stream, stream: late)
+        }
         #expect(tracker.live == 0)
     }
 }

@@ -403,6 +403,6 @@ private func kinds(_ r: ValidationReport) -> Set<ValidationProblemKind> {
     @Test func feedAfterFinishIsAnError() {
         let v = TraceValidator()
         _ = v.finish()
-        #expect(throws: PerfettoError.self) { try v.feed([0x0A, 0x00]) }
+        #expect(throws: PerfettoError.callOrder("feed after finish")) { try v.feed([0x0A, 0x00]) }
     }
 }

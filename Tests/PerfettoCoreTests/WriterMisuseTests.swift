@@ -14,7 +14,7 @@ struct WriterMisuseTests {
 
     @Test func asyncBeforeTrackIsACallOrderError() throws {
         let writer = try TraceWriter(processId: "p", sink: .memory())
-        #expect(throws: PerfettoError.self) {
+        #expect(throws: PerfettoError.callOrder("async span event before emit_async_track_descriptor")) {
             try writer.emitAsyncSpanBegin(timestamp: 1, name: "n", target: "t", filename: "f", line: 1)
         }
         try writer.emitAsyncTrackDescriptor()
@@ -53,13 +53,21 @@ struct WriterMisuseTests {
     }
 
     @Test func badSinkArgumentsAreRejected() {
-        #expect(throws: PerfettoError.self) { try TraceWriter(processId: "p", sink: .chunks(chunkSize: 0) { _, _ in }) }
-        #expect(throws: PerfettoError.self) { try TraceWriter(processId: "p", sink: .fileDescriptor(-1)) }
-        #expect(throws: PerfettoError.self) { try TraceWriter(processId: "p", sink: .fileDescriptor(1, bufferSize: 0)) }
+        #expect(throws: PerfettoError.invalidArgument("chunk size must be positive, got 0")) {
+            try TraceWriter(processId: "p", sink: .chunks(chunkSize: 0) { _, _ in })
+        }
+        #expect(throws: PerfettoError.invalidArgument("file descriptor must be >= 0, got -1")) {
+            try TraceWriter(processId: "p", sink: .fileDescriptor(-1))
+        }
+        #expect(throws: PerfettoError.invalidArgument("buffer size must be positive, got 0")) {
+            try TraceWriter(processId: "p", sink: .fileDescriptor(1, bufferSize: 0))
+        }
     }
 
     @Test func takeBufferNeedsAMemorySink() throws {
         let writer = try TraceWriter(processId: "p", sink: .chunks(chunkSize: 10) { _, _ in })
-        #expect(throws: PerfettoError.self) { try writer.takeBytes() }
+        #expect(throws: PerfettoError.callOrder("taking the buffer needs a writer created with a memory sink")) {
+            try writer.takeBytes()
+        }
     }
 }
