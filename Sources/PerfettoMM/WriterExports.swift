@@ -117,6 +117,18 @@ public func pmm_writer_emit_async_track_descriptor(_ handle: OpaquePointer?) -> 
     withWriter(handle) { (w) throws(PerfettoError) in try w.emitAsyncTrackDescriptor() }
 }
 
+/// The three strings of a span or async event, checked as C arguments.
+private struct SpanStrings {
+    let name, target, filename: UnsafeRawBufferPointer
+
+    init(_ name: UnsafePointer<CChar>?, _ nameLength: Int, _ target: UnsafePointer<CChar>?, _ targetLength: Int,
+         _ filename: UnsafePointer<CChar>?, _ filenameLength: Int) throws(PerfettoError) {
+        self.name = try cBytes(name, nameLength, "name")
+        self.target = try cBytes(target, targetLength, "target")
+        self.filename = try cBytes(filename, filenameLength, "filename")
+    }
+}
+
 @_cdecl("pmm_writer_emit_span")
 public func pmm_writer_emit_span(_ handle: OpaquePointer?, _ begin: UInt64, _ end: UInt64,
                                  _ name: UnsafePointer<CChar>?, _ nameLength: Int,
@@ -124,9 +136,23 @@ public func pmm_writer_emit_span(_ handle: OpaquePointer?, _ begin: UInt64, _ en
                                  _ filename: UnsafePointer<CChar>?, _ filenameLength: Int,
                                  _ line: UInt32) -> Int32 {
     withWriter(handle) { (w) throws(PerfettoError) in
-        try w.emitSpan(begin: begin, end: end, name: try cBytes(name, nameLength, "name"),
-                       target: try cBytes(target, targetLength, "target"),
-                       filename: try cBytes(filename, filenameLength, "filename"), line: line)
+        let s = try SpanStrings(name, nameLength, target, targetLength, filename, filenameLength)
+        try w.emitSpan(begin: begin, end: end, name: s.name, target: s.target, filename: s.filename, line: line)
+    }
+}
+
+/// pmm_writer_emit_async_span_begin (`isBegin`) and _end: the same arguments, one packet.
+private func emitAsyncEvent(_ handle: OpaquePointer?, isBegin: Bool, _ timestamp: UInt64,
+                            _ name: UnsafePointer<CChar>?, _ nameLength: Int,
+                            _ target: UnsafePointer<CChar>?, _ targetLength: Int,
+                            _ filename: UnsafePointer<CChar>?, _ filenameLength: Int, _ line: UInt32) -> Int32 {
+    withWriter(handle) { (w) throws(PerfettoError) in
+        let s = try SpanStrings(name, nameLength, target, targetLength, filename, filenameLength)
+        if isBegin {
+            try w.emitAsyncSpanBegin(timestamp: timestamp, name: s.name, target: s.target, filename: s.filename, line: line)
+        } else {
+            try w.emitAsyncSpanEnd(timestamp: timestamp, name: s.name, target: s.target, filename: s.filename, line: line)
+        }
     }
 }
 
@@ -136,11 +162,8 @@ public func pmm_writer_emit_async_span_begin(_ handle: OpaquePointer?, _ timesta
                                              _ target: UnsafePointer<CChar>?, _ targetLength: Int,
                                              _ filename: UnsafePointer<CChar>?, _ filenameLength: Int,
                                              _ line: UInt32) -> Int32 {
-    withWriter(handle) { (w) throws(PerfettoError) in
-        try w.emitAsyncSpanBegin(timestamp: timestamp, name: try cBytes(name, nameLength, "name"),
-                                 target: try cBytes(target, targetLength, "target"),
-                                 filename: try cBytes(filename, filenameLength, "filename"), line: line)
-    }
+    emitAsyncEvent(handle, isBegin: true, timestamp, name, nameLength, target, targetLength, filename, filenameLength,
+                   line)
 }
 
 @_cdecl("pmm_writer_emit_async_span_end")
@@ -149,11 +172,8 @@ public func pmm_writer_emit_async_span_end(_ handle: OpaquePointer?, _ timestamp
                                            _ target: UnsafePointer<CChar>?, _ targetLength: Int,
                                            _ filename: UnsafePointer<CChar>?, _ filenameLength: Int,
                                            _ line: UInt32) -> Int32 {
-    withWriter(handle) { (w) throws(PerfettoError) in
-        try w.emitAsyncSpanEnd(timestamp: timestamp, name: try cBytes(name, nameLength, "name"),
-                               target: try cBytes(target, targetLength, "target"),
-                               filename: try cBytes(filename, filenameLength, "filename"), line: line)
-    }
+    emitAsyncEvent(handle, isBegin: false, timestamp, name, nameLength, target, targetLength, filename, filenameLength,
+                   line)
 }
 
 @_cdecl("pmm_writer_flush")
