@@ -10,8 +10,12 @@ SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
 export SWIFT_BACKTRACE ?= enable=no
 
-SWIFT_RELEASE := swift build -c release -Xswiftc -static-stdlib
-BIN := $(shell pwd)/.build/release
+# The shipped library and the tools are built in their own scratch path, always with
+# -static-stdlib: a plain `swift build -c release` (.build) can never leave there a
+# libperfetto_mm.so that needs the Swift runtime. python/setup.py builds in the same path.
+RELEASE_SCRATCH := $(shell pwd)/.build-release-static
+SWIFT_RELEASE := swift build -c release -Xswiftc -static-stdlib --scratch-path $(RELEASE_SCRATCH)
+BIN := $(RELEASE_SCRATCH)/release
 OUT := $(shell pwd)/.build/out
 LIB := $(BIN)/libperfetto_mm.so
 CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic -Werror -Iinclude
@@ -102,12 +106,16 @@ test-c: build
 	  (cd $(OUT)/chunks-$$n && cat $$(ls | sort -n)) | cmp - $(GOLDEN)/$$n.perfetto || exit 1; \
 	done; echo "pmm-scenario: every golden scenario byte-identical, whole and as chunk files"
 
-# The shipped library needs only the system C/C++ runtime.
-test-library: build
-	@deps=$$(ldd $(LIB) | awk '{print $$1}'); echo "$$deps" | tr '\n' ' '; echo; \
-	if echo "$$deps" | grep -qi swift; then echo "FAIL: $(LIB) depends on the Swift runtime"; exit 1; fi; \
-	for d in $$deps; do case $$d in linux-vdso.so.*|libc.so.*|libm.so.*|libstdc++.so.*|libgcc_s.so.*|/lib64/ld-linux*|libdl.so.*|libpthread.so.*|librt.so.*) ;; \
-	  *) echo "FAIL: unexpected dependency $$d"; exit 1;; esac; done; echo "ldd: only the system C/C++ runtime"
+# The shipped library needs only the system C/C++ runtime: the one built here and the one
+# inside the installed Python package (what users load).
+INSTALLED_LIB = $$(env -u MICROMEGAS_PERFETTO_LIB $(PYTHON) -c 'from micromegas_perfetto import _native; print(_native.library_path())')
+test-library: build python-install
+	@for lib in $(LIB) $(INSTALLED_LIB); do echo "$$lib:"; \
+	  deps=$$(ldd $$lib | awk '{print $$1}') || exit 1; echo "$$deps" | tr '\n' ' '; echo; \
+	  if echo "$$deps" | grep -qi swift; then echo "FAIL: $$lib depends on the Swift runtime"; exit 1; fi; \
+	  for d in $$deps; do case $$d in linux-vdso.so.*|libc.so.*|libm.so.*|libstdc++.so.*|libgcc_s.so.*|/lib64/ld-linux*|libdl.so.*|libpthread.so.*|librt.so.*) ;; \
+	    *) echo "FAIL: $$lib: unexpected dependency $$d"; exit 1;; esac; done; \
+	done; echo "ldd: only the system C/C++ runtime, in the build and in the installed package"
 
 # The libFuzzer target (Tests/fuzz/arrow_fuzz.c) against the library built with
 # AddressSanitizer and coverage, in its own scratch path. It starts from the seed corpus in

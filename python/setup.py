@@ -1,8 +1,9 @@
 """Build hook: compiles libperfetto_mm.so with the Swift toolchain and ships it in the wheel.
 
 The Swift package is the repository root (the parent of this folder), or the folder named
-by MICROMEGAS_SWIFT_PACKAGE_DIR. The library is built with -static-stdlib, so the wheel
-needs only the system C/C++ runtime.
+by MICROMEGAS_SWIFT_PACKAGE_DIR. The library is built with -static-stdlib in its own scratch
+path (.build-release-static, as `make build` does), so the wheel needs only the system C/C++
+runtime.
 """
 import os
 import re
@@ -44,16 +45,32 @@ def find_swift() -> str:
     return swift
 
 
+def check_no_swift_runtime(library: Path) -> None:
+    """Refuses a library that needs the Swift runtime (DT_NEEDED libswift*), which the wheel
+    does not carry."""
+    try:
+        needed = subprocess.run(["ldd", str(library)], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return  # no ldd here: nothing to check with
+    if "libswift" in needed:
+        raise SystemExit(f"micromegas-perfetto build: {library} needs the Swift runtime:\n{needed}")
+
+
 class BuildWithSwift(build_py):
     """Builds libperfetto_mm.so and copies it into micromegas_perfetto/lib/."""
 
     def run(self):
         super().run()
         root = swift_package_dir()
-        command = [find_swift(), "build", "-c", "release", "-Xswiftc", "-static-stdlib", "--product", "perfetto_mm"]
+        # Its own scratch path (the Makefile's too): what a plain `swift build` left in .build
+        # can never end up in the wheel, and everything there is built with -static-stdlib.
+        scratch = root / ".build-release-static"
+        command = [find_swift(), "build", "-c", "release", "-Xswiftc", "-static-stdlib", "--scratch-path", str(scratch),
+                   "--product", "perfetto_mm"]
         print("micromegas-perfetto build:", " ".join(command), f"(in {root})", flush=True)
         subprocess.run(command, cwd=root, check=True)
-        library = root / ".build" / "release" / "libperfetto_mm.so"
+        library = scratch / "release" / "libperfetto_mm.so"
+        check_no_swift_runtime(library)
         target = Path(self.build_lib) / "micromegas_perfetto" / "lib"
         target.mkdir(parents=True, exist_ok=True)
         shutil.copy2(library, target / "libperfetto_mm.so")

@@ -206,7 +206,7 @@ final class DictionaryIds {
     /// size proportional to the batch; zeroed by calloc, so untouched pages cost nothing.
     let dense: UnsafeMutablePointer<UInt32>?
     /// Sparse cache for larger dictionaries: grows with distinct referenced entries.
-    var sparse: [Int: UInt32] = [:]
+    @exclusivity(unchecked) var sparse: [Int: UInt32] = [:]
 
     init(_ view: ArrowColumnView, layout: StringLayout, batchLength: Int, pool: StringPool, emptyId: UInt32,
          column: String, label: String) throws(PerfettoError) {
@@ -232,12 +232,8 @@ final class DictionaryIds {
 
     deinit { free(dense) }
 
-    /// The pool id of entry `key`.
-    @inline(__always)
+    /// The pool id of entry `key` (0 <= key < count), mapped now if not yet.
     func id(_ key: Int) throws(PerfettoError) -> UInt32 {
-        guard key >= 0, key < count else {
-            throw .invalidData("\(label): column '\(column)': dictionary index \(key) out of range (\(count) entries)")
-        }
         if let dense {
             let cached = dense[key]
             if cached != 0 { return cached }
@@ -264,13 +260,18 @@ final class DictionaryIds {
 struct StringColumn {
     enum Storage {
         case plain(StringValues)
-        /// Dictionary indices and the dictionary's ids, mapped as referenced.
-        case dictionary(indices: UnsafeRawPointer, width: ArrowType.IntegerWidth, ids: DictionaryIds)
+        /// Dictionary indices, the entry count and the dense id cache of `dictionary` (0 = not
+        /// mapped yet), or nil when its ids are kept sparse. A raw pointer: rows cost no
+        /// reference counting.
+        case dictionary(indices: UnsafeRawPointer, width: ArrowType.IntegerWidth, count: Int,
+                        ids: UnsafeMutablePointer<UInt32>?)
         case empty
     }
 
     let view: ArrowColumnView
     let storage: Storage
+    /// The dictionary's ids (keeps `Storage.dictionary`'s cache alive).
+    private(set) var dictionary: DictionaryIds? = nil
     let name: String
     let label: String
     let pool: StringPool
@@ -313,7 +314,8 @@ struct StringColumn {
                 label: label, buffers: 3, orMore: layout == .view, type: layout.typeName)
             let ids = try DictionaryIds(dictionaryView, layout: layout, batchLength: batch.length, pool: pool,
                                         emptyId: emptyId, column: field.name, label: label)
-            storage = .dictionary(indices: indices, width: width, ids: ids)
+            self.dictionary = ids
+            storage = .dictionary(indices: indices, width: width, count: ids.count, ids: ids.dense)
         default:
             throw ColumnCheck.unsupportedString(label, field)
         }
@@ -325,7 +327,7 @@ struct StringColumn {
         if view.isNull(row) { return emptyId }
         let i = view.base &+ row
         switch storage {
-        case .dictionary(let indices, let width, let ids):
+        case .dictionary(let indices, let width, let count, let ids):
             let key: Int
             switch width {
             case .int32: key = Int(indices.loadUnaligned(fromByteOffset: i &* 4, as: Int32.self))
@@ -337,7 +339,15 @@ struct StringColumn {
             case .uint32: key = Int(indices.loadUnaligned(fromByteOffset: i &* 4, as: UInt32.self))
             case .uint64: key = Int(truncatingIfNeeded: indices.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))
             }
-            return try ids.id(key)
+            guard key >= 0, key < count else {
+                throw .invalidData("\(label): column '\(name)': dictionary index \(key) out of range (\(count) entries)")
+            }
+            if let ids {
+                let cached = ids[key]
+                if cached != 0 { return cached }
+            }
+            guard let dictionary else { return emptyId }
+            return try dictionary.id(key)
         case .plain(let values):
             return try pool.id(try values.bytes(i), column: name)
         case .empty:

@@ -8,11 +8,11 @@ import Darwin
 ///
 /// Its storage can be handed to a C caller (`take()`), who releases it with `free()`.
 public final class ByteBuffer {
-    @usableFromInline var storage: UnsafeMutablePointer<UInt8>?
+    @exclusivity(unchecked) @usableFromInline var storage: UnsafeMutablePointer<UInt8>?
     /// Bytes written so far.
-    public private(set) var count: Int = 0
+    @exclusivity(unchecked) public private(set) var count: Int = 0
     /// Bytes allocated.
-    public private(set) var capacity: Int = 0
+    @exclusivity(unchecked) public private(set) var capacity: Int = 0
 
     public init() {}
 

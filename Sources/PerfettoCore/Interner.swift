@@ -21,13 +21,13 @@ public final class InternTable {
         @usableFromInline var iid: UInt64 = 0
     }
 
-    @usableFromInline var slots: UnsafeMutablePointer<Slot>
-    @usableFromInline var mask: Int
+    @exclusivity(unchecked) @usableFromInline var slots: UnsafeMutablePointer<Slot>
+    @exclusivity(unchecked) @usableFromInline var mask: Int
     @usableFromInline let arena = ByteBuffer()
     /// Entries interned so far; the next id is `count + 1`.
-    public private(set) var count: Int = 0
+    @exclusivity(unchecked) public private(set) var count: Int = 0
     /// Arena offset and length of each entry's key, by id - 1.
-    @usableFromInline var keyRanges: [(offset: Int, length: Int)] = []
+    @exclusivity(unchecked) @usableFromInline var keyRanges: [(offset: Int, length: Int)] = []
 
     public init() {
         let capacity = 1024

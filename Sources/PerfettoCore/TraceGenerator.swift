@@ -54,18 +54,18 @@ public final class TraceGenerator {
     public let layout: AsyncLayout
     public let rangeBegin: Int64
     public let rangeEnd: Int64
-    public internal(set) var stats = GenerationStats()
+    @exclusivity(unchecked) public internal(set) var stats = GenerationStats()
     let pool = StringPool()
     let threadTracks: Set<UInt64>
-    var matcher: AsyncMatcher
+    @exclusivity(unchecked) var matcher: AsyncMatcher
     let beginId: UInt32
     let endId: UInt32
-    var finished = false
+    @exclusivity(unchecked) var finished = false
     /// The error that failed the generator; every later call reports it.
-    public private(set) var failure: PerfettoError?
-    var logTrackDescribed = false
+    @exclusivity(unchecked) public private(set) var failure: PerfettoError?
+    @exclusivity(unchecked) var logTrackDescribed = false
     /// Counter track uuids by (pool name id << 32 | pool unit id).
-    var counterTracks = IdMap(capacity: 16)
+    @exclusivity(unchecked) var counterTracks = IdMap(capacity: 16)
 
     /// Writes the process, thread and async track descriptors to `writer`.
     public init(writer: TraceWriter, exe: String, threads: [ThreadInfo], spanTypes: SpanTypes,

@@ -15,30 +15,30 @@ public final class TraceWriter {
     public static let asyncTrackName = "Async Operations"
 
     let buffer: ByteBuffer
-    var chunker: Chunker
+    @exclusivity(unchecked) var chunker: Chunker
     /// A memory sink is a chunker that never emits.
     var isMemorySink: Bool { chunker.handler == nil }
     let names = InternTable()
     let categories = InternTable()
     let locations = InternTable()
     /// Writer iids of `StringPool` strings, by pool id (0 = not yet resolved), for `cachedPool`.
-    var pooledNameIids: [UInt64] = []
-    var pooledCategoryIids: [UInt64] = []
-    var pooledLocationIids = IdMap()
+    @exclusivity(unchecked) var pooledNameIids: [UInt64] = []
+    @exclusivity(unchecked) var pooledCategoryIids: [UInt64] = []
+    @exclusivity(unchecked) var pooledLocationIids = IdMap()
     /// Debug annotation names (InternedData.debug_annotation_names), by `ArgName`.
-    var argNameIids = [UInt64](repeating: 0, count: ArgName.allCases.count)
-    var argNameCount: UInt64 = 0
+    @exclusivity(unchecked) var argNameIids = [UInt64](repeating: 0, count: ArgName.allCases.count)
+    @exclusivity(unchecked) var argNameCount: UInt64 = 0
     /// Log entry names interned so far (at most `maxInternedLogNames`).
-    var internedLogNames = 0
+    @exclusivity(unchecked) var internedLogNames = 0
     /// Held strongly: a weak reference costs side-table refcounting on every slice, and
     /// holding it keeps another pool from reusing its address.
-    var cachedPool: StringPool?
-    var currentThreadTrack: UInt64?
-    var asyncTrackDescribed = false
+    @exclusivity(unchecked) var cachedPool: StringPool?
+    @exclusivity(unchecked) var currentThreadTrack: UInt64?
+    @exclusivity(unchecked) var asyncTrackDescribed = false
     /// Packets written so far (the first one opens the sequence).
-    public private(set) var packetCount = 0
+    @exclusivity(unchecked) public private(set) var packetCount = 0
     /// The error that stopped the writer, if any.
-    public private(set) var stopError: PerfettoError?
+    @exclusivity(unchecked) public private(set) var stopError: PerfettoError?
 
     /// A writer for the process `processId` (UTF-8 bytes) writing to `sink`.
     public convenience init(processId: UnsafeRawBufferPointer, sink: TraceSink) throws(PerfettoError) {

@@ -107,8 +107,8 @@ private func staticCString(_ s: StaticString) -> UnsafePointer<CChar> {
 
 /// The schema of `columns` (formats and names are C strings owned by the stream).
 final class BenchStream {
-    var batches: [ArrowArray]
-    var next = 0
+    @exclusivity(unchecked) var batches: [ArrowArray]
+    @exclusivity(unchecked) var next = 0
     let columns: [(name: UnsafeMutablePointer<CChar>, format: UnsafeMutablePointer<CChar>,
                    dictionaryFormat: UnsafeMutablePointer<CChar>?)]
 

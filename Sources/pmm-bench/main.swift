@@ -58,7 +58,7 @@ func fail(_ message: String) -> Never {
 
 /// Times the writer calls of one batch of spans.
 final class Timed {
-    var seconds = 0.0
+    @exclusivity(unchecked) var seconds = 0.0
     @inline(__always) func measure(_ body: () throws(PerfettoError) -> Void) {
         let start = now()
         do { try body() } catch { fail("writer error: \(error)") }

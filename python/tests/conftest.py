@@ -8,7 +8,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "Tests" / "Fixtures" / "golden"
 GOLDEN_NAMES = ["minimal", "basic", "basic_thread", "basic_async", "interning", "long_strings", "many_threads", "large"]
-PMM_SCENARIO = ROOT / ".build" / "release" / "pmm-scenario"
+PMM_SCENARIO = ROOT / ".build-release-static" / "release" / "pmm-scenario"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
