@@ -161,6 +161,13 @@ bench: build python-install
 	sync; $(BIN)/pmm-bench generator-file --threads-scale 1
 	sync; $(BIN)/pmm-bench generator-file --threads-scale 4
 	$(PYTHON) python/bench/write_perfetto_bench.py $(shell pwd)/.build/bench-lakes
+	@# No unsafe flags in Package.swift: the hot stored properties are @exclusivity(unchecked).
+	@# The ratio of that build to one with every exclusivity check off (the former
+	@# -enforce-exclusivity=unchecked unsafe flag, given here on the command line): about 1.
+	swift build -c release -Xswiftc -static-stdlib -Xswiftc -enforce-exclusivity=unchecked \
+	  --scratch-path $(shell pwd)/.build-bench-unchecked --product pmm-bench
+	$(PYTHON) python/bench/compare_builds.py exclusivity_annotated_vs_unchecked $(BIN)/pmm-bench \
+	  $(shell pwd)/.build-bench-unchecked/release/pmm-bench 7
 
 clean:
 	rm -rf .build .build-* dist
