@@ -28,6 +28,7 @@ _EXPORTS = {
     "LocalLake": "lake",
     "FlightSQLSource": "flightsql",
     "FlightSQLClient": "flightsql",
+    "open_in_perfetto": "open_ui",
     "validate": "validate",
     "ValidationReport": "validate",
     "Problem": "validate",

@@ -107,6 +107,11 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
                         "with level and target as args")
     w.add_argument("--metrics", action="store_true",
                    help="add the process's measures: one counter track per metric, e.g. 'frame_time (ms)'")
+    w.add_argument("--open", action="store_true",
+                   help="then open the trace in the Perfetto UI: serve it once on 127.0.0.1:9001 and open "
+                        "ui.perfetto.dev in the browser ($BROWSER is honoured)")
+    w.add_argument("--open-timeout", type=float, metavar="SECONDS", default=120.0,
+                   help="with --open: stop serving after SECONDS if the UI has not fetched the trace (default 120)")
     server = _add_source_options(w)
     server.add_argument("--server-side", action="store_true",
                         help="let the server generate the trace (perfetto_trace_chunks, micromegas layout)")
@@ -353,6 +358,14 @@ def cmd_write_perfetto(args) -> int:
         print(f"validated {filename}: {report.summary()}")
         if not report.clean:
             _print_problems(report)
+            return 1
+    if args.open:
+        from .errors import OpenError
+        from .open_ui import open_in_perfetto
+        try:
+            open_in_perfetto(summary.filename, timeout=args.open_timeout, out=sys.stdout)
+        except OpenError as e:
+            _say(f"error: {e}")
             return 1
     return 0
 

@@ -110,6 +110,11 @@ class SourceError(MicromegasPerfettoError):
     result with missing or mistyped columns."""
 
 
+class OpenError(MicromegasPerfettoError):
+    """The trace was written but could not be offered to the Perfetto UI (`--open`,
+    `open_in_perfetto`): the file is unreadable or the port is busy."""
+
+
 class NoDataWarning(UserWarning):
     """A listed thread has no data file, or a process no async events file, though its spans
     were asked for: the trace is written without them."""
