@@ -19,15 +19,32 @@ from typing import Dict, List, Optional
 
 import pyarrow as pa
 import pyarrow.flight as flight
+import pyarrow.parquet as pq
 from datafusion import SessionConfig, SessionContext, udf
 
+import micromegas_reference
 from micromegas_perfetto.flightsql import TICKET_TYPE_URL
-from micromegas_perfetto.lake import LocalLake
-from micromegas_perfetto.generation import generate_trace_chunks
 from micromegas_perfetto.timeutil import to_ns
+from trace_check import lake_table, ns
 
 COMMAND_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
 PROPERTIES = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
+TIME = pa.timestamp("ns", tz="+00:00")
+STRING = pa.dictionary(pa.int32(), pa.string())
+# The view schemas micromegas serves (for a thread or process without data).
+EMPTY_VIEWS = {
+    "thread_spans": pa.schema([("id", pa.int64()), ("parent", pa.int64()), ("depth", pa.uint32()),
+                               ("hash", pa.uint32()), ("begin", TIME), ("end", TIME), ("duration", pa.int64()),
+                               ("name", STRING), ("target", STRING), ("filename", STRING), ("line", pa.uint32())]),
+    "async_events": pa.schema([("stream_id", STRING), ("block_id", STRING), ("time", TIME), ("event_type", STRING),
+                               ("span_id", pa.int64()), ("parent_span_id", pa.int64()), ("depth", pa.uint32()),
+                               ("hash", pa.uint32()), ("name", STRING), ("filename", STRING), ("target", STRING),
+                               ("line", pa.uint32())]),
+    "log_entries": pa.schema([("process_id", STRING), ("stream_id", STRING), ("block_id", STRING), ("time", TIME),
+                              ("target", STRING), ("level", pa.int32()), ("msg", pa.string())]),
+    "measures": pa.schema([("process_id", STRING), ("stream_id", STRING), ("block_id", STRING), ("time", TIME),
+                           ("target", STRING), ("name", STRING), ("unit", STRING), ("value", pa.float64())]),
+}
 
 
 def parse_fields(data: bytes) -> Dict[int, bytes]:
@@ -104,6 +121,8 @@ class LakeFlightServer(flight.FlightServerBase):
         self.drop_column: Optional[str] = None  # removed from view_instance results
         self.fail_views = False  # view_instance queries fail
         self.chunk_bytes = 1000
+        self.time_type: Optional[pa.DataType] = None  # view_instance time columns sent as this type
+        self._blocks: Optional[pa.Table] = None
 
     @property
     def uri(self) -> str:
@@ -146,35 +165,74 @@ class LakeFlightServer(flight.FlightServerBase):
         ctx.register_parquet("processes", str(self.lake / "processes.parquet"))
         ctx.register_parquet("streams", str(self.lake / "streams.parquet"))
         ctx.register_udf(udf(_property_get, [PROPERTIES, pa.string()], pa.string(), "immutable", name="property_get"))
-        # One block per stream, spanning its process.
-        ctx.register_view("blocks", ctx.sql(
-            'SELECT s.stream_id, s.process_id, s.properties AS "streams.properties", s.tags AS "streams.tags", '
-            "p.start_time AS begin_time, p.end_time AS end_time "
-            "FROM streams s JOIN processes p ON s.process_id = p.process_id"))
+        if self._blocks is None:
+            self._blocks = self.blocks()
+        ctx.register_record_batches("blocks", [self._blocks.to_batches()])
         return ctx
+
+    def blocks(self) -> pa.Table:
+        """One block per thread stream (and one per other stream), spanning its process: from
+        start_time to end_time, or to the process's last event when end_time is missing or null."""
+        processes = pq.read_table(self.lake / "processes.parquet")
+        ids = processes.column("process_id").to_pylist()
+        starts = ns(processes.column("start_time"))
+        ends = ns(processes.column("end_time")) if "end_time" in processes.column_names else [None] * len(ids)
+        streams = pq.read_table(self.lake / "streams.parquet").to_pylist()
+        rows = []
+        for stream in streams:
+            i = ids.index(stream["process_id"]) if stream["process_id"] in ids else None
+            if i is None:
+                continue
+            end = ends[i] if ends[i] is not None else self.last_event(stream["process_id"], streams)
+            rows.append({"stream_id": stream["stream_id"], "process_id": stream["process_id"],
+                         "streams.properties": stream["properties"], "streams.tags": stream["tags"],
+                         "begin_time": starts[i], "end_time": end})
+        schema = pa.schema([("stream_id", pa.string()), ("process_id", pa.string()),
+                            ("streams.properties", PROPERTIES), ("streams.tags", pa.list_(pa.string())),
+                            ("begin_time", TIME), ("end_time", TIME)])
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    def last_event(self, process_id: str, streams) -> Optional[int]:
+        times = []
+        for stream in streams:
+            if stream["process_id"] == process_id and "cpu" in (stream["tags"] or []):
+                table = lake_table(self.lake, "thread_spans", stream["stream_id"], columns=["end"])
+                times += ns(table.column("end")) if table is not None else []
+        table = lake_table(self.lake, "async_events", process_id, columns=["time"])
+        times += ns(table.column("time")) if table is not None else []
+        return max(times) if times else None
 
     def execute(self, sql: str) -> pa.Table:
         chunks = re.fullmatch(r"\s*SELECT chunk_id, chunk_data FROM perfetto_trace_chunks\('([^']*)', '([^']*)', "
                               r"TIMESTAMP '([^']*)', TIMESTAMP '([^']*)'\)\s*", sql)
         if chunks:
             return self.trace_chunks(*chunks.groups())
+        return self.run_sql(sql, faults=True)
+
+    def run_sql(self, sql: str, faults: bool = False) -> pa.Table:
+        """Runs `sql` with the lake's tables and view_instance (with the configured faults
+        and time type when `faults`)."""
         ctx = self.context()
         views = []
 
         def view(match):
             kind, key = match.group(1), match.group(2)
-            if self.fail_views:
+            if faults and self.fail_views:
                 raise flight.FlightServerError(f"view_instance('{kind}', '{key}'): partition read failed")
-            if kind not in ("thread_spans", "async_events", "log_entries", "measures"):
+            if kind not in EMPTY_VIEWS:
                 raise flight.FlightServerError(f"unknown view {kind}")
             name = f"view_{len(views)}"
             views.append(name)
-            path = self.lake / kind / f"{key}.parquet"
-            reader = getattr(LocalLake(self.lake), kind)(key, 0, 1 << 62)
-            if path.exists():
-                ctx.register_parquet(name, str(path))
-            else:
-                ctx.register_record_batches(name, [[pa.RecordBatch.from_pylist([], schema=reader.schema)]])
+            table = lake_table(self.lake, kind, key)
+            if table is None:
+                table = EMPTY_VIEWS[kind].empty_table()
+            if faults and self.time_type is not None:
+                for column in ("begin", "end", "time"):
+                    if column in table.column_names:
+                        index = table.schema.get_field_index(column)
+                        table = table.set_column(index, column, table.column(column).cast(self.time_type))
+            ctx.register_record_batches(name, [table.to_batches()] if table.num_rows else
+                                        [[pa.RecordBatch.from_pylist([], schema=table.schema)]])
             return name
         try:
             rewritten = re.sub(r"view_instance\('(\w+)',\s*'([^']*)'\)", view, sql)
@@ -183,17 +241,15 @@ class LakeFlightServer(flight.FlightServerBase):
             raise
         except Exception as e:  # DataFusion errors: a bad query
             raise flight.FlightServerError(f"query failed: {e}") from None
-        if views and self.drop_column in table.column_names:
+        if faults and views and self.drop_column in table.column_names:
             table = table.drop_columns([self.drop_column])
         return table
 
     def trace_chunks(self, process_id: str, span_types: str, begin: str, end: str) -> pa.Table:
-        if not LocalLake(self.lake).processes() or process_id not in {
-                p["process_id"] for p in LocalLake(self.lake).processes()}:
-            raise flight.FlightServerError(f"Process {process_id} not found")
-        trace = b"".join(data for _, data in generate_trace_chunks(
-            self.lake, process_id, span_types=span_types, begin=to_ns(begin), end=to_ns(end),
-            async_layout="micromegas"))
+        try:
+            trace = micromegas_reference.perfetto_trace(self.run_sql, process_id, span_types, to_ns(begin), to_ns(end))
+        except LookupError as e:
+            raise flight.FlightServerError(str(e)) from None
         # Small chunks whose boundaries fall anywhere, even inside a packet.
         pieces = [trace[i:i + self.chunk_bytes] for i in range(0, len(trace), self.chunk_bytes)]
         ids = list(range(len(pieces)))
