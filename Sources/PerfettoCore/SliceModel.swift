@@ -50,9 +50,9 @@ final class SliceTrackModel {
     /// Begins not yet paired with an end, in file order: (slice, name, category).
     private var fileOpen: [(Int64, Int32, Int32)] = []
     /// Slice -> the end timestamp the file gives it, until the slice's shown end is final.
-    private var writtenEnd: [Int64: Int64] = [:]
+    private var writtenEnd = SliceMap<Int64>()
     /// Slice -> its final shown end, until the file's end for it arrives.
-    private var shownEnd: [Int64: Shown] = [:]
+    private var shownEnd = SliceMap<Shown>()
 
     init(uuid: UInt64) { self.uuid = uuid }
 
@@ -101,8 +101,7 @@ final class SliceTrackModel {
         }
         stack.removeAll()
         // Slices shown with an end the file never gave them.
-        for (slice, shown) in shownEnd.sorted(by: { $0.key < $1.key }) {
-            _ = slice
+        for (_, shown) in shownEnd.entries.sorted(by: { $0.0 < $1.0 }) {
             compare(shown: shown.end, written: Self.open, ts: shown.ts, name: shown.name, offset: shown.offset, v)
         }
         shownEnd.removeAll()
@@ -204,19 +203,19 @@ final class SliceTrackModel {
 
     /// The file's end for `slice` arrived.
     private func written(slice: Int64, end: Int64, _ v: ValidationState) {
-        if let shown = shownEnd.removeValue(forKey: slice) {
+        if let shown = shownEnd.remove(slice) {
             compare(shown: shown.end, written: end, ts: shown.ts, name: shown.name, offset: shown.offset, v)
         } else {
-            writtenEnd[slice] = end
+            writtenEnd.set(slice, end)
         }
     }
 
     /// The shown end of `slice` is final (it left the stack, or the trace ended).
     private func settle(_ slice: Int64, shown: Int64, ts: Int64, name: Int32, offset: Int64, _ v: ValidationState) {
-        if let end = writtenEnd.removeValue(forKey: slice) {
+        if let end = writtenEnd.remove(slice) {
             compare(shown: shown, written: end, ts: ts, name: name, offset: offset, v)
         } else {
-            shownEnd[slice] = Shown(end: shown, ts: ts, name: name, offset: offset)
+            shownEnd.set(slice, Shown(end: shown, ts: ts, name: name, offset: offset))
         }
     }
 
@@ -266,5 +265,82 @@ final class SliceTrackModel {
             }
             process(first, v)
         }
+    }
+}
+
+/// An open-addressing map from non-negative Int64 keys (slice ids) to values, with
+/// deletion (backward shift, no tombstones): the short-lived per-slice records of the
+/// model, without hashing through `Hasher`.
+struct SliceMap<Value> {
+    private var keys: [Int64]
+    private var values: [Value?]
+    private var mask: Int
+    private(set) var count = 0
+
+    init() {
+        keys = [Int64](repeating: -1, count: 64)
+        values = [Value?](repeating: nil, count: 64)
+        mask = 63
+    }
+
+    @inline(__always)
+    private func slot(_ key: Int64) -> Int {
+        Int(truncatingIfNeeded: (UInt64(bitPattern: key) &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
+    }
+
+    mutating func set(_ key: Int64, _ value: Value) {
+        if (count + 1) * 2 > mask + 1 { grow() }
+        var i = slot(key)
+        while keys[i] >= 0 && keys[i] != key { i = (i + 1) & mask }
+        if keys[i] < 0 { count += 1 }
+        keys[i] = key
+        values[i] = value
+    }
+
+    /// Removes `key` and returns its value, if present.
+    mutating func remove(_ key: Int64) -> Value? {
+        var i = slot(key)
+        while keys[i] != key {
+            if keys[i] < 0 { return nil }
+            i = (i + 1) & mask
+        }
+        let value = values[i]
+        // Backward-shift the cluster after i.
+        var hole = i
+        var j = (i + 1) & mask
+        while keys[j] >= 0 {
+            let home = slot(keys[j])
+            // Move j into the hole if its home is not in (hole, j].
+            let inRange = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j)
+            if !inRange {
+                keys[hole] = keys[j]
+                values[hole] = values[j]
+                hole = j
+            }
+            j = (j + 1) & mask
+        }
+        keys[hole] = -1
+        values[hole] = nil
+        count -= 1
+        return value
+    }
+
+    /// Every entry, in no particular order.
+    var entries: [(Int64, Value)] {
+        var out: [(Int64, Value)] = []
+        for i in keys.indices where keys[i] >= 0 { if let v = values[i] { out.append((keys[i], v)) } }
+        return out
+    }
+
+    mutating func removeAll() { self = SliceMap() }
+
+    private mutating func grow() {
+        let old = entries
+        let size = (mask + 1) * 2
+        keys = [Int64](repeating: -1, count: size)
+        values = [Value?](repeating: nil, count: size)
+        mask = size - 1
+        count = 0
+        for (k, v) in old { set(k, v) }
     }
 }

@@ -63,6 +63,9 @@ public final class TraceValidator {
     private var models: [UInt64: SliceTrackModel] = [:]
     private var lastModelUUID: UInt64 = 0
     private var lastModel: SliceTrackModel?
+    /// The last described track an event used (descriptors never change once seen).
+    private var lastTrackUUID: UInt64 = 0
+    private var lastTrackIsCounter: Bool?
     /// Open flows: id -> number of events carrying it.
     private var flows: [UInt64: Int32] = [:]
     private var flowOffsets: [UInt64: Int64] = [:]
@@ -405,8 +408,16 @@ public final class TraceValidator {
         if locationIid != 0 { _ = lookup(seq, .location, locationIid, offset) }
 
         let trackUUID = track ?? seq.defaultTrack ?? 0
-        if trackUUID != 0 && tracks[trackUUID] == nil && referencedTracks[trackUUID] == nil {
-            referencedTracks[trackUUID] = offset
+        let isCounterTrack: Bool
+        if trackUUID == lastTrackUUID, let cached = lastTrackIsCounter {
+            isCounterTrack = cached
+        } else if let info = tracks[trackUUID] {
+            isCounterTrack = info.isCounter
+            lastTrackUUID = trackUUID
+            lastTrackIsCounter = isCounterTrack
+        } else {
+            isCounterTrack = false
+            if trackUUID != 0 && referencedTracks[trackUUID] == nil { referencedTracks[trackUUID] = offset }
         }
         let ts: Int64
         if let timestamp {
@@ -416,7 +427,6 @@ public final class TraceValidator {
             state.problem(.eventWithoutTimestamp, offset, "TrackEvent packet without a timestamp")
             ts = latestTimestamp
         }
-        let isCounterTrack = tracks[trackUUID]?.isCounter ?? false
         switch type {
         case 1, 2:
             if isCounterTrack {

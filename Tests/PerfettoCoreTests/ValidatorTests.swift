@@ -406,3 +406,23 @@ private func kinds(_ r: ValidationReport) -> Set<ValidationProblemKind> {
         #expect(throws: PerfettoError.callOrder("feed after finish")) { try v.feed([0x0A, 0x00]) }
     }
 }
+
+@Suite struct SliceMapTests {
+    /// Random sets and removals agree with a Dictionary (clusters, wrap-around, growth).
+    @Test func agreesWithDictionary() {
+        var rng = SplitMix64(seed: 15)
+        var map = SliceMap<Int64>()
+        var reference: [Int64: Int64] = [:]
+        for step in 0..<200_000 {
+            let key = Int64(rng.next() % 5000)
+            if rng.next() % 3 == 0 {
+                #expect(map.remove(key) == reference.removeValue(forKey: key), "step \(step)")
+            } else {
+                map.set(key, Int64(step))
+                reference[key] = Int64(step)
+            }
+            #expect(map.count == reference.count)
+        }
+        #expect(Dictionary(uniqueKeysWithValues: map.entries) == reference)
+    }
+}
