@@ -161,3 +161,26 @@ def test_write_perfetto_validate(small_lake, tmp_path):
     report = micromegas_perfetto.validate(tmp_path / "m.perfetto")
     assert f"{report.wrong_duration_slices:,} slices shown with a wrong duration" in bad.stdout
     assert os.path.getsize(tmp_path / "m.perfetto") > 0  # kept
+
+
+def test_server_side_trace_is_reported_and_lanes_are_clean(small_lake, tmp_path):
+    """The issue's check: a server-side trace (micromegas' layout, written by the server's
+    perfetto_trace_chunks) of the sample lake, validated with --validate, reports the async
+    slices Perfetto shows wrong; the lanes trace of the same data reports none."""
+    from flight_fixture import LakeFlightServer
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    server = LakeFlightServer(lake)
+    try:
+        s = run_cli("write_perfetto", pid, "--uri", server.uri, "--server-side", "--filename",
+                    tmp_path / "s.perfetto", "--validate")
+        lanes = run_cli("write_perfetto", pid, "--uri", server.uri, "--filename", tmp_path / "l.perfetto",
+                        "--validate")
+    finally:
+        server.shutdown()
+    assert s.returncode == 1, s.stderr
+    report = micromegas_perfetto.validate(tmp_path / "s.perfetto")
+    decoded = decode((tmp_path / "s.perfetto").read_bytes())
+    assert report.wrong_duration_slices == perfetto_wrong_slices(written(decoded.events))[0] > 0
+    assert f"{report.wrong_duration_slices:,} slices shown with a wrong duration" in s.stdout
+    assert lanes.returncode == 0 and "no problems" in lanes.stdout, lanes.stdout + lanes.stderr
