@@ -124,7 +124,7 @@ class ValidationExample(ctypes.Structure):
     _fields_ = [
         ("kind", c_int32),
         ("packet_offset", c_uint64),
-        ("message", ctypes.POINTER(ctypes.c_char)),
+        ("message", c_char_p),
         ("message_len", c_size_t),
     ]
 
