@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from .errors import ProcessNotFoundError, RequestError, SchemaError, SourceError
 from .sources import (ASYNC_EVENT_TYPES, LOG_ENTRY_TYPES, MEASURE_TYPES, THREAD_SPAN_TYPES, ProcessInfo, Source,
-                      ThreadInfo, check_schema, empty_reader, thread_display)
+                      ThreadInfo, check_schema, empty_reader, thread_display, time_ns)
 from .timeutil import ns_to_iso
 
 DEFAULT_URI = "grpc://localhost:50051"
@@ -220,13 +220,15 @@ def _column(table: pa.Table, name: str, kind: str, uri: str) -> pa.ChunkedArray:
     return table.column(name)
 
 
-def _ns_value(array: pa.ChunkedArray, kind: str, uri: str) -> Optional[int]:
+def _ns_value(array: pa.ChunkedArray, kind: str, uri: str, column: str) -> Optional[int]:
+    """The first value of a time column, in ns, by the one rule of time columns (any unit and
+    zone, or int64 ns); None when empty or null."""
     if len(array) == 0 or not array[0].is_valid:
         return None
-    if not (pa.types.is_timestamp(array.type) or pa.types.is_integer(array.type)):
-        raise SourceError(f"the {kind} result from {uri} has a {array.type} time, expected a timestamp")
-    return array.cast(pa.timestamp("ns", tz="UTC") if pa.types.is_timestamp(array.type) else pa.int64()) \
-        .cast(pa.int64())[0].as_py()
+    try:
+        return time_ns(array.slice(0, 1), column, f"the {kind} result from {uri}")[0].as_py()
+    except SchemaError as e:
+        raise SourceError(str(e)) from None
 
 
 def _string(array: pa.ChunkedArray, row: int) -> Optional[str]:
@@ -259,7 +261,7 @@ class FlightSQLSource(Source):
         if table.num_rows == 0:
             raise ProcessNotFoundError(f"process {process_id} not found on {self.description}")
         exe = _column(table, "exe", "process", self.client.uri)
-        start = _ns_value(table.column("start_time"), "process", self.client.uri) \
+        start = _ns_value(table.column("start_time"), "process", self.client.uri, "start_time") \
             if "start_time" in table.column_names else None
         return ProcessInfo(process_id=process_id, exe=_string(exe, 0) or "", start_ns=start)
 
@@ -270,8 +272,10 @@ class FlightSQLSource(Source):
             info.start_ns if info.start_ns is not None else begin, end, kind="time range")
         if table.num_columns != 2:
             raise SourceError(f"the time range result from {self.client.uri} has {table.num_columns} columns, expected 2")
-        low = _ns_value(table.column(0), "time range", self.client.uri) if table.num_rows else None
-        high = _ns_value(table.column(1), "time range", self.client.uri) if table.num_rows else None
+        low = _ns_value(table.column(0), "time range", self.client.uri, table.column_names[0]) \
+            if table.num_rows else None
+        high = _ns_value(table.column(1), "time range", self.client.uri, table.column_names[1]) \
+            if table.num_rows else None
         if low is None or high is None:
             raise RequestError(f"process {info.process_id} has no data on {self.description}: give begin and end")
         return low, high
@@ -396,7 +400,8 @@ class FlightSQLSource(Source):
         rows = []
         for row in range(table.num_rows):
             rows.append({"process_id": _string(ids, row), "exe": _string(exes, row),
-                         "start_ns": _ns_value(starts.slice(row, 1), "process list", self.client.uri)})
+                         "start_ns": _ns_value(starts.slice(row, 1), "process list", self.client.uri,
+                                               "start_time")})
         return rows
 
     def close(self):

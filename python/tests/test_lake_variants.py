@@ -164,6 +164,25 @@ def test_null_end_time_is_the_last_event(tmp_path):
     check(lake, pid, (tmp_path / "t.perfetto").read_bytes(), begin, end)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_no_start_or_end_time_is_the_data_range(tmp_path, layout):
+    lake = tmp_path / "lake"
+    pid = make_lake(lake, LakeVariant(layout=layout, end_time="missing", time_unit="ms"))[0]["process_id"]
+    processes = pq.read_table(lake / "processes.parquet")
+    pq.write_table(processes.drop_columns(["start_time"]), lake / "processes.parquet")
+    first = [min(ns(lake_table(lake, "thread_spans", s).column("begin"))) for s, _, _ in micromegas_threads(lake, pid)]
+    first.append(min(ns(lake_table(lake, "async_events", pid).column("time"))))
+    summary = write_process_trace(lake, pid, None, None, tmp_path / "t.perfetto")
+    begin, end = min(first), expected_range_end(lake, pid)
+    assert (summary.begin_ns, summary.end_ns) == (begin, end)
+    check(lake, pid, (tmp_path / "t.perfetto").read_bytes(), begin, end)
+
+
+def expected_range_end(lake, pid):
+    times = [max(ns(lake_table(lake, "thread_spans", s).column("end"))) for s, _, _ in micromegas_threads(lake, pid)]
+    return max(times + [max(ns(lake_table(lake, "async_events", pid).column("time")))])
+
+
 def test_sorted_path_order_across_nested_parts(tmp_path):
     """Part files are read in sorted path order, recursively: thread spans stay in begin order."""
     lake = tmp_path / "lake"
