@@ -161,6 +161,7 @@ bench: build python-install
 	sync; $(BIN)/pmm-bench generator-file --threads-scale 1
 	sync; $(BIN)/pmm-bench generator-file --threads-scale 4
 	$(PYTHON) python/bench/write_perfetto_bench.py $(shell pwd)/.build/bench-lakes
+	$(PYTHON) python/bench/logs_metrics_bench.py $(shell pwd)/.build/bench-lakes
 	@# No unsafe flags in Package.swift: the hot stored properties are @exclusivity(unchecked).
 	@# The ratio of that build to one with every exclusivity check off (the former
 	@# -enforce-exclusivity=unchecked unsafe flag, given here on the command line): about 1.
