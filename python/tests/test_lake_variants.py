@@ -197,6 +197,33 @@ def test_sorted_path_order_across_nested_parts(tmp_path):
     assert begins == sorted(begins) and len(begins) == 120
 
 
+def test_part_files_of_one_table_may_differ_in_types(tmp_path):
+    """Parts written by different tools: time units, zones, plain or dictionary strings, integer
+    widths. The table reads as one, times exact."""
+    lake = tmp_path / "lake"
+    pid = make_lake(lake, LakeVariant(layout="folder", parts=3))[0]["process_id"]
+    stream = LocalLake(lake).threads(pid, 0, 0)[0].stream_id
+    parts = LocalLake(lake).table_files("thread_spans", stream)
+    before = lake_table(lake, "thread_spans", stream)
+    for part, (unit, zone) in zip(parts[1:], [("us", None), ("ns", "UTC")]):
+        table = pq.read_table(part)
+        for column in ("begin", "end"):
+            values = table.column(column).cast(pa.int64())
+            if unit == "us":
+                values = pa.compute.divide(values, 1000)
+            table = table.set_column(table.schema.get_field_index(column), column,
+                                     values.cast(pa.timestamp(unit, tz=zone)))
+        for column in ("name", "target"):
+            table = table.set_column(table.schema.get_field_index(column), column, table.column(column).cast(pa.string()))
+        table = table.set_column(table.schema.get_field_index("line"), "line", table.column("line").cast(pa.int64()))
+        pq.write_table(table, part)
+    after = lake_table(lake, "thread_spans", stream)
+    assert ns(after.column("begin")) != ns(before.column("begin"))  # us lost the ns digits of one part
+    begin, end = expected_range(lake, pid)
+    write_process_trace(lake, pid, None, None, tmp_path / "t.perfetto")
+    check(lake, pid, (tmp_path / "t.perfetto").read_bytes(), begin, end)
+
+
 def test_table_files_layouts(tmp_path):
     lake = tmp_path / "lake"
     make_lake(lake, LakeVariant())

@@ -158,8 +158,22 @@ def lake_table(lake, kind: str, key: str, columns=None) -> pa.Table:
             return pq.read_table(candidate, columns=columns)
         if candidate.is_dir():
             files = sorted(candidate.rglob("*.parquet"), key=lambda p: p.relative_to(candidate).as_posix())
-            return pa.concat_tables([pq.read_table(f, columns=columns) for f in files], promote_options="permissive")
+            tables = [pq.read_table(f, columns=columns) for f in files]
+            if any(t.schema != tables[0].schema for t in tables):  # parts from different writers
+                tables = [_plain(t) for t in tables]
+            return pa.concat_tables(tables, promote_options="permissive")
     return None
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Times as timestamp[ns] (no zone: UTC), strings plain, integers int64."""
+    for i, field in enumerate(table.schema):
+        t = field.type
+        target = (pa.timestamp("ns") if pa.types.is_timestamp(t) else pa.string() if pa.types.is_dictionary(t)
+                  else pa.int64() if pa.types.is_integer(t) else None)
+        if target is not None:
+            table = table.set_column(i, field.name, table.column(i).cast(target))
+    return table
 
 
 def ns(column) -> List[int]:
