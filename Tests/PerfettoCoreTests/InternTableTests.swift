@@ -1,6 +1,8 @@
 import Testing
 @testable import PerfettoCore
 
+// The interning table: dense ids from 1 in first-use order, stable across rehashes.
+
 struct InternTableTests {
     /// Many keys (forcing rehashes), including prefixes of each other, empty keys and
     /// keys that differ only in `extra`: ids are dense, in order, and stable.

@@ -1,6 +1,8 @@
 import Testing
 @testable import PerfettoCore
 
+// UTF-8 validation of byte-form strings against known cases and the standard library.
+
 struct UTF8ValidationTests {
     func valid(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { UTF8Validation.isValid($0) } }
 

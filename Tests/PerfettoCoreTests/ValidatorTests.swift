@@ -2,6 +2,9 @@ import ArrowTestSupport
 import Testing
 @testable import PerfettoCore
 
+// The trace validator on hand-made traces: each problem kind found where it is, and clean
+// traces reported clean.
+
 private func validate(_ bytes: [UInt8]) -> ValidationReport {
     bytes.withUnsafeBytes { TraceValidator.validate($0) }
 }

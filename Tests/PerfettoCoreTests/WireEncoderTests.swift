@@ -1,6 +1,8 @@
 import Testing
 @testable import PerfettoCore
 
+// Protobuf wire primitives: canonical varints, sign-extended int32, exact sizes.
+
 struct WireEncoderTests {
     func encode(_ value: UInt64) throws -> [UInt8] {
         let buffer = ByteBuffer()

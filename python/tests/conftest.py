@@ -1,3 +1,5 @@
+"""Shared test fixtures: the repository paths (goldens, pmm-scenario), running the CLI in a
+fresh interpreter, and small sample lakes."""
 import os
 import subprocess
 import sys
