@@ -372,3 +372,23 @@ def test_time_outside_int64_ns_names_the_column(tmp_path, column):
     assert result.returncode == 1, result.stderr
     assert f"column '{column}'" in result.stderr and "int64 nanoseconds" in result.stderr, result.stderr
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_cli_sample_lake_variants(tmp_path):
+    lake = tmp_path / "lake"
+    result = run_cli("sample-lake", lake, "--threads", "2", "--spans-per-thread", "50", "--async-spans", "40",
+                     "--layout", "parquet-folder", "--time-unit", "s", "--time-zone", "none", "--thread-properties",
+                     "partial", "--end-time", "null", "--row-group-rows", "16", "--quiet")
+    assert result.returncode == 0, result.stderr
+    pid = run_cli("list-processes", "--lake", lake, "--ids").stdout.split()[0]
+    stream = micromegas_threads(lake, pid)[0][0]
+    parts = sorted((lake / "thread_spans" / f"{stream}.parquet").iterdir())
+    assert len(parts) == 3 and pq.read_metadata(parts[0]).num_row_groups == 2
+    assert pq.read_schema(parts[0]).field("begin").type in (pa.timestamp("s"), pa.timestamp("ms"))  # Parquet has no s
+    assert "end_time" in pq.read_schema(lake / "processes.parquet").names
+    result = run_cli("write_perfetto", pid, "--lake", lake, "--filename", tmp_path / "t.perfetto", "--quiet")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    begin, end = expected_range(lake, pid)
+    check(lake, pid, (tmp_path / "t.perfetto").read_bytes(), begin, end)
+    bad = run_cli("sample-lake", tmp_path / "other", "--time-unit", "minutes")
+    assert bad.returncode == 2 and "--time-unit" in bad.stderr
