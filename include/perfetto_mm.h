@@ -441,9 +441,9 @@ typedef struct pmm_validation_stats {
     uint64_t slice_tracks;         /* tracks carrying slices */
     uint64_t open_at_end;          /* slices never ended (Perfetto shows them as not ended) */
     uint64_t max_depth;            /* deepest slice stack */
-    /* Events arriving on a track behind the validator's streaming window (a slice begin
-       earlier than one already seen on that track): modelled in arrival order, so that
-       track's nesting results are approximate. A limit of the validator, not a problem. */
+    /* Events replayed out of timestamp order because they arrived behind the validator's
+       streaming window (a slice begin later than 256 begins after its turn on its track):
+       that track's nesting results are approximate. A limit of the validator, not a problem. */
     uint64_t out_of_order_events;
     uint64_t problems[PMM_PROBLEM_KIND_COUNT]; /* count per PMM_PROBLEM_* kind */
 } pmm_validation_stats;

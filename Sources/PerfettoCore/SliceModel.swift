@@ -3,10 +3,13 @@
 ///
 /// Events are processed in (timestamp, file order), as the trace processor's sorter
 /// delivers them. To stream, events are held back only while an earlier one may still
-/// arrive: a track's slice begins are expected in non-decreasing timestamp order (true of
-/// every writer here and of time-ordered traces), so once a begin at `t` has arrived,
-/// every held event at or before `t` is released. Held events are the ends of slices
-/// still open at the latest begin, so memory is bounded by the open slices.
+/// arrive. A track's slice begins are expected in timestamp order give or take `window`
+/// begins: an event is released once it is no later than the earliest of the track's last
+/// `window` begins, so a begin that arrives late by fewer than `window` begins is still
+/// placed right. Held events are those last begins and the ends of slices open across
+/// them. When the validator holds too many events (many short tracks), it turns the lag
+/// off (`stopLagging`): events are then released as soon as a begin passes them, which is
+/// exact for begins in order and keeps only the ends of open slices.
 final class SliceTrackModel {
     /// The depth at which Perfetto stops pushing slices (`kMaxDepth`).
     static let maxDepth = 512
@@ -42,8 +45,22 @@ final class SliceTrackModel {
         var offset: Int64
     }
 
+    /// How many of a track's latest begins a late begin may precede and still be placed right.
+    static let window = 256
+
     let uuid: UInt64
+    /// Held ends, and begins that arrived out of order.
     private var heap: [Event] = []
+    /// Held begins that arrived in order (a FIFO from `beginsHead`).
+    private var begins: [Event] = []
+    private var beginsHead = 0
+    /// The earliest of the last `window` begins: a monotonic queue of (arrival number, ts).
+    private var windowMin: [(Int, Int64)] = []
+    private var windowHead = 0
+    private var beginCount = 0
+    private var maxBeginTs = Int64.min
+    private var lagging: Bool
+    /// Events at or before this are released.
     private var watermark = Int64.min
     private var lastProcessedTs = Int64.min
     private(set) var stack: [StackEntry] = []
@@ -54,17 +71,53 @@ final class SliceTrackModel {
     /// Slice -> its final shown end, until the file's end for it arrives.
     private var shownEnd = SliceMap<Shown>()
 
-    init(uuid: UInt64) { self.uuid = uuid }
+    init(uuid: UInt64, lagging: Bool) {
+        self.uuid = uuid
+        self.lagging = lagging
+    }
+
+    /// Events held back, waiting for their turn.
+    var held: Int { heap.count + begins.count - beginsHead }
 
     // MARK: - Arrival (file order)
 
     /// A slice begin arrives; `slice` is its new id.
     func arriveBegin(_ e: Event, _ v: ValidationState) {
         fileOpen.append((e.slice, e.name, e.category))
-        if e.ts < watermark || e.ts < lastProcessedTs { v.report.outOfOrderEvents += 1 }
-        if e.ts > watermark { watermark = e.ts }
+        beginCount += 1
+        if e.ts > maxBeginTs { maxBeginTs = e.ts }
+        if e.ts <= watermark {
+            process(e, v)  // every held event is later
+            return
+        }
+        if beginsHead < begins.count, let last = begins.last, e.ts < last.ts {
+            push(e)
+        } else {
+            begins.append(e)
+        }
+        var bound = maxBeginTs
+        if lagging {
+            while windowMin.count > windowHead, let last = windowMin.last, last.1 >= e.ts { windowMin.removeLast() }
+            windowMin.append((beginCount, e.ts))
+            while windowMin[windowHead].0 <= beginCount - Self.window { windowHead += 1 }
+            if windowHead > 1024 && windowHead * 2 > windowMin.count {
+                windowMin.removeFirst(windowHead)
+                windowHead = 0
+            }
+            bound = beginCount >= Self.window ? windowMin[windowHead].1 : Int64.min
+        }
+        if bound > watermark { watermark = bound }
         release(upTo: watermark, v)
-        process(e, v)
+    }
+
+    /// Releases events as soon as a begin passes them (no lag) from now on.
+    func stopLagging(_ v: ValidationState) {
+        guard lagging else { return }
+        lagging = false
+        windowMin = []
+        windowHead = 0
+        if maxBeginTs > watermark { watermark = maxBeginTs }
+        release(upTo: watermark, v)
     }
 
     /// A slice end arrives: it is paired in file order with the latest unpaired begin
@@ -85,7 +138,6 @@ final class SliceTrackModel {
         }
         if e.ts <= watermark {
             // Held events are all later than the watermark: this one goes first.
-            if e.ts < lastProcessedTs { v.report.outOfOrderEvents += 1 }
             process(event, v)
         } else {
             push(event)
@@ -121,6 +173,7 @@ final class SliceTrackModel {
     }
 
     private func process(_ e: Event, _ v: ValidationState) {
+        if e.ts < lastProcessedTs { v.report.outOfOrderEvents += 1 }
         if e.ts > lastProcessedTs { lastProcessedTs = e.ts }
         maybeCloseStack(e.ts, trigger: e.offset, v)
         if e.isEnd {
@@ -246,25 +299,46 @@ final class SliceTrackModel {
         }
     }
 
+    /// Replays held events up to `ts`, in (ts, seq) order: the in-order begins and the heap merged.
     private func release(upTo ts: Int64, _ v: ValidationState) {
-        while let first = heap.first, first.ts <= ts {
-            let last = heap.removeLast()
-            if !heap.isEmpty {
-                heap[0] = last
-                var i = 0
-                let n = heap.count
-                while true {
-                    let l = 2 * i + 1, r = l + 1
-                    var m = i
-                    if l < n && Self.less(heap[l], heap[m]) { m = l }
-                    if r < n && Self.less(heap[r], heap[m]) { m = r }
-                    if m == i { break }
-                    heap.swapAt(i, m)
-                    i = m
-                }
+        while beginsHead < begins.count {
+            let b = begins[beginsHead]
+            guard b.ts <= ts else { break }
+            if let h = heap.first, h.ts <= ts, Self.less(h, b) {
+                process(popHeap(), v)
+            } else {
+                beginsHead += 1
+                process(b, v)
             }
-            process(first, v)
         }
+        if beginsHead == begins.count {
+            begins.removeAll(keepingCapacity: true)
+            beginsHead = 0
+        } else if beginsHead > 1024 && beginsHead * 2 > begins.count {
+            begins.removeFirst(beginsHead)
+            beginsHead = 0
+        }
+        while let h = heap.first, h.ts <= ts { process(popHeap(), v) }
+    }
+
+    private func popHeap() -> Event {
+        let first = heap[0]
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            var i = 0
+            let n = heap.count
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < n && Self.less(heap[l], heap[m]) { m = l }
+                if r < n && Self.less(heap[r], heap[m]) { m = r }
+                if m == i { break }
+                heap.swapAt(i, m)
+                i = m
+            }
+        }
+        return first
     }
 }
 

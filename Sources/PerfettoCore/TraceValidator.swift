@@ -6,8 +6,9 @@ import Darwin
 
 /// Checks a Perfetto trace the way Perfetto's trace processor reads it, streaming: feed
 /// it the trace in pieces of any size (`feed`), then `finish()` for the report. Memory is
-/// bounded by the open slices, the tracks, the interned entries and the open flows, not
-/// by the trace's size.
+/// bounded by the open slices, the tracks, the interned entries, the open flows and a
+/// reordering window of each track's last `SliceTrackModel.window` begins (at most
+/// `heldEventLimit` events in all), not by the trace's size.
 ///
 /// What is checked, and what of Perfetto is modelled:
 /// - **Framing**: every record is a whole `Trace.packet` (field 1, length-delimited); a
@@ -73,8 +74,17 @@ public final class TraceValidator {
     private var eventSeq: Int64 = 0
     private var latestTimestamp: Int64 = 0
     private var finished = false
+    /// Events the slice models hold back for reordering, and the limit over which they
+    /// stop lagging (see `SliceTrackModel`).
+    private var heldEvents = 0
+    private let heldEventLimit: Int
+    private var lagging = true
 
-    public init() {}
+    /// A validator. `heldEventLimit` bounds the events held back to reorder late begins
+    /// (48 bytes each); over it, begins are expected in timestamp order.
+    public init(heldEventLimit: Int = 1 << 19) {
+        self.heldEventLimit = Swift.max(heldEventLimit, 0)
+    }
 
     /// Validates the next `bytes` of the trace. Trace problems are recorded, never thrown.
     public func feed(_ bytes: UnsafeRawBufferPointer) throws(PerfettoError) {
@@ -434,6 +444,11 @@ public final class TraceValidator {
             }
             eventSeq += 1
             let m = model(trackUUID)
+            let heldBefore = m.held
+            defer {
+                heldEvents += m.held - heldBefore
+                if lagging && heldEvents > heldEventLimit { stopLagging() }
+            }
             if type == 1 {
                 state.report.slices += 1
                 let id = nextSlice
@@ -527,13 +542,23 @@ public final class TraceValidator {
         }
     }
 
+    /// Too many events held: every track releases events as soon as a begin passes them.
+    private func stopLagging() {
+        lagging = false
+        heldEvents = 0
+        for m in models.values {
+            m.stopLagging(state)
+            heldEvents += m.held
+        }
+    }
+
     private func model(_ uuid: UInt64) -> SliceTrackModel {
         if uuid == lastModelUUID, let m = lastModel { return m }
         let m: SliceTrackModel
         if let existing = models[uuid] {
             m = existing
         } else {
-            m = SliceTrackModel(uuid: uuid)
+            m = SliceTrackModel(uuid: uuid, lagging: lagging)
             models[uuid] = m
         }
         lastModelUUID = uuid

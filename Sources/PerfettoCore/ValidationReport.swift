@@ -116,10 +116,10 @@ public struct ValidationReport: Sendable {
     public var openAtEnd = 0
     /// The deepest slice stack on any track (1 = one open slice).
     public var maxDepth = 0
-    /// Events of a track arriving behind the validator's reordering window (a slice
-    /// begin earlier than a begin already seen on that track): they are modelled in
-    /// arrival order, so nesting results for such tracks are approximate. A limit of
-    /// the streaming validator, not a problem of the trace.
+    /// Events replayed out of timestamp order because they arrived behind the
+    /// validator's reordering window (a slice begin more than `SliceTrackModel.window`
+    /// begins late on its track): nesting results for such tracks are approximate. A
+    /// limit of the streaming validator, not a problem of the trace.
     public var outOfOrderEvents = 0
 
     public init() {}
