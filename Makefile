@@ -126,6 +126,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_DIR := $(shell pwd)/.build-fuzz
 FUZZ_CC := /opt/swift/usr/bin/clang
 fuzz-build:
+	@rm -f $(FUZZ_DIR)/arrow_fuzz
 	swift build -c release --scratch-path $(FUZZ_DIR) --sanitize=address --sanitize=fuzzer --product perfetto_mm
 	$(FUZZ_CC) -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address -fuse-ld=lld -Iinclude \
 	  Tests/fuzz/arrow_fuzz.c -L$(FUZZ_DIR)/release -lperfetto_mm -Wl,-rpath,$(FUZZ_DIR)/release \

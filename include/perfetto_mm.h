@@ -249,8 +249,11 @@ void pmm_buffer_free(uint8_t *data);
    utf8_view's), so a plausible but wrong pointer, length or offset (a buffer shorter than
    the array says) is read as given, as the interface requires producers never to do.
    Buffers need not be aligned. Memory does not grow with a claimed length: dictionary
-   entries are mapped when an index first references them. An allocation that fails is
-   PMM_ERR_OUT_OF_MEMORY.
+   entries are mapped when an index first references them, so memory follows the rows
+   and strings actually read. A failed allocation of the buffers that grow with the data
+   (the trace buffer, string and interning tables, dictionary id caches) is
+   PMM_ERR_OUT_OF_MEMORY; the async spans held until pmm_generator_finish() are kept in
+   Swift arrays, whose growth failing ends the process, as running out of memory would.
 
    Failure: an error other than PMM_ERR_INVALID_ARGUMENT or PMM_ERR_INVALID_UTF8 (which
    read and write nothing) or PMM_ERR_CALL_ORDER fails the generator: its trace is

@@ -3,7 +3,9 @@
  * options, Arrow schemas, arrays and streams (valid ones and hostile ones: negative,
  * overflowing and impossible counts, lengths and offsets, wrong buffer and child counts,
  * NULL buffers, out-of-range string offsets, views and dictionary indices, failing
- * producers and sinks) and drives the generator and the writer through perfetto_mm.h.
+ * producers and sinks) and drives the generator (thread spans, async events, logs,
+ * measures), the writer and the validator (on the traces written, and on raw bytes)
+ * through perfetto_mm.h.
  *
  * Built with clang -fsanitize=fuzzer,address against the library built with the same
  * sanitizers (make fuzz). Any crash, AddressSanitizer report, leak or hang is a bug.
@@ -59,8 +61,11 @@ static int64_t impossible(fz *f) {
 /* The column kinds the decoder makes. */
 enum kind { K_INT, K_UTF8, K_LARGE, K_VIEW, K_DICT, K_DOUBLE, N_KINDS };
 
-static const char *const int_formats[] = {"l", "tsn:", "tsn:UTC", "i", "c", "C", "s", "S", "I", "L"};
-static const int int_widths[] = {8, 8, 8, 4, 1, 1, 2, 2, 4, 8};
+static const char *const int_formats[] = {"l", "tsn:", "tsn:UTC", "i", "c", "C", "s", "S", "I", "L",
+                                          "tsu:UTC", "tsm:", "tss:Europe/Paris"};
+static const int int_widths[] = {8, 8, 8, 4, 1, 1, 2, 2, 4, 8, 8, 8, 8};
+/* Time columns: int64 or a timestamp (ns, us, ms, s). */
+static const int time_formats[] = {0, 1, 2, 10, 11, 12};
 
 typedef struct column_type {
     enum kind kind;
@@ -237,15 +242,22 @@ static struct ArrowArray *column(fz *f, ab_stream *s, column_type t, int64_t n) 
 static const char *const thread_columns[] = {"begin", "end", "name", "target", "filename", "line"};
 static const char *const async_columns[] = {"time", "event_type", "span_id", "parent_span_id", "name",
                                             "filename", "target", "line", "depth"};
+static const char *const log_columns[] = {"time", "target", "msg", "level"};
+static const char *const measure_columns[] = {"time", "name", "unit", "value"};
+
+/* What a stream is for. */
+enum purpose { THREAD_SPANS, ASYNC_EVENTS, LOG_ENTRIES, MEASURES };
 
 static column_type expected_type(const char *name, fz *f) {
     column_type t;
     memset(&t, 0, sizeof t);
     if (!strcmp(name, "begin") || !strcmp(name, "end") || !strcmp(name, "time")) {
         t.kind = K_INT;
-        t.int_format = u8(f) % 3; /* l, tsn:, tsn:UTC */
+        t.int_format = time_formats[u8(f) % 6];
+    } else if (!strcmp(name, "value")) {
+        t.kind = K_DOUBLE;
     } else if (!strcmp(name, "span_id") || !strcmp(name, "parent_span_id") || !strcmp(name, "line") ||
-               !strcmp(name, "depth")) {
+               !strcmp(name, "depth") || !strcmp(name, "level")) {
         t.kind = K_INT;
         t.int_format = u8(f) % 10;
     } else {
@@ -257,15 +269,16 @@ static column_type expected_type(const char *name, fz *f) {
     return t;
 }
 
-static ab_stream *decode_stream(fz *f, ab_counts *counts, int async) {
+static ab_stream *decode_stream(fz *f, ab_counts *counts, enum purpose purpose) {
     ab_stream *s = ab_new(counts);
     const char *names[12];
     const char *formats[12];
     const char *dictionary_formats[12];
     column_type types[12];
     int n = 0, i, b, n_batches;
-    const char *const *wanted = async ? async_columns : thread_columns;
-    int n_wanted = async ? (chance(f, 128) ? 9 : 8) : 6;
+    const char *const *wanted = purpose == ASYNC_EVENTS ? async_columns : purpose == LOG_ENTRIES ? log_columns
+                                : purpose == MEASURES ? measure_columns : thread_columns;
+    int n_wanted = purpose == ASYNC_EVENTS ? (chance(f, 128) ? 9 : 8) : purpose == THREAD_SPANS ? 6 : 4;
 
     for (i = 0; i < n_wanted && n < 12; i++) {
         if (chance(f, 4)) continue; /* a missing column */
@@ -348,6 +361,38 @@ static void check_releases(const ab_counts *counts) {
 
 static const char pid[] = "34d7c06d-3163-4111-863e-c5fc09d22d51";
 
+/* Validates the trace of buffer writer `w` (what the library wrote; problems such as a span
+   ending before it begins, which the input may ask for, are reported, not failures). */
+static void validate_trace(pmm_writer *w) {
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    pmm_validation_stats vstats;
+    if (pmm_writer_take_buffer(w, &bytes, &len) != PMM_OK) abort();
+    if (pmm_validate_buffer(bytes, len, &vstats, NULL) != PMM_OK) abort();
+    pmm_buffer_free(bytes);
+}
+
+/* The validator on arbitrary bytes, fed in pieces cut anywhere. */
+static void validate_bytes(fz *f) {
+    pmm_validator *v = NULL;
+    pmm_validation_stats vstats;
+    pmm_validation_example example;
+    size_t count = 0, k;
+    if (pmm_validator_new(&v) != PMM_OK) abort();
+    while (f->n) {
+        size_t piece = 1 + u8(f) % 64;
+        if (piece > f->n) piece = f->n;
+        pmm_validator_feed(v, f->p, piece);
+        f->p += piece;
+        f->n -= piece;
+    }
+    pmm_validator_finish(v, &vstats);
+    pmm_validator_example_count(v, &count);
+    for (k = 0; k < count; k++) pmm_validator_get_example(v, k, &example);
+    pmm_validator_get_example(v, count, &example);
+    pmm_validator_free(v);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fz input = {data, size};
     fz *f = &input;
@@ -359,6 +404,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     sink_state state = {0, 0};
     int calls, i;
     uint8_t mode = u8(f);
+
+    if (mode == 0x7f) {
+        validate_bytes(f);
+        return 0;
+    }
 
     if (mode % 3 == 0) {
         pmm_writer_new_buffer(pid, sizeof pid - 1, u8(f), &w);
@@ -409,22 +459,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         pmm_writer_free(w);
         return 0;
     }
-    pmm_writer_free(w);
 
     calls = 1 + u8(f) % 4;
     for (i = 0; i < calls; i++) {
         ab_counts counts;
         struct ArrowArrayStream stream;
-        int what = u8(f) % 4;
+        int what = u8(f) % 6;
+        enum purpose purpose = what == 3 ? ASYNC_EVENTS : what == 4 ? LOG_ENTRIES : what == 5 ? MEASURES : THREAD_SPANS;
         memset(&counts, 0, sizeof counts);
-        ab_export(decode_stream(f, &counts, what == 3), &stream);
+        ab_export(decode_stream(f, &counts, purpose), &stream);
         if (what == 3) pmm_generator_add_async_events(g, &stream);
+        else if (what == 4) pmm_generator_add_log_entries(g, &stream);
+        else if (what == 5) pmm_generator_add_measures(g, &stream);
         else pmm_generator_add_thread_spans(g, what == 2 ? "s9" : threads[what].stream_id, 2, &stream);
         check_releases(&counts);
         if (stream.release) abort(); /* the library must have moved the stream out */
         pmm_generator_get_stats(g, &stats);
     }
-    pmm_generator_finish(g, &stats);
+    if (pmm_generator_finish(g, &stats) == PMM_OK && mode % 3 == 0) validate_trace(w);
     pmm_generator_free(g);
+    pmm_writer_free(w);
     return 0;
 }
