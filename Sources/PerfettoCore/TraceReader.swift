@@ -219,7 +219,9 @@ struct TraceFramer {
                                        _ body: (Event) throws(PerfettoError) -> Void) throws(PerfettoError) {
         if length > UInt64(Self.maxPacketSize) {
             skipStart = start
-            skipLength = Int64(headerSize) + Int64(clamping: length)
+            // A length varint can claim up to 2^64 - 1 bytes: saturate, never overflow.
+            let (total, overflow) = Int64(headerSize).addingReportingOverflow(Int64(clamping: length))
+            skipLength = overflow ? Int64.max : total
             skipRemaining = Int64(clamping: length)
             return
         }

@@ -248,6 +248,23 @@ int main(void) {
 
     /* ---- Cases found by the fuzzer (Tests/fuzz) ---- */
 
+    /* The validator on a record claiming 2^63 - 1 bytes: its length plus the 10-byte
+       record header overflowed (a trap in TraceReader.startPayload). A truncated trace. */
+    {
+        static const uint8_t record[] = {0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
+        pmm_validation_stats vstats;
+        pmm_validator *v = NULL;
+        memset(&vstats, 0, sizeof vstats);
+        expect(pmm_validate_buffer(record, sizeof record, &vstats, NULL) == PMM_OK, "validator: huge record", __LINE__);
+        expect(vstats.problems[PMM_PROBLEM_TRUNCATED] == 1, "validator: huge record is a truncated trace", __LINE__);
+        expect(pmm_validator_new(&v) == PMM_OK, "validator_new", __LINE__);
+        expect(pmm_validator_feed(v, record, 3) == PMM_OK && pmm_validator_feed(v, record + 3, sizeof record - 3) == PMM_OK,
+               "validator: huge record in pieces", __LINE__);
+        expect(pmm_validator_finish(v, &vstats) == PMM_OK && vstats.problems[PMM_PROBLEM_TRUNCATED] == 1,
+               "validator: huge record in pieces is a truncated trace", __LINE__);
+        pmm_validator_free(v);
+    }
+
     printf("hostile_arrow: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }
