@@ -91,3 +91,28 @@ def test_readme_links_every_doc():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for doc in sorted((ROOT / "docs").glob("*.md")):
         assert f"](docs/{doc.name})" in readme, f"README.md does not link docs/{doc.name}"
+
+
+def _opens_with_a_comment(path: Path) -> bool:
+    """Python: a module docstring. Swift, C: a comment before the first declaration (after
+    imports and preprocessor lines)."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix == ".py":
+        import ast
+        return bool(ast.get_docstring(ast.parse(text)))
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or (path.suffix == ".swift" and stripped.startswith(("import ", "@testable import ", "#"))):
+            continue
+        return stripped.startswith(("//", "/*"))
+    return False
+
+
+def test_every_source_file_says_what_it_owns():
+    """Each module opens with a comment saying what it owns (CONTRIBUTING.md, Rules)."""
+    roots = ["Sources", "Tests", "examples", "include", "python"]
+    sources = [p for p in scanned_files() if p.suffix in (".swift", ".py", ".c", ".h")
+               and p.relative_to(ROOT).parts[0] in roots]
+    assert len(sources) > 50
+    silent = [str(p.relative_to(ROOT)) for p in sources if not _opens_with_a_comment(p)]
+    assert not silent, "files without an opening comment saying what they own:\n" + "\n".join(silent)
