@@ -36,6 +36,7 @@ from .timeutil import NS_MAX, NS_MIN
 
 TABLES = ("thread_spans", "async_events", "log_entries", "measures")
 
+
 class LocalLake(Source):
     """A local lake folder (see the module documentation)."""
 
