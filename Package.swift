@@ -29,7 +29,9 @@ let package = Package(
         .executableTarget(name: "pmm-scenario", dependencies: ["PerfettoCore", "ScenarioSupport"]),
         // Builds Arrow C streams from Swift values, for tests and benchmarks.
         .target(name: "ArrowTestSupport", dependencies: ["CArrowABI"]),
-        .executableTarget(name: "pmm-bench", dependencies: ["PerfettoCore", "ArrowTestSupport", "CArrowABI"]),
+        // Benchmark references in C (bench/reference): not part of any product.
+        .target(name: "BenchReference", path: "bench/reference"),
+        .executableTarget(name: "pmm-bench", dependencies: ["PerfettoCore", "ArrowTestSupport", "CArrowABI", "BenchReference"]),
         .testTarget(
             name: "PerfettoCoreTests",
             dependencies: ["PerfettoCore", "PerfettoMM", "CPerfettoMM", "ScenarioSupport", "ArrowTestSupport"]

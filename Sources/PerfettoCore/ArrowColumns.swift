@@ -40,6 +40,38 @@ struct IntegerColumn {
         self.label = label
     }
 
+    /// Rows `start ..< start + n` into `out`, nulls as `fallback`. Returns false when
+    /// `required` and a row is null (the row-by-row reader reports it).
+    @inline(__always)
+    func decode(_ start: Int, _ n: Int, into out: UnsafeMutablePointer<Int64>, required: Bool, fallback: Int64) -> Bool {
+        guard let values else {
+            out.update(repeating: 0, count: n)
+            return true
+        }
+        let b = view.base &+ start
+        @inline(__always) func widen<T: FixedWidthInteger>(_ type: T.Type) {
+            let p = values + b &* MemoryLayout<T>.size
+            for j in 0..<n {
+                out[j] = Int64(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: j &* MemoryLayout<T>.size, as: T.self))
+            }
+        }
+        switch width {
+        case .int64, .uint64: UnsafeMutableRawPointer(out).copyMemory(from: values + b &* 8, byteCount: n &* 8)
+        case .int32: widen(Int32.self)
+        case .uint32: widen(UInt32.self)
+        case .int16: widen(Int16.self)
+        case .uint16: widen(UInt16.self)
+        case .int8: widen(Int8.self)
+        case .uint8: widen(UInt8.self)
+        }
+        guard view.validity != nil else { return true }
+        for j in 0..<n where view.isNull(start &+ j) {
+            if required { return false }
+            out[j] = fallback
+        }
+        return true
+    }
+
     /// The value at `row`, ignoring validity.
     @inline(__always)
     func raw(_ row: Int) -> Int64 {
@@ -321,6 +353,51 @@ struct StringColumn {
         }
     }
 
+    /// Pool ids of rows `start ..< start + n` into `out`. Returns false when a row cannot
+    /// be read (the row-by-row reader reports it).
+    @inline(__always)
+    func decodeIds(_ start: Int, _ n: Int, into out: UnsafeMutablePointer<UInt32>) -> Bool {
+        guard case .dictionary(let indices, let width, let ids) = storage, let dense = ids.dense else {
+            for j in 0..<n {
+                guard let id = try? id(start &+ j) else { return false }
+                out[j] = id
+            }
+            return true
+        }
+        let b = view.base &+ start
+        let count = UInt(ids.count)
+        @inline(__always) func map<T: FixedWidthInteger>(_ type: T.Type) -> Bool {
+            let p = indices + b &* MemoryLayout<T>.size
+            for j in 0..<n {
+                if view.validity != nil && view.isNull(start &+ j) {
+                    out[j] = emptyId
+                    continue
+                }
+                let raw = p.loadUnaligned(fromByteOffset: j &* MemoryLayout<T>.size, as: T.self)
+                let key = UInt(bitPattern: Int(truncatingIfNeeded: raw))
+                guard key < count else { return false }
+                let cached = dense[Int(key)]
+                if cached != 0 {
+                    out[j] = cached
+                } else {
+                    guard let id = try? ids.id(Int(key)) else { return false }
+                    out[j] = id
+                }
+            }
+            return true
+        }
+        switch width {
+        case .int32: return map(Int32.self)
+        case .int8: return map(Int8.self)
+        case .int16: return map(Int16.self)
+        case .int64: return map(Int64.self)
+        case .uint8: return map(UInt8.self)
+        case .uint16: return map(UInt16.self)
+        case .uint32: return map(UInt32.self)
+        case .uint64: return map(UInt64.self)
+        }
+    }
+
     /// The pool id of the string at `row`.
     @inline(__always)
     func id(_ row: Int) throws(PerfettoError) -> UInt32 {
@@ -381,6 +458,21 @@ struct TimeColumn {
                                + "int64 nanoseconds (row \(row) of a batch)")
         }
         return ns
+    }
+
+    /// Rows `start ..< start + n` in nanoseconds into `out`. Returns false when a row is
+    /// null or out of range (the row-by-row reader reports it).
+    @inline(__always)
+    func decode(_ start: Int, _ n: Int, into out: UnsafeMutablePointer<Int64>) -> Bool {
+        guard values.decode(start, n, into: out, required: true, fallback: 0) else { return false }
+        if unit == .nanoseconds { return true }
+        var overflow = false
+        for j in 0..<n {
+            let (ns, o) = out[j].multipliedReportingOverflow(by: unit.rawValue)
+            out[j] = ns
+            overflow = overflow || o
+        }
+        return !overflow
     }
 }
 

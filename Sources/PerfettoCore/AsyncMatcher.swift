@@ -1,8 +1,9 @@
 /// Pairs async begin/end events into spans by span id (docs/async-spans.md, Pairing).
 ///
-/// Events may arrive in any order, with duplicates. Memory is one record per async
-/// span; thread spans never pass through here.
-public struct AsyncMatcher {
+/// Events may arrive in any order, with duplicates. Memory is one 52-byte record per
+/// distinct span id (in chunks, no growth copies) plus a 4-byte-slot hash index (1.25
+/// to 2.5 slots per span); thread spans never pass through here.
+public final class AsyncMatcher {
     /// What the matcher saw and decided, reported to the caller.
     public struct Counts: Equatable, Sendable {
         /// Events inside the range, read.
@@ -40,20 +41,8 @@ public struct AsyncMatcher {
         public var filename: UInt32
         public var line: UInt32
         public var kind: Kind
-    }
-
-    struct Record {
-        var spanId: Int64
-        var parentSpanId: Int64 = 0
-        var depth: UInt32 = 0
-        var begin: Int64 = 0
-        var end: Int64 = 0
-        var hasBegin = false
-        var hasEnd = false
-        var name: UInt32 = 0
-        var target: UInt32 = 0
-        var filename: UInt32 = 0
-        var line: UInt32 = 0
+        /// Pool id of the `stream_id` of the event the attributes came from (0: none).
+        public var stream: UInt32 = 0
     }
 
     /// The event's strings and attributes (taken from the begin event, else the end event).
@@ -64,22 +53,32 @@ public struct AsyncMatcher {
         public var target: UInt32
         public var filename: UInt32
         public var line: UInt32
+        /// Pool id of the event's `stream_id` (0: none).
+        public var stream: UInt32
 
-        public init(parentSpanId: Int64, depth: UInt32, name: UInt32, target: UInt32, filename: UInt32, line: UInt32) {
+        public init(parentSpanId: Int64, depth: UInt32, name: UInt32, target: UInt32, filename: UInt32, line: UInt32,
+                    stream: UInt32 = 0) {
             self.parentSpanId = parentSpanId
             self.depth = depth
             self.name = name
             self.target = target
             self.filename = filename
             self.line = line
+            self.stream = stream
         }
     }
 
     public let rangeBegin: Int64
     public let rangeEnd: Int64
     public private(set) var counts = Counts()
-    var records: [Record] = []
-    var indexBySpanId = IdMap()
+    /// Set when more distinct span ids arrived than the index holds; later new ids are ignored.
+    public private(set) var limitError: PerfettoError?
+    let records = AsyncRecords()
+    let index = SpanIndex()
+    /// (filename pool id, line) pairs, interned: a record stores one 32-bit location id.
+    var locationIds = IdMap(capacity: 64)
+    var locationFiles: [UInt32] = []
+    var locationLines: [UInt32] = []
 
     public init(rangeBegin: Int64, rangeEnd: Int64) {
         self.rangeBegin = rangeBegin
@@ -89,50 +88,69 @@ public struct AsyncMatcher {
     /// Number of distinct spans seen so far.
     public var spanCount: Int { records.count }
 
-    /// One begin (`isBegin`) or end event.
+    /// One begin (`isBegin`) or end event. Past the span limit, new span ids are ignored
+    /// and `limitError` is set.
+    public func add(isBegin: Bool, time: Int64, spanId: Int64, attributes a: Attributes) {
+        do { try addEvent(isBegin: isBegin, time: time, spanId: spanId, attributes: a) } catch {
+            if limitError == nil { limitError = error }
+        }
+    }
+
+    /// One begin or end event; throws when a new span id exceeds the index's limit.
     @inline(__always)
-    public mutating func add(isBegin: Bool, time: Int64, spanId: Int64, attributes a: Attributes) {
+    func addEvent(isBegin: Bool, time: Int64, spanId: Int64, attributes a: Attributes) throws(PerfettoError) {
         guard time >= rangeBegin, time <= rangeEnd else {
             counts.eventsOutsideRange += 1
             return
         }
         counts.events += 1
-        let key = UInt64(bitPattern: spanId)
-        var index = Int(indexBySpanId.get(key))
-        if index == 0 {
-            records.append(Record(spanId: spanId))
-            index = records.count
-            indexBySpanId.set(key, UInt64(index))
-        }
-        index -= 1
+        let r = try index.findOrInsert(spanId, records)
+        // Valid times are >= rangeBegin >= 0, so a negative time means "no such event".
         if isBegin {
-            if records[index].hasBegin {
+            let begin = r.pointee.begin
+            if begin >= 0 {
                 counts.duplicates += 1
-                if time >= records[index].begin { return }
+                if time >= begin { return }
             }
-            records[index].hasBegin = true
-            records[index].begin = time
-            take(a, into: &records[index])
+            r.pointee.begin = time
+            take(a, into: r)
         } else {
-            if records[index].hasEnd {
+            let end = r.pointee.end
+            if end >= 0 {
                 counts.duplicates += 1
-                if time >= records[index].end { return }
+                if time >= end { return }
             }
-            records[index].hasEnd = true
-            records[index].end = time
-            if !records[index].hasBegin { take(a, into: &records[index]) }
+            r.pointee.end = time
+            if r.pointee.begin < 0 { take(a, into: r) }
         }
     }
 
     @inline(__always)
-    private func take(_ a: Attributes, into record: inout Record) {
-        record.parentSpanId = a.parentSpanId
-        record.depth = a.depth
-        record.name = a.name
-        record.target = a.target
-        record.filename = a.filename
-        record.line = a.line
+    private func take(_ a: Attributes, into r: UnsafeMutablePointer<AsyncRecord>) {
+        r.pointee.parentSpanId = a.parentSpanId
+        r.pointee.depth = a.depth
+        r.pointee.name = a.name
+        r.pointee.target = a.target
+        r.pointee.location = location(a.filename, a.line)
+        r.pointee.stream = a.stream
     }
+
+    @inline(__always)
+    private func location(_ filename: UInt32, _ line: UInt32) -> UInt32 {
+        let key = UInt64(filename) << 32 | UInt64(line)
+        let found = locationIds.get(key)
+        if found != 0 { return UInt32(truncatingIfNeeded: found - 1) }
+        let id = UInt32(truncatingIfNeeded: locationFiles.count)
+        locationFiles.append(filename)
+        locationLines.append(line)
+        locationIds.set(key, UInt64(id) + 1)
+        return id
+    }
+
+    @inline(__always)
+    func filename(_ location: UInt32) -> UInt32 { locationFiles[Int(location)] }
+    @inline(__always)
+    func line(_ location: UInt32) -> UInt32 { locationLines[Int(location)] }
 
     /// The paired spans (in first-seen order) and the final counts. Open spans end at
     /// the range end, spans begun before the range begin at its begin, and spans
@@ -141,17 +159,18 @@ public struct AsyncMatcher {
         var counts = self.counts
         var spans: [Span] = []
         spans.reserveCapacity(records.count)
-        for r in records {
+        for i in 0..<records.count {
+            let r = records[i].pointee
             var begin = r.begin, end = r.end
             let kind: Kind
-            if r.hasBegin && r.hasEnd {
+            if begin >= 0 && end >= 0 {
                 guard end >= begin else {
                     counts.dropped += 1
                     continue
                 }
                 counts.complete += 1
                 kind = .complete
-            } else if r.hasBegin {
+            } else if begin >= 0 {
                 end = rangeEnd
                 counts.openAtEnd += 1
                 kind = .openAtEnd
@@ -160,9 +179,250 @@ public struct AsyncMatcher {
                 counts.begunBeforeRange += 1
                 kind = .begunBeforeRange
             }
-            spans.append(Span(spanId: r.spanId, parentSpanId: r.parentSpanId, depth: r.depth, begin: begin, end: end,
-                              name: r.name, target: r.target, filename: r.filename, line: r.line, kind: kind))
+            spans.append(Span(spanId: records.spanId(i), parentSpanId: r.parentSpanId, depth: r.depth, begin: begin, end: end,
+                              name: r.name, target: r.target, filename: filename(r.location), line: line(r.location),
+                              kind: kind, stream: r.stream))
         }
         return (spans, counts)
+    }
+
+    /// The generator's resolve, once, at finish: gives every kept record its final times
+    /// (in place) and returns the kept record indices in first-seen order with the
+    /// counts, and whether that order is already `AsyncOrder`'s (time-ordered input).
+    /// `completeWithDuration` keeps only complete spans with begin < end.
+    func resolveInPlace(completeWithDuration: Bool) -> (order: [UInt32], counts: Counts, sorted: Bool) {
+        var counts = self.counts
+        var order: [UInt32] = []
+        order.reserveCapacity(records.count)
+        var sorted = true
+        var previous = -1
+        let lanes = !completeWithDuration
+        records.forEach { i, r in
+            let begin = r.pointee.begin, end = r.pointee.end
+            if begin >= 0 && end >= 0 {
+                guard end >= begin else {
+                    counts.dropped += 1
+                    return
+                }
+                counts.complete += 1
+                if completeWithDuration && begin == end { return }
+            } else if begin >= 0 {
+                r.pointee.end = rangeEnd
+                counts.openAtEnd += 1
+                if completeWithDuration { return }
+            } else {
+                r.pointee.begin = rangeBegin
+                counts.begunBeforeRange += 1
+                if completeWithDuration { return }
+            }
+            if sorted && previous >= 0 {
+                sorted = AsyncOrder.less(UInt32(truncatingIfNeeded: previous), UInt32(truncatingIfNeeded: i), records,
+                                         lanes: lanes)
+            }
+            previous = i
+            order.append(UInt32(truncatingIfNeeded: i))
+        }
+        return (order, counts, sorted)
+    }
+}
+
+/// One span's pairing state but its id (kept apart, see `AsyncRecords`): 44 bytes
+/// (4-byte aligned: 64-bit fields as two halves). A negative begin or end means that
+/// event has not been seen.
+struct AsyncRecord {
+    private var parentLow: UInt32 = 0, parentHigh: UInt32 = 0
+    private var beginLow: UInt32 = UInt32.max, beginHigh: UInt32 = UInt32.max
+    private var endLow: UInt32 = UInt32.max, endHigh: UInt32 = UInt32.max
+    var depth: UInt32 = 0
+    var name: UInt32 = 0
+    var target: UInt32 = 0
+    /// Interned (filename, line): `AsyncMatcher.filename(_:)`, `line(_:)`.
+    var location: UInt32 = 0
+    /// Pool id of the stream id of the event the attributes came from (0: none).
+    var stream: UInt32 = 0
+
+    init() {}
+
+    var parentSpanId: Int64 {
+        @inline(__always) get { Self.join(parentLow, parentHigh) }
+        @inline(__always) set { (parentLow, parentHigh) = Self.split(newValue) }
+    }
+    var begin: Int64 {
+        @inline(__always) get { Self.join(beginLow, beginHigh) }
+        @inline(__always) set { (beginLow, beginHigh) = Self.split(newValue) }
+    }
+    var end: Int64 {
+        @inline(__always) get { Self.join(endLow, endHigh) }
+        @inline(__always) set { (endLow, endHigh) = Self.split(newValue) }
+    }
+
+    @inline(__always)
+    private static func join(_ low: UInt32, _ high: UInt32) -> Int64 {
+        Int64(bitPattern: UInt64(high) << 32 | UInt64(low))
+    }
+
+    @inline(__always)
+    private static func split(_ value: Int64) -> (UInt32, UInt32) {
+        let bits = UInt64(bitPattern: value)
+        return (UInt32(truncatingIfNeeded: bits), UInt32(truncatingIfNeeded: bits >> 32))
+    }
+}
+
+/// Records in fixed chunks of 4,096: growing never copies, and at most one chunk is
+/// partly empty. Span ids are stored apart from the rest (8 + 44 bytes a span), so
+/// hash probes and rehashing read only ids.
+final class AsyncRecords {
+    static let chunkShift = 12
+    static let chunkSize = 1 << chunkShift
+    private var chunks: [UnsafeMutablePointer<AsyncRecord>] = []
+    private var idChunks: [UnsafeMutablePointer<Int64>] = []
+    private(set) var count = 0
+
+    deinit {
+        for (c, chunk) in chunks.enumerated() {
+            chunk.deinitialize(count: Swift.min(Self.chunkSize, count - c * Self.chunkSize))
+            chunk.deallocate()
+            idChunks[c].deallocate()
+        }
+    }
+
+    /// Record `i` (0 ..< count).
+    @inline(__always)
+    subscript(_ i: Int) -> UnsafeMutablePointer<AsyncRecord> {
+        chunks[i >> Self.chunkShift] + (i & (Self.chunkSize - 1))
+    }
+
+    /// The span id of record `i`.
+    @inline(__always)
+    func spanId(_ i: Int) -> Int64 {
+        idChunks[i >> Self.chunkShift][i & (Self.chunkSize - 1)]
+    }
+
+    /// Appends a record for `spanId` and returns it.
+    @inline(__always)
+    func append(_ spanId: Int64) -> UnsafeMutablePointer<AsyncRecord> {
+        let offset = count & (Self.chunkSize - 1)
+        if offset == 0 {
+            chunks.append(.allocate(capacity: Self.chunkSize))
+            idChunks.append(.allocate(capacity: Self.chunkSize))
+        }
+        let p = chunks[chunks.count - 1] + offset
+        p.initialize(to: AsyncRecord())
+        idChunks[idChunks.count - 1][offset] = spanId
+        count += 1
+        return p
+    }
+
+    /// Calls `body` with each record's index and address, in order.
+    @inline(__always)
+    func forEach<E: Error>(_ body: (Int, UnsafeMutablePointer<AsyncRecord>) throws(E) -> Void) throws(E) {
+        var i = 0
+        for chunk in chunks {
+            let n = Swift.min(Self.chunkSize, count - i)
+            for k in 0..<n { try body(i + k, chunk + k) }
+            i += n
+        }
+    }
+
+    /// Calls `body` with each record's index and span id, in order.
+    @inline(__always)
+    func forEachId(_ body: (Int, Int64) -> Void) {
+        var i = 0
+        for chunk in idChunks {
+            let n = Swift.min(Self.chunkSize, count - i)
+            for k in 0..<n { body(i + k, chunk[k]) }
+            i += n
+        }
+    }
+}
+
+/// Span id -> record index: open addressing over 4-byte slots, linear probing, at most
+/// 80% full. A slot holds the record index + 1 in its low `bits` bits and a fingerprint of
+/// the id in the others, so probing past other ids rarely reads a record. Fibonacci
+/// hashing spreads sequential ids (as micromegas assigns them) evenly.
+final class SpanIndex {
+    /// log2 of the slot count; at most 30, leaving at least 2 fingerprint bits.
+    private var bits = 10
+    private var slots: UnsafeMutablePointer<UInt32>
+    private(set) var count = 0
+    static let maxBits = 30
+
+    init() {
+        slots = .allocate(capacity: 1 << bits)
+        slots.initialize(repeating: 0, count: 1 << bits)
+    }
+
+    deinit { slots.deallocate() }
+
+    /// The home slot and the fingerprint (already shifted) of `id`.
+    @inline(__always)
+    private static func hash(_ id: Int64, _ bits: Int) -> (slot: Int, fingerprint: UInt32) {
+        let h = UInt64(bitPattern: id) &* 0x9E37_79B9_7F4A_7C15
+        let slot = Int(truncatingIfNeeded: h >> UInt64(64 - bits))
+        let fingerprint = UInt32(truncatingIfNeeded: h >> UInt64(32 - bits)) & ~((UInt32(1) << UInt32(bits)) - 1)
+        return (slot, fingerprint)
+    }
+
+    /// The record index of `id`, or -1.
+    @inline(__always)
+    func find(_ id: Int64, _ records: AsyncRecords) -> Int {
+        let (home, fp) = Self.hash(id, bits)
+        let mask = (1 << bits) - 1
+        let low = UInt32(truncatingIfNeeded: mask)
+        var i = home
+        while true {
+            let slot = slots[i]
+            if slot == 0 { return -1 }
+            if slot & ~low == fp {
+                let index = Int(slot & low) - 1
+                if records.spanId(index) == id { return index }
+            }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// The record of `id`, appended to `records` if new.
+    @inline(__always)
+    func findOrInsert(_ id: Int64, _ records: AsyncRecords) throws(PerfettoError) -> UnsafeMutablePointer<AsyncRecord> {
+        while true {
+            let (home, fp) = Self.hash(id, bits)
+            let mask = (1 << bits) - 1
+            let low = UInt32(truncatingIfNeeded: mask)
+            var i = home
+            while true {
+                let slot = slots[i]
+                if slot == 0 { break }
+                if slot & ~low == fp {
+                    let index = Int(slot & low) - 1
+                    if records.spanId(index) == id { return records[index] }
+                }
+                i = (i + 1) & mask
+            }
+            if (count + 1) * 5 <= (mask + 1) * 4 {
+                let record = records.append(id)
+                count += 1
+                slots[i] = fp | UInt32(truncatingIfNeeded: records.count)
+                return record
+            }
+            try grow(records)
+        }
+    }
+
+    private func grow(_ records: AsyncRecords) throws(PerfettoError) {
+        guard bits < Self.maxBits else {
+            throw .invalidData("async events: more than \(count) distinct span ids")
+        }
+        slots.deallocate()
+        bits += 1
+        let size = 1 << bits, mask = size - 1, bits = self.bits
+        let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: size)
+        grown.initialize(repeating: 0, count: size)
+        records.forEachId { index, id in
+            let (home, fp) = Self.hash(id, bits)
+            var i = home
+            while grown[i] != 0 { i = (i + 1) & mask }
+            grown[i] = fp | UInt32(truncatingIfNeeded: index + 1)
+        }
+        slots = grown
     }
 }

@@ -157,12 +157,16 @@ public final class TraceGenerator {
         try failingOnError { () throws(PerfettoError) in try readAsyncEvents(stream: stream) }
     }
 
+    /// Each batch is read in tiles of `AsyncTile.rows` rows, column by column; a tile
+    /// with anything to report (a null time, a bad dictionary index...) is read again row
+    /// by row, which throws the error of its first faulty row.
     private func readAsyncEvents(stream: UnsafeMutablePointer<ArrowArrayStream>?) throws(PerfettoError) {
         let label = "async events"
         let reader = try ArrowStreamReader(moving: stream, label: label)
         try checkOpen()
         guard spanTypes.includesAsync else { return }
         let columns = try AsyncEventColumns(reader)
+        let tile = AsyncTile()
         while let batch = try reader.next() {
             func integer(_ index: Int) throws(PerfettoError) -> IntegerColumn {
                 try IntegerColumn(batch: batch, field: reader.fields[index], index: index, label: label, timesOnly: false)
@@ -170,30 +174,56 @@ public final class TraceGenerator {
             func string(_ index: Int) throws(PerfettoError) -> StringColumn {
                 try StringColumn(batch: batch, field: reader.fields[index], index: index, label: label, pool: pool)
             }
-            let time = try TimeColumn(batch: batch, field: reader.fields[columns.time], index: columns.time, label: label)
-            let eventType = try string(columns.eventType)
-            let spanId = try integer(columns.spanId)
-            let parent = try integer(columns.parentSpanId)
-            let depth = try columns.depth.map { (index) throws(PerfettoError) in try integer(index) }
-            let name = try string(columns.name)
-            let target = try string(columns.target)
-            let filename = try string(columns.filename)
-            let line = try integer(columns.line)
-            for row in 0..<batch.length {
-                let type = try eventType.id(row)
-                guard type == beginId || type == endId else {
-                    throw .invalidData("\(label): event_type must be 'begin' or 'end', got '\(pool.string(type))'")
+            let c = AsyncEventBatch(
+                time: try TimeColumn(batch: batch, field: reader.fields[columns.time], index: columns.time, label: label),
+                eventType: try string(columns.eventType), spanId: try integer(columns.spanId),
+                parent: try integer(columns.parentSpanId),
+                depth: try columns.depth.map { (index) throws(PerfettoError) in try integer(index) },
+                name: try string(columns.name), target: try string(columns.target), filename: try string(columns.filename),
+                line: try integer(columns.line),
+                stream: columns.streamId.flatMap { try? string($0) })
+            var start = 0
+            while start < batch.length {
+                let n = Swift.min(AsyncTile.rows, batch.length - start)
+                if tile.decode(c, start, n, beginId: beginId, endId: endId) {
+                    try addTile(tile, n)
+                } else {
+                    try addRows(c, start..<(start + n), label: label)
                 }
-                let attributes = AsyncMatcher.Attributes(
-                    parentSpanId: parent.optional(row, 0),
-                    depth: UInt32(truncatingIfNeeded: depth?.optional(row, 0) ?? 0),
-                    name: try name.id(row), target: try target.id(row), filename: try filename.id(row),
-                    line: try lineValue(line, row, label))
-                matcher.add(isBegin: type == beginId, time: try time.required(row), spanId: try spanId.required(row),
-                            attributes: attributes)
+                start += n
             }
         }
         stats.matcher = matcher.counts
+    }
+
+    /// The decoded rows of a tile.
+    @inline(__always)
+    private func addTile(_ tile: AsyncTile, _ n: Int) throws(PerfettoError) {
+        for j in 0..<n {
+            let attributes = AsyncMatcher.Attributes(
+                parentSpanId: tile.parent[j], depth: UInt32(truncatingIfNeeded: tile.depth[j]), name: tile.name[j],
+                target: tile.target[j], filename: tile.filename[j], line: UInt32(truncatingIfNeeded: tile.line[j]),
+                stream: tile.stream[j])
+            try matcher.addEvent(isBegin: tile.type[j] == beginId, time: tile.time[j], spanId: tile.spanId[j],
+                                 attributes: attributes)
+        }
+    }
+
+    /// Rows read one by one, with every check in row order: the first faulty row throws.
+    private func addRows(_ c: AsyncEventBatch, _ rows: Range<Int>, label: String) throws(PerfettoError) {
+        for row in rows {
+            let type = try c.eventType.id(row)
+            guard type == beginId || type == endId else {
+                throw .invalidData("\(label): event_type must be 'begin' or 'end', got '\(pool.string(type))'")
+            }
+            let attributes = AsyncMatcher.Attributes(
+                parentSpanId: c.parent.optional(row, 0),
+                depth: UInt32(truncatingIfNeeded: c.depth?.optional(row, 0) ?? 0),
+                name: try c.name.id(row), target: try c.target.id(row), filename: try c.filename.id(row),
+                line: try lineValue(c.line, row, label), stream: (try? c.stream?.id(row)).flatMap { $0 } ?? 0)
+            try matcher.addEvent(isBegin: type == beginId, time: try c.time.required(row),
+                                 spanId: try c.spanId.required(row), attributes: attributes)
+        }
     }
 
     // MARK: - Finish
@@ -214,29 +244,46 @@ public final class TraceGenerator {
 
     private func writeAsyncSpansAndFlush() throws(PerfettoError) {
         if spanTypes.includesAsync {
-            var (spans, counts) = matcher.resolve()
-            stats.matcher = counts
             switch layout {
-            case .micromegas: try writeMicromegasLayout(&spans)
-            case .lanes: try writeLanes(&spans)
+            case .micromegas: try writeMicromegasLayout()
+            case .lanes: try writeLanes()
             }
         }
         try writer.flush()
     }
 
     /// micromegas' layout: complete spans with begin < end, by begin then span id, on one track.
-    private func writeMicromegasLayout(_ spans: inout [AsyncMatcher.Span]) throws(PerfettoError) {
-        spans.removeAll { $0.kind != .complete || $0.begin >= $0.end }
-        spans.sort { ($0.begin, $0.spanId) < ($1.begin, $1.spanId) }
-        for s in spans { try writeAsync(s, track: writer.asyncTrackUUID) }
+    private func writeMicromegasLayout() throws(PerfettoError) {
+        var (order, counts, sorted) = matcher.resolveInPlace(completeWithDuration: true)
+        stats.matcher = counts
+        let records = matcher.records
+        if !sorted { AsyncOrder.sort(&order, records, lanes: false) }
+        for index in order { try writeAsync(records[Int(index)], track: writer.asyncTrackUUID) }
     }
 
-    private func writeLanes(_ spans: inout [AsyncMatcher.Span]) throws(PerfettoError) {
-        LaneLayout.sortForLanes(&spans)
-        var layout = LaneLayout()
+    private func writeLanes() throws(PerfettoError) {
+        var (order, counts, sorted) = matcher.resolveInPlace(completeWithDuration: false)
+        stats.matcher = counts
+        let records = matcher.records
+        if !sorted { AsyncOrder.sort(&order, records, lanes: true) }
+        let index = matcher.index
+        // Parent id 0 (a root) costs no lookup unless some span has id 0.
+        let zeroIsSpan = index.find(0, records) >= 0
+        var recent = RecentSpans()
+        var layout = LaneLayout(recordCount: records.count)
+        defer { layout.deallocate() }
         var laneTracks: [UInt64] = []
-        for s in spans {
-            let placement = layout.place(s)
+        for k in 0..<order.count {
+            let i = Int(order[k])
+            let r = records[i]
+            let parentId = r.pointee.parentSpanId
+            var parent = -1
+            if parentId != 0 || zeroIsSpan {
+                parent = recent.get(parentId)
+                if parent < 0 { parent = index.find(parentId, records) }
+            }
+            let placement = layout.place(i, begin: r.pointee.begin, end: r.pointee.end, parent: parent, records)
+            recent.set(records.spanId(i), i)
             if placement.isNewLane {
                 let uuid = laneTracks.isEmpty ? writer.asyncTrackUUID : Self.laneTrackUUID(placement.lane, writer)
                 if !laneTracks.isEmpty {
@@ -245,7 +292,7 @@ public final class TraceGenerator {
                 }
                 laneTracks.append(uuid)
             }
-            try writeAsync(s, track: laneTracks[placement.lane])
+            try writeAsync(r, track: laneTracks[placement.lane])
         }
         stats.asyncTracks = Swift.max(1, laneTracks.count)
     }
@@ -255,10 +302,13 @@ public final class TraceGenerator {
         XXH64.hash("async_track_lane_\(lane)", seed: writer.processTrackUUID)
     }
 
-    private func writeAsync(_ s: AsyncMatcher.Span, track: UInt64) throws(PerfettoError) {
+    @inline(__always)
+    private func writeAsync(_ r: UnsafeMutablePointer<AsyncRecord>, track: UInt64) throws(PerfettoError) {
+        let s = r.pointee
         guard s.begin >= 0 else { throw .invalidData("async events: negative time \(s.begin)") }
         try writer.emitPooledSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), name: s.name,
-                                   target: s.target, filename: s.filename, line: s.line, pool: pool)
+                                   target: s.target, filename: matcher.filename(s.location),
+                                   line: matcher.line(s.location), pool: pool)
         stats.asyncSpans += 1
     }
 
@@ -319,6 +369,8 @@ struct ThreadSpanColumns {
 struct AsyncEventColumns {
     let time, eventType, spanId, parentSpanId, name, target, filename, line: Int
     let depth: Int?
+    /// Read when present and a string column (kept per span; not otherwise checked).
+    let streamId: Int?
 
     init(_ reader: ArrowStreamReader) throws(PerfettoError) {
         time = try reader.fieldIndex("time")
@@ -330,6 +382,9 @@ struct AsyncEventColumns {
         filename = try reader.fieldIndex("filename")
         line = try reader.fieldIndex("line")
         depth = reader.optionalFieldIndex("depth")
+        streamId = reader.optionalFieldIndex("stream_id").flatMap { (index) -> Int? in
+            (try? ColumnCheck.string(reader, index)) != nil ? index : nil
+        }
         try ColumnCheck.time(reader, time)
         for i in [eventType, name, target, filename] { try ColumnCheck.string(reader, i) }
         for i in [spanId, parentSpanId, line] + (depth.map { [$0] } ?? []) { try ColumnCheck.integer(reader, i) }
@@ -368,5 +423,68 @@ enum ColumnCheck {
 
     static func mismatch(_ reader: ArrowStreamReader, _ field: ArrowField, _ expected: String) -> PerfettoError {
         .invalidData("\(reader.label): column '\(field.name)' has type \(field.type.description); expected \(expected)")
+    }
+}
+
+/// The columns of one `async_events` batch.
+struct AsyncEventBatch {
+    let time: TimeColumn
+    let eventType: StringColumn
+    let spanId, parent: IntegerColumn
+    let depth: IntegerColumn?
+    let name, target, filename: StringColumn
+    let line: IntegerColumn
+    let stream: StringColumn?
+}
+
+/// Scratch columns for `rows` rows of async events, reused from tile to tile.
+final class AsyncTile {
+    static let rows = 1024
+    let time = UnsafeMutablePointer<Int64>.allocate(capacity: rows)
+    let spanId = UnsafeMutablePointer<Int64>.allocate(capacity: rows)
+    let parent = UnsafeMutablePointer<Int64>.allocate(capacity: rows)
+    let depth = UnsafeMutablePointer<Int64>.allocate(capacity: rows)
+    let line = UnsafeMutablePointer<Int64>.allocate(capacity: rows)
+    let type = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+    let name = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+    let target = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+    let filename = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+    let stream = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+
+    deinit {
+        for p in [time, spanId, parent, depth, line] { p.deallocate() }
+        for p in [type, name, target, filename, stream] { p.deallocate() }
+    }
+
+    /// Decodes rows `start ..< start + n` (n <= `rows`). False when a row has anything to
+    /// report: a null or out-of-range time, a null span id, an unreadable string, an event
+    /// type other than begin and end, a line out of uint32 range.
+    @inline(__always)
+    func decode(_ c: AsyncEventBatch, _ start: Int, _ n: Int, beginId: UInt32, endId: UInt32) -> Bool {
+        guard c.eventType.decodeIds(start, n, into: type), c.time.decode(start, n, into: time),
+              c.spanId.decode(start, n, into: spanId, required: true, fallback: 0),
+              c.parent.decode(start, n, into: parent, required: false, fallback: 0),
+              c.name.decodeIds(start, n, into: name), c.target.decodeIds(start, n, into: target),
+              c.filename.decodeIds(start, n, into: filename),
+              c.line.decode(start, n, into: line, required: false, fallback: 0) else { return false }
+        if let depthColumn = c.depth {
+            _ = depthColumn.decode(start, n, into: depth, required: false, fallback: 0)
+        } else {
+            depth.update(repeating: 0, count: n)
+        }
+        // The stream id is informative: an unreadable one reads as none.
+        if let streamColumn = c.stream {
+            if !streamColumn.decodeIds(start, n, into: stream) {
+                for j in 0..<n { stream[j] = (try? streamColumn.id(start + j)) ?? 0 }
+            }
+        } else {
+            stream.update(repeating: 0, count: n)
+        }
+        var bad = false
+        for j in 0..<n {
+            let t = type[j]
+            bad = bad || (t != beginId && t != endId) || UInt64(bitPattern: line[j]) > UInt64(UInt32.max)
+        }
+        return !bad
     }
 }

@@ -136,12 +136,17 @@ enum GeneratorBench {
                 try generator.addThreadSpans(streamId: threads[k].streamId, stream: &stream)
             }
         }
+        // Heap in use before the async input exists and after it is consumed (the stream
+        // releases every batch): the difference is what the generator holds until finish.
+        let heapBefore = heapBytesInUse()
         var async = asyncSpans(&workload)
         var stream = asyncStream(async, d)
         async = []
         var stats = GenerationStats()
+        var heldBytes = 0
         asyncTimer.measure { () throws(PerfettoError) in
             try generator.addAsyncEvents(stream: &stream)
+            heldBytes = heapBytesInUse() - heapBefore
             stats = try generator.finish()
         }
         if fd >= 0 { close(fd) }
@@ -154,6 +159,10 @@ enum GeneratorBench {
         bench("\(name)_thread_spans_per_s", Double(stats.threadSpans) / threadTimer.seconds, "spans/s")
         bench("\(name)_async_seconds", asyncTimer.seconds, "s", decimals: 4)
         bench("\(name)_async_spans_per_s", Double(stats.asyncSpans) / asyncTimer.seconds, "spans/s")
+        // The async phase's per-span rate over the thread phase's, same run (aim: >= 0.5).
+        bench("\(name)_async_rate_ratio", (Double(stats.asyncSpans) / asyncTimer.seconds)
+              / (Double(stats.threadSpans) / threadTimer.seconds), "x", decimals: 3)
+        bench("\(name)_async_held_bytes_per_span", Double(heldBytes) / Double(stats.asyncSpans), "bytes/span", decimals: 1)
         bench("\(name)_total_seconds", total, "s", decimals: 4)
         bench("\(name)_spans_per_s", Double(stats.threadSpans + stats.asyncSpans) / total, "spans/s")
         bench("\(name)_peak_rss_mb", peakRSSMegabytes(), "MB", decimals: 1)

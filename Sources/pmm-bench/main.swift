@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import BenchReference
 import PerfettoCore
 
 // pmm-bench: the writer benchmark of docs/benchmarks.md.
@@ -42,6 +43,9 @@ func peakRSSMegabytes() -> Double {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_maxrss) / 1024
 }
+
+/// Bytes the allocator has handed out and not yet had back (small blocks and mmapped ones).
+func heapBytesInUse() -> Int { Int(bench_heap_bytes_in_use()) }
 
 func bench(_ name: String, _ value: Double, _ unit: String, decimals: Int = 0) {
     let scale = decimals == 0 ? 1.0 : pow(10, Double(decimals))
