@@ -2,8 +2,9 @@
 ///
 /// Events may arrive in any order, with duplicates. Memory is one 52-byte record per
 /// distinct span id (in chunks, no growth copies) plus a 4-byte-slot hash index (1.25
-/// to 2.5 slots per span); thread spans never pass through here.
-public final class AsyncMatcher {
+/// to 2.5 slots per span); thread spans never pass through here. Not copyable: its
+/// records live in reference storage.
+public struct AsyncMatcher: ~Copyable {
     /// What the matcher saw and decided, reported to the caller.
     public struct Counts: Equatable, Sendable {
         /// Events inside the range, read.
@@ -90,7 +91,7 @@ public final class AsyncMatcher {
 
     /// One begin (`isBegin`) or end event. Past the span limit, new span ids are ignored
     /// and `limitError` is set.
-    public func add(isBegin: Bool, time: Int64, spanId: Int64, attributes a: Attributes) {
+    public mutating func add(isBegin: Bool, time: Int64, spanId: Int64, attributes a: Attributes) {
         do { try addEvent(isBegin: isBegin, time: time, spanId: spanId, attributes: a) } catch {
             if limitError == nil { limitError = error }
         }
@@ -98,7 +99,7 @@ public final class AsyncMatcher {
 
     /// One begin or end event; throws when a new span id exceeds the index's limit.
     @inline(__always)
-    func addEvent(isBegin: Bool, time: Int64, spanId: Int64, attributes a: Attributes) throws(PerfettoError) {
+    mutating func addEvent(isBegin: Bool, time: Int64, spanId: Int64, attributes a: Attributes) throws(PerfettoError) {
         guard time >= rangeBegin, time <= rangeEnd else {
             counts.eventsOutsideRange += 1
             return
@@ -126,7 +127,7 @@ public final class AsyncMatcher {
     }
 
     @inline(__always)
-    private func take(_ a: Attributes, into r: UnsafeMutablePointer<AsyncRecord>) {
+    private mutating func take(_ a: Attributes, into r: UnsafeMutablePointer<AsyncRecord>) {
         r.pointee.parentSpanId = a.parentSpanId
         r.pointee.depth = a.depth
         r.pointee.name = a.name
@@ -136,7 +137,7 @@ public final class AsyncMatcher {
     }
 
     @inline(__always)
-    private func location(_ filename: UInt32, _ line: UInt32) -> UInt32 {
+    private mutating func location(_ filename: UInt32, _ line: UInt32) -> UInt32 {
         let key = UInt64(filename) << 32 | UInt64(line)
         let found = locationIds.get(key)
         if found != 0 { return UInt32(truncatingIfNeeded: found - 1) }
@@ -274,9 +275,9 @@ struct AsyncRecord {
 final class AsyncRecords {
     static let chunkShift = 12
     static let chunkSize = 1 << chunkShift
-    private var chunks: [UnsafeMutablePointer<AsyncRecord>] = []
-    private var idChunks: [UnsafeMutablePointer<Int64>] = []
-    private(set) var count = 0
+    @exclusivity(unchecked) private var chunks: [UnsafeMutablePointer<AsyncRecord>] = []
+    @exclusivity(unchecked) private var idChunks: [UnsafeMutablePointer<Int64>] = []
+    @exclusivity(unchecked) private(set) var count = 0
 
     deinit {
         for (c, chunk) in chunks.enumerated() {
@@ -342,9 +343,9 @@ final class AsyncRecords {
 /// hashing spreads sequential ids (as micromegas assigns them) evenly.
 final class SpanIndex {
     /// log2 of the slot count; at most 30, leaving at least 2 fingerprint bits.
-    private var bits = 10
-    private var slots: UnsafeMutablePointer<UInt32>
-    private(set) var count = 0
+    @exclusivity(unchecked) private var bits = 10
+    @exclusivity(unchecked) private var slots: UnsafeMutablePointer<UInt32>
+    @exclusivity(unchecked) private(set) var count = 0
     static let maxBits = 30
 
     init() {
