@@ -357,7 +357,8 @@ struct StringColumn {
     /// be read (the row-by-row reader reports it).
     @inline(__always)
     func decodeIds(_ start: Int, _ n: Int, into out: UnsafeMutablePointer<UInt32>) -> Bool {
-        guard case .dictionary(let indices, let width, let ids) = storage, let dense = ids.dense else {
+        guard case .dictionary(let indices, let width, let entries, let cache) = storage, let dense = cache,
+              let dictionary else {
             for j in 0..<n {
                 guard let id = try? id(start &+ j) else { return false }
                 out[j] = id
@@ -365,7 +366,7 @@ struct StringColumn {
             return true
         }
         let b = view.base &+ start
-        let count = UInt(ids.count)
+        let count = UInt(entries)
         @inline(__always) func map<T: FixedWidthInteger>(_ type: T.Type) -> Bool {
             let p = indices + b &* MemoryLayout<T>.size
             for j in 0..<n {
@@ -380,7 +381,7 @@ struct StringColumn {
                 if cached != 0 {
                     out[j] = cached
                 } else {
-                    guard let id = try? ids.id(Int(key)) else { return false }
+                    guard let id = try? dictionary.id(Int(key)) else { return false }
                     out[j] = id
                 }
             }
