@@ -1,3 +1,4 @@
+/* pmm-bench support: heap bytes in use (mallinfo2), for the async held-bytes figure. */
 #include <malloc.h>
 
 #include "bench_reference.h"
