@@ -86,9 +86,6 @@ public struct AsyncMatcher: ~Copyable {
         self.rangeEnd = rangeEnd
     }
 
-    /// Number of distinct spans seen so far.
-    public var spanCount: Int { records.count }
-
     /// One begin (`isBegin`) or end event. Past the span limit, new span ids are ignored
     /// and `limitError` is set.
     public mutating func add(isBegin: Bool, time: Int64, spanId: Int64, attributes a: Attributes) {
