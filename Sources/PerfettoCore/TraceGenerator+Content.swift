@@ -42,12 +42,8 @@ extension TraceGenerator {
         let label = "log entries"
         let reader = try ArrowStreamReader(moving: stream, label: label)
         try checkOpen()
-        let time = try reader.fieldIndex("time"), target = try reader.fieldIndex("target")
-        let level = try reader.fieldIndex("level"), msg = try reader.fieldIndex("msg")
-        try ColumnCheck.time(reader, time)
-        try ColumnCheck.string(reader, target)
-        try ColumnCheck.string(reader, msg)
-        try ColumnCheck.integer(reader, level)
+        let columns = try LogEntryColumns(reader)
+        let (time, target, level, msg) = (columns.time, columns.target, columns.level, columns.msg)
         let track = Self.logTrackUUID(writer)
         while let batch = try reader.next() {
             let times = try TimeColumn(batch: batch, field: reader.fields[time], index: time, label: label)
@@ -88,14 +84,8 @@ extension TraceGenerator {
         let label = "measures"
         let reader = try ArrowStreamReader(moving: stream, label: label)
         try checkOpen()
-        let time = try reader.fieldIndex("time"), name = try reader.fieldIndex("name")
-        let unit = try reader.fieldIndex("unit"), value = try reader.fieldIndex("value")
-        try ColumnCheck.time(reader, time)
-        try ColumnCheck.string(reader, name)
-        try ColumnCheck.string(reader, unit)
-        guard reader.fields[value].type == .float64 else {
-            throw ColumnCheck.mismatch(reader, reader.fields[value], "float64")
-        }
+        let columns = try MeasureColumns(reader)
+        let (time, name, unit, value) = (columns.time, columns.name, columns.unit, columns.value)
         while let batch = try reader.next() {
             let times = try TimeColumn(batch: batch, field: reader.fields[time], index: time, label: label)
             let names = try StringColumn(batch: batch, field: reader.fields[name], index: name, label: label, pool: pool)
