@@ -24,7 +24,8 @@ let package = Package(
         .target(name: "CPerfettoMM"),
         // The C ABI: only translates between C and the core.
         .target(name: "PerfettoMM", dependencies: ["PerfettoCore", "CPerfettoMM"]),
-        // Scenario JSON loading, shared by the runner and the tests (Foundation allowed).
+        // Writer scenarios: the Scenario type, its replay on a writer and JSON loading, shared
+        // by the runner and the tests (Foundation allowed; never linked into the library).
         .target(name: "ScenarioSupport", dependencies: ["PerfettoCore"]),
         .executableTarget(name: "pmm-scenario", dependencies: ["PerfettoCore", "ScenarioSupport"]),
         // Builds Arrow C streams from Swift values, for tests and benchmarks.

@@ -8,6 +8,14 @@ public enum AsyncLayout: String, Sendable, CaseIterable {
     case micromegas
 }
 
+/// Which spans a trace holds.
+public enum SpanTypes: String, Sendable, CaseIterable {
+    case thread, async, both
+
+    public var includesThread: Bool { self != .async }
+    public var includesAsync: Bool { self != .thread }
+}
+
 /// A thread of the process: its stream, tid and display name.
 public struct ThreadInfo: Sendable {
     public var streamId: String

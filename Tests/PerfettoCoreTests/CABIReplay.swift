@@ -1,5 +1,6 @@
 import PerfettoCore
 import CPerfettoMM
+import ScenarioSupport
 
 /// Replays a scenario's calls through the exported C functions (as a C caller would).
 enum CABIReplay {

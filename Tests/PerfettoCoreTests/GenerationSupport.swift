@@ -2,6 +2,7 @@ import ArrowTestSupport
 import Testing
 import CArrowABI
 @testable import PerfettoCore
+import ScenarioSupport
 
 /// How a test encodes string columns.
 enum StringEncoding: CaseIterable {

@@ -1,6 +1,7 @@
 import ArrowTestSupport
 import Testing
 @testable import PerfettoCore
+import ScenarioSupport
 
 /// The `micromegas` layout fed with Arrow data reproduces micromegas' own bytes.
 @Suite(.serialized) struct GeneratorGoldenTests {

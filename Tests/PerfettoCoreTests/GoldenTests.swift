@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import PerfettoCore
+import ScenarioSupport
 
 /// micromegas' writer's bytes, reproduced through every sink.
 struct GoldenTests {

@@ -2,6 +2,7 @@ import ArrowTestSupport
 import CArrowABI
 import Testing
 @testable import PerfettoCore
+import ScenarioSupport
 
 /// Log entries as instant events on a `Logs` track, measures as counter tracks: decoded
 /// independently and compared with the input, row by row.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import PerfettoCore
+import ScenarioSupport
 
 /// Random call sequences: every path (Swift memory, chunks, packet by packet, file
 /// descriptor, C buffer, C callback) gives the same bytes, and those bytes decode to

@@ -1,4 +1,5 @@
 @testable import PerfettoCore
+import ScenarioSupport
 
 /// Protobuf bytes built by hand, for traces the writer would never produce.
 enum PB {

@@ -1,6 +1,7 @@
 import ArrowTestSupport
 import Testing
 @testable import PerfettoCore
+import ScenarioSupport
 
 // The trace validator on hand-made traces: each problem kind found where it is, and clean
 // traces reported clean.

@@ -1,3 +1,5 @@
+import PerfettoCore
+
 /// A writer scenario: one trace as the sequence of writer calls it stands for
 /// (docs/byte-format.md, Scenarios). Used by the scenario runner, tests and benchmarks.
 public struct Scenario: Sendable {
@@ -77,12 +79,4 @@ public struct Scenario: Sendable {
         }
         try writer.flush()
     }
-}
-
-/// Which spans a trace holds.
-public enum SpanTypes: String, Sendable, CaseIterable {
-    case thread, async, both
-
-    public var includesThread: Bool { self != .async }
-    public var includesAsync: Bool { self != .thread }
 }
