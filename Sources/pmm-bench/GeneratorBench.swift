@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CArrowABI
+import BenchReference
 import PerfettoCore
 
 /// The generator benchmark: the writer workload's thread spans (8 threads x 125,000,
@@ -168,6 +169,13 @@ enum GeneratorBench {
         bench("\(name)_peak_rss_mb", peakRSSMegabytes(), "MB", decimals: 1)
         guard threadSpans == stats.threadSpans, stats.asyncSpans == 200_000 else {
             fail("expected \(threadSpans) thread spans and 200000 async spans, wrote \(stats.threadSpans) and \(stats.asyncSpans)")
+        }
+        if fd < 0 {
+            // Same run: the minimal C encoder fed pre-resolved string ids, on the same 1M
+            // thread spans. Ratio = its thread-span time / the generator's (>= 1: as fast).
+            let reference = Reference.run(mode: BENCH_PRE_RESOLVED)
+            bench("\(name)_reference_thread_seconds", reference.threadSeconds, "s", decimals: 4)
+            bench("\(name)_thread_ratio", reference.threadSeconds / threadTimer.seconds, "x", decimals: 3)
         }
     }
 }

@@ -142,6 +142,11 @@ func runMemory() {
     do { output = try writer.takeBytes() } catch { fail("\(error)") }
     output.withUnsafeBytes { sha.update($0) }
     check(sha.hexDigest(), bytes: output.count)
+    // Same run: the minimal C encoder that hashes the strings of every call, as this
+    // writer's callers hand them over. Ratio = its time / the writer's (>= 1: as fast).
+    let reference = Reference.run(mode: BENCH_INTERN_PER_CALL)
+    bench("writer_memory_reference_seconds", reference.seconds, "s", decimals: 4)
+    bench("writer_memory_ratio", reference.seconds / timer.seconds, "x", decimals: 3)
 }
 
 /// The workload streamed from the generator, written to a file: memory stays flat.
