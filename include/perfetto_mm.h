@@ -119,7 +119,7 @@ typedef int32_t pmm_status;
    signature, a struct's layout or a constant's value or meaning changes, not when a
    function is added. A caller built against this header checks at load time that
    pmm_abi_version() returns the same value (the Python package does). */
-#define PMM_ABI_VERSION 1
+#define PMM_ABI_VERSION 2
 
 /* The library version (PMM_VERSION when the library was built), NUL-terminated. Static
    storage: never free it. */
@@ -276,6 +276,17 @@ typedef struct pmm_generator pmm_generator;
 /* micromegas' own layout: one track, only spans with both events in the range and
    begin < end; byte-identical to micromegas' server-side generation. */
 #define PMM_LAYOUT_MICROMEGAS 1
+/* Lanes under the thread tracks: each async span on a lane under the thread track of the
+   stream its begin event came from (lanes per thread as PMM_LAYOUT_LANES); spans begun on
+   a stream that is not a listed thread, or with no begin, on process-level lanes. */
+#define PMM_LAYOUT_THREAD_LANES 2
+
+/* Generator flags (pmm_generator_options.flags), for the lanes layouts. By default each
+   lane track carries sibling_merge_behavior BY_SIBLING_MERGE_KEY with one key per lane
+   group, each async slice the debug annotations span_id and parent_span_id, and a flow
+   joins each async span to its parent span when both are in the trace. */
+#define PMM_FLAG_NO_SPAN_ARGS 1 /* no span_id / parent_span_id annotations */
+#define PMM_FLAG_NO_FLOWS 2     /* no parent -> child flows */
 
 /* A thread of the process. Strings are borrowed for the duration of the call. */
 typedef struct pmm_thread {
@@ -295,6 +306,7 @@ typedef struct pmm_generator_options {
     int32_t async_layout; /* PMM_LAYOUT_* */
     int64_t range_begin_ns; /* inclusive; >= 0 */
     int64_t range_end_ns;   /* inclusive; >= range_begin_ns */
+    uint32_t flags;         /* PMM_FLAG_* or 0; ignored by PMM_LAYOUT_MICROMEGAS */
 } pmm_generator_options;
 
 /* What the generation wrote and what the async matcher decided. */

@@ -6,6 +6,12 @@ public enum AsyncLayout: String, Sendable, CaseIterable {
     case lanes
     /// micromegas' own: one track, complete spans only, byte-identical to its writer.
     case micromegas
+    /// Lanes under each thread track, for the spans begun on that thread; the others on
+    /// process-level lanes.
+    case threadLanes = "thread-lanes"
+
+    /// Whether async spans go on lane tracks (with merge keys, span args and flows).
+    public var isLanes: Bool { self != .micromegas }
 }
 
 /// Which spans a trace holds.
@@ -75,9 +81,15 @@ public final class TraceGenerator {
     /// Counter track uuids by (pool name id << 32 | pool unit id).
     @exclusivity(unchecked) var counterTracks = IdMap(capacity: 16)
 
+    /// What the lanes layouts add to async slices.
+    public let options: AsyncOptions
+    /// Thread track uuid by the pool id of its stream id (thread-lanes).
+    var threadTrackByStream: [UInt32: UInt64] = [:]
+
     /// Writes the process, thread and async track descriptors to `writer`.
     public init(writer: TraceWriter, exe: String, threads: [ThreadInfo], spanTypes: SpanTypes,
-                rangeBegin: Int64, rangeEnd: Int64, layout: AsyncLayout) throws(PerfettoError) {
+                rangeBegin: Int64, rangeEnd: Int64, layout: AsyncLayout,
+                options: AsyncOptions = AsyncOptions()) throws(PerfettoError) {
         guard rangeBegin >= 0 else { throw .invalidArgument("range begin \(rangeBegin) is negative") }
         guard rangeBegin <= rangeEnd else {
             throw .invalidArgument("range begin \(rangeBegin) is after range end \(rangeEnd)")
@@ -85,6 +97,7 @@ public final class TraceGenerator {
         self.writer = writer
         self.spanTypes = spanTypes
         self.layout = layout
+        self.options = options
         self.rangeBegin = rangeBegin
         self.rangeEnd = rangeEnd
         matcher = AsyncMatcher(rangeBegin: rangeBegin, rangeEnd: rangeEnd)
@@ -94,9 +107,16 @@ public final class TraceGenerator {
         try writer.emitProcessDescriptor(exe: exe)
         for thread in threads {
             try writer.emitThreadDescriptor(streamId: thread.streamId, threadId: thread.threadId, threadName: thread.name)
+            if layout == .threadLanes {
+                threadTrackByStream[try pool.id(thread.streamId)] = XXH64.hash(thread.streamId)
+            }
         }
         if spanTypes.includesAsync {
-            try writer.emitAsyncTrackDescriptor()
+            if layout.isLanes {
+                try writer.emitAsyncTrackDescriptor(mergeKey: Self.laneMergeKey)
+            } else {
+                try writer.emitAsyncTrackDescriptor()
+            }
             stats.asyncTracks = 1
         }
     }
@@ -255,6 +275,7 @@ public final class TraceGenerator {
             switch layout {
             case .micromegas: try writeMicromegasLayout()
             case .lanes: try writeLanes()
+            case .threadLanes: try writeThreadLanes()
             }
         }
         try writer.flush()
@@ -281,6 +302,8 @@ public final class TraceGenerator {
         var layout = LaneLayout(recordCount: records.count)
         defer { layout.deallocate() }
         var laneTracks: [UInt64] = []
+        let flows = try FlowPlan(order: order, records: records, index: index, enabled: options.flows,
+                                 processTrack: writer.processTrackUUID)
         for k in 0..<order.count {
             let i = Int(order[k])
             let r = records[i]
@@ -294,13 +317,10 @@ public final class TraceGenerator {
             recent.set(records.spanId(i), i)
             if placement.isNewLane {
                 let uuid = laneTracks.isEmpty ? writer.asyncTrackUUID : Self.laneTrackUUID(placement.lane, writer)
-                if !laneTracks.isEmpty {
-                    try writer.emitNamedTrackDescriptor(uuid: uuid, name: TraceWriter.asyncTrackName,
-                                                        parent: writer.processTrackUUID)
-                }
+                if !laneTracks.isEmpty { try emitLaneDescriptor(uuid: uuid, parent: writer.processTrackUUID) }
                 laneTracks.append(uuid)
             }
-            try writeAsync(r, track: laneTracks[placement.lane])
+            try writeLaneSpan(r, index: i, track: laneTracks[placement.lane], flows: flows)
         }
         stats.asyncTracks = Swift.max(1, laneTracks.count)
     }

@@ -61,8 +61,16 @@ public func pmm_generator_new(_ writerHandle: OpaquePointer?, _ options: UnsafeP
         switch options.async_layout {
         case PMM_LAYOUT_LANES: layout = .lanes
         case PMM_LAYOUT_MICROMEGAS: layout = .micromegas
-        default: throw .invalidArgument("async_layout must be PMM_LAYOUT_LANES or _MICROMEGAS, got \(options.async_layout)")
+        case PMM_LAYOUT_THREAD_LANES: layout = .threadLanes
+        default:
+            throw .invalidArgument("async_layout must be PMM_LAYOUT_LANES, _MICROMEGAS or _THREAD_LANES, got \(options.async_layout)")
         }
+        let known = UInt32(PMM_FLAG_NO_SPAN_ARGS | PMM_FLAG_NO_FLOWS)
+        guard options.flags & ~known == 0 else {
+            throw .invalidArgument("flags has unknown bits \(options.flags & ~known) (PMM_FLAG_* only)")
+        }
+        let asyncOptions = AsyncOptions(spanArgs: options.flags & UInt32(PMM_FLAG_NO_SPAN_ARGS) == 0,
+                                        flows: options.flags & UInt32(PMM_FLAG_NO_FLOWS) == 0)
         guard options.thread_count >= 0 else { throw .invalidArgument("thread_count is too large") }
         guard options.thread_count == 0 || options.threads != nil else {
             throw .invalidArgument("threads is NULL with thread_count \(options.thread_count)")
@@ -76,7 +84,8 @@ public func pmm_generator_new(_ writerHandle: OpaquePointer?, _ options: UnsafeP
         }
         let generator = try TraceGenerator(
             writer: writer, exe: try cString(options.exe, options.exe_len, "exe"), threads: threads,
-            spanTypes: spanTypes, rangeBegin: options.range_begin_ns, rangeEnd: options.range_end_ns, layout: layout)
+            spanTypes: spanTypes, rangeBegin: options.range_begin_ns, rangeEnd: options.range_end_ns, layout: layout,
+            options: asyncOptions)
         out.pointee = OpaquePointer(Unmanaged.passRetained(GeneratorHandle(generator)).toOpaque())
         return PMM_OK
     } catch {

@@ -61,7 +61,7 @@ struct CGeneratorTests {
                         var options = pmm_generator_options(
                             exe: exeBuffer.baseAddress, exe_len: exe.count - 1, threads: threadBuffer.baseAddress,
                             thread_count: threads.count, span_types: PMM_SPANS_BOTH, async_layout: layout,
-                            range_begin_ns: 0, range_end_ns: Int64.max)
+                            range_begin_ns: 0, range_end_ns: Int64.max, flags: 0)
                         try CABIReplay.check(pmm_generator_new(writer, &options, &g))
                     }
                 }

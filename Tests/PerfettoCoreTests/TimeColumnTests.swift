@@ -79,7 +79,7 @@ struct TimeColumnTests {
                         var options = pmm_generator_options(
                             exe: exeBuffer.baseAddress, exe_len: exe.count - 1, threads: threads, thread_count: 1,
                             span_types: PMM_SPANS_BOTH, async_layout: PMM_LAYOUT_MICROMEGAS, range_begin_ns: 0,
-                            range_end_ns: Int64.max)
+                            range_end_ns: Int64.max, flags: 0)
                         try CABIReplay.check(pmm_generator_new(writer, &options, &g))
                     }
                 }

@@ -15,10 +15,12 @@ from .errors import PerfettoError, error_for_status
 
 # The header's constants (PMM_ABI_VERSION, PMM_OK, PMM_SPANS_*, PMM_LAYOUT_*). The span-type and
 # layout names are the keys: the Python API and the command line take them from here.
-PMM_ABI_VERSION = 1
+PMM_ABI_VERSION = 2
 PMM_OK = 0
 PMM_SPANS = {"thread": 1, "async": 2, "both": 3}
-PMM_LAYOUTS = {"lanes": 0, "micromegas": 1}
+PMM_LAYOUTS = {"lanes": 0, "micromegas": 1, "thread-lanes": 2}  # PMM_LAYOUT_<NAME>, "_" as "-"
+PMM_FLAG_NO_SPAN_ARGS = 1
+PMM_FLAG_NO_FLOWS = 2
 
 # int32_t (*pmm_write_fn)(void *ctx, const uint8_t *data, size_t len)
 WRITE_FN = ctypes.CFUNCTYPE(c_int32, c_void_p, POINTER(c_uint8), c_size_t)
@@ -59,6 +61,7 @@ class GeneratorOptions(ctypes.Structure):
         ("async_layout", c_int32),
         ("range_begin_ns", c_int64),
         ("range_end_ns", c_int64),
+        ("flags", c_uint32),
     ]
 
 

@@ -100,8 +100,13 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
     w.add_argument("--spans", choices=SPAN_TYPES, default="both",
                    help="which spans to include (default: both)")
     w.add_argument("--async-layout", choices=ASYNC_LAYOUTS, default="lanes",
-                   help="lanes (default): overlapping async spans on nested-or-disjoint lane tracks, shown "
-                        "correctly; micromegas: one track, exactly as micromegas' own generation")
+                   help="lanes (default): overlapping async spans on nested-or-disjoint lane tracks under the "
+                        "process, shown correctly; thread-lanes: such lanes under the thread that began each span; "
+                        "micromegas: one track, exactly as micromegas' own generation")
+    w.add_argument("--no-span-args", action="store_true",
+                   help="lanes layouts: leave out the span_id and parent_span_id args of async slices")
+    w.add_argument("--no-flows", action="store_true",
+                   help="lanes layouts: leave out the flow arrows from each async span's parent to it")
     w.add_argument("--logs", action="store_true",
                    help="add the process's log entries: instant events on a 'Logs' track, named by their message, "
                         "with level and target as args")
@@ -349,7 +354,8 @@ def cmd_write_perfetto(args) -> int:
         summary = write_process_trace(
             source, args.process_id, args.begin, args.end, filename, args.spans,
             async_layout=args.async_layout, server_side=args.server_side, chunk_size=args.chunk_size or 0,
-            progress=_Notes() if args.quiet else _Bar(), logs=args.logs, metrics=args.metrics)
+            progress=_Notes() if args.quiet else _Bar(), logs=args.logs, metrics=args.metrics,
+            span_args=not args.no_span_args, flows=not args.no_flows)
     if not args.quiet:
         print(f"wrote {describe(summary)}")
     if args.validate:

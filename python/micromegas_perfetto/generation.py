@@ -113,7 +113,7 @@ class _Generator:
     """libperfetto_mm's trace generator over a PerfettoWriter (calls hold the writer's lock)."""
 
     def __init__(self, writer: PerfettoWriter, exe: str, threads: List[ThreadInfo], span_types: str,
-                 begin_ns: int, end_ns: int, async_layout: str):
+                 begin_ns: int, end_ns: int, async_layout: str, span_args: bool = True, flows: bool = True):
         self._lib = lib()
         self._writer = writer
         self._handle = ctypes.c_void_p()
@@ -124,7 +124,8 @@ class _Generator:
         e = utf8(exe, "exe")
         options = _native.GeneratorOptions(
             e, len(e), array, len(threads), _native.PMM_SPANS[span_types], _native.PMM_LAYOUTS[async_layout],
-            _args.int64(begin_ns, "range begin"), _args.int64(end_ns, "range end"))
+            _args.int64(begin_ns, "range begin"), _args.int64(end_ns, "range end"),
+            (0 if span_args else _native.PMM_FLAG_NO_SPAN_ARGS) | (0 if flows else _native.PMM_FLAG_NO_FLOWS))
         with writer.lock:
             writer._check(self._lib.pmm_generator_new(writer.handle, ctypes.byref(options),
                                                       ctypes.byref(self._handle)))
@@ -223,10 +224,13 @@ class Plan:
     async_layout: str
     logs: bool = False
     metrics: bool = False
+    span_args: bool = True
+    flows: bool = True
 
 
 def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike, end: TimeLike,
-               async_layout: str, logs: bool = False, metrics: bool = False) -> Plan:
+               async_layout: str, logs: bool = False, metrics: bool = False, span_args: bool = True,
+               flows: bool = True) -> Plan:
     """Checks the request and resolves its defaults (range, threads) from the source."""
     if span_types not in _native.PMM_SPANS:
         raise RequestError(f"span types must be one of {', '.join(SPAN_TYPES)}, got {span_types!r}")
@@ -251,7 +255,7 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
         raise InvalidTimeError(f"begin ({ns_to_iso(begin_ns)}) is after end ({ns_to_iso(end_ns)})")
     threads = source.threads(info.process_id, begin_ns, end_ns)
     return Plan(info.process_id, info.exe, begin_ns, end_ns, threads, span_types, async_layout, bool(logs),
-                bool(metrics))
+                bool(metrics), bool(span_args), bool(flows))
 
 
 def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Progress,
@@ -265,7 +269,7 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
     started = time.monotonic()
     progress.start(len(plan.threads), plan.process_id)
     generator = _Generator(writer, plan.exe, plan.threads, plan.span_types, plan.begin_ns, plan.end_ns,
-                           plan.async_layout)
+                           plan.async_layout, plan.span_args, plan.flows)
     try:
         yield None
         if plan.span_types != "async":
@@ -341,7 +345,8 @@ def _server_summary(plan: Plan, chunks: int, size: int, started: float) -> Trace
 def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike = None, end: TimeLike = None,
                           span_types: str = "both", *, async_layout: str = "lanes", server_side: bool = False,
                           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: Optional[Progress] = None,
-                          logs: bool = False, metrics: bool = False) -> Iterator[Tuple[int, bytes]]:
+                          logs: bool = False, metrics: bool = False, span_args: bool = True, flows: bool = True
+                          ) -> Iterator[Tuple[int, bytes]]:
     """Yields a process's trace as `(chunk_id, chunk_data)`: ids 0, 1, 2..., each chunk whole
     packets (it parses alone as a trace) of at least `chunk_size` bytes but the last.
 
@@ -350,7 +355,9 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     on as they come (micromegas layout; they may split packets: only their concatenation is
     a trace). Chunks are yielded as they are produced: memory stays bounded. `logs` adds the
     process's log entries (instant events on a `Logs` track), `metrics` its measures (one
-    counter track per metric); neither is available server-side.
+    counter track per metric); neither is available server-side. In the lanes layouts each
+    async slice carries its span ids as args (`span_args=False`: not) and a flow arrow joins
+    each span to its parent (`flows=False`: not).
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 0 < chunk_size < (1 << 63):
         raise RequestError(f"chunk size must be a positive integer, got {chunk_size!r}")
@@ -358,7 +365,7 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     source, owned = open_source(source)
     try:
         plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout,
-                          logs, metrics)
+                          logs, metrics, span_args, flows)
         if server_side:
             _check_server_side(plan)
             yield from enumerate(_server_chunks(plan, source, progress))
@@ -377,14 +384,14 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
 def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, end: TimeLike,
                         trace_filepath: Union[str, os.PathLike], span_types: str = "both", *,
                         async_layout: str = "lanes", server_side: bool = False, chunk_size: int = 0,
-                        progress: Optional[Progress] = None, logs: bool = False, metrics: bool = False
-                        ) -> TraceSummary:
+                        progress: Optional[Progress] = None, logs: bool = False, metrics: bool = False,
+                        span_args: bool = True, flows: bool = True) -> TraceSummary:
     """Writes a process's trace to `trace_filepath` and returns a summary.
 
     Same positional parameters as `micromegas.perfetto.write_process_trace`; `begin`/`end` may
     be None for the process's whole range. The trace goes to a temporary file in the target
     folder, renamed when complete: on any error (or interruption) no file is left behind.
-    `logs` and `metrics` add the process's log entries and measures (see generate_trace_chunks).
+    `logs`, `metrics`, `span_args` and `flows`: see generate_trace_chunks.
     """
     if trace_filepath is None or str(trace_filepath) == "":
         raise OutputError("the output file name is empty")
@@ -394,7 +401,7 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
     source, owned = open_source(source)
     try:
         plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout,
-                          logs, metrics)
+                          logs, metrics, span_args, flows)
         target = Path(trace_filepath)
         if server_side:
             _check_server_side(plan)

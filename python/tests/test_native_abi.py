@@ -256,7 +256,8 @@ def test_every_constant_in_the_bindings_has_the_header_value():
 def test_span_types_layouts_and_versions_match():
     constants = header_constants()
     spans = {n[len("PMM_SPANS_"):].lower(): v for n, v in constants.items() if n.startswith("PMM_SPANS_")}
-    layouts = {n[len("PMM_LAYOUT_"):].lower(): v for n, v in constants.items() if n.startswith("PMM_LAYOUT_")}
+    layouts = {n[len("PMM_LAYOUT_"):].lower().replace("_", "-"): v for n, v in constants.items()
+               if n.startswith("PMM_LAYOUT_")}
     assert spans == _native.PMM_SPANS
     assert layouts == _native.PMM_LAYOUTS
     assert constants["PMM_ABI_VERSION"] == _native.PMM_ABI_VERSION

@@ -1,0 +1,186 @@
+/// What the lanes layouts (`lanes`, `thread-lanes`) write beyond micromegas' own bytes:
+/// explicit merge keys on lane tracks, span ids as debug annotations, parent -> child
+/// flows; and the `thread-lanes` layout itself. The `micromegas` layout writes none of it.
+public struct AsyncOptions: Sendable, Equatable {
+    /// `span_id` and `parent_span_id` debug annotations on each async slice.
+    public var spanArgs: Bool
+    /// A flow from each async span whose parent is in the trace to it.
+    public var flows: Bool
+
+    public init(spanArgs: Bool = true, flows: Bool = true) {
+        self.spanArgs = spanArgs
+        self.flows = flows
+    }
+}
+
+extension TraceWriter {
+    /// The `Async Operations` track descriptor with an explicit merge key. Written once.
+    public func emitAsyncTrackDescriptor(mergeKey: String) throws(PerfettoError) {
+        try checkRunning()
+        guard !asyncTrackDescribed else { return }
+        try emitTrackDescriptor(uuid: asyncTrackUUID, name: Self.asyncTrackName, parent: processTrackUUID, counter: nil,
+                                mergeKey: mergeKey)
+        asyncTrackDescribed = true
+    }
+}
+
+/// The flows of the written spans: for record `i`, the ids of the flows starting at it
+/// (one per child in the trace) and the id of the flow ending at it (0 when its parent is
+/// not in the trace). A flow's id is derived from its child's span id, which is unique
+/// among the spans, so ids are unique in the trace and deterministic.
+struct FlowPlan {
+    /// Children's flow ids, grouped by parent record: those of record `i` are
+    /// `ids[starts[i] ..< starts[i + 1]]`. Empty when flows are off.
+    private var starts: [Int32] = []
+    private var ids: [UInt64] = []
+    private var terminating: [UInt64] = []
+
+    /// `order`: the indices of the records written.
+    init(order: [UInt32], records: AsyncRecords, index: SpanIndex, enabled: Bool,
+         processTrack: UInt64) throws(PerfettoError) {
+        guard enabled, !order.isEmpty else { return }
+        let n = records.count
+        guard n < Int(Int32.max) else { throw .outOfMemory }
+        var kept = [Bool](repeating: false, count: n)
+        for i in order { kept[Int(i)] = true }
+        var parentOf = [Int32](repeating: -1, count: n)
+        var childCount = [Int32](repeating: 0, count: n)
+        for k in order {
+            let i = Int(k)
+            let parentId = records[i].pointee.parentSpanId
+            guard parentId != records.spanId(i) else { continue }
+            let p = index.find(parentId, records)
+            guard p >= 0, p < n, kept[p] else { continue }
+            parentOf[i] = Int32(p)
+            childCount[p] += 1
+        }
+        starts = [Int32](repeating: 0, count: n + 1)
+        for i in 0..<n { starts[i + 1] = starts[i] + childCount[i] }
+        ids = [UInt64](repeating: 0, count: Int(starts[n]))
+        terminating = [UInt64](repeating: 0, count: n)
+        var filled = [Int32](repeating: 0, count: n)
+        for k in order {  // children in written order
+            let i = Int(k)
+            let p = Int(parentOf[i])
+            guard p >= 0 else { continue }
+            let id = Self.flowId(childSpanId: records.spanId(i), processTrack: processTrack)
+            ids[Int(starts[p] + filled[p])] = id
+            filled[p] += 1
+            terminating[i] = id
+        }
+    }
+
+    /// The flow id of the flow ending at the span `childSpanId`: never 0.
+    static func flowId(childSpanId: Int64, processTrack: UInt64) -> UInt64 {
+        var v = UInt64(bitPattern: childSpanId)
+        let id = withUnsafeBytes(of: &v) { XXH64.hash($0, seed: processTrack ^ 0x666C_6F77) }  // "flow"
+        return id == 0 ? 1 : id
+    }
+
+    var isEmpty: Bool { starts.isEmpty }
+
+    /// Calls `body` with the flows starting at span `i` and the one ending there.
+    @inline(__always)
+    func withFlows<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt64>?, UInt64) throws(PerfettoError) -> R)
+        throws(PerfettoError) -> R {
+        guard !starts.isEmpty else { return try body(nil, 0) }
+        let from = Int(starts[i]), to = Int(starts[i + 1])
+        if from == to { return try body(nil, terminating[i]) }
+        return try ids.withUnsafeBufferPointer { (all) throws(PerfettoError) -> R in
+            try body(UnsafeBufferPointer(rebasing: all[from..<to]), terminating[i])
+        }
+    }
+}
+
+extension TraceGenerator {
+    /// The sibling_merge_key of every lane group: lanes of one group are siblings (under the
+    /// process track, or under one thread track), so one key per parent suffices.
+    public static let laneMergeKey = "async_lanes"
+
+    /// The uuid of lane `lane` under thread track `thread` (thread-lanes).
+    public static func threadLaneTrackUUID(_ lane: Int, thread: UInt64) -> UInt64 {
+        XXH64.hash("async_thread_lane_\(lane)", seed: thread)
+    }
+
+    /// A lane track's descriptor: named like micromegas' async track, with the merge key.
+    func emitLaneDescriptor(uuid: UInt64, parent: UInt64) throws(PerfettoError) {
+        try writer.emitTrackDescriptor(uuid: uuid, name: TraceWriter.asyncTrackName, parent: parent, counter: nil,
+                                       mergeKey: Self.laneMergeKey)
+    }
+
+    /// One async slice in a lanes layout, with span args and flows as the options say.
+    func writeLaneSpan(_ r: UnsafeMutablePointer<AsyncRecord>, index: Int, track: UInt64,
+                       flows: FlowPlan) throws(PerfettoError) {
+        let s = r.pointee
+        guard s.begin >= 0 else { throw .invalidData("async events: negative time \(s.begin)") }
+        let ids: (Int64, Int64)? = options.spanArgs ? (matcher.records.spanId(index), s.parentSpanId) : nil
+        try flows.withFlows(index) { (starting, ending) throws(PerfettoError) in
+            try writer.emitPooledRichSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), name: s.name,
+                                           target: s.target, filename: matcher.filename(s.location),
+                                           line: matcher.line(s.location), pool: pool, spanIds: ids,
+                                           flowIds: starting, terminatingFlowId: ending)
+        }
+        stats.asyncSpans += 1
+    }
+
+    /// `thread-lanes`: each span on a lane under the thread track of the stream of its begin
+    /// event, lanes per thread following the `lanes` rules; spans begun on a stream that is
+    /// not a listed thread, or with no begin in the range, on process-level lanes.
+    func writeThreadLanes() throws(PerfettoError) {
+        let records = matcher.records
+        // Which records have a begin event (resolving gives the others the range begin).
+        var hasBegin = [Bool](repeating: false, count: records.count)
+        records.forEach { i, r in hasBegin[i] = r.pointee.begin >= 0 }
+        var (order, counts, sorted) = matcher.resolveInPlace(completeWithDuration: false)
+        stats.matcher = counts
+        if !sorted { AsyncOrder.sort(&order, records, lanes: true) }
+        let index = matcher.index
+        let flows = try FlowPlan(order: order, records: records, index: index, enabled: options.flows,
+                                 processTrack: writer.processTrackUUID)
+        let process = writer.processTrackUUID
+        // One lane group per parent track (a thread, or the process), in order of first use.
+        var groupParents: [UInt64] = []
+        var groupByParent: [UInt64: Int] = [:]
+        var layouts: [LaneLayout] = []
+        var lanes: [[UInt64]] = []
+        defer { for l in layouts { l.deallocate() } }
+        var groupOf = [Int32](repeating: -1, count: records.count)
+        var laneCount = 0
+        for k in 0..<order.count {
+            let i = Int(order[k])
+            let r = records[i]
+            var parentTrack = process
+            if hasBegin[i], let thread = threadTrackByStream[r.pointee.stream] { parentTrack = thread }
+            let g: Int
+            if let existing = groupByParent[parentTrack] {
+                g = existing
+            } else {
+                g = layouts.count
+                groupByParent[parentTrack] = g
+                groupParents.append(parentTrack)
+                layouts.append(LaneLayout(recordCount: records.count))
+                lanes.append([])
+            }
+            // A parent helps placement only when it is on lanes of the same group.
+            var parent = index.find(r.pointee.parentSpanId, records)
+            if parent >= 0 && (parent >= groupOf.count || Int(groupOf[parent]) != g) { parent = -1 }
+            let placement = layouts[g].place(i, begin: r.pointee.begin, end: r.pointee.end, parent: parent, records)
+            groupOf[i] = Int32(g)
+            if placement.isNewLane {
+                let uuid: UInt64
+                if parentTrack == process {
+                    uuid = lanes[g].isEmpty ? writer.asyncTrackUUID : Self.laneTrackUUID(placement.lane, writer)
+                    if !lanes[g].isEmpty { try emitLaneDescriptor(uuid: uuid, parent: parentTrack) }
+                } else {
+                    uuid = Self.threadLaneTrackUUID(placement.lane, thread: parentTrack)
+                    try emitLaneDescriptor(uuid: uuid, parent: parentTrack)
+                }
+                lanes[g].append(uuid)
+                laneCount += 1
+            }
+            try writeLaneSpan(r, index: i, track: lanes[g][placement.lane], flows: flows)
+        }
+        // The process-level `Async Operations` track is described even when no span uses it.
+        stats.asyncTracks = laneCount + (groupByParent[process] == nil ? 1 : 0)
+    }
+}

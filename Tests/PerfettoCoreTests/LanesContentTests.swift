@@ -1,0 +1,217 @@
+import ArrowTestSupport
+import CArrowABI
+import Testing
+@testable import PerfettoCore
+
+/// The lanes layouts' additions (merge keys, span id args, parent -> child flows) and the
+/// `thread-lanes` layout, decoded independently and checked span by span.
+struct LanesContentTests {
+    static let threads = [ThreadInfo(streamId: "stream-a", threadId: 1, name: "a"),
+                          ThreadInfo(streamId: "stream-b", threadId: 2, name: "b")]
+    static let range: ClosedRange<Int64> = 1_000...1_000_000
+
+    struct Expected {
+        var spanId: Int64
+        var parent: Int64
+        var begin: Int64
+        var end: Int64
+        var beginStream: String?  // nil: no begin in the range
+        var name: String
+    }
+
+    /// Nested and overlapping spans: 40% children of an open span; begin streams a, b or an
+    /// unlisted one; some begun before the range, some still open at its end.
+    static func workload(count: Int = 600) -> (events: [AsyncEvent], expected: [Expected]) {
+        var rng: UInt64 = 0x9E37_79B9
+        func next(_ n: Int) -> Int {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            return Int((rng >> 33) % UInt64(n))
+        }
+        var events: [AsyncEvent] = []
+        var expected: [Expected] = []
+        var open: [(Int64, Int64)] = []  // (span id, end)
+        var t: Int64 = 2_000
+        for i in 1...count {
+            t += Int64(next(1_500))
+            let id = Int64(i * 7)
+            var duration = Int64(next(40_000) + 1)
+            var parent: Int64 = 0
+            if let candidate = open.last(where: { $0.1 > t }), next(10) < 4 {
+                parent = candidate.0
+                duration = Swift.max(1, Swift.min(duration, candidate.1 - t))
+            }
+            let streams = ["stream-a", "stream-b", "stream-x"]
+            let beginStream = streams[next(3)]
+            let name = "op\(next(5))"
+            let beforeRange = i % 97 == 0, openAtEnd = i % 89 == 0
+            var e = Expected(spanId: id, parent: parent, begin: t, end: t + duration, beginStream: beginStream, name: name)
+            if beforeRange {
+                events.append(AsyncEvent(streamId: beginStream, time: 10, isBegin: true, spanId: id, parentSpanId: parent,
+                                         name: name))
+                e.begin = range.lowerBound
+                e.beginStream = nil
+            } else {
+                events.append(AsyncEvent(streamId: beginStream, time: t, isBegin: true, spanId: id, parentSpanId: parent,
+                                         name: name))
+            }
+            if openAtEnd {
+                e.end = range.upperBound
+            } else {
+                events.append(AsyncEvent(streamId: streams[next(3)], time: t + duration, isBegin: false, spanId: id,
+                                         parentSpanId: parent, name: name))
+            }
+            expected.append(e)
+            open.append((id, e.end))
+            if open.count > 64 { open.removeFirst(32) }
+        }
+        return (events, expected)
+    }
+
+    func generate(_ events: [AsyncEvent], layout: AsyncLayout, options: AsyncOptions = AsyncOptions()) throws
+        -> (packets: [TraceDecoder.Packet], stats: GenerationStats) {
+        let writer = try TraceWriter(processId: "p", sink: .memory())
+        let g = try TraceGenerator(writer: writer, exe: "e", threads: Self.threads, spanTypes: .async,
+                                   rangeBegin: Self.range.lowerBound, rangeEnd: Self.range.upperBound, layout: layout,
+                                   options: options)
+        let tracker = ArrowTestStream.Tracker()
+        let stream = ArrowTestStream.make(asyncEventBatches(events, batchSize: 256), tracker: tracker)
+        defer { ArrowTestStream.deallocate(stream) }
+        try g.addAsyncEvents(stream: stream)
+        let stats = try g.finish()
+        var decoder = TraceDecoder()
+        return (try decoder.decode(try writer.takeBytes()), stats)
+    }
+
+    struct Slice {
+        var track: UInt64
+        var begin: TraceDecoder.Event
+        var end: UInt64
+    }
+
+    /// Each begin packet with its end (the next packet, as the generator writes them).
+    func slices(_ packets: [TraceDecoder.Packet]) -> [Slice] {
+        let events = packets.compactMap(\.event)
+        var out: [Slice] = []
+        var i = 0
+        while i + 1 < events.count {
+            if events[i].type == 1, events[i + 1].type == 2, events[i].track == events[i + 1].track {
+                out.append(Slice(track: events[i].track, begin: events[i], end: events[i + 1].timestamp))
+                i += 2
+            } else {
+                i += 1
+            }
+        }
+        return out
+    }
+
+    func spanId(_ s: Slice) -> Int64? {
+        if case .int(let v)? = s.begin.args["span_id"] { return v }
+        return nil
+    }
+
+    @Test(arguments: [AsyncLayout.lanes, .threadLanes])
+    func mergeKeysArgsAndFlows(_ layout: AsyncLayout) throws {
+        let (events, expected) = Self.workload()
+        let (packets, stats) = try generate(events, layout: layout)
+        let descriptors = packets.compactMap(\.descriptor)
+        let lanes = descriptors.filter { $0.name == TraceWriter.asyncTrackName }
+        #expect(lanes.count == stats.asyncTracks && lanes.count > 2)
+        // Merge fields on exactly the lane tracks.
+        for d in descriptors {
+            let isLane = d.name == TraceWriter.asyncTrackName
+            #expect((d.siblingMergeBehavior == 3 && d.siblingMergeKey == TraceGenerator.laneMergeKey) == isLane)
+            #expect(isLane || (d.siblingMergeBehavior == nil && d.siblingMergeKey == nil))
+        }
+        // Every span exactly once, with its ids as args.
+        let all = slices(packets)
+        #expect(all.count == expected.count)
+        let byId = Dictionary(uniqueKeysWithValues: expected.map { ($0.spanId, $0) })
+        var seen = Set<Int64>()
+        for s in all {
+            let id = try #require(spanId(s))
+            let e = try #require(byId[id])
+            #expect(seen.insert(id).inserted)
+            #expect(s.begin.args["parent_span_id"] == .int(e.parent))
+            #expect(s.begin.argOrder == ["span_id", "parent_span_id"])
+            #expect((Int64(s.begin.timestamp), Int64(s.end), s.begin.name) == (e.begin, e.end, e.name))
+        }
+        // Flows: each child whose parent is in the trace ends one flow that its parent's begin starts.
+        var started: [UInt64: Int64] = [:]  // flow id -> parent span id
+        for s in all {
+            let id = try #require(spanId(s))
+            for f in s.begin.flowIds { #expect(started.updateValue(id, forKey: f) == nil) }
+        }
+        var ended = 0
+        for s in all {
+            let id = try #require(spanId(s))
+            let e = try #require(byId[id])
+            if byId[e.parent] != nil && e.parent != e.spanId {
+                #expect(s.begin.terminatingFlowIds.count == 1)
+                #expect(started[s.begin.terminatingFlowIds[0]] == e.parent, "flow from the parent's slice")
+                ended += 1
+            } else {
+                #expect(s.begin.terminatingFlowIds.isEmpty)
+            }
+        }
+        #expect(ended == started.count && ended > 100, "no flow dangles")
+        // Lanes invariant: on every track, slices nest or are disjoint.
+        let rebuilt = try rebuildSlices(packets.compactMap(\.event))
+        #expect(partialOverlaps(rebuilt) == 0)
+    }
+
+    @Test func threadLanesUnderTheBeginThread() throws {
+        let (events, expected) = Self.workload()
+        let (packets, _) = try generate(events, layout: .threadLanes)
+        let descriptors = packets.compactMap(\.descriptor)
+        let parentOfTrack = Dictionary(uniqueKeysWithValues: descriptors.map { ($0.uuid, $0.parent ?? 0) })
+        let processTrack = XXH64.hash("p")
+        let threadTrack = ["stream-a": XXH64.hash("stream-a"), "stream-b": XXH64.hash("stream-b")]
+        let byId = Dictionary(uniqueKeysWithValues: expected.map { ($0.spanId, $0) })
+        var perThread: [UInt64: Int] = [:]
+        for s in slices(packets) {
+            let id = try #require(spanId(s))
+            let e = try #require(byId[id])
+            let want = e.beginStream.flatMap { threadTrack[$0] } ?? processTrack
+            #expect(parentOfTrack[s.track] == want, "span \(e.spanId) begun on \(e.beginStream ?? "-")")
+            perThread[want, default: 0] += 1
+        }
+        #expect(perThread.count == 3 && perThread.values.allSatisfy { $0 > 50 })
+        // Lanes per thread stay within the peak concurrency of that thread's spans.
+        for (parent, _) in perThread {
+            let mine = expected.filter { ($0.beginStream.flatMap { threadTrack[$0] } ?? processTrack) == parent }
+            var peak = 0
+            for e in mine { peak = Swift.max(peak, mine.filter { $0.begin <= e.begin && $0.end > e.begin }.count) }
+            let laneCount = descriptors.filter { $0.name == TraceWriter.asyncTrackName && $0.parent == parent }.count
+            #expect(laneCount >= 1 && laneCount <= peak)
+        }
+    }
+
+    @Test func optionsTurnArgsAndFlowsOff() throws {
+        let (events, _) = Self.workload(count: 200)
+        let both = try generate(events, layout: .lanes).packets
+        let none = try generate(events, layout: .lanes, options: AsyncOptions(spanArgs: false, flows: false)).packets
+        let noneEvents = none.compactMap(\.event)
+        #expect(noneEvents.allSatisfy { $0.args.isEmpty && $0.flowIds.isEmpty && $0.terminatingFlowIds.isEmpty })
+        let noArgs = try generate(events, layout: .lanes, options: AsyncOptions(spanArgs: false, flows: true)).packets
+        #expect(noArgs.compactMap(\.event).allSatisfy { $0.args.isEmpty })
+        #expect(noArgs.compactMap(\.event).contains { !$0.flowIds.isEmpty })
+        // The same slices either way.
+        let key = { (p: [TraceDecoder.Packet]) in p.compactMap(\.event).map { "\($0.type) \($0.track) \($0.timestamp) \($0.name)" } }
+        #expect(key(both) == key(none))
+        #expect(try generate(events, layout: .lanes).packets.count == both.count)
+    }
+
+    @Test func micromegasLayoutHasNoneOfIt() throws {
+        let (events, _) = Self.workload(count: 200)
+        let packets = try generate(events, layout: .micromegas).packets
+        #expect(packets.compactMap(\.descriptor).allSatisfy { $0.siblingMergeKey == nil && $0.siblingMergeBehavior == nil })
+        #expect(packets.compactMap(\.event).allSatisfy { $0.args.isEmpty && $0.flowIds.isEmpty && $0.terminatingFlowIds.isEmpty })
+    }
+
+    @Test func flowIdsAreDeterministic() throws {
+        let (events, _) = Self.workload(count: 200)
+        let a = try generate(events, layout: .threadLanes).packets.compactMap(\.event).flatMap(\.flowIds)
+        let b = try generate(events, layout: .threadLanes).packets.compactMap(\.event).flatMap(\.flowIds)
+        #expect(a == b && !a.isEmpty && Set(a).count == a.count)
+    }
+}
