@@ -287,6 +287,54 @@ final class DictionaryIds {
     }
 }
 
+/// The checked parts of a string column (utf8, large_utf8, utf8_view or a dictionary of
+/// one of them), shared by the pooled and the unpooled readers: its view, and either its
+/// values or its dictionary indices with the dictionary's view.
+enum StringColumnParts {
+    case plain(StringValues)
+    case dictionary(indices: UnsafeRawPointer, width: ArrowType.IntegerWidth, layout: StringLayout,
+                    dictionary: ArrowColumnView, what: String)
+    /// No buffers, allowed only for an empty batch.
+    case empty
+
+    static func read(batch: ArrowBatch, field: ArrowField, index: Int, label: String) throws(PerfettoError)
+        -> (ArrowColumnView, StringColumnParts) {
+        switch field.type {
+        case .utf8, .largeUTF8, .utf8View:
+            let layout: StringLayout = field.type == .utf8 ? .utf8 : field.type == .largeUTF8 ? .largeUTF8 : .view
+            let view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 3,
+                                           orMore: layout == .view, type: layout.typeName)
+            guard let values = try StringValues(view, layout: layout, what: "column '\(field.name)'", label: label) else {
+                if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no offsets or views buffer") }
+                return (view, .empty)
+            }
+            return (view, .plain(values))
+        case .dictionary(let width, let value):
+            guard let layout = StringLayout(format: value.format) else { throw ColumnCheck.unsupportedString(label, field) }
+            let view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2,
+                                           type: field.type.description)
+            guard let indices = view.buffer(1) else {
+                if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no index buffer") }
+                return (view, .empty)
+            }
+            guard ArrowBounds.fits(indices, count: view.end, width: width.bytes) else {
+                throw .invalidData("\(label): column '\(field.name)': \(view.end) dictionary indices cannot be in memory")
+            }
+            guard let dictionary = view.array.dictionary?.pointee else {
+                throw .invalidData("\(label): column '\(field.name)' is dictionary-encoded but has no dictionary")
+            }
+            let what = "the dictionary of column '\(field.name)'"
+            let dictionaryView = try ArrowColumnView(
+                array: dictionary, parentOffset: 0, rows: Int(Swift.max(dictionary.length, 0)), what: what,
+                label: label, buffers: 3, orMore: layout == .view, type: layout.typeName)
+            return (view, .dictionary(indices: indices, width: width, layout: layout, dictionary: dictionaryView,
+                                      what: what))
+        default:
+            throw ColumnCheck.unsupportedString(label, field)
+        }
+    }
+}
+
 /// A string column (utf8, large_utf8, utf8_view or a dictionary of one of them), read as
 /// pool ids. Nulls read as the empty string.
 struct StringColumn {
@@ -314,42 +362,16 @@ struct StringColumn {
         self.label = label
         self.pool = pool
         emptyId = try pool.id(UnsafeRawBufferPointer(start: nil, count: 0), column: field.name)
-        switch field.type {
-        case .utf8, .largeUTF8, .utf8View:
-            let layout: StringLayout = field.type == .utf8 ? .utf8 : field.type == .largeUTF8 ? .largeUTF8 : .view
-            view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 3,
-                                       orMore: layout == .view, type: layout.typeName)
-            guard let values = try StringValues(view, layout: layout, what: "column '\(field.name)'", label: label) else {
-                storage = .empty
-                if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no offsets or views buffer") }
-                return
-            }
-            storage = .plain(values)
-        case .dictionary(let width, let value):
-            guard let layout = StringLayout(format: value.format) else { throw ColumnCheck.unsupportedString(label, field) }
-            view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2,
-                                       type: field.type.description)
-            guard let indices = view.buffer(1) else {
-                storage = .empty
-                if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no index buffer") }
-                return
-            }
-            guard ArrowBounds.fits(indices, count: view.end, width: width.bytes) else {
-                throw .invalidData("\(label): column '\(field.name)': \(view.end) dictionary indices cannot be in memory")
-            }
-            guard let dictionary = view.array.dictionary?.pointee else {
-                throw .invalidData("\(label): column '\(field.name)' is dictionary-encoded but has no dictionary")
-            }
-            let what = "the dictionary of column '\(field.name)'"
-            let dictionaryView = try ArrowColumnView(
-                array: dictionary, parentOffset: 0, rows: Int(Swift.max(dictionary.length, 0)), what: what,
-                label: label, buffers: 3, orMore: layout == .view, type: layout.typeName)
+        let (view, parts) = try StringColumnParts.read(batch: batch, field: field, index: index, label: label)
+        self.view = view
+        switch parts {
+        case .plain(let values): storage = .plain(values)
+        case .empty: storage = .empty
+        case .dictionary(let indices, let width, let layout, let dictionaryView, _):
             let ids = try DictionaryIds(dictionaryView, layout: layout, batchLength: batch.length, pool: pool,
                                         emptyId: emptyId, column: field.name, label: label)
             self.dictionary = ids
             storage = .dictionary(indices: indices, width: width, count: ids.count, ids: ids.dense)
-        default:
-            throw ColumnCheck.unsupportedString(label, field)
         }
     }
 
@@ -530,43 +552,17 @@ struct TextColumn {
     init(batch: ArrowBatch, field: ArrowField, index: Int, label: String) throws(PerfettoError) {
         name = field.name
         self.label = label
-        switch field.type {
-        case .utf8, .largeUTF8, .utf8View:
-            let layout: StringLayout = field.type == .utf8 ? .utf8 : field.type == .largeUTF8 ? .largeUTF8 : .view
-            view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 3,
-                                       orMore: layout == .view, type: layout.typeName)
-            guard let values = try StringValues(view, layout: layout, what: "column '\(field.name)'", label: label) else {
-                storage = .empty
-                if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no offsets or views buffer") }
-                return
-            }
-            storage = .plain(values)
-        case .dictionary(let width, let value):
-            guard let layout = StringLayout(format: value.format) else { throw ColumnCheck.unsupportedString(label, field) }
-            view = try ArrowColumnView(batch: batch, index: index, name: field.name, label: label, buffers: 2,
-                                       type: field.type.description)
-            guard let indices = view.buffer(1) else {
-                storage = .empty
-                if batch.length > 0 { throw .invalidData("\(label): column '\(field.name)' has no index buffer") }
-                return
-            }
-            guard ArrowBounds.fits(indices, count: view.end, width: width.bytes) else {
-                throw .invalidData("\(label): column '\(field.name)': \(view.end) dictionary indices cannot be in memory")
-            }
-            guard let dictionary = view.array.dictionary?.pointee else {
-                throw .invalidData("\(label): column '\(field.name)' is dictionary-encoded but has no dictionary")
-            }
-            let what = "the dictionary of column '\(field.name)'"
-            let dictionaryView = try ArrowColumnView(
-                array: dictionary, parentOffset: 0, rows: Int(Swift.max(dictionary.length, 0)), what: what,
-                label: label, buffers: 3, orMore: layout == .view, type: layout.typeName)
-            let count = Int(dictionary.length)
+        let (view, parts) = try StringColumnParts.read(batch: batch, field: field, index: index, label: label)
+        self.view = view
+        switch parts {
+        case .plain(let values): storage = .plain(values)
+        case .empty: storage = .empty
+        case .dictionary(let indices, let width, let layout, let dictionaryView, let what):
+            let count = Int(dictionaryView.array.length)
             let values = count > 0 ? try StringValues(dictionaryView, layout: layout, what: what, label: label) : nil
             if count > 0 && values == nil { throw .invalidData("\(label): \(what) has no offsets or views buffer") }
             storage = .dictionary(indices: indices, width: width, values: values, base: dictionaryView.base,
                                   count: count, validity: dictionaryView.validity)
-        default:
-            throw ColumnCheck.unsupportedString(label, field)
         }
     }
 
