@@ -159,6 +159,7 @@ bench: build python-install
 	$(BIN)/pmm-bench validate $(OUT)/bench.perfetto --name validate_4x
 	rm -f $(OUT)/bench.perfetto
 	$(BIN)/pmm-bench generator-memory
+	$(BIN)/pmm-bench generator-args-flows
 	sync; $(BIN)/pmm-bench generator-file --threads-scale 1
 	sync; $(BIN)/pmm-bench generator-file --threads-scale 4
 	$(PYTHON) python/bench/write_perfetto_bench.py $(shell pwd)/.build/bench-lakes

@@ -106,7 +106,17 @@ enum GeneratorBench {
         return BenchStream(columns: asyncColumns, batches: batches).export()
     }
 
-    static func run(toFile path: String?, threadsScale: Int) {
+    /// What a run measured, for same-run comparisons.
+    struct Result {
+        var threadSpansPerSecond: Double
+        var asyncSpansPerSecond: Double
+        var asyncBytesPerSpan: Double
+    }
+
+    /// `label` names a memory run with the given async options (args and flows on or off).
+    @discardableResult
+    static func run(toFile path: String?, threadsScale: Int, options: AsyncOptions = AsyncOptions(),
+                    label: String? = nil) -> Result {
         let threadCount = BenchWorkload.threadCount * threadsScale
         var workload = BenchWorkload(scale: 1)
         let d = Dictionaries(names: BenchDictionary(workload.names), targets: BenchDictionary(workload.targets),
@@ -123,7 +133,7 @@ enum GeneratorBench {
                                      sink: fd >= 0 ? .fileDescriptor(fd) : .memory(initialCapacity: 120 << 20))
             let start = now()
             generator = try TraceGenerator(writer: writer, exe: BenchWorkload.exe, threads: threads, spanTypes: .both,
-                                           rangeBegin: 0, rangeEnd: .max, layout: .lanes)
+                                           rangeBegin: 0, rangeEnd: .max, layout: .lanes, options: options)
             timer.seconds += now() - start
         } catch { fail("\(error)") }
         var threadSpans = 0
@@ -145,12 +155,23 @@ enum GeneratorBench {
         async = []
         var stats = GenerationStats()
         var heldBytes = 0
+        let bytesBeforeAsync = writer.bufferedByteCount
         asyncTimer.measure { () throws(PerfettoError) in
             try generator.addAsyncEvents(stream: &stream)
             heldBytes = heapBytesInUse() - heapBefore
             stats = try generator.finish()
         }
+        let asyncBytes = writer.bufferedByteCount - bytesBeforeAsync
         if fd >= 0 { close(fd) }
+        let result = Result(threadSpansPerSecond: Double(stats.threadSpans) / threadTimer.seconds,
+                            asyncSpansPerSecond: Double(stats.asyncSpans) / asyncTimer.seconds,
+                            asyncBytesPerSpan: Double(asyncBytes) / Double(Swift.max(stats.asyncSpans, 1)))
+        if let label {
+            bench("generator_\(label)_async_spans_per_s", result.asyncSpansPerSecond, "spans/s")
+            bench("generator_\(label)_async_bytes_per_span", result.asyncBytesPerSpan, "bytes/span", decimals: 1)
+            bench("generator_\(label)_thread_spans_per_s", result.threadSpansPerSecond, "spans/s")
+            return result
+        }
         let total = timer.seconds + threadTimer.seconds + asyncTimer.seconds
         let name = fd >= 0 ? "generator_file_\(threadsScale)x" : "generator_memory"
         bench("\(name)_thread_spans", Double(stats.threadSpans), "spans")
@@ -177,5 +198,6 @@ enum GeneratorBench {
             bench("\(name)_reference_thread_seconds", reference.threadSeconds, "s", decimals: 4)
             bench("\(name)_thread_ratio", reference.threadSeconds / threadTimer.seconds, "x", decimals: 3)
         }
+        return result
     }
 }

@@ -257,6 +257,17 @@ func option(_ name: String, _ fallback: Int) -> Int {
 switch arguments.first {
 case "generator-memory":
     GeneratorBench.run(toFile: nil, threadsScale: 1)
+case "generator-args-flows":
+    // Same run: lanes with span args and flows (the default) and without.
+    let on = GeneratorBench.run(toFile: nil, threadsScale: 1, label: "args_flows_on")
+    let off = GeneratorBench.run(toFile: nil, threadsScale: 1, options: AsyncOptions(spanArgs: false, flows: false),
+                                 label: "args_flows_off")
+    bench("generator_args_flows_async_rate_on_over_off", on.asyncSpansPerSecond / off.asyncSpansPerSecond, "x",
+          decimals: 3)
+    bench("generator_args_flows_thread_rate_on_over_off", on.threadSpansPerSecond / off.threadSpansPerSecond, "x",
+          decimals: 3)
+    bench("generator_args_flows_extra_bytes_per_async_span", on.asyncBytesPerSpan - off.asyncBytesPerSpan, "bytes/span",
+          decimals: 1)
 case "generator-file":
     let path = "/tmp/pmm-bench-generator-\(getpid()).perfetto"
     GeneratorBench.run(toFile: path, threadsScale: option("--threads-scale", 1))
@@ -286,5 +297,5 @@ case "validate":
     runValidate(path: arguments[1], name: name)
 default:
     fail("usage: pmm-bench memory | file [--scale N] [--out PATH] [--keep] | generator-memory | "
-         + "generator-file [--threads-scale N] | validate TRACE [--name NAME]")
+         + "generator-file [--threads-scale N] | generator-args-flows | validate TRACE [--name NAME]")
 }
