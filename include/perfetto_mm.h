@@ -16,7 +16,12 @@
  *   must be UTF-8. A NULL pointer is accepted only with length 0 (the empty string).
  *   The library copies what it keeps; the caller's strings may change after the call.
  * - Thread safety: a writer is not thread-safe; use each writer from one thread at a
- *   time. Different writers may be used from different threads at once.
+ *   time. Different writers may be used from different threads at once. A caller that
+ *   shares a writer between threads must serialize every call on it with one lock,
+ *   counting calls on a generator over it as calls on the writer (they write into it),
+ *   and must not call pmm_writer_free() or pmm_generator_free() while another thread is
+ *   in a call on them (take the lock first). pmm_last_error() is per thread: read it
+ *   on the thread whose call failed (the Python package does all of this).
  * - Ownership: a writer is owned by the caller from creation until pmm_writer_free().
  *   Memory returned by pmm_writer_take_buffer() is owned by the caller and released
  *   with pmm_buffer_free(). Every other pointer the library returns stays owned by

@@ -6,8 +6,6 @@ working. micromegas' official client owns the `micromegas` package and ships no 
 so the two never touch each other's files; without the official client, `micromegas` is a
 namespace package holding only this file.
 """
-import sys
+from micromegas_perfetto._entry import run
 
-from micromegas_perfetto.cli import main
-
-sys.exit(main(prog="python -m micromegas"))
+run(prog="python -m micromegas")

@@ -1,6 +1,4 @@
 """`python -m micromegas_perfetto ...`: the command line (see `--help`)."""
-import sys
+from ._entry import run
 
-from .cli import main
-
-sys.exit(main())
+run()

@@ -1,11 +1,13 @@
 """Python values as C arguments: strings as UTF-8 bytes, integers checked against their C type.
 
 Every value that crosses into libperfetto_mm goes through one of these, so none wraps around
-in ctypes.
+in ctypes. Their errors are ArgumentError / ArgumentUTF8Error: both the library's
+InvalidArgumentError / InvalidUTF8Error and a RequestError (exit 2 on the command line).
 """
+import ctypes
 from typing import Union
 
-from .errors import InvalidArgumentError, InvalidUTF8Error
+from .errors import ArgumentError, ArgumentUTF8Error
 
 StrOrBytes = Union[str, bytes, bytearray, memoryview]
 
@@ -16,7 +18,7 @@ def utf8(value: StrOrBytes, what: str) -> bytes:
         try:
             return value.encode("utf-8")
         except UnicodeEncodeError as e:
-            raise InvalidUTF8Error(f"{what} cannot be encoded as UTF-8: {e}") from None
+            raise ArgumentUTF8Error(f"{what} cannot be encoded as UTF-8: {e}") from None
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     raise TypeError(f"{what} must be str or bytes, not {type(value).__name__}")
@@ -24,7 +26,7 @@ def utf8(value: StrOrBytes, what: str) -> bytes:
 
 def int_in(value: int, low: int, high: int, what: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise InvalidArgumentError(f"{what} must be an integer in [{low}, {high}], got {value!r}")
+        raise ArgumentError(f"{what} must be an integer in [{low}, {high}], got {value!r}")
     return value
 
 
@@ -44,11 +46,15 @@ def uint64(value, what: str) -> int:
     return int_in(value, 0, (1 << 64) - 1, what)
 
 
+_SIZE_MAX = (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1
+_INT_MAX = (1 << (8 * ctypes.sizeof(ctypes.c_int) - 1)) - 1
+
+
 def size(value, what: str) -> int:
-    """A size_t argument (64-bit platforms only are supported)."""
-    return int_in(value, 0, (1 << 64) - 1, what)
+    """A size_t argument."""
+    return int_in(value, 0, _SIZE_MAX, what)
 
 
 def fd(value, what: str = "file descriptor") -> int:
     """A file descriptor: a non-negative C int."""
-    return int_in(value, 0, (1 << 31) - 1, what)
+    return int_in(value, 0, _INT_MAX, what)

@@ -8,11 +8,16 @@ doing it.
   an output path that cannot be written).
 - `DataError`: well-formed request, but the data is unreadable (corrupt or changing files).
 - `SourceError`: a telemetry server failed (unreachable, refused, query error, lost stream).
+- `OutputWriteError`: writing the output failed (disk full, I/O error), naming the file.
+- `Interrupted`: a SIGINT, SIGTERM or SIGHUP under the command line (a KeyboardInterrupt).
 
 `NoDataWarning` is not an exception: it is what a generation reports (through its
 `Progress.note`, which by default issues it with `warnings.warn`) when a listed thread or a
 process has no data at all, so the trace lacks what was asked for without anything failing.
 """
+import errno as _errno
+import os as _os
+import re as _re
 
 
 class MicromegasPerfettoError(Exception):
@@ -74,7 +79,13 @@ _BY_STATUS = {cls.status: cls for cls in (
 
 def error_for_status(status: int, message: str) -> PerfettoError:
     cls = _BY_STATUS.get(status, PerfettoError)
-    return cls(message, status)
+    error = cls(message, status)
+    if cls is WriteError:  # the library's message carries the errno: "I/O error (errno 28): ..."
+        match = _re.search(r"\(errno (\d+)\)", message)
+        if match:
+            error.errno = int(match.group(1))
+            error.strerror = _os.strerror(error.errno)
+    return error
 
 
 class RequestError(MicromegasPerfettoError, ValueError):
@@ -101,6 +112,15 @@ class OutputError(RequestError):
     """The output path cannot be written as asked (missing folder, a folder, empty name)."""
 
 
+class ArgumentError(InvalidArgumentError, RequestError):
+    """A Python argument that its C type cannot hold (checked before any call into the
+    library, so nothing wraps around): a request error and an InvalidArgumentError."""
+
+
+class ArgumentUTF8Error(InvalidUTF8Error, RequestError):
+    """A string argument that cannot be encoded as UTF-8 (a lone surrogate)."""
+
+
 class DataError(MicromegasPerfettoError):
     """A data file exists but cannot be read (truncated, corrupt, not Parquet, changed while read)."""
 
@@ -118,3 +138,29 @@ class OpenError(MicromegasPerfettoError):
 class NoDataWarning(UserWarning):
     """A listed thread has no data file, or a process no async events file, though its spans
     were asked for: the trace is written without them."""
+
+
+class OutputWriteError(MicromegasPerfettoError, OSError):
+    """Writing the output failed after it was opened (disk full, file too large, I/O error);
+    the message names the cause and the file, e.g. "disk full writing t.perfetto". Nothing
+    is left behind."""
+
+
+_WRITE_REASONS = {_errno.ENOSPC: "disk full", _errno.EDQUOT: "disk quota exceeded", _errno.EFBIG: "file too large",
+                  _errno.EIO: "I/O error", _errno.EPIPE: "broken pipe", _errno.EBADF: "bad file descriptor"}
+
+
+def output_write_error(code, shown: str) -> OutputWriteError:
+    """The OutputWriteError for errno `code` (None when unknown) while writing `shown`."""
+    reason = _WRITE_REASONS.get(code) or (_os.strerror(code).lower() if code else "write failed")
+    error = OutputWriteError(f"{reason} writing {shown}")
+    error.errno = code
+    return error
+
+
+class Interrupted(KeyboardInterrupt):
+    """The command line got SIGINT, SIGTERM or SIGHUP (`signum`); it exits with 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

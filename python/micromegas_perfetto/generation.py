@@ -13,10 +13,9 @@ the library as Arrow C streams, batch by batch.
 """
 import ctypes
 import os
+import re
 import time
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import pyarrow as pa
@@ -24,8 +23,10 @@ import pyarrow as pa
 from . import _args, _native
 from ._args import utf8
 from ._native import lib
-from .errors import InvalidTimeError, NoDataWarning, OutputError, RequestError
+from .errors import (InvalidArgumentError, InvalidDataError, InvalidTimeError, OutputError, RequestError, WriteError,
+                     output_write_error)
 from .output import atomic_output
+from .progress import Progress
 from .sources import Source, ThreadInfo
 from .timeutil import TimeLike, ns_to_iso, to_ns
 from .writer import PerfettoWriter
@@ -64,35 +65,6 @@ class TraceSummary:
     chunks: Optional[int] = None  # server-side generation: the chunks received (span counts unknown)
 
 
-class Progress:
-    """What a generation reports while it runs. The default does nothing; the command line
-    draws a progress bar from it."""
-
-    def start(self, threads: int, process_id: str) -> None:
-        """Generation of `threads` threads' spans begins."""
-
-    def rows(self, n: int) -> None:
-        """`n` more rows went into the library."""
-
-    def thread_done(self) -> None:
-        """One thread's spans are written."""
-
-    def phase(self, text: str) -> None:
-        """A new phase begins (async spans, server-side chunks)."""
-
-    def bytes(self, n: int) -> None:
-        """`n` more bytes of trace were received (server-side generation)."""
-
-    def note(self, text: str) -> None:
-        """Something the user should know that is not an error: a listed thread, or the
-        process, has no data at all for spans that were asked for. The default issues a
-        `NoDataWarning` (`warnings.warn`); the command line prints one line on stderr."""
-        warnings.warn(text, NoDataWarning, stacklevel=2)
-
-    def close(self) -> None:
-        """Generation ended, successfully or not."""
-
-
 def open_source(source: SourceLike) -> Tuple[Source, bool]:
     """A Source for `source` and whether the caller owns (must close) it: a Source is used as
     is; an object with `query_stream` (micromegas' client) runs micromegas' queries; a path is
@@ -126,6 +98,7 @@ class _Generator:
             e, len(e), array, len(threads), _native.PMM_SPANS[span_types], _native.PMM_LAYOUTS[async_layout],
             _args.int64(begin_ns, "range begin"), _args.int64(end_ns, "range end"),
             (0 if span_args else _native.PMM_FLAG_NO_SPAN_ARGS) | (0 if flows else _native.PMM_FLAG_NO_FLOWS))
+        self._rows: Dict[tuple, int] = {}  # rows pulled so far per stream (thread spans, async events)
         with writer.lock:
             writer._check(self._lib.pmm_generator_new(writer.handle, ctypes.byref(options),
                                                       ctypes.byref(self._handle)))
@@ -133,27 +106,43 @@ class _Generator:
     def add_thread_spans(self, stream_id: str, reader: pa.RecordBatchReader) -> None:
         sid = utf8(stream_id, "stream_id")
         self._consume(reader, lambda stream: self._lib.pmm_generator_add_thread_spans(
-            self._handle, sid, len(sid), ctypes.byref(stream)))
+            self._handle, sid, len(sid), ctypes.byref(stream)), ("thread", stream_id))
 
     def add_async_events(self, reader: pa.RecordBatchReader) -> None:
-        self._consume(reader, lambda stream: self._lib.pmm_generator_add_async_events(self._handle, ctypes.byref(stream)))
+        self._consume(reader, lambda stream: self._lib.pmm_generator_add_async_events(self._handle, ctypes.byref(stream)),
+                      ("async",))
 
     def add_log_entries(self, reader: pa.RecordBatchReader) -> None:
-        self._consume(reader, lambda stream: self._lib.pmm_generator_add_log_entries(self._handle, ctypes.byref(stream)))
+        self._consume(reader, lambda stream: self._lib.pmm_generator_add_log_entries(self._handle, ctypes.byref(stream)),
+                      ("logs",))
 
     def add_measures(self, reader: pa.RecordBatchReader) -> None:
-        self._consume(reader, lambda stream: self._lib.pmm_generator_add_measures(self._handle, ctypes.byref(stream)))
+        self._consume(reader, lambda stream: self._lib.pmm_generator_add_measures(self._handle, ctypes.byref(stream)),
+                      ("measures",))
 
-    def _consume(self, reader, call) -> None:
+    def _consume(self, reader, call, key) -> None:
         """Hands `reader` to the library. An exception raised while the library pulls batches
         (Ctrl-C, a lost connection, an unreadable file) reaches Arrow as a stream error; it is
-        re-raised as itself."""
+        re-raised as itself. A bad value the library finds in a batch is reported at its row
+        in the whole stream (the library counts rows within a batch)."""
         raised: List[BaseException] = []
-        with self._writer.lock:
-            status = call(_export(_guarded(reader, raised)))
+        rows = _Rows(self._rows.get(key, 0))
+        try:
+            with self._writer.lock:
+                if not self._handle:
+                    raise InvalidArgumentError("the generator is closed")
+                status = call(_export(_guarded(reader, raised, rows)))
+        finally:
+            self._rows[key] = rows.pulled
         if status != _native.PMM_OK and raised:
             raise raised[0]
-        self._writer._check(status)
+        try:
+            self._writer._check(status)
+        except InvalidDataError as e:
+            message = _ROW_IN_BATCH.sub(lambda m: f"at row {rows.before_last + int(m.group(1))}", str(e))
+            if message == str(e):
+                raise
+            raise InvalidDataError(message, e.status) from None
 
     def finish(self) -> Dict[str, int]:
         stats = _native.GeneratorStats()
@@ -175,14 +164,33 @@ def _export(reader: pa.RecordBatchReader) -> _native.ArrowArrayStream:
     return stream
 
 
-def _guarded(reader, raised: List[BaseException]) -> pa.RecordBatchReader:
-    """`reader`, recording in `raised` any exception raised while reading it."""
+class _Rows:
+    """Rows of a stream pulled by the library: all of them, and those before the last batch."""
+
+    def __init__(self, pulled: int = 0):
+        self.pulled = pulled
+        self.before_last = pulled
+
+
+# How the library names a row: "(row 18928 of a batch)".
+_ROW_IN_BATCH = re.compile(r"\(row (\d+) of a batch\)")
+
+
+def _guarded(reader, raised: List[BaseException], rows: Optional[_Rows] = None) -> pa.RecordBatchReader:
+    """`reader`, recording in `raised` any exception raised while reading it (not the
+    GeneratorExit of the library releasing the stream early), and counting `rows`."""
     if isinstance(reader, pa.Table):
         reader = reader.to_reader()
+    rows = rows or _Rows()
 
     def batches():
         try:
-            yield from reader
+            for batch in reader:
+                rows.before_last = rows.pulled
+                rows.pulled += batch.num_rows
+                yield batch
+        except GeneratorExit:  # the library released the stream (it stopped on its own error)
+            raise
         except BaseException as e:
             raised.append(e)
             raise
@@ -238,6 +246,7 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
         raise RequestError(f"async layout must be one of {', '.join(ASYNC_LAYOUTS)}, got {async_layout!r}")
     if not isinstance(process_id, str) or not process_id:
         raise RequestError(f"process id must be a non-empty string, got {process_id!r}")
+    utf8(process_id, "process id")  # a lone surrogate (undecodable command-line bytes): ArgumentUTF8Error
     begin_ns = to_ns(begin, "begin") if begin is not None else None
     end_ns = to_ns(end, "end") if end is not None else None
     if begin_ns is not None and begin_ns < 0:
@@ -381,6 +390,17 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
             source.close()
 
 
+def _write_all(out, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(out.fd, view):]
+        except InterruptedError:
+            continue
+        except OSError as e:
+            raise output_write_error(e.errno, out.shown) from e
+
+
 def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, end: TimeLike,
                         trace_filepath: Union[str, os.PathLike], span_types: str = "both", *,
                         async_layout: str = "lanes", server_side: bool = False, chunk_size: int = 0,
@@ -389,11 +409,13 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
     """Writes a process's trace to `trace_filepath` and returns a summary.
 
     Same positional parameters as `micromegas.perfetto.write_process_trace`; `begin`/`end` may
-    be None for the process's whole range. The trace goes to a temporary file in the target
-    folder, renamed when complete: on any error (or interruption) no file is left behind.
+    be None for the process's whole range. `trace_filepath` "-" is standard output; a FIFO or
+    a device is written into; a file appears only when complete (see `output.atomic_output`):
+    on any error or interruption no file is left behind. Writing failures raise
+    OutputWriteError ("disk full writing t.perfetto").
     `logs`, `metrics`, `span_args` and `flows`: see generate_trace_chunks.
     """
-    if trace_filepath is None or str(trace_filepath) == "":
+    if trace_filepath is None or os.fspath(trace_filepath) == "":
         raise OutputError("the output file name is empty")
     chunk_size = _args.size(chunk_size, "chunk_size")
     progress = progress or Progress()
@@ -402,21 +424,23 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
     try:
         plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout,
                           logs, metrics, span_args, flows)
-        target = Path(trace_filepath)
         if server_side:
             _check_server_side(plan)
-            chunks = 0
-            with atomic_output(target) as fd, open(fd, "wb", closefd=False) as out:
+        with atomic_output(trace_filepath) as out:
+            if server_side:
+                chunks = 0
                 for chunk in _server_chunks(plan, source, progress):
-                    out.write(chunk)
+                    _write_all(out, chunk)
                     chunks += 1
-            summary = _server_summary(plan, chunks, 0, started)
-        else:
-            with atomic_output(target) as fd:
-                with PerfettoWriter(plan.process_id, fd, chunk_size=chunk_size) as writer:
-                    *_, summary = _generate(plan, source, writer, progress)
-        summary.bytes = target.stat().st_size
-        summary.filename = str(target)
+                summary = _server_summary(plan, chunks, 0, started)
+            else:
+                try:
+                    with PerfettoWriter(plan.process_id, out.fd, chunk_size=chunk_size) as writer:
+                        *_, summary = _generate(plan, source, writer, progress)
+                except WriteError as e:
+                    raise output_write_error(e.errno, out.shown) from e
+        summary.bytes = out.size
+        summary.filename = out.shown
         summary.seconds = time.monotonic() - started
         return summary
     finally:

@@ -1,39 +1,248 @@
-"""Output files that appear whole or not at all."""
+"""Output targets: files that appear whole or not at all, and the other things a name can be.
+
+`atomic_output(target)` opens what `target` names for writing:
+
+- `-`: standard output, written directly;
+- an existing file that is not a regular file (a FIFO, a character or block device such as
+  `/dev/null`, a socket): written into directly, never replaced;
+- a symbolic link: resolved; its final target is written as below, the link itself is kept;
+- anything else (a new name or an existing regular file): the trace goes into an unnamed
+  file (`O_TMPFILE`) in the target's folder, which is synced and linked into place
+  (`linkat`) only once complete. The kernel discards an unnamed file when its process ends,
+  so no signal, not even SIGKILL, leaves a partial file. A new name is linked directly; an
+  existing file is replaced atomically by linking under a hidden temporary name and
+  renaming over it: the only moment a SIGKILL could leave that name behind is between
+  those two consecutive system calls;
+- where the file system cannot make unnamed files (NFS, FUSE, vfat...) or /proc is
+  missing: a hidden named temporary in the folder, renamed when complete and removed on any
+  error; the command line also removes it on SIGTERM, SIGHUP and SIGINT
+  (`remove_temporaries`), not on SIGKILL.
+
+A missing or unwritable output folder, or a target that is a folder, is an `OutputError`
+(nothing is created). New files get the usual mode, 0666 less the umask.
+"""
+import errno
 import os
-import tempfile
+import stat
+import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional, Set
 
 from .errors import OutputError
 
+__all__ = ["Output", "atomic_output", "remove_temporaries"]
+
+# Named temporaries that exist right now (fallback files, link names before their rename).
+_temporaries: Set[str] = set()
+# Signals that arrived while a file was being put in place (see `critical` below).
+_deferred = []
+_critical = 0
+# The last file this process put in place (for the command line's interruption message).
+last_committed: Optional[str] = None
+# When False, named temporaries are used even where unnamed files work (tests of the fallback).
+use_unnamed = True
+
+
+class Output:
+    """An open output: `fd` to write to; `path` the file written (symlinks resolved; None for
+    standard output); `replaced` whether it is put in place atomically; after the block,
+    `size` in bytes (None when the target is not a regular file)."""
+
+    def __init__(self, fd: int, path: Optional[Path], replaced: bool, shown: str):
+        self.fd, self.path, self.replaced, self.shown = fd, path, replaced, shown
+        self.size: Optional[int] = None
+
+
+def remove_temporaries() -> None:
+    """Removes this process's named temporaries (from a signal handler, before exiting)."""
+    for name in list(_temporaries):
+        try:
+            os.unlink(name)
+        except OSError:
+            pass
+        _temporaries.discard(name)
+
+
+def in_critical_section() -> bool:
+    """True while a finished file is being put in place: a signal handler should call
+    `defer(signum)` instead of interrupting, so the file is either in place or absent."""
+    return _critical > 0
+
+
+def defer(signum: int) -> None:
+    _deferred.append(signum)
+
 
 @contextmanager
-def atomic_output(target) -> Iterator[int]:
-    """A file descriptor of a temporary file in `target`'s folder. When the block succeeds the
-    file is synced and renamed to `target`; on any error or interruption it is removed, so a
-    partial trace is never left behind."""
-    target = Path(target)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"output folder {folder} does not exist")
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+def _putting_in_place():
+    global _critical
+    _critical += 1
     try:
-        # mkstemp creates the file 0600; give it the mode any new file gets (0666 less the umask).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)
-        yield fd
-        os.fsync(fd)
-        os.close(fd)
-        fd = -1
-        os.replace(temp, target)
-        temp = None
+        yield
     finally:
-        if fd >= 0:
+        _critical -= 1
+    if _critical == 0 and _deferred:
+        from .errors import Interrupted
+        signum = _deferred[0]
+        _deferred.clear()
+        raise Interrupted(signum)
+
+
+def _fail(shown: str, e: OSError, doing: str) -> OutputError:
+    reason = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+              errno.EROFS: "read-only file system", errno.ENOTDIR: "a component of the path is not a folder",
+              errno.ENAMETOOLONG: "name too long", errno.ELOOP: "too many levels of symbolic links",
+              errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded"}.get(e.errno, e.strerror)
+    return OutputError(f"cannot {doing} {shown}: {reason}")
+
+
+def _open_unnamed(folder: Path) -> Optional[int]:
+    """An unnamed file in `folder` that /proc lets us link later, or None where impossible."""
+    if not use_unnamed or not hasattr(os, "O_TMPFILE"):
+        return None
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o666)
+    except OSError as e:
+        if e.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT):
+            return None
+        raise
+    try:
+        os.stat(f"/proc/self/fd/{fd}")
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _temporary_name(path: Path) -> str:
+    return str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
+
+
+def _link_into_place(fd: int, path: Path, folder_fd: int) -> None:
+    """Gives the unnamed file `fd` the name `path`, replacing what is there atomically."""
+    source = f"/proc/self/fd/{fd}"
+    # linkat(AT_SYMLINK_FOLLOW): os.link calls linkat (not link) when given a dir_fd.
+    try:
+        os.link(source, path.name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd, follow_symlinks=True)
+        return
+    except FileExistsError:
+        pass
+    while True:
+        temp = _temporary_name(path)
+        _temporaries.add(temp)
+        try:
+            os.link(source, os.path.basename(temp), src_dir_fd=folder_fd, dst_dir_fd=folder_fd,
+                    follow_symlinks=True)
+            break
+        except FileExistsError:
+            _temporaries.discard(temp)
+        except BaseException:
+            _temporaries.discard(temp)
+            raise
+    try:
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    finally:
+        _temporaries.discard(temp)
+
+
+def _sync_folder(folder_fd: int) -> None:
+    try:
+        os.fsync(folder_fd)
+    except OSError:  # some file systems cannot sync a folder; the file itself is synced
+        pass
+
+
+@contextmanager
+def atomic_output(target) -> Iterator[Output]:
+    """Opens `target` for writing as the module documentation describes; yields an `Output`.
+    On any error or interruption inside the block, a file being created is discarded."""
+    global last_committed
+    shown = os.fspath(target) if not isinstance(target, bytes) else os.fsdecode(target)
+    if shown == "":
+        raise OutputError("the output file name is empty")
+    if shown == "-":
+        sys.stdout.flush()
+        out = Output(sys.stdout.fileno(), None, False, "standard output")
+        yield out
+        return
+    path = Path(shown)
+    try:
+        if path.is_symlink():
+            path = Path(os.path.realpath(path))
+        info = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as e:
+        raise _fail(shown, e, "write") from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"output {shown} is a folder")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0))
+        except OSError as e:
+            raise _fail(shown, e, "open") from None
+        try:
+            yield Output(fd, path, False, shown)
+        finally:
             os.close(fd)
-        if temp is not None:
-            try:
-                os.unlink(temp)
-            except FileNotFoundError:
-                pass
+        return
+    folder = path.parent
+    try:
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise OutputError(f"output folder {folder} does not exist") from None
+    except NotADirectoryError:
+        raise OutputError(f"output folder {folder} is not a folder") from None
+    except OSError as e:
+        raise _fail(str(folder), e, "open the output folder") from None
+    try:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"output folder {folder} is not writable")
+        try:
+            fd = _open_unnamed(folder)
+            temp = None
+            if fd is None:
+                while True:
+                    temp = _temporary_name(path)
+                    _temporaries.add(temp)
+                    try:
+                        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+                        break
+                    except FileExistsError:
+                        _temporaries.discard(temp)
+                    except BaseException:
+                        _temporaries.discard(temp)
+                        raise
+        except OSError as e:
+            raise _fail(shown, e, "create") from None
+        out = Output(fd, path, True, shown)
+        try:
+            yield out
+            os.fsync(fd)
+            out.size = os.fstat(fd).st_size
+            with _putting_in_place():
+                if temp is None:
+                    _link_into_place(fd, path, folder_fd)
+                else:
+                    os.replace(temp, path)
+                    _temporaries.discard(temp)
+                    temp = None
+                last_committed = str(path)
+            _sync_folder(folder_fd)
+        finally:
+            os.close(fd)
+            if temp is not None:
+                try:
+                    os.unlink(temp)
+                except OSError:
+                    pass
+                _temporaries.discard(temp)
+    finally:
+        os.close(folder_fd)

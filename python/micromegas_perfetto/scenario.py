@@ -1,9 +1,8 @@
 """Writer scenarios (docs/byte-format.md, Scenarios) replayed through the C ABI, so every
 path (Swift, C, Python) can be compared byte for byte."""
 import json
-from pathlib import Path
 
-from .errors import RequestError
+from .errors import RequestError, WriteError, output_write_error
 from .output import atomic_output
 from .writer import PerfettoWriter
 
@@ -47,11 +46,12 @@ def load(path) -> dict:
 def write_scenario(scenario_path, output_path, chunk_size: int = 0) -> int:
     """Writes the trace of a scenario file to `output_path` (atomically); returns its size."""
     scenario = load(scenario_path)
-    target = Path(output_path)
-    with atomic_output(target) as fd:
+    with atomic_output(output_path) as out:
         try:
-            with PerfettoWriter(scenario["process_id"], fd, chunk_size=chunk_size) as writer:
+            with PerfettoWriter(scenario["process_id"], out.fd, chunk_size=chunk_size) as writer:
                 replay(scenario, writer)
         except (KeyError, TypeError) as e:
             raise RequestError(f"scenario file {scenario_path} is malformed: {e!r}") from None
-    return target.stat().st_size
+        except WriteError as e:
+            raise output_write_error(e.errno, out.shown) from e
+    return out.size

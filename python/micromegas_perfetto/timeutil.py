@@ -25,6 +25,12 @@ def _in_range(ns: int, what: str, value) -> int:
     return ns
 
 
+def _datetime_ns(value: datetime) -> int:
+    moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
 def to_ns(value: TimeLike, what: str = "time") -> int:
     """Nanoseconds since the epoch for an int (already ns), a datetime (naive = UTC) or
     ISO 8601 text with up to nanosecond precision (no zone = UTC)."""
@@ -33,10 +39,7 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
     if isinstance(value, int):
         return _in_range(value, what, value)
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        delta = moment - _EPOCH
-        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-        return _in_range(ns, what, value)
+        return _in_range(_datetime_ns(value), what, value.isoformat())
     if isinstance(value, str):
         text = value.strip()
         if re.fullmatch(r"[+-]?\d+", text):
@@ -56,7 +59,7 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
             except ValueError as e:
                 raise InvalidTimeError(f"cannot read {what} {value!r}: {e}") from None
             fraction = (match["frac"] or "").ljust(9, "0")
-            return _in_range(to_ns(moment, what) + int(fraction or 0), what, value)
+            return _in_range(_datetime_ns(moment) + int(fraction or 0), what, value)
     shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
     raise InvalidTimeError(f"cannot read {what} {shown!r}: use ISO 8601 (2024-05-01T12:00:00.123456789Z) "
                            "or integer nanoseconds since the epoch")

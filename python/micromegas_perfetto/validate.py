@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Union
 
-from . import _native
+from . import _args, _native
 
 # The counters of pmm_validation_stats kept in ValidationReport.stats (all but the problems).
 STAT_NAMES = ("bytes", "packets", "track_descriptors", "track_events", "slices", "slice_ends", "instants",
@@ -126,7 +126,7 @@ def validate(trace: Union[str, "os.PathLike", bytes, bytearray, memoryview]) -> 
     if hasattr(trace, "fileno") and not isinstance(trace, (str, os.PathLike)):
         if hasattr(trace, "flush"):
             trace.flush()
-        fd = trace.fileno()
+        fd = _args.fd(trace.fileno())
         return _run(lambda stats, out: lib.pmm_validate_fd(fd, stats, out))
     if not isinstance(trace, (str, os.PathLike)):
         raise TypeError(f"validate() takes a path, bytes or a binary file, not {type(trace).__name__}")

@@ -1,0 +1,121 @@
+"""SIGINT, SIGTERM and SIGHUP under the command line: one line and exit 128 + signal, nothing
+left behind.
+
+`installed()` (a context manager, main thread only) makes each of those signals raise
+`Interrupted(signum)` (a KeyboardInterrupt) in the main thread, so every `finally` runs and a
+file being written is discarded; while a finished file is being put in place the signal is
+deferred until it is (output.in_critical_section). A watchdog thread, woken through
+`signal.set_wakeup_fd`, covers a main thread stuck in a C call (a write into a FIFO nobody
+reads): on a second signal, or when the first has not ended the process within GRACE
+seconds, it removes the named temporaries (output.remove_temporaries), says so and exits
+with os._exit(128 + signal).
+
+This module imports nothing heavy, so it is installed before pyarrow is imported.
+"""
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+
+from . import output
+from .errors import Interrupted
+
+SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
+GRACE = 5.0
+
+
+def message(signum: int) -> str:
+    """The line printed for an interruption by `signum`."""
+    name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+    if output.last_committed is not None:
+        return f"interrupted{name} after {output.last_committed} was written"
+    return f"interrupted{name}: nothing written"
+
+
+_raised = []
+
+
+def _handler(signum, frame):
+    if output.in_critical_section():
+        output.defer(signum)
+        return
+    if _raised:  # unwinding from the first one already; the watchdog handles a stuck exit
+        return
+    _raised.append(signum)
+    raise Interrupted(signum)
+
+
+def _die(signum: int) -> None:
+    output.remove_temporaries()
+    try:
+        os.write(2, (message(signum) + "\n").encode())
+    finally:
+        os._exit(128 + signum)
+
+
+def _watch(read_fd: int) -> None:
+    first = None
+    while True:
+        timeout = None if first is None else max(0.0, first[1] + GRACE - time.monotonic())
+        ready, _, _ = select.select([read_fd], [], [], timeout)
+        if ready:
+            try:
+                data = os.read(read_fd, 64)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            for signum in data:
+                if signum not in SIGNALS:
+                    continue
+                if first is None:
+                    first = (signum, time.monotonic())
+                elif not output.in_critical_section():
+                    _die(signum)
+        elif first is not None and not output.in_critical_section():
+            _die(first[0])
+
+
+@contextmanager
+def installed():
+    """Installs the handlers (and the watchdog) for the block; restores the previous ones."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    for s in SIGNALS:
+        if previous[s] is not signal.SIG_IGN:  # e.g. SIGHUP ignored under nohup stays ignored
+            signal.signal(s, _handler)
+    watchdog = threading.Thread(target=_watch, args=(read_fd,), name="micromegas-perfetto-signals", daemon=True)
+    watchdog.start()
+    _raised.clear()
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            if handler is not None:
+                signal.signal(s, handler)
+        signal.set_wakeup_fd(old_wakeup)
+        os.close(write_fd)  # the watchdog sees end of file and returns
+        watchdog.join(1.0)
+        os.close(read_fd)
+
+
+def exit_code(error: KeyboardInterrupt) -> int:
+    return 128 + (error.signum if isinstance(error, Interrupted) else signal.SIGINT)
+
+
+def report(error: KeyboardInterrupt) -> int:
+    """Prints the interruption's line; returns its exit code."""
+    signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
+    print(message(signum), file=sys.stderr, flush=True)
+    return 128 + signum
