@@ -91,13 +91,13 @@ def installed():
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
     os.set_blocking(write_fd, False)
+    watchdog = threading.Thread(target=_watch, args=(read_fd,), name="micromegas-perfetto-signals", daemon=True)
+    watchdog.start()
+    _raised.clear()
     old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     for s in SIGNALS:
         if previous[s] is not signal.SIG_IGN:  # e.g. SIGHUP ignored under nohup stays ignored
             signal.signal(s, _handler)
-    watchdog = threading.Thread(target=_watch, args=(read_fd,), name="micromegas-perfetto-signals", daemon=True)
-    watchdog.start()
-    _raised.clear()
     try:
         yield
     finally:

@@ -470,11 +470,11 @@ def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     as asked; 1 a failure while doing it; 128 + signal when interrupted by SIGINT (130),
     SIGTERM or SIGHUP. Errors are one line on stderr (a traceback too with --debug)."""
     from . import _signals
-    with _signals.installed():
-        try:
+    try:
+        with _signals.installed():
             return _main(argv, prog)
-        except KeyboardInterrupt as e:  # also during the imports, and Interrupted (SIGTERM, SIGHUP)
-            return _signals.report(e)
+    except KeyboardInterrupt as e:  # also during the imports, and Interrupted (SIGTERM, SIGHUP)
+        return _signals.report(e)
 
 
 def _main(argv: Optional[List[str]], prog: Optional[str]) -> int:
