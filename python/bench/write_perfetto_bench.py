@@ -3,7 +3,10 @@
 Sample lakes with 1,000,000 thread spans (8 threads) and 200,000 async spans, and with 4x
 the thread spans (8 threads x 500,000), are generated once into the given folder. Each run
 is a fresh interpreter, so the wall time includes its start and the imports; the peak RSS
-is that process's own (os.wait4). Prints `BENCH <name> <value> <unit>` lines.
+is that process's own (os.wait4). Prints `BENCH <name> <value> <unit>` lines, and the
+same-run ratios of issue 14: write_perfetto over a bare pyarrow scan of the columns it reads
+(also a fresh interpreter importing pyarrow.parquet), and a tiny write_perfetto (startup to
+the first batch, and the trace) over `python -c "import pyarrow.parquet"`.
 """
 import os
 import subprocess
@@ -12,11 +15,11 @@ import time
 from pathlib import Path
 
 
-def lake(folder: Path, spans_per_thread: int) -> Path:
-    path = folder / f"lake-{spans_per_thread}"
+def lake(folder: Path, spans_per_thread: int, async_spans: int = 200_000) -> Path:
+    path = folder / f"lake-{spans_per_thread}-{async_spans}"
     if not (path / "streams.parquet").exists():
-        subprocess.run([sys.executable, "-m", "micromegas", "sample-lake", str(path), "--threads", "8",
-                        "--spans-per-thread", str(spans_per_thread), "--async-spans", "200000", "--quiet"],
+        subprocess.run([sys.executable, "-m", "micromegas_perfetto", "sample-lake", str(path), "--threads", "8",
+                        "--spans-per-thread", str(spans_per_thread), "--async-spans", str(async_spans), "--quiet"],
                        check=True)
     return path
 
@@ -24,7 +27,7 @@ def lake(folder: Path, spans_per_thread: int) -> Path:
 def run(args):
     """Wall seconds and peak RSS (MB) of one fresh `python -m micromegas ARGS`."""
     started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "micromegas", *args], stdout=subprocess.PIPE)
+    child = subprocess.Popen([sys.executable, "-m", "micromegas_perfetto", *args], stdout=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.monotonic() - started
     output = child.stdout.read().decode()
@@ -39,11 +42,18 @@ def main():
     folder.mkdir(parents=True, exist_ok=True)
     for label, spans in (("1x", 125_000), ("4x", 500_000)):
         path = lake(folder, spans)
-        pid = subprocess.run([sys.executable, "-m", "micromegas", "list-processes", "--lake", str(path), "--ids"],
+        pid = subprocess.run([sys.executable, "-m", "micromegas_perfetto", "list-processes", "--lake", str(path), "--ids"],
                              check=True, capture_output=True, text=True).stdout.split()[0]
         out = folder / f"bench-{label}.perfetto"
-        runs = [run(["write_perfetto", pid, "--lake", str(path), "--filename", str(out), "--quiet"]) for _ in range(3)]
+        runs, scans = [], []
+        for _ in range(3):  # interleaved, so both see the same machine
+            runs.append(run(["write_perfetto", pid, "--lake", str(path), "--filename", str(out), "--quiet"]))
+            scans.append(run(["-c", SCAN, str(path), pid], module=False))
         wall, rss, _ = min(runs)
+        scan_wall = min(scans)[0]
+        print(f"BENCH python_bare_scan_{label}_wall_seconds {scan_wall:.3f} s")
+        print(f"BENCH python_write_perfetto_{label}_ratio {wall / scan_wall:.3f} x")
+        print(f"BENCH python_bare_scan_{label}_peak_rss_mb {max(r[1] for r in scans):.1f} MB")
         print(f"BENCH python_write_perfetto_{label}_wall_seconds {wall:.3f} s")
         print(f"BENCH python_write_perfetto_{label}_peak_rss_mb {max(r[1] for r in runs):.1f} MB")
         print(f"BENCH python_write_perfetto_{label}_thread_spans {8 * spans} spans")
@@ -51,6 +61,20 @@ def main():
         out.unlink()
     bare = run(["--version"])
     print(f"BENCH python_interpreter_and_import_seconds {bare[0]:.3f} s")
+    # Startup: a write_perfetto of a process with a handful of spans (interpreter, imports,
+    # the lake's small tables, first batch, trace) over importing pyarrow.parquet alone.
+    tiny = lake(folder, 10, 10)
+    pid = subprocess.run([sys.executable, "-m", "micromegas_perfetto", "list-processes", "--lake", str(tiny), "--ids"],
+                         check=True, capture_output=True, text=True).stdout.split()[0]
+    out = folder / "bench-tiny.perfetto"
+    starts, imports = [], []
+    for _ in range(5):
+        starts.append(run(["write_perfetto", pid, "--lake", str(tiny), "--filename", str(out), "--quiet"])[0])
+        imports.append(run(["-c", "import pyarrow.parquet"], module=False)[0])
+    out.unlink()
+    print(f"BENCH python_startup_write_perfetto_tiny_seconds {min(starts):.3f} s")
+    print(f"BENCH python_import_pyarrow_parquet_seconds {min(imports):.3f} s")
+    print(f"BENCH python_startup_ratio {min(starts) / min(imports):.3f} x")
 
 
 if __name__ == "__main__":

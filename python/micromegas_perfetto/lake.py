@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError
@@ -88,8 +86,20 @@ class LocalLake(Source):
     # -- processes and threads ---------------------------------------------------------------
 
     def _read_small(self, name: str, required: Dict[str, str], process_id: str, columns: List[str]) -> pa.Table:
+        """The rows of `process_id` in a small table. A single file is read with the Parquet
+        reader alone (pyarrow.dataset and pyarrow.compute cost startup time, issue 14); a
+        folder of files goes through pyarrow.dataset."""
         path = self.path / name
         try:
+            if path.is_file():
+                parquet = _open(path)
+                check_schema(parquet.schema_arrow, required, str(path))
+                present = [c for c in columns if c in parquet.schema_arrow.names]
+                table = parquet.read(columns=list(dict.fromkeys(present + ["process_id"])))
+                ids = table.column("process_id").to_pylist()
+                rows = [table.slice(i, 1) for i, value in enumerate(ids) if value == process_id]
+                return (pa.concat_tables(rows) if rows else table.slice(0, 0)).select(present)
+            import pyarrow.dataset as ds
             dataset = ds.dataset(path, format="parquet")
             check_schema(dataset.schema, required, str(path))
             present = [c for c in columns if c in dataset.schema.names]
@@ -326,6 +336,8 @@ def _file_bounds(file: Path, low_column: str, high_column: str) -> Tuple[Optiona
                 table = parquet.read_row_group(i, columns=[low_column, high_column])
             except (pa.ArrowException, OSError) as e:
                 raise DataError(f"cannot read {file}: {_first_line(e)}") from None
+            import pyarrow.compute as pc  # only for files without usable statistics
+
             a = pc.min(time_ns(table.column(low_column), low_column, str(file))).as_py()
             b = pc.max(time_ns(table.column(high_column), high_column, str(file))).as_py()
             if a is None or b is None:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from .errors import DataError, SchemaError
 
@@ -59,10 +58,15 @@ def time_ns(values, column: str, where: str) -> pa.Array:
         values = values.combine_chunks()
     if not _is_time(values.type):
         raise SchemaError(f"{where}: column '{column}' has type {values.type}, expected a timestamp or int64")
-    raw = values.cast(pa.int64())  # a timestamp's raw values, in its unit
+    # A timestamp's raw values, in its unit: a view of the same buffers (a cast would import
+    # pyarrow.compute, which costs startup time).
+    raw = values if values.type == pa.int64() else pa.Array.from_buffers(
+        pa.int64(), len(values), values.buffers(), null_count=values.null_count, offset=values.offset)
     factor = ns_per_unit(values.type)
     if factor == 1:
         return raw
+    import pyarrow.compute as pc  # imported only when a unit other than ns is met (startup time)
+
     try:
         return pc.multiply_checked(raw, pa.scalar(factor, pa.int64()))
     except pa.ArrowInvalid:
