@@ -24,10 +24,31 @@ def lake(folder: Path, spans_per_thread: int, async_spans: int = 200_000) -> Pat
     return path
 
 
-def run(args):
-    """Wall seconds and peak RSS (MB) of one fresh `python -m micromegas ARGS`."""
+# A bare scan: the thread_spans columns of the process's cpu streams, then its async_events
+# columns, batch by batch, as the library reads them; nothing done with them.
+SCAN = """
+import sys
+import pyarrow.parquet as pq
+lake, pid = sys.argv[1], sys.argv[2]
+streams = pq.read_table(lake + "/streams.parquet", columns=["stream_id", "process_id", "tags"]).to_pylist()
+ids = sorted(s["stream_id"] for s in streams if s["process_id"] == pid and "cpu" in (s["tags"] or []))
+def scan(path, columns):
+    f = pq.ParquetFile(path)
+    for batch in f.iter_batches(batch_size=65536, columns=[c for c in columns if c in f.schema_arrow.names]):
+        pass
+for stream in ids:
+    scan(lake + "/thread_spans/" + stream + ".parquet", ["begin", "end", "name", "target", "filename", "line"])
+scan(lake + "/async_events/" + pid + ".parquet", ["stream_id", "time", "event_type", "span_id", "parent_span_id",
+                                                   "depth", "name", "filename", "target", "line"])
+"""
+
+
+def run(args, module=True):
+    """Wall seconds and peak RSS (MB) of one fresh `python -m micromegas_perfetto ARGS`
+    (or `python ARGS` when not `module`)."""
     started = time.monotonic()
-    child = subprocess.Popen([sys.executable, "-m", "micromegas_perfetto", *args], stdout=subprocess.PIPE)
+    command = [sys.executable, "-m", "micromegas_perfetto", *args] if module else [sys.executable, *args]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.monotonic() - started
     output = child.stdout.read().decode()
