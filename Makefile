@@ -5,6 +5,7 @@
 #   make bench   writer, generator and end-to-end benchmarks, BENCH lines (docs/benchmarks.md)
 #   make wheel   the binary wheel of micromegas-perfetto (manylinux tag from auditwheel) in dist/
 #   make fuzz    the C ABI fuzzer for FUZZ_SECONDS (default 300; make test runs it for 60)
+#   make trace-fuzz  the trace validator's fuzzer for TRACE_FUZZ_SECONDS (default 120; make test: 30)
 
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
@@ -29,7 +30,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 DIST := $(shell pwd)/dist
 
-.PHONY: all build deps python-deps python-install wheel demo test test-swift test-asan test-c test-library test-python test-fuzz fuzz fuzz-build bench clean
+.PHONY: all build deps python-deps python-install wheel demo test test-swift test-asan test-c test-library test-python test-fuzz fuzz fuzz-build trace-fuzz bench clean
 
 all: build
 
@@ -131,7 +132,10 @@ fuzz-build:
 	$(FUZZ_CC) -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address -fuse-ld=lld -Iinclude \
 	  Tests/fuzz/arrow_fuzz.c -L$(FUZZ_DIR)/release -lperfetto_mm -Wl,-rpath,$(FUZZ_DIR)/release \
 	  -o $(FUZZ_DIR)/arrow_fuzz 2>&1 | { grep -v "Cannot export local symbol" || true; }
-	@test -x $(FUZZ_DIR)/arrow_fuzz
+	$(FUZZ_CC) -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address -fuse-ld=lld -Iinclude \
+	  Tests/fuzz/trace_fuzz.c -L$(FUZZ_DIR)/release -lperfetto_mm -Wl,-rpath,$(FUZZ_DIR)/release \
+	  -o $(FUZZ_DIR)/trace_fuzz 2>&1 | { grep -v "Cannot export local symbol" || true; }
+	@test -x $(FUZZ_DIR)/arrow_fuzz && test -x $(FUZZ_DIR)/trace_fuzz
 
 fuzz: fuzz-build
 	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
@@ -141,6 +145,16 @@ fuzz: fuzz-build
 
 test-fuzz:
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
+	$(MAKE) --no-print-directory trace-fuzz TRACE_FUZZ_SECONDS=30
+
+# The trace validator's fuzzer (Tests/fuzz/trace_fuzz.c): any input as a trace, whole and
+# in pieces, from the small golden traces (Tests/fuzz/trace_corpus).
+TRACE_FUZZ_SECONDS ?= 120
+trace-fuzz: fuzz-build
+	@mkdir -p $(FUZZ_DIR)/trace_corpus $(FUZZ_DIR)/artifacts
+	ASAN_OPTIONS=detect_leaks=1 $(FUZZ_DIR)/trace_fuzz -max_total_time=$(TRACE_FUZZ_SECONDS) -timeout=10 \
+	  -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/trace_corpus \
+	  Tests/fuzz/trace_corpus 2>&1 | grep -v -E '^(#[0-9]+.*(NEW|REDUCE|pulse)|"|###### )' ; exit $${PIPESTATUS[0]}
 
 # pytest against the installed package (not the source tree), with its bundled library; the
 # official-client tests install the wheel beside micromegas==0.32.0 (PyPI) in fresh venvs.

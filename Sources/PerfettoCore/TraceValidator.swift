@@ -529,7 +529,7 @@ public final class TraceValidator {
                 flows[id] = nil
                 flowOffsets[id] = nil
             } else {
-                flows[id] = count + 1
+                flows[id] = count == .max ? count : count + 1
             }
         } else if !terminating {
             state.report.flows += 1

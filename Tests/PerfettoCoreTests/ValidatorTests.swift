@@ -204,6 +204,16 @@ private func kinds(_ r: ValidationReport) -> Set<ValidationProblemKind> {
         #expect(r.slices == 1)
     }
 
+    /// A record claiming a length up to 2^64 - 1 (found by the trace fuzzer) is skipped
+    /// to the end and reported as cut, without overflowing.
+    @Test func hugeClaimedLengthIsTruncated() {
+        for length in [UInt64.max, UInt64(Int64.max), UInt64(Int64.max) - 3, UInt64(TraceFramer.maxPacketSize) + 1] {
+            let r = validate(header + PB.varint(1 << 3 | 2) + PB.varint(length) + [1, 2, 3])
+            #expect(kinds(r) == [.truncated], "\(length): \(describe(r))")
+            #expect(r.examples.first?.packetOffset == Int64(header.count))
+        }
+    }
+
     @Test func sequenceNotCleared() {
         // The first packet of sequence 2 lacks SEQ_INCREMENTAL_STATE_CLEARED.
         let trace = header
