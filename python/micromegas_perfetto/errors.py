@@ -164,3 +164,9 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = signum
+        interruptions.append(self)
+
+
+# Every Interrupted raised in this process, latest last: a signal can land at any bytecode, even
+# before a reader's own exception handling starts, so a failed library call checks this too.
+interruptions = []

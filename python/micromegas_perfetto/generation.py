@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import pyarrow as pa
 
-from . import _args, _native
+from . import _args, _native, errors
 from ._args import utf8
 from ._native import lib
 from .errors import (InvalidArgumentError, InvalidDataError, InvalidTimeError, OutputError, RequestError, WriteError,
@@ -126,6 +126,7 @@ class _Generator:
         re-raised as itself. A bad value the library finds in a batch is reported at its row
         in the whole stream (the library counts rows within a batch)."""
         raised: List[BaseException] = []
+        interrupted = len(errors.interruptions)
         rows = _Rows(self._rows.get(key, 0))
         try:
             with self._writer.lock:
@@ -136,6 +137,8 @@ class _Generator:
             self._rows[key] = rows.pulled
         if status != _native.PMM_OK and raised:
             raise raised[0]
+        if status != _native.PMM_OK and len(errors.interruptions) > interrupted:
+            raise errors.interruptions[-1]  # it landed where the reader could not record it
         try:
             self._writer._check(status)
         except InvalidDataError as e:
