@@ -63,7 +63,17 @@ def _non_negative(text: str) -> int:
     return _integer(text, 0)
 
 
-def _add_source_options(parser: argparse.ArgumentParser) -> None:
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text[:40]!r}") from None
+    if not 0 <= value < float("inf"):  # also rejects nan, which would serve forever
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text[:40]}")
+    return value
+
+
+def _add_source_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     parser.add_argument("--lake", metavar="DIR", help="local lake folder (default: $MICROMEGAS_LAKE)")
     server = parser.add_argument_group(
         "micromegas analytics server (FlightSQL)",
@@ -118,7 +128,7 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
     w.add_argument("--open", action="store_true",
                    help="then open the trace in the Perfetto UI: serve it once on 127.0.0.1:9001 and open "
                         "ui.perfetto.dev in the browser ($BROWSER is honoured)")
-    w.add_argument("--open-timeout", type=float, metavar="SECONDS", default=120.0,
+    w.add_argument("--open-timeout", type=_seconds, metavar="SECONDS", default=120.0,
                    help="with --open: stop serving after SECONDS if the UI has not fetched the trace (default 120)")
     server = _add_source_options(w)
     server.add_argument("--server-side", action="store_true",
@@ -348,6 +358,8 @@ def cmd_write_perfetto(args) -> int:
     filename = args.filename if args.filename is not None else f"{args.process_id}.perfetto"
     if filename == "":
         raise RequestError("--filename is empty")
+    if args.open and filename == "-":
+        raise RequestError("--open serves a written file; it cannot serve standard output (--filename -)")
     source, remote = choose_source(args)
     with source:
         if remote:

@@ -9,6 +9,7 @@ after `timeout` seconds, or on Ctrl-C. Only loopback is bound; any other path is
 """
 import http.server
 import os
+import stat
 import sys
 import threading
 import time
@@ -60,10 +61,21 @@ def open_in_perfetto(path: Union[str, os.PathLike], *, timeout: float = DEFAULT_
     """
     out = out or sys.stderr
     target = Path(path)
-    try:
-        data = target.read_bytes()
+    try:  # opened once and read per request with pread: the trace is never held whole in memory
+        fd = os.open(target, os.O_RDONLY)
     except OSError as e:
         raise OpenError(f"cannot read {target}: {e.strerror or e}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OpenError(f"cannot serve {target}: not a regular file")
+        return _serve(fd, info.st_size, target, timeout, port, open_browser, out, on_serving)
+    finally:
+        os.close(fd)
+
+
+def _serve(fd: int, size: int, target: Path, timeout: float, port: int, open_browser: bool, out: TextIO,
+           on_serving: Optional[Callable[[str], None]]) -> OpenResult:
     name = target.name
     fetched = threading.Event()
 
@@ -94,10 +106,16 @@ def open_in_perfetto(path: Union[str, os.PathLike], *, timeout: float = DEFAULT_
             self.send_response(200)
             self._cors()
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Content-Length", str(size))
             self.end_headers()
             try:
-                self.wfile.write(data)
+                sent = 0
+                while sent < size:
+                    piece = os.pread(fd, min(1 << 20, size - sent), sent)
+                    if not piece:  # the file shrank meanwhile: not a whole fetch
+                        return
+                    self.wfile.write(piece)
+                    sent += len(piece)
                 self.wfile.flush()
             except OSError:  # the client went away: not fetched
                 return
