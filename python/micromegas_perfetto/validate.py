@@ -116,6 +116,9 @@ def validate(trace: Union[str, "os.PathLike", bytes, bytearray, memoryview]) -> 
     (read from its current position to the end). Raises OSError when a file cannot be
     read; anything readable gives a report (`is_trace` is False when it is not a trace)."""
     lib = _native.lib()
+    if isinstance(trace, bytes) and trace:  # read in place (c_char_p points into the bytes object), no copy
+        pointer = ctypes.cast(ctypes.c_char_p(trace), ctypes.POINTER(ctypes.c_uint8))
+        return _run(lambda stats, out: lib.pmm_validate_buffer(pointer, len(trace), stats, out))
     if isinstance(trace, (bytes, bytearray, memoryview)):
         view = memoryview(trace).cast("B")
         if view.nbytes == 0:
