@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from .errors import ProcessNotFoundError, RequestError, SchemaError, SourceError
 from .sources import (ASYNC_EVENT_TYPES, LOG_ENTRY_TYPES, MEASURE_TYPES, THREAD_SPAN_TYPES, ProcessInfo, Source,
-                      ThreadInfo, check_schema, empty_reader, thread_display, time_ns)
+                      ThreadInfo, check_schema, empty_reader, read_ahead, thread_display, time_ns)
 from .timeutil import ns_to_iso
 
 DEFAULT_URI = "grpc://localhost:50051"
@@ -124,7 +124,15 @@ class FlightSQLClient:
                     yield chunk.data
             except (flight.FlightError, pa.ArrowException, OSError) as e:
                 raise self.error(e, kind, reading=True) from None
-        return pa.RecordBatchReader.from_batches(schema, batches())
+
+        def cancel():
+            try:
+                reader.cancel()
+            except (flight.FlightError, pa.ArrowException, OSError):
+                pass  # the stream is being abandoned anyway
+        # The stream is read on a thread up to two batches ahead while the library consumes
+        # the current one (pyarrow releases the GIL while receiving and decoding).
+        return pa.RecordBatchReader.from_batches(schema, read_ahead(batches(), on_stop=cancel))
 
     def error(self, e: Exception, kind: str, reading: bool = False) -> SourceError:
         from pyarrow import flight

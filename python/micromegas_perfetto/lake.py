@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError
 from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES, MEASURE_COLUMNS,
                       MEASURE_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS, ProcessInfo, Source,
-                      ThreadInfo, check_schema, empty_reader, thread_display, time_ns)
+                      ThreadInfo, check_schema, empty_reader, read_ahead, thread_display, time_ns)
 from .timeutil import NS_MAX, NS_MIN
 
 TABLES = ("thread_spans", "async_events", "log_entries", "measures")
@@ -285,53 +285,6 @@ def _parquet_reader(files: List[Path], columns: List[str], required: Dict[str, s
             except (pa.ArrowException, OSError) as e:
                 raise DataError(f"cannot read {file}: {_first_line(e)}") from None
     return pa.RecordBatchReader.from_batches(schema, read_ahead(batches()))
-
-
-def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
-    """`batches`, decoded on another thread up to `depth` batches ahead of the consumer
-    (pyarrow releases the GIL while decoding, so decoding overlaps the library's writing;
-    memory stays bounded). An error of the producer is raised at the batch it stopped at;
-    a consumer that stops early stops the producer."""
-    import queue
-    import threading
-
-    items: "queue.Queue" = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        items.put((batch, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            item = (done, None)
-        except BaseException as e:  # handed to the consumer, raised there
-            item = (None, e)
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    producer = threading.Thread(target=produce, name="micromegas-read-ahead", daemon=True)
-    producer.start()
-    try:
-        while True:
-            batch, error = items.get()
-            if error is not None:
-                raise error
-            if batch is done:
-                return
-            yield batch
-    finally:
-        stop.set()
 
 
 _PARQUET_UNITS = {"seconds": 1_000_000_000, "milliseconds": 1_000_000, "microseconds": 1_000, "nanoseconds": 1}

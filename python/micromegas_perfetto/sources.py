@@ -8,7 +8,7 @@ Arrow record-batch readers with the columns of the micromegas views `thread_span
 """
 import re
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
 
@@ -201,3 +201,55 @@ class Source:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 2,
+               on_stop: Optional[Callable[[], None]] = None) -> Iterator[pa.RecordBatch]:
+    """`batches`, produced on another thread up to `depth` batches ahead of the consumer
+    (pyarrow releases the GIL while decoding Parquet or reading a Flight stream, so that
+    overlaps the library's writing; memory stays bounded). An error of the producer is
+    raised at the batch it stopped at, as it was raised (type, message, cause); a consumer
+    that stops early stops the producer, calling `on_stop` (e.g. to cancel a stream the
+    producer may be blocked on) once the consumer is done."""
+    import queue
+    import threading
+
+    items: "queue.Queue" = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        items.put((batch, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            item = (done, None)
+        except BaseException as e:  # handed to the consumer, raised there
+            item = (None, e)
+        while not stop.is_set():
+            try:
+                items.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    producer = threading.Thread(target=produce, name="micromegas-read-ahead", daemon=True)
+    producer.start()
+    try:
+        while True:
+            batch, error = items.get()
+            if error is not None:
+                raise error
+            if batch is done:
+                return
+            yield batch
+    finally:
+        stop.set()
+        if on_stop is not None and producer.is_alive():
+            on_stop()
