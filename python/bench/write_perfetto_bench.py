@@ -6,8 +6,12 @@ is a fresh interpreter, so the wall time includes its start and the imports; the
 is that process's own (os.wait4). Prints `BENCH <name> <value> <unit>` lines, and the
 same-run ratios of issue 14: write_perfetto over a bare pyarrow scan of the columns it reads
 (also a fresh interpreter importing pyarrow.parquet), and a tiny write_perfetto (startup to
-the first batch, and the trace) over `python -c "import pyarrow.parquet"`.
+the first batch, and the trace) over `python -c "import pyarrow.parquet"`, and the FlightSQL
+path: `write_perfetto --uri` (client-side) against the fixture server (python/tests/
+flight_fixture.py, serving the 1x lake from this process) over a bare pyarrow.flight `do_get`
+of the same statements with the same headers (recorded by that server), from the same server.
 """
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +45,57 @@ for stream in ids:
 scan(lake + "/async_events/" + pid + ".parquet", ["stream_id", "time", "event_type", "span_id", "parent_span_id",
                                                    "depth", "name", "filename", "target", "line"])
 """
+
+
+# A bare Flight transfer: each recorded statement's DoGet, read chunk by chunk, in order;
+# nothing done with the batches.
+BARE_DO_GET = """
+import json, sys
+import pyarrow.flight as flight
+uri, calls = sys.argv[1], json.load(open(sys.argv[2]))
+client = flight.FlightClient(uri)
+for call in calls:
+    options = flight.FlightCallOptions(headers=[(k.encode(), v.encode()) for k, v in call["headers"]])
+    reader = client.do_get(flight.Ticket(bytes.fromhex(call["ticket"])), options)
+    while True:
+        try:
+            reader.read_chunk()
+        except StopIteration:
+            break
+"""
+
+
+def flightsql_ratio(folder: Path, path: Path, pid: str) -> None:
+    """write_perfetto --uri over a bare do_get of the same statements, same server, same run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from flight_fixture import LakeFlightServer  # noqa: E402 (needs the tests folder on the path)
+    from micromegas_perfetto.flightsql import statement_ticket
+    server = LakeFlightServer(path)
+    out = folder / "bench-flightsql.perfetto"
+    calls_file = folder / "bench-flightsql-calls.json"
+    try:
+        args = ["write_perfetto", pid, "--uri", server.uri, "--filename", str(out), "--quiet"]
+        run(args)  # warm-up; records the statements and headers
+        with server.lock:
+            calls = [{"ticket": statement_ticket(c["sql"]).hex(),
+                      "headers": [[k, v] for k, v in c["headers"].items()
+                                  if k in ("query_range_begin", "query_range_end", "preserve_dictionary")]}
+                     for c in server.calls]
+        calls_file.write_text(json.dumps(calls))
+        clients, bares = [], []
+        for _ in range(3):  # interleaved, so both see the same machine and server
+            clients.append(run(args))
+            bares.append(run(["-c", BARE_DO_GET, server.uri, str(calls_file)], module=False))
+        wall, bare = min(clients)[0], min(bares)[0]
+        print(f"BENCH python_flightsql_queries {len(calls)} queries")
+        print(f"BENCH python_flightsql_bare_do_get_wall_seconds {bare:.3f} s")
+        print(f"BENCH python_flightsql_write_perfetto_wall_seconds {wall:.3f} s")
+        print(f"BENCH python_flightsql_write_perfetto_peak_rss_mb {max(c[1] for c in clients):.1f} MB")
+        print(f"BENCH python_flightsql_ratio {wall / bare:.3f} x")
+    finally:
+        server.shutdown()
+        out.unlink(missing_ok=True)
+        calls_file.unlink(missing_ok=True)
 
 
 def run(args, module=True):
@@ -80,6 +135,8 @@ def main():
         print(f"BENCH python_write_perfetto_{label}_thread_spans {8 * spans} spans")
         print(f"BENCH python_write_perfetto_{label}_trace_mb {out.stat().st_size / 1e6:.1f} MB")
         out.unlink()
+        if label == "1x":
+            flightsql_ratio(folder, path, pid)
     bare = run(["--version"])
     print(f"BENCH python_interpreter_and_import_seconds {bare[0]:.3f} s")
     # Startup: a write_perfetto of a process with a handful of spans (interpreter, imports,
