@@ -119,6 +119,26 @@ def _temporary_name(path: Path) -> str:
     return str(path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp")
 
 
+def _claim_temporary(path: Path, create):
+    """Calls `create(temp)` with fresh temporary names beside `path` until one is free (it
+    raises FileExistsError for a taken one); returns `(temp, what create returned)`, `temp`
+    registered in `_temporaries` (so a signal removes it) before it exists."""
+    while True:
+        temp = _temporary_name(path)
+        _temporaries.add(temp)
+        try:
+            return temp, create(temp)
+        except FileExistsError:
+            _temporaries.discard(temp)
+        except BaseException:  # also an interruption landing just after `create` made the file
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            _temporaries.discard(temp)
+            raise
+
+
 def _link_into_place(fd: int, path: Path, folder_fd: int) -> None:
     """Gives the unnamed file `fd` the name `path`, replacing what is there atomically."""
     source = f"/proc/self/fd/{fd}"
@@ -128,18 +148,8 @@ def _link_into_place(fd: int, path: Path, folder_fd: int) -> None:
         return
     except FileExistsError:
         pass
-    while True:
-        temp = _temporary_name(path)
-        _temporaries.add(temp)
-        try:
-            os.link(source, os.path.basename(temp), src_dir_fd=folder_fd, dst_dir_fd=folder_fd,
-                    follow_symlinks=True)
-            break
-        except FileExistsError:
-            _temporaries.discard(temp)
-        except BaseException:
-            _temporaries.discard(temp)
-            raise
+    temp, _ = _claim_temporary(path, lambda temp: os.link(source, os.path.basename(temp), src_dir_fd=folder_fd,
+                                                          dst_dir_fd=folder_fd, follow_symlinks=True))
     try:
         os.replace(temp, path)
     except BaseException:
@@ -209,17 +219,8 @@ def atomic_output(target) -> Iterator[Output]:
             fd = _open_unnamed(folder)
             temp = None
             if fd is None:
-                while True:
-                    temp = _temporary_name(path)
-                    _temporaries.add(temp)
-                    try:
-                        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-                        break
-                    except FileExistsError:
-                        _temporaries.discard(temp)
-                    except BaseException:
-                        _temporaries.discard(temp)
-                        raise
+                temp, fd = _claim_temporary(
+                    path, lambda temp: os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
         except OSError as e:
             raise _fail(shown, e, "create") from None
         out = Output(fd, path, True, shown)
