@@ -105,7 +105,8 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Times are ISO 8601 (2024-05-01T12:00:00.123456789Z; no zone means UTC) or integer nanoseconds "
                "since the epoch.\nExit status: 0 written; 2 the request cannot be done as asked (nothing "
-               "written); 1 a failure while doing it (nothing written); 130 interrupted.\n\n" + SOURCES)
+               "written); 1 a failure while doing it (nothing written), or --validate found problems or --open could "
+               "not serve (the trace is kept); 130 interrupted.\n\n" + SOURCES)
     w.add_argument("process_id", metavar="PROCESS_ID", help="the process id (uuid)")
     w.add_argument("--begin", metavar="TIME", help="start of the time range (default: the process start)")
     w.add_argument("--end", metavar="TIME", help="end of the time range (default: the process end)")
@@ -154,19 +155,22 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
 
     s = commands.add_parser("write_scenario", help="write the trace of a scenario JSON file (golden format)",
                             description="Replay a writer scenario (docs/byte-format.md) through the C ABI.")
-    s.add_argument("scenario", metavar="SCENARIO.json")
-    s.add_argument("output", metavar="OUT.perfetto")
-    s.add_argument("--chunk-size", type=_positive, metavar="N", default=None)
+    s.add_argument("scenario", metavar="SCENARIO.json", help="the scenario (Tests/Fixtures/golden/*.json)")
+    s.add_argument("output", metavar="OUT.perfetto", help="the trace to write ('-' for standard output)")
+    s.add_argument("--chunk-size", type=_positive, metavar="N", default=None,
+                   help="write the file in pieces of at least N bytes of whole packets (default: 1 MiB)")
     s.add_argument("--debug", action="store_true", help="show tracebacks")
 
     g = commands.add_parser("sample-lake", help="write a realistic sample lake",
                             description="Write a sample lake: a game-like process with nested call trees and "
                                         "heavily overlapping async spans, plus two small processes.")
-    g.add_argument("folder", metavar="DIR")
-    g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--threads", type=_positive, default=8)
-    g.add_argument("--spans-per-thread", type=_non_negative, default=25_000)
-    g.add_argument("--async-spans", type=_non_negative, default=20_000)
+    g.add_argument("folder", metavar="DIR", help="the lake folder to write (must not hold a lake yet)")
+    g.add_argument("--seed", type=int, default=42, help="random seed: the same seed, the same lake (default 42)")
+    g.add_argument("--threads", type=_positive, default=8, help="threads of the main process (default 8)")
+    g.add_argument("--spans-per-thread", type=_non_negative, default=25_000, metavar="N",
+                   help="thread spans per thread (default 25000)")
+    g.add_argument("--async-spans", type=_non_negative, default=20_000, metavar="N",
+                   help="async spans of the main process (default 20000)")
     variants = g.add_argument_group("storage variants", "Write the same telemetry the other ways a lake may hold "
                                                         "it (docs/lake-format.md), to try readers on them.")
     variants.add_argument("--layout", choices=["file", "parquet-folder", "folder"], default="file",
@@ -182,7 +186,7 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
                           help="processes' end_time column: present (default), missing or null")
     variants.add_argument("--row-group-rows", type=_positive, default=65_536, metavar="N",
                           help="rows per Parquet row group (default 65536)")
-    g.add_argument("--quiet", action="store_true")
+    g.add_argument("--quiet", action="store_true", help="no progress and no listing")
     g.add_argument("--debug", action="store_true", help="show tracebacks")
 
     p = commands.add_parser("list-processes", help="list the processes of a lake or a server",
