@@ -330,8 +330,8 @@ def _connect(args):
 def choose_source(args):
     """The source of a command, by the documented rule: --lake, else $MICROMEGAS_LAKE; else a
     server (--uri, --profile, $MICROMEGAS_ANALYTICS_URI, $MICROMEGAS_PROFILE); else the
-    built-in sample lake. Returns a Source (to close) and whether it is a server."""
-    from .lake import LocalLake
+    built-in sample lake. Returns a Source (to close) and whether it is a server. The lake
+    module (and pyarrow.parquet) is imported only when a lake is read."""
     if args.lake is not None:
         if _wants_server(args) and (args.uri or args.profile or getattr(args, "server_side", False)
                                     or getattr(args, "flightsql", False)):
@@ -339,14 +339,17 @@ def choose_source(args):
                                "a server: choose one")
         if not args.lake:
             raise RequestError("--lake is empty")
+        from .lake import LocalLake
         return LocalLake(args.lake), False
     if os.environ.get("MICROMEGAS_LAKE"):
         if args.uri or args.profile:
             _say(f"note: reading the lake $MICROMEGAS_LAKE={os.environ['MICROMEGAS_LAKE']} (unset it to use "
                  "the server)")
+        from .lake import LocalLake
         return LocalLake(os.environ["MICROMEGAS_LAKE"]), False
     if _wants_server(args):
         return _connect(args), True
+    from .lake import LocalLake
     from .sample_lake import default_sample_lake
     path = default_sample_lake(progress=_say)
     _say(f"reading the built-in sample lake {path} (--lake DIR for a lake, --uri URI or --profile NAME for a "

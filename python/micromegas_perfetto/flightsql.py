@@ -249,6 +249,30 @@ def _sql_text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+class _InBackground:
+    """`call(*args)` run on a thread; `result()` waits for it and returns its value or raises
+    its exception as it was raised (type, message, cause)."""
+
+    def __init__(self, call, *args):
+        import threading
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(call, args), name="micromegas-prefetch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, call, args):
+        try:
+            self._value = call(*args)
+        except BaseException as e:  # handed to result(), raised there
+            self._error = e
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
 class FlightSQLSource(Source):
     """Client-side generation: micromegas' own trace-generation SQL, the trace written here.
 
@@ -348,17 +372,20 @@ class FlightSQLSource(Source):
 
     def iter_thread_spans(self, threads: List[ThreadInfo], begin_ns: int, end_ns: int
                           ) -> Iterator[Tuple[ThreadInfo, pa.RecordBatchReader]]:
-        """Each thread's spans; the next thread's query starts while this one is written."""
+        """Each thread's spans; the next thread's query is sent (on a thread: the call waits
+        for the server to start the result) while this one is written."""
         if not threads:
             return
         upcoming = self.thread_spans(threads[0].stream_id, begin_ns, end_ns)
         for i, thread in enumerate(threads):
             current = upcoming
             if self.prefetch and i + 1 < len(threads):
-                upcoming = self.thread_spans(threads[i + 1].stream_id, begin_ns, end_ns)
+                upcoming = _InBackground(self.thread_spans, threads[i + 1].stream_id, begin_ns, end_ns)
             yield thread, current
             if not self.prefetch and i + 1 < len(threads):
                 upcoming = self.thread_spans(threads[i + 1].stream_id, begin_ns, end_ns)
+            elif isinstance(upcoming, _InBackground):
+                upcoming = upcoming.result()
 
     def trace_chunks(self, process_id: str, span_types: str, begin_ns: int, end_ns: int
                      ) -> Iterator[bytes]:

@@ -169,3 +169,39 @@ def test_fixture_behaves_like_the_real_server(small_lake, server):
     assert plain.schema.field("name").type == pa.string()
     preserved = FlightSQLClient(server.uri).read_all(spans, 0, 1, "test")
     assert pa.types.is_dictionary(preserved.schema.field("name").type)
+
+
+def test_read_ahead_is_bounded_keeps_the_cause_and_cancels_an_abandoned_stream():
+    """The Flight stream's read-ahead (shared with the lake reader): at most `depth` batches
+    (plus the one being handed over) are pulled ahead of the consumer; a producer error is
+    raised at the consumer as it was raised, cause included; a consumer that stops early
+    stops the producer and calls on_stop."""
+    import threading
+    import time as _time
+    from micromegas_perfetto.sources import read_ahead
+
+    pulled = []
+
+    def batches(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                try:
+                    raise OSError("socket closed")
+                except OSError as cause:
+                    raise ValueError("lost at batch 3") from cause
+            pulled.append(i)
+            yield pa.record_batch([pa.array([i])], names=["x"])
+
+    stream = read_ahead(batches(100), depth=2)
+    assert next(stream).column(0)[0].as_py() == 0
+    _time.sleep(0.3)
+    assert len(pulled) <= 4, pulled  # 1 consumed + 2 queued + 1 waiting to be queued
+    stopped = threading.Event()
+    stream = read_ahead(batches(100), depth=2, on_stop=stopped.set)
+    next(stream)
+    stream.close()
+    assert stopped.is_set()
+
+    with pytest.raises(ValueError, match="lost at batch 3") as raised:
+        list(read_ahead(batches(10, fail_at=3)))
+    assert isinstance(raised.value.__cause__, OSError)
