@@ -339,29 +339,27 @@ class FlightSQLSource(Source):
         return self._checked(reader, THREAD_SPAN_TYPES, "thread spans")
 
     def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        check_uuid(process_id, "process id")
-        reader = self.client.query(
-            "SELECT stream_id, time, event_type, span_id, parent_span_id, depth, name, filename, target, line "
-            f"FROM view_instance('async_events', '{process_id}') "
-            f"WHERE time >= {_sql_time(begin_ns)} AND time <= {_sql_time(end_ns)}", begin_ns, end_ns,
-            kind="async events", columns=ASYNC_EVENT_TYPES)
-        return self._checked(reader, ASYNC_EVENT_TYPES, "async events")
+        return self._process_view(
+            "async_events", "stream_id, time, event_type, span_id, parent_span_id, depth, name, filename, target, line",
+            process_id, begin_ns, end_ns, "", "async events", ASYNC_EVENT_TYPES)
 
     def log_entries(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        check_uuid(process_id, "process id")
-        reader = self.client.query(
-            f"SELECT time, target, level, msg FROM view_instance('log_entries', '{process_id}') "
-            f"WHERE time >= {_sql_time(begin_ns)} AND time <= {_sql_time(end_ns)} ORDER BY time", begin_ns, end_ns,
-            kind="log entries", columns=LOG_ENTRY_TYPES)
-        return self._checked(reader, LOG_ENTRY_TYPES, "log entries")
+        return self._process_view("log_entries", "time, target, level, msg", process_id, begin_ns, end_ns,
+                                  " ORDER BY time", "log entries", LOG_ENTRY_TYPES)
 
     def measures(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
+        return self._process_view("measures", "time, name, unit, value", process_id, begin_ns, end_ns,
+                                  " ORDER BY time", "measures", MEASURE_TYPES)
+
+    def _process_view(self, view: str, columns: str, process_id: str, begin_ns: int, end_ns: int, order: str,
+                      kind: str, required) -> pa.RecordBatchReader:
+        """A process's rows of `view` with time in [begin, end] (micromegas' view_instance query)."""
         check_uuid(process_id, "process id")
         reader = self.client.query(
-            f"SELECT time, name, unit, value FROM view_instance('measures', '{process_id}') "
-            f"WHERE time >= {_sql_time(begin_ns)} AND time <= {_sql_time(end_ns)} ORDER BY time", begin_ns, end_ns,
-            kind="measures", columns=MEASURE_TYPES)
-        return self._checked(reader, MEASURE_TYPES, "measures")
+            f"SELECT {columns} FROM view_instance('{view}', '{process_id}') "
+            f"WHERE time >= {_sql_time(begin_ns)} AND time <= {_sql_time(end_ns)}{order}", begin_ns, end_ns,
+            kind=kind, columns=required)
+        return self._checked(reader, required, kind)
 
     def _checked(self, reader: pa.RecordBatchReader, required, kind: str) -> pa.RecordBatchReader:
         try:
