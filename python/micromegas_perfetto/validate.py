@@ -11,6 +11,7 @@ it (misplaced_end_event, the depth limit of 512): see docs/validation.md. A file
 1 MiB pieces, never whole.
 """
 import ctypes
+import io
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Union
@@ -127,10 +128,7 @@ def validate(trace: Union[str, "os.PathLike", bytes, bytearray, memoryview]) -> 
             (ctypes.c_uint8 * view.nbytes).from_buffer(view)
         return _run(lambda stats, out: lib.pmm_validate_buffer(buffer, view.nbytes, stats, out))
     if hasattr(trace, "fileno") and not isinstance(trace, (str, os.PathLike)):
-        if hasattr(trace, "flush"):
-            trace.flush()
-        fd = _args.fd(trace.fileno())
-        return _run(lambda stats, out: lib.pmm_validate_fd(fd, stats, out))
+        return _validate_file_object(trace, lib)
     if not isinstance(trace, (str, os.PathLike)):
         raise TypeError(f"validate() takes a path, bytes or a binary file, not {type(trace).__name__}")
     fd = os.open(os.fspath(trace), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -138,6 +136,32 @@ def validate(trace: Union[str, "os.PathLike", bytes, bytearray, memoryview]) -> 
         return _run(lambda stats, out: lib.pmm_validate_fd(fd, stats, out))
     finally:
         os.close(fd)
+
+
+def _validate_file_object(trace, lib) -> ValidationReport:
+    """An open binary file, read from its own position (a buffered reader's position, not the
+    OS offset under it, which is ahead by what it has buffered) to the end, where it is left."""
+    if isinstance(trace, io.TextIOBase):
+        raise TypeError("validate() takes a binary file, not a text one: open it with 'rb'")
+    if hasattr(trace, "flush"):
+        trace.flush()
+    seekable = getattr(trace, "seekable", None)
+    if seekable is not None and seekable():
+        position = trace.tell()
+        fd = _args.fd(trace.fileno())
+        os.lseek(fd, position, os.SEEK_SET)
+        try:
+            return _run(lambda stats, out: lib.pmm_validate_fd(fd, stats, out))
+        finally:
+            trace.seek(0, os.SEEK_END)  # consumed to the end, as a read() would leave it
+    if isinstance(trace, io.BufferedIOBase) or not hasattr(trace, "readinto"):
+        # A pipe behind a buffer: what the buffer holds is not in the descriptor any more.
+        data = trace.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"validate(): the file's read() gave {type(data).__name__}, not bytes")
+        return validate(bytes(data))
+    fd = _args.fd(trace.fileno())
+    return _run(lambda stats, out: lib.pmm_validate_fd(fd, stats, out))
 
 
 class _CallableModule(type(os)):

@@ -2,6 +2,7 @@
 independent model of Perfetto's slice rebuilding over traces decoded with Perfetto's protos."""
 import json
 import os
+import threading
 from collections import defaultdict
 
 import pytest
@@ -184,3 +185,31 @@ def test_server_side_trace_is_reported_and_lanes_are_clean(small_lake, tmp_path)
     assert report.wrong_duration_slices == perfetto_wrong_slices(written(decoded.events))[0] > 0
     assert f"{report.wrong_duration_slices:,} slices shown with a wrong duration" in s.stdout
     assert lanes.returncode == 0 and "no problems" in lanes.stdout, lanes.stdout + lanes.stderr
+
+
+def test_file_objects_are_read_from_their_own_position(tmp_path):
+    """A buffered reader's position, not the OS offset under it; left at the end."""
+    data = (GOLDEN / "large.perfetto").read_bytes()
+    whole = micromegas_perfetto.validate(data)
+    path = tmp_path / "prefixed.perfetto"
+    path.write_bytes(b"JUNK" + data)
+    with open(path, "rb") as f:
+        assert f.read(4) == b"JUNK"  # the buffer now holds much more than 4 bytes
+        assert micromegas_perfetto.validate(f) == whole
+        assert f.read() == b""
+    with open(path, "rb", buffering=0) as f:
+        f.read(4)
+        assert micromegas_perfetto.validate(f) == whole
+    # A pipe behind a buffer: what the buffer already read is validated too.
+    read_fd, write_fd = os.pipe()
+    with open(read_fd, "rb") as reader:
+        def feed():
+            with open(write_fd, "wb") as writer:
+                writer.write(b"JUNK" + data)
+        feeder = threading.Thread(target=feed)
+        feeder.start()
+        assert reader.read(4) == b"JUNK"
+        assert micromegas_perfetto.validate(reader) == whole
+        feeder.join()
+    with open(path, "r", encoding="latin-1") as f, pytest.raises(TypeError):
+        micromegas_perfetto.validate(f)
