@@ -1,20 +1,19 @@
 """The command line's entry point (`micromegas-perfetto`, `python -m micromegas_perfetto`,
-`python -m micromegas`). Before importing anything else it makes SIGINT, SIGTERM and SIGHUP
-exit at once with one line and 128 + signal: nothing is open for writing yet, so there is
-nothing to clean up. `cli.main` then installs the handlers of `_signals` for the run.
+`python -m micromegas`). Before importing anything else (but `errors`, for the wording) it
+makes SIGINT, SIGTERM and SIGHUP exit at once with one line and 128 + signal: nothing is open
+for writing yet, so there is nothing to clean up. `cli.main` then installs the handlers of `_signals` for the run.
 """
 import os
 import signal
 import sys
 
+from .errors import interruption_message
+
 
 def _early(signum, frame):
     output = sys.modules.get("micromegas_perfetto.output")
-    written = getattr(output, "last_committed", None)
-    name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-    text = f"interrupted{name} after {written} was written" if written else f"interrupted{name}: nothing written"
     try:
-        os.write(2, (text + "\n").encode())
+        os.write(2, (interruption_message(signum, getattr(output, "last_committed", None)) + "\n").encode())
     finally:
         os._exit(128 + signum)
 

@@ -21,7 +21,7 @@ import time
 from contextlib import contextmanager
 
 from . import output
-from .errors import Interrupted
+from .errors import Interrupted, interruption_message
 
 SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
 GRACE = 5.0
@@ -29,10 +29,7 @@ GRACE = 5.0
 
 def message(signum: int) -> str:
     """The line printed for an interruption by `signum`."""
-    name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-    if output.last_committed is not None:
-        return f"interrupted{name} after {output.last_committed} was written"
-    return f"interrupted{name}: nothing written"
+    return interruption_message(signum, output.last_committed)
 
 
 _raised = []

@@ -18,6 +18,7 @@ process has no data at all, so the trace lacks what was asked for without anythi
 import errno as _errno
 import os as _os
 import re as _re
+import signal as _signal
 
 
 class MicromegasPerfettoError(Exception):
@@ -156,6 +157,13 @@ def output_write_error(code, shown: str) -> OutputWriteError:
     error = OutputWriteError(f"{reason} writing {shown}")
     error.errno = code
     return error
+
+
+def interruption_message(signum: int, written=None) -> str:
+    """The one line printed when the command line is interrupted by `signum`: which signal
+    (SIGINT goes unnamed, as a Ctrl-C), and the last file put in place, if any."""
+    name = "" if signum == _signal.SIGINT else f" by {_signal.Signals(signum).name}"
+    return f"interrupted{name} after {written} was written" if written else f"interrupted{name}: nothing written"
 
 
 class Interrupted(KeyboardInterrupt):
