@@ -203,6 +203,11 @@ class Source:
         self.close()
 
 
+# How long a consumer that stops early waits for the producer to stop (it ends within one
+# batch's decode, or at once when `on_stop` cancels the stream it is blocked on).
+STOP_TIMEOUT = 10.0
+
+
 def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 2,
                on_stop: Optional[Callable[[], None]] = None) -> Iterator[pa.RecordBatch]:
     """`batches`, produced on another thread up to `depth` batches ahead of the consumer
@@ -210,7 +215,7 @@ def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 2,
     overlaps the library's writing; memory stays bounded). An error of the producer is
     raised at the batch it stopped at, as it was raised (type, message, cause); a consumer
     that stops early stops the producer, calling `on_stop` (e.g. to cancel a stream the
-    producer may be blocked on) once the consumer is done."""
+    producer may be blocked on) once the consumer is done, and waits for the producer to end."""
     import queue
     import threading
 
@@ -251,5 +256,9 @@ def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 2,
             yield batch
     finally:
         stop.set()
-        if on_stop is not None and producer.is_alive():
-            on_stop()
+        if producer.is_alive():
+            if on_stop is not None:
+                on_stop()
+            # Not left decoding on its own: a daemon thread still inside pyarrow when the
+            # interpreter finalizes can crash it (seen as SIGSEGV after an interrupted run).
+            producer.join(STOP_TIMEOUT)
