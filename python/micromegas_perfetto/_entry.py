@@ -29,4 +29,23 @@ def main(argv=None, prog=None) -> int:
 
 
 def run(prog=None) -> None:
-    sys.exit(main(prog=prog))
+    """Runs the command line and exits with its status, without the interpreter's teardown:
+    by then the trace is in place (written, fsynced, linked) and only stdout and stderr can
+    hold anything, so they are flushed first. The teardown of pyarrow and the loaded modules
+    costs about 25 ms, and a library thread still running in C code during it can crash it."""
+    code = main(prog=prog)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `... | head` closed early: what it wanted was read
+        pass
+    except OSError as e:
+        code = code or 1
+        try:
+            sys.stderr.write(f"error: writing standard output: {e.strerror or e}\n")
+        except OSError:
+            pass
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code)
