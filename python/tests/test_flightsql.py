@@ -201,6 +201,20 @@ def test_read_ahead_is_bounded_keeps_the_cause_and_cancels_an_abandoned_stream()
     next(stream)
     stream.close()
     assert stopped.is_set()
+    # ...and waits for it: no read-ahead thread is left running (a daemon thread still inside
+    # pyarrow at interpreter exit aborted interrupted runs: "terminate called without an
+    # active exception").
+    assert not [t for t in threading.enumerate() if t.name == "micromegas-read-ahead"]
+
+    def slow(n):
+        for i in range(n):
+            _time.sleep(0.05)  # a producer in the middle of decoding when the consumer stops
+            yield pa.record_batch([pa.array([i])], names=["x"])
+
+    stream = read_ahead(slow(100), depth=2)
+    next(stream)
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name == "micromegas-read-ahead"]
 
     with pytest.raises(ValueError, match="lost at batch 3") as raised:
         list(read_ahead(batches(10, fail_at=3)))
