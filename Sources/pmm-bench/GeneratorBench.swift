@@ -76,14 +76,25 @@ enum GeneratorBench {
         return spans
     }
 
+    /// An async event: type 0 begin, 1 end; span: index in the spans.
+    typealias Event = (time: Int64, type: Int32, id: Int64, span: Int)
+
     /// Begin and end events, in an order that is not globally sorted by time.
     static func asyncStream(_ spans: [AsyncSpan], _ d: Dictionaries) -> ArrowArrayStream {
-        var events: [(time: Int64, type: Int32, id: Int64, span: Int)] = []
+        var events: [Event] = []
         events.reserveCapacity(spans.count * 2)
         for (i, s) in spans.enumerated() {
             events.append((s.begin, 0, Int64(i + 1), i))
             events.append((s.end, 1, Int64(i + 1), i))
         }
+        return asyncStream(spans, d, events: events, streams: d.streams, streamOf: { $0.type }, id: { $0 })
+    }
+
+    /// `events` in that order; `streamOf` gives an event's index in `streams`, `id` maps
+    /// the workload's span ids (1, 2, ...; parent 0: none) to those written.
+    static func asyncStream(_ spans: [AsyncSpan], _ d: Dictionaries,
+                            events: [Event], streams: BenchDictionary, streamOf: (Event) -> Int32,
+                            id: (Int64) -> Int64) -> ArrowArrayStream {
         var batches: [ArrowArray] = []
         for start in stride(from: 0, to: events.count, by: batchRows) {
             let part = events[start..<min(start + batchRows, events.count)]
@@ -91,11 +102,11 @@ enum GeneratorBench {
                 BenchColumn(name: name, format: format, values: columnBuffer(values), dictionary: dictionary)
             }
             batches.append(benchBatch(length: part.count, [
-                col("stream_id", "i", part.map { $0.type }, d.streams),
+                col("stream_id", "i", part.map(streamOf), streams),
                 col("time", "tsn:UTC", part.map(\.time)),
                 col("event_type", "i", part.map(\.type), d.eventTypes),
-                col("span_id", "l", part.map(\.id)),
-                col("parent_span_id", "l", part.map { spans[$0.span].parent }),
+                col("span_id", "l", part.map { id($0.id) }),
+                col("parent_span_id", "l", part.map { spans[$0.span].parent == 0 ? 0 : id(spans[$0.span].parent) }),
                 col("depth", "I", part.map { spans[$0.span].depth }),
                 col("name", "i", part.map { spans[$0.span].name }, d.names),
                 col("filename", "i", part.map { spans[$0.span].file }, d.files),
@@ -156,11 +167,13 @@ enum GeneratorBench {
         var stats = GenerationStats()
         var heldBytes = 0
         let bytesBeforeAsync = writer.bufferedByteCount
+        PerfControl.enable()
         asyncTimer.measure { () throws(PerfettoError) in
             try generator.addAsyncEvents(stream: &stream)
             heldBytes = heapBytesInUse() - heapBefore
             stats = try generator.finish()
         }
+        PerfControl.disable()
         let asyncBytes = writer.bufferedByteCount - bytesBeforeAsync
         if fd >= 0 { close(fd) }
         let result = Result(threadSpansPerSecond: Double(stats.threadSpans) / threadTimer.seconds,
@@ -199,5 +212,19 @@ enum GeneratorBench {
             bench("\(name)_thread_ratio", reference.threadSeconds / threadTimer.seconds, "x", decimals: 3)
         }
         return result
+    }
+}
+
+/// With PMM_BENCH_PERF_CTL=FIFO (perf record --control fifo:FIFO -D -1), `perf` samples
+/// only the async phase of the generator runs.
+enum PerfControl {
+    static let fd: Int32 = getenv("PMM_BENCH_PERF_CTL").map { open($0, O_WRONLY) } ?? -1
+
+    static func enable() { send("enable\n") }
+    static func disable() { send("disable\n") }
+
+    private static func send(_ command: StaticString) {
+        guard fd >= 0 else { return }
+        _ = write(fd, command.utf8Start, command.utf8CodeUnitCount)
     }
 }

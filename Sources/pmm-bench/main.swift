@@ -268,6 +268,8 @@ case "generator-args-flows":
           decimals: 3)
     bench("generator_args_flows_extra_bytes_per_async_span", on.asyncBytesPerSpan - off.asyncBytesPerSpan, "bytes/span",
           decimals: 1)
+case "generator-digests":
+    GeneratorDigests.run()
 case "generator-file":
     let path = "/tmp/pmm-bench-generator-\(getpid()).perfetto"
     GeneratorBench.run(toFile: path, threadsScale: option("--threads-scale", 1))
@@ -297,5 +299,5 @@ case "validate":
     runValidate(path: arguments[1], name: name)
 default:
     fail("usage: pmm-bench memory | file [--scale N] [--out PATH] [--keep] | generator-memory | "
-         + "generator-file [--threads-scale N] | generator-args-flows | validate TRACE [--name NAME]")
+         + "generator-file [--threads-scale N] | generator-args-flows | generator-digests | validate TRACE [--name NAME]")
 }
