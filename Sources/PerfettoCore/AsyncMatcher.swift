@@ -361,6 +361,19 @@ final class SpanIndex {
         return (slot, fingerprint)
     }
 
+    /// Reads the home slot of each of `ids[0 ..< n]` (a result no one uses), so that the
+    /// cache misses of a tile's lookups overlap instead of coming one after the other.
+    @inline(__always)
+    func touch(_ ids: UnsafePointer<Int64>, _ n: Int) {
+        let bits = self.bits
+        var seen: UInt32 = 0
+        for j in 0..<n { seen |= slots[Self.hash(ids[j], bits).slot] }
+        touched = seen
+    }
+
+    /// Where `touch` leaves what it read (so the reads are not optimized away).
+    @exclusivity(unchecked) private var touched: UInt32 = 0
+
     /// The record index of `id`, or -1.
     @inline(__always)
     func find(_ id: Int64, _ records: AsyncRecords) -> Int {

@@ -8,8 +8,10 @@
 /// lane is free once its outermost slice has ended, so lanes never outnumber the spans
 /// open at one instant.
 ///
-/// Spans are matcher records (by index): per record, 8 bytes of layout state.
-struct LaneLayout {
+/// Spans are matcher records (by index): per record, 8 bytes of layout state; per lane,
+/// 20 bytes (its stack top, its place in the busy heap, a free bit), all in raw storage
+/// that grows by doubling.
+final class LaneLayout {
     /// Where a span went.
     struct Placement: Equatable {
         var lane: Int
@@ -21,37 +23,40 @@ struct LaneLayout {
     static let openBit: UInt32 = 1 << 31
 
     /// Lanes created so far.
-    private(set) var laneCount = 0
+    @exclusivity(unchecked) private(set) var laneCount = 0
     /// Per record: 0 until placed, then its lane + 1, with `openBit` while it is still
     /// open on its lane.
     private let state: UnsafeMutablePointer<UInt32>
     /// Per record: the record below it on its lane's stack of open slices.
     private let below: UnsafeMutablePointer<UInt32>
-    private let recordCount: Int
     /// Per lane: the innermost open slice (top of the stack), or `none`.
-    private var tops: [UInt32] = []
-    private var busy = BusyLanes()
-    private var free = LaneSet()
+    @exclusivity(unchecked) private var tops: UnsafeMutablePointer<UInt32>
+    @exclusivity(unchecked) private var laneCapacity = 0
+    /// The busy lanes by the end of their outermost slice.
+    @exclusivity(unchecked) private var busy = BusyLanes()
+    /// The free lanes.
+    @exclusivity(unchecked) private var free = LaneSet()
 
     init(recordCount: Int) {
-        self.recordCount = recordCount
         state = .allocate(capacity: Swift.max(recordCount, 1))
         state.initialize(repeating: 0, count: recordCount)
         below = .allocate(capacity: Swift.max(recordCount, 1))
         below.initialize(repeating: Self.none, count: recordCount)
+        tops = .allocate(capacity: 1)
     }
 
-    /// Frees the per-record state (the layout is not used afterwards).
-    func deallocate() {
+    deinit {
         state.deallocate()
         below.deallocate()
+        tops.deallocate()
+        busy.deallocate()
+        free.deallocate()
     }
 
     /// Places record `index` (the next in sorted order), covering [begin, end], whose
     /// parent is record `parent` (-1: none or unknown).
     @inline(__always)
-    mutating func place(_ index: Int, begin: Int64, end: Int64, parent: Int,
-                        _ records: AsyncRecords) -> Placement {
+    func place(_ index: Int, begin: Int64, end: Int64, parent: Int, _ records: AsyncRecords) -> Placement {
         // Lanes whose outermost slice ended by now are free again.
         while busy.minEnd <= begin {
             let lane = busy.popMin()
@@ -64,8 +69,8 @@ struct LaneLayout {
             free.insert(lane)
         }
         if parent >= 0, parent != index, state[parent] & Self.openBit != 0 {
-            let p = records[parent].pointee
-            if p.begin <= begin, end <= p.end {
+            let p = records[parent]
+            if p.pointee.begin <= begin, end <= p.pointee.end {
                 let lane = Int(state[parent] & ~Self.openBit) - 1
                 var last = tops[lane]
                 while last != Self.none, records[Int(last)].pointee.end <= begin {
@@ -86,8 +91,9 @@ struct LaneLayout {
             isNew = false
         } else {
             lane = laneCount
+            if lane == laneCapacity { grow() }
             laneCount += 1
-            tops.append(Self.none)
+            tops[lane] = Self.none
             isNew = true
         }
         push(index, lane)
@@ -96,10 +102,22 @@ struct LaneLayout {
     }
 
     @inline(__always)
-    private mutating func push(_ index: Int, _ lane: Int) {
+    private func push(_ index: Int, _ lane: Int) {
         below[index] = tops[lane]
         tops[lane] = UInt32(truncatingIfNeeded: index)
         state[index] = UInt32(truncatingIfNeeded: lane + 1) | Self.openBit
+    }
+
+    /// Room for twice the lanes (there are never more lanes than records, < 2^31).
+    private func grow() {
+        let capacity = Swift.max(64, laneCapacity * 2)
+        let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
+        grown.update(from: tops, count: laneCount)
+        tops.deallocate()
+        tops = grown
+        busy.reserve(capacity)
+        free.reserve(capacity)
+        laneCapacity = capacity
     }
 }
 
@@ -245,26 +263,42 @@ enum AsyncOrder {
     }
 }
 
-/// A set of lane numbers (a bitset) that gives back its lowest first.
+/// A set of lane numbers (a bitset) that gives back its lowest first. Raw storage:
+/// `reserve` before inserting lanes, `deallocate` at the end.
 struct LaneSet {
-    private var words: [UInt64] = []
+    private var words = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    private var wordCount = 0
     /// No word below this one has a bit set.
     private var firstWord = 0
 
+    /// Room for lanes 0 ..< `capacity` (a multiple of 64, growing).
+    mutating func reserve(_ capacity: Int) {
+        let count = capacity >> 6
+        guard count > wordCount else { return }
+        let grown = UnsafeMutablePointer<UInt64>.allocate(capacity: count)
+        grown.update(from: words, count: wordCount)
+        (grown + wordCount).initialize(repeating: 0, count: count - wordCount)
+        words.deallocate()
+        words = grown
+        wordCount = count
+    }
+
+    func deallocate() { words.deallocate() }
+
+    @inline(__always)
     mutating func insert(_ lane: Int) {
         let w = lane >> 6
-        if w >= words.count { words.append(contentsOf: repeatElement(0, count: w + 1 - words.count)) }
         words[w] |= 1 << UInt64(lane & 63)
         firstWord = Swift.min(firstWord, w)
     }
 
+    @inline(__always)
     mutating func popLowest() -> Int? {
-        while firstWord < words.count {
+        while firstWord < wordCount {
             let word = words[firstWord]
             if word != 0 {
-                let bit = word.trailingZeroBitCount
                 words[firstWord] = word & (word - 1)
-                return firstWord << 6 | bit
+                return firstWord << 6 | word.trailingZeroBitCount
             }
             firstWord += 1
         }
@@ -272,70 +306,97 @@ struct LaneSet {
     }
 }
 
-/// The lanes in use, by the end of their outermost slice: a binary min-heap on ends.
-/// Lanes ending at the same time are freed by the same `place`, so ties may come out
-/// in any order.
+/// The lanes in use, by the end of their outermost slice: a 4-ary min-heap on ends (half
+/// the depth of a binary one; the four children share a cache line). Lanes ending at the
+/// same time are freed by the same `place`, so ties may come out in any order. Raw
+/// storage: `reserve` room for every lane, `deallocate` at the end.
 struct BusyLanes {
-    private var ends: [Int64] = []
-    private var lanes: [Int32] = []
+    private var ends = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+    private var lanes = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+    private var count = 0
+    private var capacity = 0
 
     /// The smallest end, or Int64.max when no lane is busy.
-    var minEnd: Int64 { ends.first ?? Int64.max }
+    var minEnd: Int64 {
+        @inline(__always) get { count > 0 ? ends[0] : Int64.max }
+    }
 
+    mutating func reserve(_ newCapacity: Int) {
+        guard newCapacity > capacity else { return }
+        let e = UnsafeMutablePointer<Int64>.allocate(capacity: newCapacity)
+        let l = UnsafeMutablePointer<Int32>.allocate(capacity: newCapacity)
+        e.update(from: ends, count: count)
+        l.update(from: lanes, count: count)
+        ends.deallocate()
+        lanes.deallocate()
+        ends = e
+        lanes = l
+        capacity = newCapacity
+    }
+
+    func deallocate() {
+        ends.deallocate()
+        lanes.deallocate()
+    }
+
+    /// Adds `lane` (one of the reserved lanes, not already busy).
+    @inline(__always)
     mutating func push(end: Int64, lane: Int) {
-        ends.append(end)
-        lanes.append(Int32(truncatingIfNeeded: lane))
-        ends.withUnsafeMutableBufferPointer { e in
-            lanes.withUnsafeMutableBufferPointer { l in
-                var i = e.count - 1
-                while i > 0 {
-                    let parent = (i - 1) >> 1
-                    guard end < e[parent] else { break }
-                    e[i] = e[parent]
-                    l[i] = l[parent]
-                    i = parent
-                }
-                e[i] = end
-                l[i] = Int32(truncatingIfNeeded: lane)
-            }
+        var i = count
+        count += 1
+        while i > 0 {
+            let parent = (i - 1) >> 2
+            guard end < ends[parent] else { break }
+            ends[i] = ends[parent]
+            lanes[i] = lanes[parent]
+            i = parent
         }
+        ends[i] = end
+        lanes[i] = Int32(truncatingIfNeeded: lane)
     }
 
     /// Removes the lane with the smallest end (the heap is not empty). The hole goes
-    /// down to a leaf by the smaller child (no comparison with the moved element on the
-    /// way: fewer unpredictable branches), then the last element rises from there.
+    /// down to a leaf by the smallest child (selected without branches), then the last
+    /// element rises from there.
+    @inline(__always)
     mutating func popMin() -> Int {
         let lane = Int(lanes[0])
-        let lastEnd = ends.removeLast(), lastLane = lanes.removeLast()
-        ends.withUnsafeMutableBufferPointer { e in
-            lanes.withUnsafeMutableBufferPointer { l in
-                let n = e.count
-                guard n > 0 else { return }
-                var i = 0
-                while 2 * i + 2 < n {
-                    let left = 2 * i + 1
-                    // The smaller child without a branch (ends are >= 0: no overflow).
-                    let child = left + 1 + Int(truncatingIfNeeded: (e[left] &- e[left + 1]) >> 63)
-                    e[i] = e[child]
-                    l[i] = l[child]
-                    i = child
-                }
-                if 2 * i + 1 < n {
-                    e[i] = e[2 * i + 1]
-                    l[i] = l[2 * i + 1]
-                    i = 2 * i + 1
-                }
-                while i > 0 {
-                    let parent = (i - 1) >> 1
-                    guard lastEnd < e[parent] else { break }
-                    e[i] = e[parent]
-                    l[i] = l[parent]
-                    i = parent
-                }
-                e[i] = lastEnd
-                l[i] = lastLane
-            }
+        count -= 1
+        let n = count
+        guard n > 0 else { return lane }
+        let lastEnd = ends[n], lastLane = lanes[n]
+        let e = ends, l = lanes
+        var i = 0
+        while 4 * i + 4 < n {
+            let c = 4 * i + 1
+            let a = e[c] <= e[c + 1] ? c : c + 1
+            let b = e[c + 2] <= e[c + 3] ? c + 2 : c + 3
+            let m = e[a] <= e[b] ? a : b
+            e[i] = e[m]
+            l[i] = l[m]
+            i = m
         }
+        let c = 4 * i + 1
+        if c < n {
+            var m = c
+            var k = c + 1
+            while k < n {
+                if e[k] < e[m] { m = k }
+                k += 1
+            }
+            e[i] = e[m]
+            l[i] = l[m]
+            i = m
+        }
+        while i > 0 {
+            let parent = (i - 1) >> 2
+            guard lastEnd < e[parent] else { break }
+            e[i] = e[parent]
+            l[i] = l[parent]
+            i = parent
+        }
+        e[i] = lastEnd
+        l[i] = lastLane
         return lane
     }
 }

@@ -320,3 +320,89 @@ extension PacketEncoder {
         buffer.commit(total)
     }
 }
+
+extension PacketEncoder {
+    /// An async lane slice's begin packet when it introduces no interned entry: exactly
+    /// `writeRichEvent`'s bytes for an event of type 1 with a category, a name and a
+    /// source location (all non-zero), optional `span_id` / `parent_span_id` int args
+    /// (`args`: their name iids and values), flows starting here and the one ending here
+    /// (0: none), without the general event's optional parts.
+    @inline(__always)
+    static func writeLaneBegin(timestamp: UInt64, track: UInt64, ids: EventIds,
+                               args: (UInt64, Int64, UInt64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
+                               terminatingFlowId: UInt64, sequence: Sequence,
+                               into buffer: ByteBuffer) throws(PerfettoError) {
+        var eventSize = 2 + 1 + Wire.varintSize(track) + 1 + Wire.varintSize(ids.category)
+            + 1 + Wire.varintSize(ids.name) + 2 + Wire.varintSize(ids.location)
+        var firstArgSize = 0, secondArgSize = 0
+        if let (firstName, first, secondName, second) = args {
+            firstArgSize = 2 + Wire.varintSize(firstName) + Wire.varintSize(UInt64(bitPattern: first))
+            secondArgSize = 2 + Wire.varintSize(secondName) + Wire.varintSize(UInt64(bitPattern: second))
+            eventSize += 2 + firstArgSize + 2 + secondArgSize  // body sizes < 128: one length byte
+        }
+        // At most one flow per span of the trace (< 2^31 of them): no overflow.
+        let flowCount = flowIds?.count ?? 0
+        eventSize += 10 * flowCount
+        if terminatingFlowId != 0 { eventSize += 10 }
+        let packetSize = Wire.delimitedSize(tagSize: 1, length: eventSize) + 1 + Wire.varintSize(timestamp)
+            + sequence.size
+        let total = Wire.delimitedSize(tagSize: 1, length: packetSize)
+
+        let start = try buffer.reserve(total)
+        var w = WireCursor(start)
+        w.byte(tracePacketTag)
+        w.varint(UInt64(packetSize))
+        w.byte(trackEventTag)
+        w.varint(UInt64(eventSize))
+        w.byte(0x18)  // TrackEvent.category_iids = 3
+        w.varint(ids.category)
+        if let (firstName, first, secondName, second) = args {
+            w.byte(0x22)  // TrackEvent.debug_annotations = 4
+            w.byte(UInt8(truncatingIfNeeded: firstArgSize))
+            w.byte(0x08)  // DebugAnnotation.name_iid = 1
+            w.varint(firstName)
+            w.byte(0x20)  // DebugAnnotation.int_value = 4
+            w.varint(UInt64(bitPattern: first))
+            w.byte(0x22)
+            w.byte(UInt8(truncatingIfNeeded: secondArgSize))
+            w.byte(0x08)
+            w.varint(secondName)
+            w.byte(0x20)
+            w.varint(UInt64(bitPattern: second))
+        }
+        w.byte(0x48)  // TrackEvent.type = 9
+        w.byte(1)     // TYPE_SLICE_BEGIN
+        w.byte(0x50)  // TrackEvent.name_iid = 10
+        w.varint(ids.name)
+        w.byte(0x58)  // TrackEvent.track_uuid = 11
+        w.varint(track)
+        w.byte(0x90)  // TrackEvent.source_location_iid = 34
+        w.byte(0x02)
+        w.varint(ids.location)
+        if let flows = flowIds {
+            for id in flows {
+                w.byte(0xF9)  // TrackEvent.flow_ids = 47, fixed64
+                w.byte(0x02)
+                w.fixed64(id)
+            }
+        }
+        if terminatingFlowId != 0 {
+            w.byte(0x81)  // TrackEvent.terminating_flow_ids = 48, fixed64
+            w.byte(0x03)
+            w.fixed64(terminatingFlowId)
+        }
+        w.byte(timestampTag)
+        w.varint(timestamp)
+        w.byte(trustedSequenceIdTag)
+        w.byte(1)
+        w.byte(sequenceFlagsTag)
+        w.byte(sequence.flags)
+        if sequence.isFirst {
+            w.byte(firstPacketTag.0)
+            w.byte(firstPacketTag.1)
+            w.byte(1)
+        }
+        assert(w.p - start == total, "lane begin size mismatch")
+        buffer.commit(total)
+    }
+}

@@ -35,39 +35,42 @@ struct FlowPlan {
     private var ids: [UInt64] = []
     private var terminating: [UInt64] = []
 
-    /// `order`: the indices of the records written.
-    init(order: [UInt32], records: AsyncRecords, index: SpanIndex, enabled: Bool,
+    /// `order`: the indices of the records written; `parents`: each one's parent record
+    /// (`parentRecords`).
+    init(order: [UInt32], records: AsyncRecords, parents: [Int32], enabled: Bool,
          processTrack: UInt64) throws(PerfettoError) {
         guard enabled, !order.isEmpty else { return }
         let n = records.count
-        guard n < Int(Int32.max) else { throw .outOfMemory }
+        guard n < Int(Int32.max), parents.count == n else { throw .outOfMemory }
         var kept = [Bool](repeating: false, count: n)
         for i in order { kept[Int(i)] = true }
-        var parentOf = [Int32](repeating: -1, count: n)
-        var childCount = [Int32](repeating: 0, count: n)
-        for k in order {
-            let i = Int(k)
-            let parentId = records[i].pointee.parentSpanId
-            guard parentId != records.spanId(i) else { continue }
-            let p = index.find(parentId, records)
-            guard p >= 0, p < n, kept[p] else { continue }
-            parentOf[i] = Int32(p)
-            childCount[p] += 1
+        /// The parent record of `i` if a flow goes from it to `i`, else -1.
+        @inline(__always) func flowParent(_ i: Int) -> Int {
+            let p = Int(parents[i])
+            return p >= 0 && p != i && kept[p] ? p : -1
         }
-        starts = [Int32](repeating: 0, count: n + 1)
-        for i in 0..<n { starts[i + 1] = starts[i] + childCount[i] }
-        ids = [UInt64](repeating: 0, count: Int(starts[n]))
-        terminating = [UInt64](repeating: 0, count: n)
-        var filled = [Int32](repeating: 0, count: n)
+        // starts[p + 1]: the number of children of p, then prefix sums.
+        var starts = [Int32](repeating: 0, count: n + 1)
+        for k in order {
+            let p = flowParent(Int(k))
+            if p >= 0 { starts[p + 1] += 1 }
+        }
+        for i in 0..<n { starts[i + 1] += starts[i] }
+        var ids = [UInt64](repeating: 0, count: Int(starts[n]))
+        var terminating = [UInt64](repeating: 0, count: n)
+        var next = starts
         for k in order {  // children in written order
             let i = Int(k)
-            let p = Int(parentOf[i])
+            let p = flowParent(i)
             guard p >= 0 else { continue }
             let id = Self.flowId(childSpanId: records.spanId(i), processTrack: processTrack)
-            ids[Int(starts[p] + filled[p])] = id
-            filled[p] += 1
+            ids[Int(next[p])] = id
+            next[p] += 1
             terminating[i] = id
         }
+        self.starts = starts
+        self.ids = ids
+        self.terminating = terminating
     }
 
     /// The flow id of the flow ending at the span `childSpanId`: never 0.
@@ -93,6 +96,30 @@ struct FlowPlan {
 }
 
 extension TraceGenerator {
+    /// Per record, the index of its parent span's record (-1: no parent, or not among the
+    /// records), filled for the records of `order`. A child's parent is usually among the
+    /// spans just before it (a direct-mapped cache), which spares most index lookups.
+    func parentRecords(_ order: [UInt32]) -> [Int32] {
+        let records = matcher.records, index = matcher.index
+        var parents = [Int32](repeating: -1, count: records.count)
+        // Parent id 0 (a root) costs no lookup unless some span has id 0.
+        let zeroIsSpan = index.find(0, records) >= 0
+        var recent = RecentSpans()
+        parents.withUnsafeMutableBufferPointer { parents in
+            for k in order {
+                let i = Int(k)
+                let parentId = records[i].pointee.parentSpanId
+                if parentId != 0 || zeroIsSpan {
+                    var parent = recent.get(parentId)
+                    if parent < 0 { parent = index.find(parentId, records) }
+                    parents[i] = Int32(truncatingIfNeeded: parent)
+                }
+                recent.set(records.spanId(i), i)
+            }
+        }
+        return parents
+    }
+
     /// The sibling_merge_key of every lane group: lanes of one group are siblings (under the
     /// process track, or under one thread track), so one key per parent suffices.
     public static let laneMergeKey = "async_lanes"
@@ -109,16 +136,34 @@ extension TraceGenerator {
     }
 
     /// One async slice in a lanes layout, with span args and flows as the options say.
+    /// Once its strings are interned (the writer's pool caches and the source-location
+    /// iid per matcher location here), a slice is written without any lookup.
+    @inline(__always)
     func writeLaneSpan(_ r: UnsafeMutablePointer<AsyncRecord>, index: Int, track: UInt64,
                        flows: FlowPlan) throws(PerfettoError) {
         let s = r.pointee
         guard s.begin >= 0 else { throw .invalidData("async events: negative time \(s.begin)") }
         let ids: (Int64, Int64)? = options.spanArgs ? (matcher.records.spanId(index), s.parentSpanId) : nil
-        try flows.withFlows(index) { (starting, ending) throws(PerfettoError) in
-            try writer.emitPooledRichSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), name: s.name,
-                                           target: s.target, filename: matcher.filename(s.location),
-                                           line: matcher.line(s.location), pool: pool, spanIds: ids,
-                                           flowIds: starting, terminatingFlowId: ending)
+        let location = Int(s.location)
+        let locationIid = location < asyncLocationIids.count ? asyncLocationIids[location] : 0
+        if let known = writer.knownIds(name: s.name, target: s.target, location: locationIid,
+                                       line: matcher.line(s.location), pool: pool, spanArgs: options.spanArgs) {
+            try flows.withFlows(index) { (starting, ending) throws(PerfettoError) in
+                try writer.emitKnownRichSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), ids: known,
+                                              spanIds: ids, flowIds: starting, terminatingFlowId: ending)
+            }
+        } else {
+            let filename = matcher.filename(s.location), line = matcher.line(s.location)
+            try flows.withFlows(index) { (starting, ending) throws(PerfettoError) in
+                try writer.emitPooledRichSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), name: s.name,
+                                               target: s.target, filename: filename, line: line, pool: pool,
+                                               spanIds: ids, flowIds: starting, terminatingFlowId: ending)
+            }
+            let iid = writer.knownLocationIid(filename: filename, line: line, pool: pool)
+            if location >= asyncLocationIids.count {
+                asyncLocationIids.append(contentsOf: repeatElement(0, count: location + 1 - asyncLocationIids.count))
+            }
+            asyncLocationIids[location] = iid
         }
         stats.asyncSpans += 1
     }
@@ -134,8 +179,8 @@ extension TraceGenerator {
         var (order, counts, sorted) = matcher.resolveInPlace(completeWithDuration: false)
         stats.matcher = counts
         if !sorted { AsyncOrder.sort(&order, records, lanes: true) }
-        let index = matcher.index
-        let flows = try FlowPlan(order: order, records: records, index: index, enabled: options.flows,
+        let parents = parentRecords(order)
+        let flows = try FlowPlan(order: order, records: records, parents: parents, enabled: options.flows,
                                  processTrack: writer.processTrackUUID)
         let process = writer.processTrackUUID
         // One lane group per parent track (a thread, or the process), in order of first use.
@@ -143,7 +188,6 @@ extension TraceGenerator {
         var groupByParent: [UInt64: Int] = [:]
         var layouts: [LaneLayout] = []
         var lanes: [[UInt64]] = []
-        defer { for l in layouts { l.deallocate() } }
         var groupOf = [Int32](repeating: -1, count: records.count)
         var laneCount = 0
         for k in 0..<order.count {
@@ -162,7 +206,7 @@ extension TraceGenerator {
                 lanes.append([])
             }
             // A parent helps placement only when it is on lanes of the same group.
-            var parent = index.find(r.pointee.parentSpanId, records)
+            var parent = Int(parents[i])
             if parent >= 0 && (parent >= groupOf.count || Int(groupOf[parent]) != g) { parent = -1 }
             let placement = layouts[g].place(i, begin: r.pointee.begin, end: r.pointee.end, parent: parent, records)
             groupOf[i] = Int32(g)

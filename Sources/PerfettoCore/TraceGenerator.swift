@@ -85,6 +85,8 @@ public final class TraceGenerator {
     public let options: AsyncOptions
     /// Thread track uuid by the pool id of its stream id (thread-lanes).
     var threadTrackByStream: [UInt32: UInt64] = [:]
+    /// The writer's source-location iid by matcher location id (0: not yet known).
+    @exclusivity(unchecked) var asyncLocationIids: [UInt64] = []
 
     /// Writes the process, thread and async track descriptors to `writer`.
     public init(writer: TraceWriter, exe: String, threads: [ThreadInfo], spanTypes: SpanTypes,
@@ -227,6 +229,7 @@ public final class TraceGenerator {
     /// The decoded rows of a tile.
     @inline(__always)
     private func addTile(_ tile: AsyncTile, _ n: Int) throws(PerfettoError) {
+        matcher.index.touch(tile.spanId, n)
         for j in 0..<n {
             let attributes = AsyncMatcher.Attributes(
                 parentSpanId: tile.parent[j], depth: UInt32(truncatingIfNeeded: tile.depth[j]), name: tile.name[j],
@@ -295,26 +298,15 @@ public final class TraceGenerator {
         stats.matcher = counts
         let records = matcher.records
         if !sorted { AsyncOrder.sort(&order, records, lanes: true) }
-        let index = matcher.index
-        // Parent id 0 (a root) costs no lookup unless some span has id 0.
-        let zeroIsSpan = index.find(0, records) >= 0
-        var recent = RecentSpans()
-        var layout = LaneLayout(recordCount: records.count)
-        defer { layout.deallocate() }
+        let parents = parentRecords(order)
+        let layout = LaneLayout(recordCount: records.count)
         var laneTracks: [UInt64] = []
-        let flows = try FlowPlan(order: order, records: records, index: index, enabled: options.flows,
+        let flows = try FlowPlan(order: order, records: records, parents: parents, enabled: options.flows,
                                  processTrack: writer.processTrackUUID)
         for k in 0..<order.count {
             let i = Int(order[k])
             let r = records[i]
-            let parentId = r.pointee.parentSpanId
-            var parent = -1
-            if parentId != 0 || zeroIsSpan {
-                parent = recent.get(parentId)
-                if parent < 0 { parent = index.find(parentId, records) }
-            }
-            let placement = layout.place(i, begin: r.pointee.begin, end: r.pointee.end, parent: parent, records)
-            recent.set(records.spanId(i), i)
+            let placement = layout.place(i, begin: r.pointee.begin, end: r.pointee.end, parent: Int(parents[i]), records)
             if placement.isNewLane {
                 let uuid = laneTracks.isEmpty ? writer.asyncTrackUUID : Self.laneTrackUUID(placement.lane, writer)
                 if !laneTracks.isEmpty { try emitLaneDescriptor(uuid: uuid, parent: writer.processTrackUUID) }

@@ -193,3 +193,50 @@ extension TraceWriter {
         }
     }
 }
+
+extension TraceWriter {
+    /// The pool-cached iids of (`name`, `target`) with `location` (a source-location
+    /// iid the caller got from this writer), or nil when one is not resolved yet, the
+    /// pool is not the cached one, or `spanArgs` and their names are not interned yet:
+    /// then `emitPooledRichSlice` is the way.
+    @inline(__always)
+    func knownIds(name: UInt32, target: UInt32, location: UInt64, line: UInt32, pool: StringPool,
+                  spanArgs: Bool) -> PacketEncoder.EventIds? {
+        guard cachedPool === pool, location != 0 else { return nil }
+        if spanArgs, argNameIids[ArgName.spanId.rawValue] == 0 || argNameIids[ArgName.parentSpanId.rawValue] == 0 {
+            return nil
+        }
+        let n = Int(name), t = Int(target)
+        guard n < pooledNameIids.count, t < pooledCategoryIids.count else { return nil }
+        let ids = PacketEncoder.EventIds(category: pooledCategoryIids[t], name: pooledNameIids[n], location: location,
+                                         line: line)
+        return ids.name != 0 && ids.category != 0 ? ids : nil
+    }
+
+    /// `emitPooledRichSlice` with `ids` from `knownIds` (nothing new to intern): the same bytes.
+    @inline(__always)
+    func emitKnownRichSlice(track: UInt64, begin: UInt64, end: UInt64, ids: PacketEncoder.EventIds,
+                            spanIds: (Int64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
+                            terminatingFlowId: UInt64) throws(PerfettoError) {
+        try checkRunning()
+        var args: (UInt64, Int64, UInt64, Int64)?
+        if let (spanId, parentSpanId) = spanIds {
+            args = (argNameIids[ArgName.spanId.rawValue], spanId, argNameIids[ArgName.parentSpanId.rawValue], parentSpanId)
+        }
+        try writePacket { (sequence) throws(PerfettoError) in
+            try PacketEncoder.writeLaneBegin(timestamp: begin, track: track, ids: ids, args: args, flowIds: flowIds,
+                                             terminatingFlowId: terminatingFlowId, sequence: sequence, into: buffer)
+        }
+        try writePacket { (sequence) throws(PerfettoError) in
+            try PacketEncoder.writeEvent(type: 2, timestamp: end, trackUUID: track, ids: ids,
+                                         new: PacketEncoder.NewEntries(), sequence: sequence, into: buffer)
+        }
+    }
+
+    /// The source-location iid of (`filename`, `line`) (pool ids) if the pool caches it, else 0.
+    @inline(__always)
+    func knownLocationIid(filename: UInt32, line: UInt32, pool: StringPool) -> UInt64 {
+        guard cachedPool === pool else { return 0 }
+        return pooledLocationIids.get(UInt64(filename) << 32 | UInt64(line))
+    }
+}
