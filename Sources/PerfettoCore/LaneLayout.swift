@@ -57,16 +57,17 @@ final class LaneLayout {
     /// parent is record `parent` (-1: none or unknown).
     @inline(__always)
     func place(_ index: Int, begin: Int64, end: Int64, parent: Int, _ records: AsyncRecords) -> Placement {
-        // Lanes whose outermost slice ended by now are free again.
-        while busy.minEnd <= begin {
-            let lane = busy.popMin()
-            var p = tops[lane]
-            while p != Self.none {
-                state[Int(p)] &= ~Self.openBit
-                p = below[Int(p)]
+        // Lanes whose outermost slice ended by now are free again. The last one freed
+        // stays at the top of the busy heap (`stale`) until this span either replaces
+        // it there (one sift instead of a pop and a push) or is nested (then it is popped).
+        var stale = false
+        if busy.minEnd <= begin {
+            release(busy.topLane)
+            stale = true
+            while busy.secondMinEnd <= begin {
+                _ = busy.popMin()
+                release(busy.topLane)
             }
-            tops[lane] = Self.none
-            free.insert(lane)
         }
         if parent >= 0, parent != index, state[parent] & Self.openBit != 0 {
             let p = records[parent]
@@ -80,6 +81,7 @@ final class LaneLayout {
                 tops[lane] = last
                 if state[parent] & Self.openBit != 0, last != Self.none, end <= records[Int(last)].pointee.end {
                     push(index, lane)
+                    if stale { _ = busy.popMin() }
                     return Placement(lane: lane, isNewLane: false)
                 }
             }
@@ -97,8 +99,20 @@ final class LaneLayout {
             isNew = true
         }
         push(index, lane)
-        busy.push(end: end, lane: lane)
+        if stale { busy.replaceTop(end: end, lane: lane) } else { busy.push(end: end, lane: lane) }
         return Placement(lane: lane, isNewLane: isNew)
+    }
+
+    /// Lane `lane`'s outermost slice has ended: every slice on it is closed, it is free.
+    @inline(__always)
+    private func release(_ lane: Int) {
+        var p = tops[lane]
+        while p != Self.none {
+            state[Int(p)] &= ~Self.openBit
+            p = below[Int(p)]
+        }
+        tops[lane] = Self.none
+        free.insert(lane)
     }
 
     @inline(__always)
@@ -319,6 +333,56 @@ struct BusyLanes {
     /// The smallest end, or Int64.max when no lane is busy.
     var minEnd: Int64 {
         @inline(__always) get { count > 0 ? ends[0] : Int64.max }
+    }
+
+    /// The lane with the smallest end (the heap is not empty).
+    var topLane: Int {
+        @inline(__always) get { Int(lanes[0]) }
+    }
+
+    /// The smallest end but the top's (the smallest of its children), or Int64.max.
+    var secondMinEnd: Int64 {
+        @inline(__always) get {
+            var m = Int64.max
+            var k = 1
+            while k < Swift.min(count, 5) {
+                m = Swift.min(m, ends[k])
+                k += 1
+            }
+            return m
+        }
+    }
+
+    /// Replaces the top (the heap is not empty) with `lane` ending at `end`.
+    @inline(__always)
+    mutating func replaceTop(end: Int64, lane: Int) {
+        let n = count
+        let e = ends, l = lanes
+        var i = 0
+        while true {
+            let c = 4 * i + 1
+            var m: Int
+            if c + 3 < n {
+                let a = e[c] <= e[c + 1] ? c : c + 1
+                let b = e[c + 2] <= e[c + 3] ? c + 2 : c + 3
+                m = e[a] <= e[b] ? a : b
+            } else if c < n {
+                m = c
+                var k = c + 1
+                while k < n {
+                    if e[k] < e[m] { m = k }
+                    k += 1
+                }
+            } else {
+                break
+            }
+            guard e[m] < end else { break }
+            e[i] = e[m]
+            l[i] = l[m]
+            i = m
+        }
+        e[i] = end
+        l[i] = Int32(truncatingIfNeeded: lane)
     }
 
     mutating func reserve(_ newCapacity: Int) {
