@@ -3,12 +3,14 @@
 Sample lakes with 1,000,000 thread spans (8 threads) and 200,000 async spans, and with 4x
 the thread spans (8 threads x 500,000), are generated once into the given folder. Each run
 is a fresh interpreter, so the wall time includes its start and the imports; the peak RSS
-is that process's own (os.wait4). Prints `BENCH <name> <value> <unit>` lines, and the
+is that process's own (os.wait4; this process imports no pyarrow and the Flight server runs
+in a process of its own, so no child inherits a larger high-water mark). Each write_perfetto
+writes a new file: the previous run's trace is removed first, outside the timing. Prints `BENCH <name> <value> <unit>` lines, and the
 same-run ratios of issue 14: write_perfetto over a bare pyarrow scan of the columns it reads
 (also a fresh interpreter importing pyarrow.parquet), and a tiny write_perfetto (startup to
 the first batch, and the trace) over `python -c "import pyarrow.parquet"`, and the FlightSQL
 path: `write_perfetto --uri` (client-side) against the fixture server (python/tests/
-flight_fixture.py, serving the 1x lake from this process) over a bare pyarrow.flight `do_get`
+flight_fixture.py, serving the 1x lake from its own process) over a bare pyarrow.flight `do_get`
 of the same statements with the same headers (recorded by that server), from the same server.
 """
 import json
@@ -65,42 +67,70 @@ for call in calls:
 """
 
 
+# The fixture server, in its own process: the bench process stays small (no pyarrow), so the
+# children it starts do not inherit a large RSS high-water mark (Linux keeps ru_maxrss across
+# exec, and subprocess starts children with vfork). It prints its URI, then on each "calls"
+# line the statements it has served so far (tickets and the headers the bare client resends).
+SERVE = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from flight_fixture import LakeFlightServer
+from micromegas_perfetto.flightsql import statement_ticket
+server = LakeFlightServer(sys.argv[2])
+print(server.uri, flush=True)
+for line in sys.stdin:
+    with server.lock:
+        calls = [{"ticket": statement_ticket(c["sql"]).hex(),
+                  "headers": [[k, v] for k, v in c["headers"].items()
+                              if k in ("query_range_begin", "query_range_end", "preserve_dictionary")]}
+                 for c in server.calls]
+    print(json.dumps(calls), flush=True)
+server.shutdown()
+"""
+
+
 def flightsql_ratio(folder: Path, path: Path, pid: str) -> None:
     """write_perfetto --uri over a bare do_get of the same statements, same server, same run."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from flight_fixture import LakeFlightServer  # noqa: E402 (needs the tests folder on the path)
-    from micromegas_perfetto.flightsql import statement_ticket
-    server = LakeFlightServer(path)
+    tests = Path(__file__).resolve().parents[1] / "tests"
+    server = subprocess.Popen([sys.executable, "-c", SERVE, str(tests), str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
     out = folder / "bench-flightsql.perfetto"
     calls_file = folder / "bench-flightsql-calls.json"
     try:
-        args = ["write_perfetto", pid, "--uri", server.uri, "--filename", str(out), "--quiet"]
-        run(args)  # warm-up; records the statements and headers
-        with server.lock:
-            calls = [{"ticket": statement_ticket(c["sql"]).hex(),
-                      "headers": [[k, v] for k, v in c["headers"].items()
-                                  if k in ("query_range_begin", "query_range_end", "preserve_dictionary")]}
-                     for c in server.calls]
+        uri = server.stdout.readline().strip()
+        if not uri:
+            raise SystemExit("benchmark: the fixture Flight server did not start")
+        args = ["write_perfetto", pid, "--uri", uri, "--filename", str(out), "--quiet"]
+        run(args, remove=out)  # warm-up; records the statements and headers
+        server.stdin.write("calls\n")
+        server.stdin.flush()
+        calls = json.loads(server.stdout.readline())
         calls_file.write_text(json.dumps(calls))
         clients, bares = [], []
         for _ in range(3):  # interleaved, so both see the same machine and server
-            clients.append(run(args))
-            bares.append(run(["-c", BARE_DO_GET, server.uri, str(calls_file)], module=False))
+            clients.append(run(args, remove=out))
+            bares.append(run(["-c", BARE_DO_GET, uri, str(calls_file)], module=False))
         wall, bare = min(clients)[0], min(bares)[0]
         print(f"BENCH python_flightsql_queries {len(calls)} queries")
         print(f"BENCH python_flightsql_bare_do_get_wall_seconds {bare:.3f} s")
+        print(f"BENCH python_flightsql_bare_do_get_peak_rss_mb {max(b[1] for b in bares):.1f} MB")
         print(f"BENCH python_flightsql_write_perfetto_wall_seconds {wall:.3f} s")
         print(f"BENCH python_flightsql_write_perfetto_peak_rss_mb {max(c[1] for c in clients):.1f} MB")
         print(f"BENCH python_flightsql_ratio {wall / bare:.3f} x")
     finally:
-        server.shutdown()
+        server.stdin.close()
+        server.wait()
+        server.stdout.close()
         out.unlink(missing_ok=True)
         calls_file.unlink(missing_ok=True)
 
 
-def run(args, module=True):
+def run(args, module=True, remove=None):
     """Wall seconds and peak RSS (MB) of one fresh `python -m micromegas_perfetto ARGS`
-    (or `python ARGS` when not `module`)."""
+    (or `python ARGS` when not `module`). `remove`: a file deleted first, outside the timing
+    (each run writes a new trace, not over the previous run's)."""
+    if remove is not None:
+        remove.unlink(missing_ok=True)
     started = time.monotonic()
     command = [sys.executable, "-m", "micromegas_perfetto", *args] if module else [sys.executable, *args]
     child = subprocess.Popen(command, stdout=subprocess.PIPE)
@@ -123,7 +153,7 @@ def main():
         out = folder / f"bench-{label}.perfetto"
         runs, scans = [], []
         for _ in range(3):  # interleaved, so both see the same machine
-            runs.append(run(["write_perfetto", pid, "--lake", str(path), "--filename", str(out), "--quiet"]))
+            runs.append(run(["write_perfetto", pid, "--lake", str(path), "--filename", str(out), "--quiet"], remove=out))
             scans.append(run(["-c", SCAN, str(path), pid], module=False))
         wall, rss, _ = min(runs)
         scan_wall = min(scans)[0]
@@ -147,7 +177,7 @@ def main():
     out = folder / "bench-tiny.perfetto"
     starts, imports = [], []
     for _ in range(5):
-        starts.append(run(["write_perfetto", pid, "--lake", str(tiny), "--filename", str(out), "--quiet"])[0])
+        starts.append(run(["write_perfetto", pid, "--lake", str(tiny), "--filename", str(out), "--quiet"], remove=out)[0])
         imports.append(run(["-c", "import pyarrow.parquet"], module=False)[0])
     out.unlink()
     print(f"BENCH python_startup_write_perfetto_tiny_seconds {min(starts):.3f} s")
