@@ -368,6 +368,14 @@ class FlightSQLSource(Source):
             raise SourceError(str(e)) from None
         return reader
 
+    def open_ahead(self, kind: str, key: str, begin_ns: int, end_ns: int):
+        """The query is sent now, on a thread (do_get waits for the server to start the
+        result), unless `prefetch` is off."""
+        read = self._reads()[kind]
+        if not self.prefetch:
+            return lambda: read(key, begin_ns, end_ns)
+        return _InBackground(read, key, begin_ns, end_ns).result
+
     def iter_thread_spans(self, threads: List[ThreadInfo], begin_ns: int, end_ns: int
                           ) -> Iterator[Tuple[ThreadInfo, pa.RecordBatchReader]]:
         """Each thread's spans; the next thread's query is sent (on a thread: the call waits

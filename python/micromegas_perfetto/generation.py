@@ -282,10 +282,24 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
     progress.start(len(plan.threads), plan.process_id)
     generator = _Generator(writer, plan.exe, plan.threads, plan.span_types, plan.begin_ns, plan.end_ns,
                            plan.async_layout, plan.span_args, plan.flows)
+    # The tables read after the threads, in order; each is opened ahead (Source.open_ahead:
+    # the query sent, the first batches decoded) while the one before it is read.
+    later = ([("async_events", "async spans", None)] if plan.span_types != "thread" else [])
+    later += [(kind, phase, add) for wanted, kind, phase, add in (
+        (plan.logs, "log_entries", "log entries", generator.add_log_entries),
+        (plan.metrics, "measures", "measures", generator.add_measures)) if wanted]
+    upcoming = None
+
+    def open_next(i: int):
+        kind = later[i][0] if i < len(later) else None
+        return source.open_ahead(kind, plan.process_id, plan.begin_ns, plan.end_ns) if kind else None
     try:
         yield None
         if plan.span_types != "async":
-            for thread, reader in source.iter_thread_spans(plan.threads, plan.begin_ns, plan.end_ns):
+            last = len(plan.threads) - 1
+            for i, (thread, reader) in enumerate(source.iter_thread_spans(plan.threads, plan.begin_ns, plan.end_ns)):
+                if i == last:
+                    upcoming = open_next(0)
                 if source.has_no_data("thread_spans", thread.stream_id):
                     progress.note(f"thread {thread.name} (stream {thread.stream_id}) has no thread spans in "
                                   f"{source.description}: its track is empty")
@@ -294,18 +308,21 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
                     generator.add_thread_spans(thread.stream_id, group)
                     yield None
                 progress.thread_done()
-        if plan.span_types != "thread":
-            progress.phase("async spans")
-            if source.has_no_data("async_events", plan.process_id):
-                progress.note(f"process {plan.process_id} has no async events in {source.description}: "
-                              "the trace has no async spans")
-            generator.add_async_events(source.async_events(plan.process_id, plan.begin_ns, plan.end_ns))
-        for wanted, phase, read, add in ((plan.logs, "log entries", source.log_entries, generator.add_log_entries),
-                                         (plan.metrics, "measures", source.measures, generator.add_measures)):
-            if not wanted:
-                continue
+        if upcoming is None:
+            upcoming = open_next(0)
+        for i, (kind, phase, add) in enumerate(later):
+            current, upcoming = upcoming, None
             progress.phase(phase)
-            reader = _counting(read(plan.process_id, plan.begin_ns, plan.end_ns), progress.rows)
+            if kind == "async_events":
+                if source.has_no_data("async_events", plan.process_id):
+                    progress.note(f"process {plan.process_id} has no async events in {source.description}: "
+                                  "the trace has no async spans")
+                reader = current()
+                upcoming = open_next(i + 1)
+                generator.add_async_events(reader)
+                continue
+            reader = _counting(current(), progress.rows)
+            upcoming = open_next(i + 1)
             for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
                 add(group)
                 yield None

@@ -29,10 +29,15 @@ import pyarrow.parquet as pq
 from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError
 from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES, MEASURE_COLUMNS,
                       MEASURE_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS, ProcessInfo, Source,
-                      ThreadInfo, check_schema, empty_reader, read_ahead, thread_display, time_ns)
+                      ThreadInfo, check_schema, empty_reader, opened_now, read_ahead, thread_display, time_ns)
 from .timeutil import NS_MAX, NS_MIN
 
 TABLES = ("thread_spans", "async_events", "log_entries", "measures")
+# Each table's columns, required columns and types, and the time columns of its row-group filter.
+_READS = {"thread_spans": (THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, "begin", "end"),
+          "async_events": (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, "time", "time"),
+          "log_entries": (LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES, "time", "time"),
+          "measures": (MEASURE_COLUMNS, MEASURE_TYPES, "time", "time")}
 
 
 class LocalLake(Source):
@@ -71,17 +76,19 @@ class LocalLake(Source):
         return kind in TABLES and not self.table_files(kind, key)
 
     def read_table(self, kind: str, key: str, columns: List[str], required: Dict[str, str],
-                   time_range: Optional[Tuple[str, str, int, int]] = None) -> pa.RecordBatchReader:
+                   time_range: Optional[Tuple[str, str, int, int]] = None, start: bool = False
+                   ) -> pa.RecordBatchReader:
         """The `columns` (those present) of table `kind` for `key`, batch by batch, across its
         files. `required` columns are checked in every file (SchemaError naming the file).
         With `time_range` = (low column, high column, begin, end), row groups whose
         statistics show min(low) > end or max(high) < begin are skipped (rows are not
-        filtered: the reader's consumer applies the exact rule)."""
+        filtered: the reader's consumer applies the exact rule). With `start`, decoding
+        begins at once (bounded read-ahead), not at the first batch asked for."""
         keep = None
         if time_range is not None:
             low, high, begin_ns, end_ns = time_range
             keep = lambda stats: stats(low)[0] <= end_ns and stats(high)[1] >= begin_ns  # noqa: E731
-        return _parquet_reader(self.table_files(kind, key), columns, required, keep)
+        return _parquet_reader(self.table_files(kind, key), columns, required, keep, start)
 
     # -- processes and threads ---------------------------------------------------------------
 
@@ -161,21 +168,50 @@ class LocalLake(Source):
     # -- spans and events ----------------------------------------------------------------------
 
     def thread_spans(self, stream_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        # A row group may hold spans of the range when min(begin) <= end and max(end) >= begin.
-        return self.read_table("thread_spans", stream_id, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES,
-                               ("begin", "end", begin_ns, end_ns))
+        return self._read("thread_spans", stream_id, begin_ns, end_ns)
 
     def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        return self.read_table("async_events", process_id, ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES,
-                               ("time", "time", begin_ns, end_ns))
+        return self._read("async_events", process_id, begin_ns, end_ns)
 
     def log_entries(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        return self.read_table("log_entries", process_id, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES,
-                               ("time", "time", begin_ns, end_ns))
+        return self._read("log_entries", process_id, begin_ns, end_ns)
 
     def measures(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        return self.read_table("measures", process_id, MEASURE_COLUMNS, MEASURE_TYPES,
-                               ("time", "time", begin_ns, end_ns))
+        return self._read("measures", process_id, begin_ns, end_ns)
+
+    def _read(self, kind: str, key: str, begin_ns: int, end_ns: int, start: bool = False) -> pa.RecordBatchReader:
+        # A row group may hold rows of the range when min(low) <= end and max(high) >= begin
+        # (thread spans: low = begin, high = end; the others: both time).
+        columns, required, low, high = _READS[kind]
+        return self.read_table(kind, key, columns, required, (low, high, begin_ns, end_ns), start)
+
+    def _own(self, kind: str) -> bool:
+        """Whether table `kind` is read by this class's method (not a subclass's override)."""
+        return getattr(type(self), kind) is getattr(LocalLake, kind)
+
+    def open_ahead(self, kind: str, key: str, begin_ns: int, end_ns: int):
+        """Opens the table now and starts decoding its first batches (two at most) on a
+        thread; errors opening it are raised when it is asked for. (A subclass's own
+        `thread_spans`, `async_events`... is called when asked, as Source does.)"""
+        if kind not in _READS:
+            raise ValueError(f"unknown lake table {kind!r} (one of {', '.join(TABLES)})")
+        if not self._own(kind):
+            return super().open_ahead(kind, key, begin_ns, end_ns)
+        return opened_now(lambda: self._read(kind, key, begin_ns, end_ns, start=True))
+
+    def iter_thread_spans(self, threads: List[ThreadInfo], begin_ns: int, end_ns: int
+                          ) -> Iterator[Tuple[ThreadInfo, pa.RecordBatchReader]]:
+        """Each thread's spans; the next thread's file is opened and its first batches
+        decoded while this one is written."""
+        if not self._own("thread_spans"):
+            yield from super().iter_thread_spans(threads, begin_ns, end_ns)
+            return
+        upcoming = self.open_ahead("thread_spans", threads[0].stream_id, begin_ns, end_ns) if threads else None
+        for i, thread in enumerate(threads):
+            current = upcoming()
+            upcoming = self.open_ahead("thread_spans", threads[i + 1].stream_id, begin_ns, end_ns) \
+                if i + 1 < len(threads) else None
+            yield thread, current
 
     # -- listing ---------------------------------------------------------------------------------
 
@@ -258,7 +294,7 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordB
 
 
 def _parquet_reader(files: List[Path], columns: List[str], required: Dict[str, str],
-                    keep: Optional[Callable[[Stats], bool]]) -> pa.RecordBatchReader:
+                    keep: Optional[Callable[[Stats], bool]], start: bool = False) -> pa.RecordBatchReader:
     """The `columns` of Parquet `files` (in order), batch by batch, skipping row groups for
     which `keep(stats)` is false; `stats(column)` gives a row group's (min, max) in ns.
     A file that cannot be read is a DataError naming it."""
@@ -284,7 +320,7 @@ def _parquet_reader(files: List[Path], columns: List[str], required: Dict[str, s
                     yield batch if batch.schema == schema else _conform(batch, schema, file)
             except (pa.ArrowException, OSError) as e:
                 raise DataError(f"cannot read {file}: {_first_line(e)}") from None
-    return pa.RecordBatchReader.from_batches(schema, read_ahead(batches()))
+    return pa.RecordBatchReader.from_batches(schema, read_ahead(batches(), start=start))
 
 
 _PARQUET_UNITS = {"seconds": 1_000_000_000, "milliseconds": 1_000_000, "microseconds": 1_000, "nanoseconds": 1}

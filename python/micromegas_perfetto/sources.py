@@ -193,6 +193,19 @@ class Source:
         for thread in threads:
             yield thread, self.thread_spans(thread.stream_id, begin_ns, end_ns)
 
+    def open_ahead(self, kind: str, key: str, begin_ns: int, end_ns: int) -> Callable[[], pa.RecordBatchReader]:
+        """Table `kind` ("thread_spans", "async_events", "log_entries" or "measures") of `key`
+        (a stream or process id), to be read after the current one: a callable that returns
+        its reader. A source may start on it now (send the query, decode its first batches:
+        bounded), so it is ready when asked; an error opening it is raised by the callable,
+        where it would have been without this. Here: opened when asked."""
+        read = self._reads()[kind]
+        return lambda: read(key, begin_ns, end_ns)
+
+    def _reads(self) -> Dict[str, Callable[[str, int, int], pa.RecordBatchReader]]:
+        return {"thread_spans": self.thread_spans, "async_events": self.async_events,
+                "log_entries": self.log_entries, "measures": self.measures}
+
     def close(self) -> None:
         pass
 
@@ -203,62 +216,114 @@ class Source:
         self.close()
 
 
-# How long a consumer that stops early waits for the producer to stop (it ends within one
-# batch's decode, or at once when `on_stop` cancels the stream it is blocked on).
-STOP_TIMEOUT = 10.0
+def opened_now(call: Callable[[], pa.RecordBatchReader]) -> Callable[[], pa.RecordBatchReader]:
+    """Runs `call()` now; returns a callable giving its result, or raising the Exception it
+    raised (an open_ahead that opens at once but reports errors where they belong)."""
+    try:
+        reader = call()
+    except Exception as e:  # raised when the reader is asked for
+        error = e
+
+        def fail() -> pa.RecordBatchReader:
+            raise error
+        return fail
+    return lambda: reader
 
 
 def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 2,
-               on_stop: Optional[Callable[[], None]] = None) -> Iterator[pa.RecordBatch]:
+               on_stop: Optional[Callable[[], None]] = None, start: bool = False) -> "ReadAhead":
     """`batches`, produced on another thread up to `depth` batches ahead of the consumer
     (pyarrow releases the GIL while decoding Parquet or reading a Flight stream, so that
     overlaps the library's writing; memory stays bounded). An error of the producer is
     raised at the batch it stopped at, as it was raised (type, message, cause); a consumer
-    that stops early stops the producer, calling `on_stop` (e.g. to cancel a stream the
-    producer may be blocked on) once the consumer is done, and waits for the producer to end."""
+    that stops early (or drops the iterator unread) stops the producer, calling `on_stop`
+    (e.g. to cancel a stream the producer may be blocked on) once the consumer is done. The
+    producer starts with the first batch asked for, or at once with `start`."""
+    ahead = ReadAhead(batches, depth, on_stop)
+    if start:
+        ahead.start()
+    return ahead
+
+
+_DONE = object()
+
+
+def _produce(batches: Iterator[pa.RecordBatch], items, stop) -> None:
+    """The producer thread of a ReadAhead (it holds no reference to the ReadAhead itself, so
+    dropping that stops it)."""
     import queue
-    import threading
 
-    items: "queue.Queue" = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def produce():
-        try:
-            for batch in batches:
-                while not stop.is_set():
-                    try:
-                        items.put((batch, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            item = (done, None)
-        except BaseException as e:  # handed to the consumer, raised there
-            item = (None, e)
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    producer = threading.Thread(target=produce, name="micromegas-read-ahead", daemon=True)
-    producer.start()
     try:
-        while True:
-            batch, error = items.get()
-            if error is not None:
-                raise error
-            if batch is done:
+        for batch in batches:
+            while not stop.is_set():
+                try:
+                    items.put((batch, None), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if stop.is_set():
                 return
-            yield batch
-    finally:
-        stop.set()
-        if producer.is_alive():
-            if on_stop is not None:
-                on_stop()
-            # Not left decoding on its own: a daemon thread still inside pyarrow when the
-            # interpreter finalizes can crash it (seen as SIGSEGV after an interrupted run).
-            producer.join(STOP_TIMEOUT)
+        item = (_DONE, None)
+    except BaseException as e:  # handed to the consumer, raised there
+        item = (None, e)
+    while not stop.is_set():
+        try:
+            items.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+class ReadAhead:
+    """The iterator `read_ahead` returns (see there); `close()` stops the producer."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch], depth: int, on_stop: Optional[Callable[[], None]]):
+        import queue
+        import threading
+
+        self._batches: Optional[Iterator[pa.RecordBatch]] = batches
+        self._items: "queue.Queue" = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._on_stop = on_stop
+        self._producer: Optional[threading.Thread] = None
+        self._closed = False
+
+    def start(self) -> None:
+        if self._producer is None and not self._closed:
+            import threading
+
+            self._producer = threading.Thread(target=_produce, args=(self._batches, self._items, self._stop),
+                                              name="micromegas-read-ahead", daemon=True)
+            self._batches = None
+            self._producer.start()
+
+    def __iter__(self) -> "ReadAhead":
+        return self
+
+    def __next__(self) -> pa.RecordBatch:
+        if self._closed:
+            raise StopIteration
+        self.start()
+        try:
+            batch, error = self._items.get()
+        except BaseException:  # interrupted while waiting
+            self.close()
+            raise
+        if error is not None:
+            self.close()
+            raise error
+        if batch is _DONE:
+            self.close()
+            raise StopIteration
+        return batch
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        if self._on_stop is not None and self._producer is not None and self._producer.is_alive():
+            self._on_stop()
+
+    def __del__(self):
+        self.close()
