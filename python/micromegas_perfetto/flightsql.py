@@ -27,12 +27,13 @@ from urllib.parse import urlparse
 import pyarrow as pa
 
 from .errors import ProcessNotFoundError, RequestError, SchemaError, SourceError
-from .sources import (ASYNC_EVENT_TYPES, LOG_ENTRY_TYPES, MEASURE_TYPES, THREAD_SPAN_TYPES, ProcessInfo, Source,
-                      ThreadInfo, check_schema, empty_reader, read_ahead, thread_display, time_ns)
+from .sources import (ASYNC_EVENT_TYPES, LOG_ENTRY_TYPES, MEASURE_TYPES, THREAD_SPAN_TYPES, Pipeline, ProcessInfo,
+                      Source, ThreadInfo, check_schema, empty_reader, read_ahead, thread_display, time_ns)
 from .timeutil import ns_to_iso
 
 DEFAULT_URI = "grpc://localhost:50051"
 TICKET_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery"
+READ_AHEAD_GROUP_ROWS = 16_384  # rows of a result's batches handed over together (sources.read_ahead)
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -89,6 +90,7 @@ class FlightSQLClient:
             self.client = flight.FlightClient(self.uri)
         except (pa.ArrowException, ValueError) as e:
             raise RequestError(f"invalid analytics server URI {self.uri}: {e}") from None
+        self._pipeline = Pipeline()
 
     def headers(self, begin_ns: int, end_ns: int) -> List[Tuple[bytes, bytes]]:
         headers = [
@@ -103,9 +105,10 @@ class FlightSQLClient:
         return headers
 
     def query(self, sql: str, begin_ns: int, end_ns: int, kind: str,
-              columns: Optional[Dict[str, str]] = None) -> pa.RecordBatchReader:
+              columns: Optional[Dict[str, str]] = None, start: bool = False) -> pa.RecordBatchReader:
         """Streams the result of `sql`; errors (now or mid-stream) become SourceError naming
-        the server and the query kind."""
+        the server and the query kind. With `start`, the result is read ahead before its
+        first batch is asked for, once the results started that way before it are read."""
         from pyarrow import flight
         options = flight.FlightCallOptions(headers=self.headers(begin_ns, end_ns))
         try:
@@ -130,9 +133,13 @@ class FlightSQLClient:
                 reader.cancel()
             except (flight.FlightError, pa.ArrowException, OSError):
                 pass  # the stream is being abandoned anyway
-        # The stream is read on a thread up to two batches ahead while the library consumes
-        # the current one (pyarrow releases the GIL while receiving and decoding).
-        return pa.RecordBatchReader.from_batches(schema, read_ahead(batches(), on_stop=cancel))
+        # The stream is read on a thread ahead of the library, which consumes the current
+        # batches meanwhile (pyarrow releases the GIL while receiving and decoding); its small
+        # batches are handed over in groups (two groups of ~16k rows ahead at most).
+        ahead = read_ahead(batches(), on_stop=cancel, group_rows=READ_AHEAD_GROUP_ROWS)
+        if start:
+            self._pipeline.add(ahead)
+        return pa.RecordBatchReader.from_batches(schema, ahead)
 
     def error(self, e: Exception, kind: str, reading: bool = False) -> SourceError:
         from pyarrow import flight
@@ -178,7 +185,9 @@ class ClientQueries:
         self.description = f"micromegas client {type(client).__module__}.{type(client).__name__}"
 
     def query(self, sql: str, begin_ns: int, end_ns: int, kind: str,
-              columns: Optional[Dict[str, str]] = None) -> pa.RecordBatchReader:
+              columns: Optional[Dict[str, str]] = None, start: bool = False) -> pa.RecordBatchReader:
+        """The result, read through the client as it is consumed (`start` is ignored: the
+        user's client is read on the thread that consumes it)."""
         begin, end = _ns_to_datetime(begin_ns, False), _ns_to_datetime(end_ns, True)
         try:
             batches = iter(self.client.query_stream(sql, begin, end))
@@ -273,6 +282,16 @@ class _InBackground:
         return self._value
 
 
+# The process views read with micromegas' view_instance query: view, columns, order,
+# the query kind (in messages) and the required columns.
+_PROCESS_VIEWS = {
+    "async_events": ("async_events", "stream_id, time, event_type, span_id, parent_span_id, depth, name, filename, "
+                     "target, line", "", "async events", ASYNC_EVENT_TYPES),
+    "log_entries": ("log_entries", "time, target, level, msg", " ORDER BY time", "log entries", LOG_ENTRY_TYPES),
+    "measures": ("measures", "time, name, unit, value", " ORDER BY time", "measures", MEASURE_TYPES),
+}
+
+
 class FlightSQLSource(Source):
     """Client-side generation: micromegas' own trace-generation SQL, the trace written here.
 
@@ -331,34 +350,37 @@ class FlightSQLSource(Source):
         return threads
 
     def thread_spans(self, stream_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        check_uuid(stream_id, "stream id")
-        reader = self.client.query(
-            f"SELECT \"begin\", \"end\", name, filename, target, line FROM view_instance('thread_spans', '{stream_id}') "
-            f"WHERE begin <= {_sql_time(end_ns)} AND end >= {_sql_time(begin_ns)} ORDER BY begin",
-            begin_ns, end_ns, kind="thread spans", columns=THREAD_SPAN_TYPES)
-        return self._checked(reader, THREAD_SPAN_TYPES, "thread spans")
+        return self._read("thread_spans", stream_id, begin_ns, end_ns)
 
     def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        return self._process_view(
-            "async_events", "stream_id, time, event_type, span_id, parent_span_id, depth, name, filename, target, line",
-            process_id, begin_ns, end_ns, "", "async events", ASYNC_EVENT_TYPES)
+        return self._read("async_events", process_id, begin_ns, end_ns)
 
     def log_entries(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        return self._process_view("log_entries", "time, target, level, msg", process_id, begin_ns, end_ns,
-                                  " ORDER BY time", "log entries", LOG_ENTRY_TYPES)
+        return self._read("log_entries", process_id, begin_ns, end_ns)
 
     def measures(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
-        return self._process_view("measures", "time, name, unit, value", process_id, begin_ns, end_ns,
-                                  " ORDER BY time", "measures", MEASURE_TYPES)
+        return self._read("measures", process_id, begin_ns, end_ns)
+
+    def _read(self, kind: str, key: str, begin_ns: int, end_ns: int, start: bool = False) -> pa.RecordBatchReader:
+        """Table `kind` of `key` (Source.open_ahead's kinds); `start`: see FlightSQLClient.query."""
+        if kind == "thread_spans":
+            check_uuid(key, "stream id")
+            reader = self.client.query(
+                f"SELECT \"begin\", \"end\", name, filename, target, line FROM view_instance('thread_spans', '{key}') "
+                f"WHERE begin <= {_sql_time(end_ns)} AND end >= {_sql_time(begin_ns)} ORDER BY begin",
+                begin_ns, end_ns, kind="thread spans", columns=THREAD_SPAN_TYPES, start=start)
+            return self._checked(reader, THREAD_SPAN_TYPES, "thread spans")
+        view, columns, order, what, required = _PROCESS_VIEWS[kind]
+        return self._process_view(view, columns, key, begin_ns, end_ns, order, what, required, start)
 
     def _process_view(self, view: str, columns: str, process_id: str, begin_ns: int, end_ns: int, order: str,
-                      kind: str, required) -> pa.RecordBatchReader:
+                      kind: str, required, start: bool = False) -> pa.RecordBatchReader:
         """A process's rows of `view` with time in [begin, end] (micromegas' view_instance query)."""
         check_uuid(process_id, "process id")
         reader = self.client.query(
             f"SELECT {columns} FROM view_instance('{view}', '{process_id}') "
             f"WHERE time >= {_sql_time(begin_ns)} AND time <= {_sql_time(end_ns)}{order}", begin_ns, end_ns,
-            kind=kind, columns=required)
+            kind=kind, columns=required, start=start)
         return self._checked(reader, required, kind)
 
     def _checked(self, reader: pa.RecordBatchReader, required, kind: str) -> pa.RecordBatchReader:
@@ -371,25 +393,38 @@ class FlightSQLSource(Source):
     def open_ahead(self, kind: str, key: str, begin_ns: int, end_ns: int):
         """The query is sent now, on a thread (do_get waits for the server to start the
         result), unless `prefetch` is off."""
-        read = self._reads()[kind]
+        if kind not in _PROCESS_VIEWS and kind != "thread_spans":
+            raise ValueError(f"unknown table {kind!r}")
+        if not self._own(kind):  # a subclass's own reader: called when asked, as Source does
+            return super().open_ahead(kind, key, begin_ns, end_ns)
         if not self.prefetch:
-            return lambda: read(key, begin_ns, end_ns)
-        return _InBackground(read, key, begin_ns, end_ns).result
+            return lambda: self._read(kind, key, begin_ns, end_ns)
+        return _InBackground(self._read, kind, key, begin_ns, end_ns, True).result
+
+    def _own(self, kind: str) -> bool:
+        """Whether table `kind` is read by this class's method (not a subclass's override)."""
+        return getattr(type(self), kind) is getattr(FlightSQLSource, kind)
 
     def iter_thread_spans(self, threads: List[ThreadInfo], begin_ns: int, end_ns: int
                           ) -> Iterator[Tuple[ThreadInfo, pa.RecordBatchReader]]:
         """Each thread's spans; the next thread's query is sent (on a thread: the call waits
-        for the server to start the result) while this one is written."""
+        for the server to start the result) while this one is written, and its result read
+        ahead (bounded) once this one's is read."""
         if not threads:
             return
-        upcoming = self.thread_spans(threads[0].stream_id, begin_ns, end_ns)
+        own = self._own("thread_spans")
+
+        def read(stream_id: str, ahead: bool):
+            return self._read("thread_spans", stream_id, begin_ns, end_ns, True) if own and ahead \
+                else self.thread_spans(stream_id, begin_ns, end_ns)
+        upcoming = read(threads[0].stream_id, self.prefetch)
         for i, thread in enumerate(threads):
             current = upcoming
             if self.prefetch and i + 1 < len(threads):
-                upcoming = _InBackground(self.thread_spans, threads[i + 1].stream_id, begin_ns, end_ns)
+                upcoming = _InBackground(read, threads[i + 1].stream_id, True)
             yield thread, current
             if not self.prefetch and i + 1 < len(threads):
-                upcoming = self.thread_spans(threads[i + 1].stream_id, begin_ns, end_ns)
+                upcoming = read(threads[i + 1].stream_id, False)
             elif isinstance(upcoming, _InBackground):
                 upcoming = upcoming.result()
 

@@ -28,8 +28,9 @@ import pyarrow.parquet as pq
 
 from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError
 from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES, MEASURE_COLUMNS,
-                      MEASURE_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS, ProcessInfo, Source,
-                      ThreadInfo, check_schema, empty_reader, opened_now, read_ahead, thread_display, time_ns)
+                      MEASURE_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS, Pipeline, ProcessInfo, Source,
+                      ThreadInfo, check_schema, empty_reader, opened_now, read_ahead, thread_display,
+                      time_ns)
 from .timeutil import NS_MAX, NS_MIN
 
 TABLES = ("thread_spans", "async_events", "log_entries", "measures")
@@ -45,6 +46,7 @@ class LocalLake(Source):
 
     def __init__(self, path):
         self.path = Path(path).expanduser()
+        self._pipeline = Pipeline()
         self.description = f"lake {self.path}"
         if not self.path.is_dir():
             raise LakeNotFoundError(f"lake folder {self.path} does not exist")
@@ -83,12 +85,14 @@ class LocalLake(Source):
         With `time_range` = (low column, high column, begin, end), row groups whose
         statistics show min(low) > end or max(high) < begin are skipped (rows are not
         filtered: the reader's consumer applies the exact rule). With `start`, decoding
-        begins at once (bounded read-ahead), not at the first batch asked for."""
+        begins before the first batch is asked for: as soon as the table opened that way
+        before it is decoded (bounded read-ahead, one table at a time)."""
         keep = None
         if time_range is not None:
             low, high, begin_ns, end_ns = time_range
             keep = lambda stats: stats(low)[0] <= end_ns and stats(high)[1] >= begin_ns  # noqa: E731
-        return _parquet_reader(self.table_files(kind, key), columns, required, keep, start)
+        return _parquet_reader(self.table_files(kind, key), columns, required, keep,
+                               self._pipeline if start else None)
 
     # -- processes and threads ---------------------------------------------------------------
 
@@ -294,7 +298,8 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordB
 
 
 def _parquet_reader(files: List[Path], columns: List[str], required: Dict[str, str],
-                    keep: Optional[Callable[[Stats], bool]], start: bool = False) -> pa.RecordBatchReader:
+                    keep: Optional[Callable[[Stats], bool]], pipeline: Optional[Pipeline] = None
+                    ) -> pa.RecordBatchReader:
     """The `columns` of Parquet `files` (in order), batch by batch, skipping row groups for
     which `keep(stats)` is false; `stats(column)` gives a row group's (min, max) in ns.
     A file that cannot be read is a DataError naming it."""
@@ -320,7 +325,10 @@ def _parquet_reader(files: List[Path], columns: List[str], required: Dict[str, s
                     yield batch if batch.schema == schema else _conform(batch, schema, file)
             except (pa.ArrowException, OSError) as e:
                 raise DataError(f"cannot read {file}: {_first_line(e)}") from None
-    return pa.RecordBatchReader.from_batches(schema, read_ahead(batches(), start=start))
+    ahead = read_ahead(batches())
+    if pipeline is not None:
+        pipeline.add(ahead)
+    return pa.RecordBatchReader.from_batches(schema, ahead)
 
 
 _PARQUET_UNITS = {"seconds": 1_000_000_000, "milliseconds": 1_000_000, "microseconds": 1_000, "nanoseconds": 1}
