@@ -3,6 +3,7 @@
 2 for a request that cannot be done as asked (RequestError), 1 for a failure while doing it.
 """
 import argparse
+import gc
 import os
 import sys
 import time
@@ -380,12 +381,16 @@ def _set_up_pyarrow() -> None:
         chosen["OPENBLAS_NUM_THREADS"] = "1"
     chosen = {k: v for k, v in chosen.items() if k not in os.environ}
     os.environ.update(chosen)
+    collecting = gc.isenabled()
+    gc.disable()  # the import makes many lasting objects: no collection needs to walk them meanwhile
     try:
         import pyarrow as pa
         pa.default_memory_pool()  # Arrow reads its variable now
     finally:
         for name in chosen:
             del os.environ[name]
+        if collecting:
+            gc.enable()
 
 
 def cmd_write_perfetto(args) -> int:
