@@ -238,7 +238,8 @@ def read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 2,
     raised at the batch it stopped at, as it was raised (type, message, cause); a consumer
     that stops early (or drops the iterator unread) stops the producer, calling `on_stop`
     (e.g. to cancel a stream the producer may be blocked on) once the consumer is done. The
-    producer starts with the first batch asked for, or before: `start()`, `start_after()`.
+    producer starts with the first batch asked for, or before: `start()`, `start_after()`;
+    a consumer that stops early waits for the producer to end.
     With `group_rows`, small batches (a Flight stream's, often 1,000 rows) are handed over
     in groups of about that many rows (GROUP_BATCHES at most), not one by one: `depth`
     groups ahead. Each hand-over between the threads costs some 15 microseconds."""
@@ -249,6 +250,9 @@ GROUP_BATCHES = 64  # batches handed over together at most (read_ahead's group_r
 
 
 _DONE = object()
+# How long a consumer that stops early waits for the producer to stop (it ends within one
+# batch's decode, or at once when `on_stop` cancels the stream it is blocked on).
+STOP_TIMEOUT = 10.0
 
 
 class _Production:
@@ -371,13 +375,23 @@ class ReadAhead:
         return self._group.pop()
 
     def close(self) -> None:
+        """Stops the producer and waits for it to end (bounded): calls `on_stop` first when
+        it is still running (it may be blocked on a stream)."""
+        import threading
+
         if self._closed:
             return
-        self._closed = True
+        with self._state.lock:  # a producer starting it now (start_after) sees it closed
+            self._closed = True
         self._group = []
         self._state.stop.set()
-        if self._on_stop is not None and self._producer is not None and self._producer.is_alive():
-            self._on_stop()
+        producer = self._producer
+        if producer is not None and producer.is_alive() and producer is not threading.current_thread():
+            if self._on_stop is not None:
+                self._on_stop()
+            # Not left decoding on its own: a daemon thread still inside pyarrow when the
+            # interpreter finalizes can crash it (seen as SIGSEGV after an interrupted run).
+            producer.join(STOP_TIMEOUT)
 
     def __del__(self):
         self.close()
