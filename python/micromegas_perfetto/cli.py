@@ -361,11 +361,11 @@ def choose_source(args):
 # -- commands ------------------------------------------------------------------------------------
 
 
-def _set_up_pyarrow() -> None:
+def _set_up_pyarrow(without_numpy: bool = False) -> None:
     """Imports pyarrow for a command that reads telemetry, set up for this process (the
-    command line owns it; a program using the library keeps its own settings). Two
-    environment variables are set for the import only (unless the user set them), then
-    removed, so programs started later do not inherit them:
+    command line owns it; a program using the library keeps its own settings). Environment
+    variables are set for the import only (unless the user set them), then removed, so
+    programs started later do not inherit them:
 
     - ARROW_DEFAULT_MEMORY_POOL=system: Arrow's memory pool is the system allocator;
       pyarrow's default (mimalloc) keeps some 30 MB more resident for the same reads (peak
@@ -373,28 +373,73 @@ def _set_up_pyarrow() -> None:
     - OPENBLAS_NUM_THREADS=1: numpy, which pyarrow imports, would start OpenBLAS's thread
       pool, whose threads spin for a while after starting, on the cores the decoding needs;
       the command line never calls BLAS.
+
+    With `without_numpy` (a source read through this package's own code, whose pyarrow
+    calls need no numpy) and a pyarrow for which numpy is optional (16 and later), pyarrow
+    is imported without numpy: some 30 ms and 10 MB less. numpy stays importable afterwards.
     """
     if "pyarrow" in sys.modules:
         return
     chosen = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
-    if "numpy" not in sys.modules:
+    hide_numpy = without_numpy and "numpy" not in sys.modules and (_pyarrow_major() or 0) >= 16
+    if "numpy" not in sys.modules and not hide_numpy:
         chosen["OPENBLAS_NUM_THREADS"] = "1"
     chosen = {k: v for k, v in chosen.items() if k not in os.environ}
     os.environ.update(chosen)
     collecting = gc.isenabled()
     gc.disable()  # the import makes many lasting objects: no collection needs to walk them meanwhile
+    if hide_numpy:
+        sys.modules["numpy"] = None  # `import numpy` fails: pyarrow then runs without it
     try:
         import pyarrow as pa
         pa.default_memory_pool()  # Arrow reads its variable now
     finally:
+        if hide_numpy and sys.modules.get("numpy", 0) is None:
+            del sys.modules["numpy"]
         for name in chosen:
             del os.environ[name]
         if collecting:
             gc.enable()
 
 
+def _pyarrow_major() -> Optional[int]:
+    """The installed pyarrow's major version, read from its files without importing it
+    (None when it cannot be told)."""
+    import importlib.util
+    import re
+
+    try:
+        spec = importlib.util.find_spec("pyarrow")
+        folder = list(spec.submodule_search_locations)[0]
+        with open(os.path.join(folder, "_generated_version.py"), encoding="utf-8") as f:
+            text = f.read()
+    except (ImportError, AttributeError, TypeError, IndexError, OSError, ValueError):
+        return None
+    match = re.search(r"\bversion = ['\"](\d+)\.", text)
+    return int(match.group(1)) if match else None
+
+
+def _reads_with_own_code(args) -> bool:
+    """Whether `choose_source` will read through this package's own code (a lake, or a
+    server with its own FlightSQL client), not through micromegas' official client (whose
+    imports, pandas among them, need numpy). Tells without importing anything."""
+    if args.lake is not None or os.environ.get("MICROMEGAS_LAKE") or not _wants_server(args):
+        return True
+    if args.token or os.environ.get("MICROMEGAS_TOKEN"):
+        return True
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("micromegas")
+    except (ImportError, ValueError):
+        return False
+    # This package installs `micromegas` as a namespace holding only __main__.py; the official
+    # client makes it a regular package (an __init__.py).
+    return spec is None or spec.origin is None or not str(spec.origin).endswith("__init__.py")
+
+
 def cmd_write_perfetto(args) -> int:
-    _set_up_pyarrow()
+    _set_up_pyarrow(without_numpy=_reads_with_own_code(args))
     from .generation import write_process_trace
     filename = args.filename if args.filename is not None else f"{args.process_id}.perfetto"
     if filename == "":

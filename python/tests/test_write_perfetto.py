@@ -247,3 +247,36 @@ def test_every_string_type_gives_the_same_trace(small_lake, tmp_path, string_typ
     write_process_trace(lake, pid, None, None, tmp_path / "dictionary.perfetto")
     write_process_trace(Hydrated(lake), pid, None, None, tmp_path / "plain.perfetto")
     assert (tmp_path / "plain.perfetto").read_bytes() == (tmp_path / "dictionary.perfetto").read_bytes()
+
+
+def test_command_line_reads_a_lake_without_numpy_and_leaves_it_importable(small_lake, tmp_path):
+    """The command line imports pyarrow without numpy when its own code reads the source (a
+    lake here; pyarrow 16 and later run without it): same bytes as the library; numpy can
+    still be imported afterwards, and the official client's path keeps it."""
+    import subprocess
+    import sys
+
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    out = tmp_path / "cli.perfetto"
+    script = (
+        "import sys\n"
+        "from micromegas_perfetto import _entry\n"
+        "status = _entry.main(sys.argv[1:])\n"
+        "hidden = 'numpy' not in sys.modules\n"
+        "import numpy\n"
+        "print(status, hidden, numpy.__name__)\n")
+    result = subprocess.run([sys.executable, "-c", script, "write_perfetto", pid, "--lake", str(lake), "--filename",
+                             str(out), "--quiet"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "True" if int(pa.__version__.split(".")[0]) >= 16 else "False", "numpy"]
+    library = tmp_path / "library.perfetto"
+    write_process_trace(lake, pid, None, None, library)
+    assert out.read_bytes() == library.read_bytes()
+
+    from micromegas_perfetto import cli
+    args = cli.build_parser().parse_args(["write_perfetto", pid, "--uri", "grpc://127.0.0.1:1"])
+    official = cli._official_client() is not None
+    assert cli._reads_with_own_code(args) is (not official or bool(os.environ.get("MICROMEGAS_TOKEN")))
+    args = cli.build_parser().parse_args(["write_perfetto", pid, "--uri", "grpc://127.0.0.1:1", "--token", "t"])
+    assert cli._reads_with_own_code(args)
