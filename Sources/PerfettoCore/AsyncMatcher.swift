@@ -97,6 +97,14 @@ public struct AsyncMatcher: ~Copyable {
     /// One begin or end event; throws when a new span id exceeds the index's limit.
     @inline(__always)
     mutating func addEvent(isBegin: Bool, time: Int64, spanId: Int64, attributes a: Attributes) throws(PerfettoError) {
+        try addEvent(isBegin: isBegin, time: time, spanId: spanId) { a }
+    }
+
+    /// One begin or end event whose attributes `attributes` gives, called only when they
+    /// are taken (an end event whose span has a begin does not need them).
+    @inline(__always)
+    mutating func addEvent(isBegin: Bool, time: Int64, spanId: Int64,
+                           attributes: () -> Attributes) throws(PerfettoError) {
         guard time >= rangeBegin, time <= rangeEnd else {
             counts.eventsOutsideRange += 1
             return
@@ -111,7 +119,7 @@ public struct AsyncMatcher: ~Copyable {
                 if time >= begin { return }
             }
             r.pointee.begin = time
-            take(a, into: r)
+            take(attributes(), into: r)
         } else {
             let end = r.pointee.end
             if end >= 0 {
@@ -119,7 +127,7 @@ public struct AsyncMatcher: ~Copyable {
                 if time >= end { return }
             }
             r.pointee.end = time
-            if r.pointee.begin < 0 { take(a, into: r) }
+            if r.pointee.begin < 0 { take(attributes(), into: r) }
         }
     }
 

@@ -231,12 +231,12 @@ public final class TraceGenerator {
     private func addTile(_ tile: AsyncTile, _ n: Int) throws(PerfettoError) {
         matcher.index.touch(tile.spanId, n)
         for j in 0..<n {
-            let attributes = AsyncMatcher.Attributes(
-                parentSpanId: tile.parent[j], depth: UInt32(truncatingIfNeeded: tile.depth[j]), name: tile.name[j],
-                target: tile.target[j], filename: tile.filename[j], line: UInt32(truncatingIfNeeded: tile.line[j]),
-                stream: tile.stream[j])
-            try matcher.addEvent(isBegin: tile.type[j] == beginId, time: tile.time[j], spanId: tile.spanId[j],
-                                 attributes: attributes)
+            try matcher.addEvent(isBegin: tile.type[j] == beginId, time: tile.time[j], spanId: tile.spanId[j]) {
+                AsyncMatcher.Attributes(
+                    parentSpanId: tile.parent[j], depth: UInt32(truncatingIfNeeded: tile.depth[j]), name: tile.name[j],
+                    target: tile.target[j], filename: tile.filename[j], line: UInt32(truncatingIfNeeded: tile.line[j]),
+                    stream: tile.stream[j])
+            }
         }
     }
 
