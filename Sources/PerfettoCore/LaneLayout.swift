@@ -9,8 +9,12 @@
 /// open at one instant.
 ///
 /// Spans are matcher records (by index): per record, 8 bytes of layout state; per lane,
-/// 20 bytes (its stack top, its place in the busy heap, a free bit), all in raw storage
-/// that grows by doubling.
+/// 24 bytes, in raw storage that grows by doubling.
+///
+/// Busy lanes are found free again by the end of their outermost slice: in a ring of
+/// time buckets of 2^`timeShift` ns (a lane sits in the bucket of its end), so that
+/// passing a bucket frees its lanes without comparisons, and in a min-heap for the
+/// ends beyond the ring and those of the bucket being passed.
 final class LaneLayout {
     /// Where a span went.
     struct Placement: Equatable {
@@ -21,6 +25,7 @@ final class LaneLayout {
 
     static let none = UInt32.max
     static let openBit: UInt32 = 1 << 31
+    static let ringSize = 1024
 
     /// Lanes created so far.
     @exclusivity(unchecked) private(set) var laneCount = 0
@@ -31,44 +36,52 @@ final class LaneLayout {
     private let below: UnsafeMutablePointer<UInt32>
     /// Per lane: the innermost open slice (top of the stack), or `none`.
     @exclusivity(unchecked) private var tops: UnsafeMutablePointer<UInt32>
+    /// Per lane in the ring: the end of its outermost slice, and the next lane of its bucket (-1: none).
+    @exclusivity(unchecked) private var laneEnds: UnsafeMutablePointer<Int64>
+    @exclusivity(unchecked) private var laneNext: UnsafeMutablePointer<Int32>
     @exclusivity(unchecked) private var laneCapacity = 0
-    /// The busy lanes by the end of their outermost slice.
+    /// Per bucket of the ring (bucket number mod `ringSize`): its first lane, or -1.
+    private let buckets: UnsafeMutablePointer<Int32>
+    private let timeShift: UInt64
+    /// The bucket of the last span placed: the ring holds the lanes ending in buckets
+    /// `cursor + 1 ..< cursor + ringSize`.
+    @exclusivity(unchecked) private var cursor: Int64 = 0
+    /// The busy lanes that are not in the ring, by end.
     @exclusivity(unchecked) private var busy = BusyLanes()
     /// The free lanes.
     @exclusivity(unchecked) private var free = LaneSet()
 
-    init(recordCount: Int) {
+    /// `typicalGap`: about the time between two begins (sizes the ring's buckets; any
+    /// value gives the same placements).
+    init(recordCount: Int, typicalGap: Int64) {
         state = .allocate(capacity: Swift.max(recordCount, 1))
         state.initialize(repeating: 0, count: recordCount)
         below = .allocate(capacity: Swift.max(recordCount, 1))
         below.initialize(repeating: Self.none, count: recordCount)
         tops = .allocate(capacity: 1)
+        laneEnds = .allocate(capacity: 1)
+        laneNext = .allocate(capacity: 1)
+        buckets = .allocate(capacity: Self.ringSize)
+        buckets.initialize(repeating: -1, count: Self.ringSize)
+        timeShift = UInt64(63 - UInt64(Swift.max(typicalGap, 1)).leadingZeroBitCount)
     }
 
     deinit {
         state.deallocate()
         below.deallocate()
         tops.deallocate()
+        laneEnds.deallocate()
+        laneNext.deallocate()
+        buckets.deallocate()
         busy.deallocate()
         free.deallocate()
     }
 
-    /// Places record `index` (the next in sorted order), covering [begin, end], whose
-    /// parent is record `parent` (-1: none or unknown).
+    /// Places record `index` (the next in sorted order: begins never decrease), covering
+    /// [begin, end] (0 <= begin <= end), whose parent is record `parent` (-1: none or unknown).
     @inline(__always)
     func place(_ index: Int, begin: Int64, end: Int64, parent: Int, _ records: AsyncRecords) -> Placement {
-        // Lanes whose outermost slice ended by now are free again. The last one freed
-        // stays at the top of the busy heap (`stale`) until this span either replaces
-        // it there (one sift instead of a pop and a push) or is nested (then it is popped).
-        var stale = false
-        if busy.minEnd <= begin {
-            release(busy.topLane)
-            stale = true
-            while busy.secondMinEnd <= begin {
-                _ = busy.popMin()
-                release(busy.topLane)
-            }
-        }
+        releaseEnded(by: begin)
         if parent >= 0, parent != index, state[parent] & Self.openBit != 0 {
             let p = records[parent]
             if p.pointee.begin <= begin, end <= p.pointee.end {
@@ -81,7 +94,6 @@ final class LaneLayout {
                 tops[lane] = last
                 if state[parent] & Self.openBit != 0, last != Self.none, end <= records[Int(last)].pointee.end {
                     push(index, lane)
-                    if stale { _ = busy.popMin() }
                     return Placement(lane: lane, isNewLane: false)
                 }
             }
@@ -99,8 +111,53 @@ final class LaneLayout {
             isNew = true
         }
         push(index, lane)
-        if stale { busy.replaceTop(end: end, lane: lane) } else { busy.push(end: end, lane: lane) }
+        // Busy until `end`: in the ring when its bucket is ahead of this one and within reach.
+        let bucket = Int64(bitPattern: UInt64(bitPattern: end) >> timeShift)
+        if bucket > cursor, bucket - cursor < Int64(Self.ringSize) {
+            let b = Int(bucket) & (Self.ringSize - 1)
+            laneEnds[lane] = end
+            laneNext[lane] = buckets[b]
+            buckets[b] = Int32(truncatingIfNeeded: lane)
+        } else {
+            busy.push(end: end, lane: lane)
+        }
         return Placement(lane: lane, isNewLane: isNew)
+    }
+
+    /// Frees every busy lane whose outermost slice ended by `time`: the lanes of the
+    /// buckets passed since the last span (all ended before this bucket began), those of
+    /// this bucket that ended (the others go to the heap), and those of the heap.
+    @inline(__always)
+    private func releaseEnded(by time: Int64) {
+        let bucket = Int64(bitPattern: UInt64(bitPattern: time) >> timeShift)
+        if bucket > cursor {
+            let steps = Swift.min(bucket - cursor, Int64(Self.ringSize))
+            var passed = cursor
+            for _ in 0..<steps {
+                let b = Int(passed) & (Self.ringSize - 1)
+                var lane = buckets[b]
+                buckets[b] = -1
+                while lane >= 0 {
+                    let next = laneNext[Int(lane)]
+                    release(Int(lane))
+                    lane = next
+                }
+                passed += 1
+            }
+            cursor = bucket
+        }
+        let b = Int(bucket) & (Self.ringSize - 1)
+        var lane = buckets[b]
+        if lane >= 0 {
+            buckets[b] = -1
+            while lane >= 0 {
+                let next = laneNext[Int(lane)]
+                let end = laneEnds[Int(lane)]
+                if end <= time { release(Int(lane)) } else { busy.push(end: end, lane: Int(lane)) }
+                lane = next
+            }
+        }
+        while busy.minEnd <= time { release(busy.popMin()) }
     }
 
     /// Lane `lane`'s outermost slice has ended: every slice on it is closed, it is free.
@@ -125,10 +182,15 @@ final class LaneLayout {
     /// Room for twice the lanes (there are never more lanes than records, < 2^31).
     private func grow() {
         let capacity = Swift.max(64, laneCapacity * 2)
-        let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: capacity)
-        grown.update(from: tops, count: laneCount)
-        tops.deallocate()
-        tops = grown
+        func grown<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<T> {
+            let q = UnsafeMutablePointer<T>.allocate(capacity: capacity)
+            q.moveInitialize(from: p, count: laneCount)
+            p.deallocate()
+            return q
+        }
+        tops = grown(tops)
+        laneEnds = grown(laneEnds)
+        laneNext = grown(laneNext)
         busy.reserve(capacity)
         free.reserve(capacity)
         laneCapacity = capacity
@@ -320,7 +382,7 @@ struct LaneSet {
     }
 }
 
-/// The lanes in use, by the end of their outermost slice: a 4-ary min-heap on ends (half
+/// Lanes in use, by the end of their outermost slice: a 4-ary min-heap on ends (half
 /// the depth of a binary one; the four children share a cache line). Lanes ending at the
 /// same time are freed by the same `place`, so ties may come out in any order. Raw
 /// storage: `reserve` room for every lane, `deallocate` at the end.
@@ -333,56 +395,6 @@ struct BusyLanes {
     /// The smallest end, or Int64.max when no lane is busy.
     var minEnd: Int64 {
         @inline(__always) get { count > 0 ? ends[0] : Int64.max }
-    }
-
-    /// The lane with the smallest end (the heap is not empty).
-    var topLane: Int {
-        @inline(__always) get { Int(lanes[0]) }
-    }
-
-    /// The smallest end but the top's (the smallest of its children), or Int64.max.
-    var secondMinEnd: Int64 {
-        @inline(__always) get {
-            var m = Int64.max
-            var k = 1
-            while k < Swift.min(count, 5) {
-                m = Swift.min(m, ends[k])
-                k += 1
-            }
-            return m
-        }
-    }
-
-    /// Replaces the top (the heap is not empty) with `lane` ending at `end`.
-    @inline(__always)
-    mutating func replaceTop(end: Int64, lane: Int) {
-        let n = count
-        let e = ends, l = lanes
-        var i = 0
-        while true {
-            let c = 4 * i + 1
-            var m: Int
-            if c + 3 < n {
-                let a = e[c] <= e[c + 1] ? c : c + 1
-                let b = e[c + 2] <= e[c + 3] ? c + 2 : c + 3
-                m = e[a] <= e[b] ? a : b
-            } else if c < n {
-                m = c
-                var k = c + 1
-                while k < n {
-                    if e[k] < e[m] { m = k }
-                    k += 1
-                }
-            } else {
-                break
-            }
-            guard e[m] < end else { break }
-            e[i] = e[m]
-            l[i] = l[m]
-            i = m
-        }
-        e[i] = end
-        l[i] = Int32(truncatingIfNeeded: lane)
     }
 
     mutating func reserve(_ newCapacity: Int) {

@@ -120,6 +120,14 @@ extension TraceGenerator {
         return parents
     }
 
+    /// The mean time between two begins of `order` (sorted), at least 1.
+    static func typicalGap(_ order: [UInt32], _ records: AsyncRecords) -> Int64 {
+        guard let first = order.first, let last = order.last, order.count > 1 else { return 1 }
+        // Begins are >= 0 and sorted: the difference cannot overflow.
+        let span = records[Int(last)].pointee.begin - records[Int(first)].pointee.begin
+        return Swift.max(1, span / Int64(order.count))
+    }
+
     /// The sibling_merge_key of every lane group: lanes of one group are siblings (under the
     /// process track, or under one thread track), so one key per parent suffices.
     public static let laneMergeKey = "async_lanes"
@@ -186,12 +194,10 @@ extension TraceGenerator {
         // One lane group per parent track (a thread, or the process), in order of first use.
         var groupParents: [UInt64] = []
         var groupByParent: [UInt64: Int] = [:]
-        var layouts: [LaneLayout] = []
-        var lanes: [[UInt64]] = []
         var groupOf = [Int32](repeating: -1, count: records.count)
-        var laneCount = 0
-        for k in 0..<order.count {
-            let i = Int(order[k])
+        var firstBegin: [Int64] = [], lastBegin: [Int64] = [], spanCount: [Int] = []
+        for k in order {
+            let i = Int(k)
             let r = records[i]
             var parentTrack = process
             if hasBegin[i], let thread = threadTrackByStream[r.pointee.stream] { parentTrack = thread }
@@ -199,17 +205,33 @@ extension TraceGenerator {
             if let existing = groupByParent[parentTrack] {
                 g = existing
             } else {
-                g = layouts.count
+                g = groupParents.count
                 groupByParent[parentTrack] = g
                 groupParents.append(parentTrack)
-                layouts.append(LaneLayout(recordCount: records.count))
-                lanes.append([])
+                firstBegin.append(r.pointee.begin)
+                lastBegin.append(0)
+                spanCount.append(0)
             }
+            groupOf[i] = Int32(g)
+            lastBegin[g] = r.pointee.begin
+            spanCount[g] += 1
+        }
+        // Each group's ring buckets sized by the time between its own begins.
+        let layouts = (0..<groupParents.count).map { g in
+            LaneLayout(recordCount: records.count,
+                       typicalGap: Swift.max(1, (lastBegin[g] - firstBegin[g]) / Int64(spanCount[g])))
+        }
+        var lanes = [[UInt64]](repeating: [], count: groupParents.count)
+        var laneCount = 0
+        for k in 0..<order.count {
+            let i = Int(order[k])
+            let r = records[i]
+            let g = Int(groupOf[i])
+            let parentTrack = groupParents[g]
             // A parent helps placement only when it is on lanes of the same group.
             var parent = Int(parents[i])
             if parent >= 0 && (parent >= groupOf.count || Int(groupOf[parent]) != g) { parent = -1 }
             let placement = layouts[g].place(i, begin: r.pointee.begin, end: r.pointee.end, parent: parent, records)
-            groupOf[i] = Int32(g)
             if placement.isNewLane {
                 let uuid: UInt64
                 if parentTrack == process {

@@ -299,7 +299,7 @@ public final class TraceGenerator {
         let records = matcher.records
         if !sorted { AsyncOrder.sort(&order, records, lanes: true) }
         let parents = parentRecords(order)
-        let layout = LaneLayout(recordCount: records.count)
+        let layout = LaneLayout(recordCount: records.count, typicalGap: Self.typicalGap(order, records))
         var laneTracks: [UInt64] = []
         let flows = try FlowPlan(order: order, records: records, parents: parents, enabled: options.flows,
                                  processTrack: writer.processTrackUUID)
