@@ -199,10 +199,20 @@ final class LaneLayout {
 
 /// Recently placed spans by id (direct-mapped): a child's parent is usually among
 /// them, which spares a hash lookup in the span index.
-struct RecentSpans {
+final class RecentSpans {
     static let size = 1024
-    private var ids = [Int64](repeating: 0, count: size)
-    private var indices = [Int32](repeating: -1, count: size)
+    private let ids = UnsafeMutablePointer<Int64>.allocate(capacity: size)
+    private let indices = UnsafeMutablePointer<Int32>.allocate(capacity: size)
+
+    init() {
+        ids.initialize(repeating: 0, count: Self.size)
+        indices.initialize(repeating: -1, count: Self.size)
+    }
+
+    deinit {
+        ids.deallocate()
+        indices.deallocate()
+    }
 
     @inline(__always)
     private static func slot(_ id: Int64) -> Int { Int(truncatingIfNeeded: UInt64(bitPattern: id) & UInt64(size - 1)) }
@@ -215,7 +225,7 @@ struct RecentSpans {
     }
 
     @inline(__always)
-    mutating func set(_ id: Int64, _ index: Int) {
+    func set(_ id: Int64, _ index: Int) {
         let s = Self.slot(id)
         ids[s] = id
         indices[s] = Int32(truncatingIfNeeded: index)

@@ -41,32 +41,46 @@ struct FlowPlan {
          processTrack: UInt64) throws(PerfettoError) {
         guard enabled, !order.isEmpty else { return }
         let n = records.count
-        guard n < Int(Int32.max), parents.count == n else { throw .outOfMemory }
+        guard n < Int(Int32.max) - 2, parents.count == n else { throw .outOfMemory }
         var kept = [Bool](repeating: false, count: n)
-        for i in order { kept[Int(i)] = true }
-        /// The parent record of `i` if a flow goes from it to `i`, else -1.
-        @inline(__always) func flowParent(_ i: Int) -> Int {
-            let p = Int(parents[i])
-            return p >= 0 && p != i && kept[p] ? p : -1
-        }
-        // starts[p + 1]: the number of children of p, then prefix sums.
-        var starts = [Int32](repeating: 0, count: n + 1)
-        for k in order {
-            let p = flowParent(Int(k))
-            if p >= 0 { starts[p + 1] += 1 }
-        }
-        for i in 0..<n { starts[i + 1] += starts[i] }
-        var ids = [UInt64](repeating: 0, count: Int(starts[n]))
+        // Children are counted at starts[p + 2]; after the prefix sums starts[p + 1] is where
+        // p's group begins, and filling the groups moves it to where the group ends, so that
+        // in the end p's group is starts[p] ..< starts[p + 1].
+        var starts = [Int32](repeating: 0, count: n + 2)
         var terminating = [UInt64](repeating: 0, count: n)
-        var next = starts
-        for k in order {  // children in written order
-            let i = Int(k)
-            let p = flowParent(i)
-            guard p >= 0 else { continue }
-            let id = Self.flowId(childSpanId: records.spanId(i), processTrack: processTrack)
-            ids[Int(next[p])] = id
-            next[p] += 1
-            terminating[i] = id
+        var ids: [UInt64] = []
+        order.withUnsafeBufferPointer { order in
+            parents.withUnsafeBufferPointer { parents in
+                kept.withUnsafeMutableBufferPointer { kept in
+                    starts.withUnsafeMutableBufferPointer { starts in
+                        for i in order { kept[Int(i)] = true }
+                        /// The parent record of `i` if a flow goes from it to `i`, else -1.
+                        @inline(__always) func flowParent(_ i: Int) -> Int {
+                            let p = Int(parents[i])
+                            return p >= 0 && p != i && kept[p] ? p : -1
+                        }
+                        for k in order {
+                            let p = flowParent(Int(k))
+                            if p >= 0 { starts[p + 2] += 1 }
+                        }
+                        for i in 0...n { starts[i + 1] += starts[i] }
+                        ids = [UInt64](repeating: 0, count: Int(starts[n + 1]))
+                        ids.withUnsafeMutableBufferPointer { ids in
+                            terminating.withUnsafeMutableBufferPointer { terminating in
+                                for k in order {  // children in written order
+                                    let i = Int(k)
+                                    let p = flowParent(i)
+                                    guard p >= 0 else { continue }
+                                    let id = Self.flowId(childSpanId: records.spanId(i), processTrack: processTrack)
+                                    ids[Int(starts[p + 1])] = id
+                                    starts[p + 1] += 1
+                                    terminating[i] = id
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
         self.starts = starts
         self.ids = ids
@@ -104,7 +118,7 @@ extension TraceGenerator {
         var parents = [Int32](repeating: -1, count: records.count)
         // Parent id 0 (a root) costs no lookup unless some span has id 0.
         let zeroIsSpan = index.find(0, records) >= 0
-        var recent = RecentSpans()
+        let recent = RecentSpans()
         parents.withUnsafeMutableBufferPointer { parents in
             for k in order {
                 let i = Int(k)
