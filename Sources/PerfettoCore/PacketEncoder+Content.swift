@@ -322,75 +322,46 @@ extension PacketEncoder {
 }
 
 extension PacketEncoder {
-    /// An async lane slice's begin packet when it introduces no interned entry: exactly
-    /// `writeRichEvent`'s bytes for an event of type 1 with a category, a name and a
-    /// source location (all non-zero), optional `span_id` / `parent_span_id` int args
-    /// (`args`: their name iids and values), flows starting here and the one ending here
-    /// (0: none), without the general event's optional parts.
+    /// Writes one TracePacket holding a TrackEvent without computing any size first:
+    /// `event` writes the TrackEvent's fields and `tail` the packet's own after it; both
+    /// together must fit in `bound` - 8 bytes. They are written 4 bytes in (room for the
+    /// packet and event tags and one-byte lengths); when a length needs more bytes, the
+    /// fields move up behind the longer header. The bytes are those of computing the
+    /// sizes first.
     @inline(__always)
-    static func writeLaneBegin(timestamp: UInt64, track: UInt64, ids: EventIds,
-                               args: (UInt64, Int64, UInt64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
-                               terminatingFlowId: UInt64, sequence: Sequence,
-                               into buffer: ByteBuffer) throws(PerfettoError) {
-        var eventSize = 2 + 1 + Wire.varintSize(track) + 1 + Wire.varintSize(ids.category)
-            + 1 + Wire.varintSize(ids.name) + 2 + Wire.varintSize(ids.location)
-        var firstArgSize = 0, secondArgSize = 0
-        if let (firstName, first, secondName, second) = args {
-            firstArgSize = 2 + Wire.varintSize(firstName) + Wire.varintSize(UInt64(bitPattern: first))
-            secondArgSize = 2 + Wire.varintSize(secondName) + Wire.varintSize(UInt64(bitPattern: second))
-            eventSize += 2 + firstArgSize + 2 + secondArgSize  // body sizes < 128: one length byte
+    static func writeUnsizedEvent(bound: Int, into buffer: ByteBuffer, event: (inout WireCursor) -> Void,
+                                  tail: (inout WireCursor) -> Void) throws(PerfettoError) {
+        let start = try buffer.reserve(bound)
+        var w = WireCursor(start + 4)
+        event(&w)
+        let eventSize = w.p - (start + 4)
+        tail(&w)
+        let bodySize = w.p - (start + 4)
+        let packetSize = 2 + bodySize
+        if eventSize < 128 && packetSize < 128 {
+            start[0] = tracePacketTag
+            start[1] = UInt8(truncatingIfNeeded: packetSize)
+            start[2] = trackEventTag
+            start[3] = UInt8(truncatingIfNeeded: eventSize)
+            buffer.commit(4 + bodySize)
+            return
         }
-        // At most one flow per span of the trace (< 2^31 of them): no overflow.
-        let flowCount = flowIds?.count ?? 0
-        eventSize += 10 * flowCount
-        if terminatingFlowId != 0 { eventSize += 10 }
-        let packetSize = Wire.delimitedSize(tagSize: 1, length: eventSize) + 1 + Wire.varintSize(timestamp)
-            + sequence.size
-        let total = Wire.delimitedSize(tagSize: 1, length: packetSize)
+        let eventHeader = 1 + Wire.varintSize(UInt64(eventSize))
+        let longPacketSize = eventHeader + bodySize
+        let header = 1 + Wire.varintSize(UInt64(longPacketSize)) + eventHeader
+        UnsafeMutableRawPointer(start + header).copyMemory(from: start + 4, byteCount: bodySize)  // memmove
+        var h = WireCursor(start)
+        h.byte(tracePacketTag)
+        h.varint(UInt64(longPacketSize))
+        h.byte(trackEventTag)
+        h.varint(UInt64(eventSize))
+        assert(h.p == start + header, "unsized event header mismatch")
+        buffer.commit(header + bodySize)
+    }
 
-        let start = try buffer.reserve(total)
-        var w = WireCursor(start)
-        w.byte(tracePacketTag)
-        w.varint(UInt64(packetSize))
-        w.byte(trackEventTag)
-        w.varint(UInt64(eventSize))
-        w.byte(0x18)  // TrackEvent.category_iids = 3
-        w.varint(ids.category)
-        if let (firstName, first, secondName, second) = args {
-            w.byte(0x22)  // TrackEvent.debug_annotations = 4
-            w.byte(UInt8(truncatingIfNeeded: firstArgSize))
-            w.byte(0x08)  // DebugAnnotation.name_iid = 1
-            w.varint(firstName)
-            w.byte(0x20)  // DebugAnnotation.int_value = 4
-            w.varint(UInt64(bitPattern: first))
-            w.byte(0x22)
-            w.byte(UInt8(truncatingIfNeeded: secondArgSize))
-            w.byte(0x08)
-            w.varint(secondName)
-            w.byte(0x20)
-            w.varint(UInt64(bitPattern: second))
-        }
-        w.byte(0x48)  // TrackEvent.type = 9
-        w.byte(1)     // TYPE_SLICE_BEGIN
-        w.byte(0x50)  // TrackEvent.name_iid = 10
-        w.varint(ids.name)
-        w.byte(0x58)  // TrackEvent.track_uuid = 11
-        w.varint(track)
-        w.byte(0x90)  // TrackEvent.source_location_iid = 34
-        w.byte(0x02)
-        w.varint(ids.location)
-        if let flows = flowIds {
-            for id in flows {
-                w.byte(0xF9)  // TrackEvent.flow_ids = 47, fixed64
-                w.byte(0x02)
-                w.fixed64(id)
-            }
-        }
-        if terminatingFlowId != 0 {
-            w.byte(0x81)  // TrackEvent.terminating_flow_ids = 48, fixed64
-            w.byte(0x03)
-            w.fixed64(terminatingFlowId)
-        }
+    /// The packet fields after a TrackEvent: timestamp and the sequence fields.
+    @inline(__always)
+    static func writeEventTail(timestamp: UInt64, sequence: Sequence, _ w: inout WireCursor) {
         w.byte(timestampTag)
         w.varint(timestamp)
         w.byte(trustedSequenceIdTag)
@@ -402,7 +373,82 @@ extension PacketEncoder {
             w.byte(firstPacketTag.1)
             w.byte(1)
         }
-        assert(w.p - start == total, "lane begin size mismatch")
-        buffer.commit(total)
+    }
+
+    /// An async lane slice's begin packet when it introduces no interned entry: exactly
+    /// `writeRichEvent`'s bytes for an event of type 1 with a category, a name and a
+    /// source location (all non-zero), optional `span_id` / `parent_span_id` int args
+    /// (`args`: their name iids and values), flows starting here and the one ending here
+    /// (0: none), without the general event's optional parts.
+    @inline(__always)
+    static func writeLaneBegin(timestamp: UInt64, track: UInt64, ids: EventIds,
+                               args: (UInt64, Int64, UInt64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
+                               terminatingFlowId: UInt64, sequence: Sequence,
+                               into buffer: ByteBuffer) throws(PerfettoError) {
+        // Header 8, category 11, args 2 x 24, type 2, name 11, track 11, location 12,
+        // flows 10 each, terminating flow 10, tail 18 (fewer than 2^31 flows: no overflow).
+        let bound = 131 + 10 * (flowIds?.count ?? 0)
+        try writeUnsizedEvent(bound: bound, into: buffer, event: { w in
+            w.byte(0x18)  // TrackEvent.category_iids = 3
+            w.varint(ids.category)
+            if let (firstName, first, secondName, second) = args {
+                // Each DebugAnnotation body is at most 22 bytes: a one-byte length.
+                let firstSize = 2 + Wire.varintSize(firstName) + Wire.varintSize(UInt64(bitPattern: first))
+                let secondSize = 2 + Wire.varintSize(secondName) + Wire.varintSize(UInt64(bitPattern: second))
+                w.byte(0x22)  // TrackEvent.debug_annotations = 4
+                w.byte(UInt8(truncatingIfNeeded: firstSize))
+                w.byte(0x08)  // DebugAnnotation.name_iid = 1
+                w.varint(firstName)
+                w.byte(0x20)  // DebugAnnotation.int_value = 4
+                w.varint(UInt64(bitPattern: first))
+                w.byte(0x22)
+                w.byte(UInt8(truncatingIfNeeded: secondSize))
+                w.byte(0x08)
+                w.varint(secondName)
+                w.byte(0x20)
+                w.varint(UInt64(bitPattern: second))
+            }
+            w.byte(0x48)  // TrackEvent.type = 9
+            w.byte(1)     // TYPE_SLICE_BEGIN
+            w.byte(0x50)  // TrackEvent.name_iid = 10
+            w.varint(ids.name)
+            w.byte(0x58)  // TrackEvent.track_uuid = 11
+            w.varint(track)
+            w.byte(0x90)  // TrackEvent.source_location_iid = 34
+            w.byte(0x02)
+            w.varint(ids.location)
+            if let flows = flowIds {
+                for id in flows {
+                    w.byte(0xF9)  // TrackEvent.flow_ids = 47, fixed64
+                    w.byte(0x02)
+                    w.fixed64(id)
+                }
+            }
+            if terminatingFlowId != 0 {
+                w.byte(0x81)  // TrackEvent.terminating_flow_ids = 48, fixed64
+                w.byte(0x03)
+                w.fixed64(terminatingFlowId)
+            }
+        }, tail: { w in writeEventTail(timestamp: timestamp, sequence: sequence, &w) })
+    }
+
+    /// A slice's end packet (type 2) with no interned entries: exactly `writeEvent`'s bytes.
+    @inline(__always)
+    static func writeLaneEnd(timestamp: UInt64, track: UInt64, ids: EventIds, sequence: Sequence,
+                             into buffer: ByteBuffer) throws(PerfettoError) {
+        // Header 8, category 11, type 2, name 11, track 11, location 12, tail 18.
+        try writeUnsizedEvent(bound: 73, into: buffer, event: { w in
+            w.byte(0x18)  // TrackEvent.category_iids = 3
+            w.varint(ids.category)
+            w.byte(0x48)  // TrackEvent.type = 9
+            w.byte(2)     // TYPE_SLICE_END
+            w.byte(0x50)  // TrackEvent.name_iid = 10
+            w.varint(ids.name)
+            w.byte(0x58)  // TrackEvent.track_uuid = 11
+            w.varint(track)
+            w.byte(0x90)  // TrackEvent.source_location_iid = 34
+            w.byte(0x02)
+            w.varint(ids.location)
+        }, tail: { w in writeEventTail(timestamp: timestamp, sequence: sequence, &w) })
     }
 }

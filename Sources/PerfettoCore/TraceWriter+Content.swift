@@ -228,8 +228,7 @@ extension TraceWriter {
                                              terminatingFlowId: terminatingFlowId, sequence: sequence, into: buffer)
         }
         try writePacket { (sequence) throws(PerfettoError) in
-            try PacketEncoder.writeEvent(type: 2, timestamp: end, trackUUID: track, ids: ids,
-                                         new: PacketEncoder.NewEntries(), sequence: sequence, into: buffer)
+            try PacketEncoder.writeLaneEnd(timestamp: end, track: track, ids: ids, sequence: sequence, into: buffer)
         }
     }
 
