@@ -211,7 +211,8 @@ public final class TraceGenerator {
                 depth: try columns.depth.map { (index) throws(PerfettoError) in try integer(index) },
                 name: try string(columns.name), target: try string(columns.target), filename: try string(columns.filename),
                 line: try integer(columns.line),
-                stream: columns.streamId.flatMap { try? string($0) })
+                // Only thread-lanes uses the stream of an event (it cannot fail a read).
+                stream: layout == .threadLanes ? columns.streamId.flatMap { try? string($0) } : nil)
             var start = 0
             while start < batch.length {
                 let n = Swift.min(AsyncTile.rows, batch.length - start)
