@@ -327,7 +327,8 @@ extension PacketEncoder {
     /// together must fit in `bound` - 8 bytes. They are written 4 bytes in (room for the
     /// packet and event tags and one-byte lengths); when a length needs more bytes, the
     /// fields move up behind the longer header. The bytes are those of computing the
-    /// sizes first.
+    /// sizes first. `bound` counts every field at its largest, so `wideVarint` (10 bytes
+    /// of room) can write any of them.
     @inline(__always)
     static func writeUnsizedEvent(bound: Int, into buffer: ByteBuffer, event: (inout WireCursor) -> Void,
                                   tail: (inout WireCursor) -> Void) throws(PerfettoError) {
@@ -363,7 +364,7 @@ extension PacketEncoder {
     @inline(__always)
     static func writeEventTail(timestamp: UInt64, sequence: Sequence, _ w: inout WireCursor) {
         w.byte(timestampTag)
-        w.varint(timestamp)
+        w.wideVarint(timestamp)
         w.byte(trustedSequenceIdTag)
         w.byte(1)
         w.byte(sequenceFlagsTag)
@@ -413,7 +414,7 @@ extension PacketEncoder {
             w.byte(0x50)  // TrackEvent.name_iid = 10
             w.varint(ids.name)
             w.byte(0x58)  // TrackEvent.track_uuid = 11
-            w.varint(track)
+            w.wideVarint(track)
             w.byte(0x90)  // TrackEvent.source_location_iid = 34
             w.byte(0x02)
             w.varint(ids.location)
@@ -445,7 +446,7 @@ extension PacketEncoder {
             w.byte(0x50)  // TrackEvent.name_iid = 10
             w.varint(ids.name)
             w.byte(0x58)  // TrackEvent.track_uuid = 11
-            w.varint(track)
+            w.wideVarint(track)
             w.byte(0x90)  // TrackEvent.source_location_iid = 34
             w.byte(0x02)
             w.varint(ids.location)

@@ -55,6 +55,28 @@ struct WireCursor {
         varint(UInt64(bitPattern: Int64(value)))
     }
 
+    /// `varint(value)` with one 8-byte store for its first eight 7-bit groups: the
+    /// reserved space must extend at least 10 bytes past `p` (it may write up to 7 bytes
+    /// past the varint, which the following fields overwrite).
+    @inline(__always) @usableFromInline
+    mutating func wideVarint(_ value: UInt64) {
+        // The low 56 bits spread to one 7-bit group per byte, in three halving steps.
+        var x = value & 0x00FF_FFFF_FFFF_FFFF
+        x = (x & 0x0FFF_FFFF) | ((x & 0x00FF_FFFF_F000_0000) << 4)
+        x = (x & 0x0000_3FFF_0000_3FFF) | ((x & 0x0FFF_C000_0FFF_C000) << 2)
+        x = (x & 0x007F_007F_007F_007F) | ((x & 0x3F80_3F80_3F80_3F80) << 1)
+        let size = Wire.varintSize(value)
+        if size <= 8 {
+            let continuation: UInt64 = 0x8080_8080_8080_8080 & ((1 << UInt64(8 * (size - 1))) &- 1)
+            UnsafeMutableRawPointer(p).storeBytes(of: (x | continuation).littleEndian, as: UInt64.self)
+            p += size
+        } else {
+            UnsafeMutableRawPointer(p).storeBytes(of: (x | 0x8080_8080_8080_8080).littleEndian, as: UInt64.self)
+            p += 8
+            varint(value >> 56)
+        }
+    }
+
     /// A fixed64 value, little-endian.
     @inline(__always) @usableFromInline
     mutating func fixed64(_ value: UInt64) {
