@@ -164,6 +164,7 @@ test-python: python-install wheel
 	  $(PYTHON) -m pytest -q -p no:cacheprovider .
 
 bench: build python-install
+	@mkdir -p $(OUT)
 	$(BIN)/pmm-bench memory
 	@# File cases: flush earlier dirty pages first, or kernel write-back throttles the run.
 	sync; $(BIN)/pmm-bench file --scale 1 --out $(OUT)/bench.perfetto --keep
