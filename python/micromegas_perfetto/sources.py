@@ -6,7 +6,10 @@ spans, its async events, and (optionally) its log entries and measures, the last
 Arrow record-batch readers with the columns of the micromegas views `thread_spans`,
 `async_events`, `log_entries` and `measures`.
 """
+import queue
 import re
+import threading
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -261,9 +264,6 @@ class _Production:
     once this one has decoded everything (`then`, a weak reference)."""
 
     def __init__(self, depth: int):
-        import queue
-        import threading
-
         self.items: "queue.Queue" = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
         self.lock = threading.Lock()
@@ -282,8 +282,6 @@ class _Production:
 def _produce(batches: Iterator[pa.RecordBatch], state: _Production, group_rows: int) -> None:
     """The producer thread of a ReadAhead: hands over lists of batches (one batch each
     without `group_rows`), then `_DONE` or the exception that stopped it."""
-    import queue
-
     def put(item) -> bool:
         while not state.stop.is_set():
             try:
@@ -306,7 +304,10 @@ def _produce(batches: Iterator[pa.RecordBatch], state: _Production, group_rows: 
         last = (_DONE, None)
     except BaseException as e:  # handed to the consumer, raised there (after the batches before it)
         last = (None, e)
-    state.all_decoded()
+    try:
+        state.all_decoded()
+    except BaseException:  # the next table's producer could not start (no thread left): it
+        pass  # starts when its first batch is asked for, and fails there if it still cannot
     if group and not put((group, None)):
         return
     put(last)
@@ -327,8 +328,6 @@ class ReadAhead:
 
     def start(self) -> None:
         """Starts the producer (from any thread; once)."""
-        import threading
-
         with self._state.lock:
             if self._producer is not None or self._closed:
                 return
@@ -341,8 +340,6 @@ class ReadAhead:
         """Starts the producer once `previous` has decoded all its batches (now if it has,
         or if there is none): one read after the other, so no more than one table's batches
         are read ahead at a time (memory stays flat)."""
-        import weakref
-
         if previous is not None:
             with previous._state.lock:
                 if not previous._state.decoded and not previous._closed:
@@ -377,8 +374,6 @@ class ReadAhead:
     def close(self) -> None:
         """Stops the producer and waits for it to end (bounded): calls `on_stop` first when
         it is still running (it may be blocked on a stream)."""
-        import threading
-
         if self._closed:
             return
         with self._state.lock:  # a producer starting it now (start_after) sees it closed
@@ -403,14 +398,10 @@ class Pipeline:
     or when its first batch is asked for. (Thread-safe: reads may be opened on threads.)"""
 
     def __init__(self):
-        import threading
-
         self._lock = threading.Lock()
         self._last = None  # a weak reference to the last read-ahead added
 
     def add(self, ahead: ReadAhead) -> None:
-        import weakref
-
         with self._lock:
             previous = self._last() if self._last is not None else None
             self._last = weakref.ref(ahead)

@@ -139,3 +139,49 @@ def test_no_read_ahead_thread_outlives_a_failed_generation(lake, tmp_path):
         write_process_trace(folder, pid, None, None, tmp_path / "t.perfetto")
     gc.collect()
     assert wait_for(lambda: not ({t for t in threading.enumerate() if t.name == "micromegas-read-ahead"} - before))
+
+
+def test_a_follower_that_cannot_start_does_not_stall_the_table_before_it():
+    # The producer that finishes a table starts the next one's (Pipeline); when that start
+    # fails (no thread can be made: RLIMIT_NPROC, memory), the finished table still ends
+    # for its consumer, and the follower starts when it is asked for.
+    pipeline = Pipeline()
+    first, second = read_ahead(numbered(5)), read_ahead(numbered(3, rows=10))
+    pipeline.add(first)
+    pipeline.add(second)
+    real_start = second.start
+    failed = []
+
+    def start_fails():
+        if threading.current_thread() is not threading.main_thread():
+            failed.append(True)
+            raise RuntimeError("can't start new thread")
+        real_start()
+    second.start = start_fails
+    got = []
+    reader = threading.Thread(target=lambda: got.extend(b.column(0)[0].as_py() for b in first), daemon=True)
+    reader.start()
+    reader.join(5.0)
+    assert not reader.is_alive(), "the consumer of the first table waits forever"
+    assert failed and got == [0, 1, 2, 3, 4]
+    assert [b.num_rows for b in second] == [10, 10, 10]
+
+
+def test_a_read_ahead_alive_at_interpreter_exit_ends_quietly():
+    # Held until the modules are torn down (a library user's global): its close() runs when
+    # imports no longer work; nothing on stderr, no wait for the frozen producer.
+    import subprocess
+    import sys
+    script = ("import sys, time, pyarrow as pa\n"
+              "from micromegas_perfetto.sources import read_ahead\n"
+              "batches = (pa.record_batch([pa.array([i] * 1000)], names=['x']) for i in range(100))\n"
+              "stream = read_ahead(batches)\n"
+              "next(stream)\n"
+              "sys.modules['kept'] = type(sys)('kept')\n"
+              "sys.modules['kept'].stream = stream\n"
+              "del stream\n"
+              "time.sleep(0.2)\n")
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert time.monotonic() - started < 8
