@@ -181,8 +181,12 @@ class _WriteBack:
         self._thread = None
         call = _sync_file_range()
         if call is not None:
-            self._thread = threading.Thread(target=self._run, args=(call,), name="micromegas-write-back", daemon=True)
-            self._thread.start()
+            thread = threading.Thread(target=self._run, args=(call,), name="micromegas-write-back", daemon=True)
+            try:
+                thread.start()
+            except RuntimeError:  # no thread can be made (RLIMIT_NPROC, memory): the fsync does it all
+                return
+            self._thread = thread
 
     def _run(self, call) -> None:
         started = 0
@@ -286,12 +290,14 @@ def atomic_output(target) -> Iterator[Output]:
         except OSError as e:
             raise _fail(shown, e, "create") from None
         out = Output(fd, path, True, shown)
-        write_back = _WriteBack(fd)
+        write_back = None
         try:
             try:
+                write_back = _WriteBack(fd)  # inside the try: an interruption here removes the temporary
                 yield out
             finally:
-                write_back.stop()
+                if write_back is not None:
+                    write_back.stop()
             os.fsync(fd)
             out.size = os.fstat(fd).st_size
             with _putting_in_place():

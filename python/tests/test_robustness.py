@@ -458,3 +458,23 @@ def test_two_generations_at_once_give_identical_traces(small_lake, reference, tm
     for t in threads:
         t.join()
     assert all(data == reference for data in results.values()) and len(results) == 3
+
+
+@pytest.mark.parametrize("unnamed", [True, False])
+def test_no_write_back_thread_still_writes_the_file_and_leaves_nothing_else(tmp_path, monkeypatch, unnamed):
+    # The write-back thread (output._WriteBack) is an optimisation: when no thread can be
+    # made, the file is still written whole (the fsync does all the writing), and a named
+    # temporary is not left behind by the failure.
+    monkeypatch.setattr(output, "use_unnamed", unnamed)
+    real_start = threading.Thread.start
+
+    def start(thread):
+        if thread.name == "micromegas-write-back":
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+    monkeypatch.setattr(threading.Thread, "start", start)
+    target = tmp_path / "t.perfetto"
+    with output.atomic_output(target) as out:
+        os.write(out.fd, b"x" * 100)
+    assert target.read_bytes() == b"x" * 100
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.perfetto"]
