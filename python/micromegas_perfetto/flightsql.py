@@ -27,8 +27,9 @@ from urllib.parse import urlparse
 import pyarrow as pa
 
 from .errors import ProcessNotFoundError, RequestError, SchemaError, SourceError
-from .sources import (ASYNC_EVENT_TYPES, LOG_ENTRY_TYPES, MEASURE_TYPES, THREAD_SPAN_TYPES, Pipeline, ProcessInfo,
-                      Source, ThreadInfo, check_schema, empty_reader, read_ahead, thread_display, time_ns)
+from .sources import (ASYNC_EVENT_TYPES, LOG_ENTRY_TYPES, MEASURE_TYPES, STOP_TIMEOUT, THREAD_SPAN_TYPES, Pipeline,
+                      ProcessInfo, Source, ThreadInfo, check_schema, empty_reader, read_ahead, thread_display,
+                      time_ns)
 from .timeutil import ns_to_iso
 
 DEFAULT_URI = "grpc://localhost:50051"
@@ -260,26 +261,39 @@ def _sql_text(value: str) -> str:
 
 class _InBackground:
     """`call(*args)` run on a thread; `result()` waits for it and returns its value or raises
-    its exception as it was raised (type, message, cause)."""
+    its exception as it was raised (type, message, cause). Dropped without `result()` (a
+    generation that stopped early), it waits (bounded) for the thread and drops the value
+    (a read-ahead, which then stops): no thread is left inside pyarrow (a query being sent)
+    when the interpreter exits, where it could abort the process."""
 
     def __init__(self, call, *args):
         import threading
-        self._value = self._error = None
-        self._thread = threading.Thread(target=self._run, args=(call, args), name="micromegas-prefetch",
+        # The thread holds the outcome, not this object, so dropping this object is seen.
+        self._outcome = outcome = [None, None]  # value, error
+        self._thread = threading.Thread(target=_run_into, args=(outcome, call, args), name="micromegas-prefetch",
                                         daemon=True)
         self._thread.start()
 
-    def _run(self, call, args):
-        try:
-            self._value = call(*args)
-        except BaseException as e:  # handed to result(), raised there
-            self._error = e
-
     def result(self):
         self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+        value, error = self._outcome
+        self._outcome = [None, None]
+        if error is not None:
+            raise error
+        return value
+
+    def __del__(self):
+        thread = getattr(self, "_thread", None)
+        if thread is not None and thread.is_alive():
+            thread.join(STOP_TIMEOUT)
+        self._outcome = [None, None]
+
+
+def _run_into(outcome, call, args) -> None:
+    try:
+        outcome[0] = call(*args)
+    except BaseException as e:  # handed to result(), raised there
+        outcome[1] = e
 
 
 # The process views read with micromegas' view_instance query: view, columns, order,

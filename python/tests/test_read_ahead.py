@@ -185,3 +185,27 @@ def test_a_read_ahead_alive_at_interpreter_exit_ends_quietly():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert time.monotonic() - started < 8
+
+
+def test_a_query_sent_ahead_and_abandoned_leaves_no_thread_and_stops_its_read():
+    # FlightSQLSource sends the next query on a thread (_InBackground); a generation that
+    # stops before asking for it drops it: the thread (in do_get, inside pyarrow) is waited
+    # for, and the read-ahead it made is closed, so nothing runs on at interpreter exit.
+    from micromegas_perfetto.flightsql import _InBackground
+    made = []
+
+    def send():
+        time.sleep(0.3)  # the server starting the result
+        stream = read_ahead(numbered(100))
+        stream.start()
+        made.append(stream._producer)
+        return stream
+    pending = _InBackground(send)
+    thread = pending._thread
+    del pending
+    gc.collect()
+    assert not thread.is_alive(), "the query's thread was left running"
+    assert made and wait_for(lambda: not made[0].is_alive()), "the read-ahead it made kept running"
+    assert _InBackground(lambda: 7).result() == 7
+    with pytest.raises(KeyError):
+        _InBackground(lambda: {}["x"]).result()
