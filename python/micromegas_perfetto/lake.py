@@ -187,11 +187,14 @@ class LocalLake(Source):
         # A row group may hold rows of the range when min(low) <= end and max(high) >= begin
         # (thread spans: low = begin, high = end; the others: both time).
         columns, required, low, high = _READS[kind]
-        return self.read_table(kind, key, columns, required, (low, high, begin_ns, end_ns), start)
+        if not start:  # the documented call: a subclass's read_table(kind, id, columns, required, time_range)
+            return self.read_table(kind, key, columns, required, (low, high, begin_ns, end_ns))
+        return self.read_table(kind, key, columns, required, (low, high, begin_ns, end_ns), start=True)
 
     def _own(self, kind: str) -> bool:
-        """Whether table `kind` is read by this class's method (not a subclass's override)."""
-        return getattr(type(self), kind) is getattr(LocalLake, kind)
+        """Whether table `kind` is read by this class's methods (not a subclass's override of
+        its method or of `read_table`, which may not take `start`)."""
+        return getattr(type(self), kind) is getattr(LocalLake, kind) and type(self).read_table is LocalLake.read_table
 
     def open_ahead(self, kind: str, key: str, begin_ns: int, end_ns: int):
         """Opens the table now and starts decoding its first batches (two at most) on a

@@ -209,3 +209,22 @@ def test_a_query_sent_ahead_and_abandoned_leaves_no_thread_and_stops_its_read():
     assert _InBackground(lambda: 7).result() == 7
     with pytest.raises(KeyError):
         _InBackground(lambda: {}["x"]).result()
+
+
+def test_a_subclass_overriding_read_table_as_documented_still_works(lake, tmp_path):
+    # README: read_table(kind, id, columns, required, time_range). A subclass overriding it
+    # with that signature is called with it (no read-ahead `start` argument), and its rows
+    # are what the trace holds.
+    from micromegas_perfetto.generation import write_process_trace
+    calls = []
+
+    class Logged(LocalLake):
+        def read_table(self, kind, key, columns, required, time_range=None):
+            calls.append(kind)
+            return super().read_table(kind, key, columns, required, time_range)
+
+    path, pid = lake
+    write_process_trace(Logged(path), pid, None, None, tmp_path / "sub.perfetto", logs=True, metrics=True)
+    write_process_trace(LocalLake(path), pid, None, None, tmp_path / "own.perfetto", logs=True, metrics=True)
+    assert (tmp_path / "sub.perfetto").read_bytes() == (tmp_path / "own.perfetto").read_bytes()
+    assert {"thread_spans", "async_events", "log_entries", "measures"} <= set(calls)
