@@ -1,19 +1,25 @@
 """The command line's entry point (`micromegas-perfetto`, `python -m micromegas_perfetto`,
-`python -m micromegas`). Before importing anything else (but `errors`, for the wording) it
-makes SIGINT, SIGTERM and SIGHUP exit at once with one line and 128 + signal: nothing is open
-for writing yet, so there is nothing to clean up. `cli.main` then installs the handlers of `_signals` for the run.
+`python -m micromegas`). Before importing anything else it makes SIGINT, SIGTERM and SIGHUP
+exit at once with one line and 128 + signal: nothing is open for writing yet, so there is
+nothing to clean up. `cli.main` then installs the handlers of `_signals` for the run. (A
+signal during the interpreter's own start-up, before this module runs, keeps Python's
+default behaviour.)
 """
 import os
 import signal
 import sys
 
-from .errors import interruption_message
-
 
 def _early(signum, frame):
-    output = sys.modules.get("micromegas_perfetto.output")
     try:
-        os.write(2, (interruption_message(signum, getattr(output, "last_committed", None)) + "\n").encode())
+        # Imported here, so the handlers are in place before anything else is imported.
+        from .errors import interruption_message
+        output = sys.modules.get("micromegas_perfetto.output")
+        line = interruption_message(signum, getattr(output, "last_committed", None))
+    except BaseException:  # the signal landed while `errors` itself was being imported
+        line = "interrupted"
+    try:
+        os.write(2, (line + "\n").encode())
     finally:
         os._exit(128 + signum)
 

@@ -478,3 +478,25 @@ def test_no_write_back_thread_still_writes_the_file_and_leaves_nothing_else(tmp_
         os.write(out.fd, b"x" * 100)
     assert target.read_bytes() == b"x" * 100
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.perfetto"]
+
+
+def test_sigint_while_the_entry_point_imports_its_wording_exits_130_with_one_line():
+    # The entry point's handlers are installed before it imports anything of this package
+    # (errors, for the interruption line): a signal then is already one line and 128 + signal.
+    setup = textwrap.dedent("""\
+        import builtins, os, signal
+        real = builtins.__import__
+        def hooked(name, globals=None, locals=None, fromlist=(), level=0):
+            if name == "errors" and level == 1 and not getattr(hooked, "done", False):
+                hooked.done = True
+                os.kill(os.getpid(), signal.SIGINT)
+            return real(name, globals, locals, fromlist, level)
+        builtins.__import__ = hooked
+    """)
+    # (and if it does not import it, the signal comes once it is imported: the handler then
+    # imports the wording itself)
+    script = setup + "import micromegas_perfetto._entry\nos.kill(os.getpid(), signal.SIGINT)\n"
+    result = subprocess.run([sys.executable, "-c", script],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.strip() == "interrupted: nothing written"
