@@ -168,8 +168,9 @@ extension TraceGenerator {
         let ids: (Int64, Int64)? = options.spanArgs ? (matcher.records.spanId(index), s.parentSpanId) : nil
         let location = Int(s.location)
         let locationIid = location < asyncLocationIids.count ? asyncLocationIids[location] : 0
-        if let known = writer.knownIds(name: s.name, target: s.target, location: locationIid,
-                                       line: matcher.line(s.location), pool: pool, spanArgs: options.spanArgs) {
+        // (The line only matters when a source location is new, never for known ids.)
+        if let known = writer.knownIds(name: s.name, target: s.target, location: locationIid, line: 0, pool: pool,
+                                       spanArgs: options.spanArgs) {
             try flows.withFlows(index) { (starting, ending) throws(PerfettoError) in
                 try writer.emitKnownRichSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), ids: known,
                                               spanIds: ids, flowIds: starting, terminatingFlowId: ending)

@@ -221,7 +221,11 @@ extension TraceWriter {
         try checkRunning()
         var args: (UInt64, Int64, UInt64, Int64)?
         if let (spanId, parentSpanId) = spanIds {
-            args = (argNameIids[ArgName.spanId.rawValue], spanId, argNameIids[ArgName.parentSpanId.rawValue], parentSpanId)
+            // knownIds checked that both names are interned; the table has one entry per
+            // `ArgName`, so they are read without bounds checks.
+            args = argNameIids.withUnsafeBufferPointer { names in
+                (names[ArgName.spanId.rawValue], spanId, names[ArgName.parentSpanId.rawValue], parentSpanId)
+            }
         }
         try writePacket { (sequence) throws(PerfettoError) in
             try PacketEncoder.writeLaneBegin(timestamp: begin, track: track, ids: ids, args: args, flowIds: flowIds,
