@@ -155,13 +155,51 @@ def _validate_file_object(trace, lib) -> ValidationReport:
         finally:
             trace.seek(0, os.SEEK_END)  # consumed to the end, as a read() would leave it
     if isinstance(trace, io.BufferedIOBase) or not hasattr(trace, "readinto"):
-        # A pipe behind a buffer: what the buffer holds is not in the descriptor any more.
-        data = trace.read()
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError(f"validate(): the file's read() gave {type(data).__name__}, not bytes")
-        return validate(bytes(data))
+        # A pipe behind a buffer: what the buffer holds is not in the descriptor any more, so
+        # the object itself is read, in 1 MiB pieces relayed through a pipe (never whole).
+        return _validate_relayed(trace, lib)
     fd = _args.fd(trace.fileno())
     return _run(lambda stats, out: lib.pmm_validate_fd(fd, stats, out))
+
+
+RELAY_PIECE = 1 << 20
+
+
+def _validate_relayed(trace, lib) -> ValidationReport:
+    """Validates what `trace.read(n)` gives, piece by piece: a thread writes the pieces into
+    a pipe whose other end the validator reads; an error reading `trace` is raised here."""
+    import threading
+
+    read_fd, write_fd = os.pipe()
+    failure = []
+
+    def relay() -> None:
+        try:
+            while True:
+                piece = trace.read(RELAY_PIECE)
+                if not piece:
+                    return
+                if not isinstance(piece, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"validate(): the file's read() gave {type(piece).__name__}, not bytes")
+                view = memoryview(piece).cast("B")
+                while view:
+                    view = view[os.write(write_fd, view):]
+        except BrokenPipeError:  # the validator stopped reading (not a trace, or an error)
+            pass
+        except BaseException as e:  # raised by validate()
+            failure.append(e)
+        finally:
+            os.close(write_fd)
+    thread = threading.Thread(target=relay, name="micromegas-validate-relay", daemon=True)
+    thread.start()
+    try:
+        report = _run(lambda stats, out: lib.pmm_validate_fd(read_fd, stats, out))
+    finally:
+        os.close(read_fd)  # a relay still writing gets EPIPE and ends
+        thread.join()
+    if failure:
+        raise failure[0]
+    return report
 
 
 class _CallableModule(type(os)):

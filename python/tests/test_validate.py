@@ -213,3 +213,46 @@ def test_file_objects_are_read_from_their_own_position(tmp_path):
         feeder.join()
     with open(path, "r", encoding="latin-1") as f, pytest.raises(TypeError):
         micromegas_perfetto.validate(f)
+
+
+def test_a_pipe_behind_a_buffer_is_validated_in_pieces(small_lake, tmp_path):
+    """validate(buffered pipe) reads the object piece by piece: its peak memory is that of
+    validating the file by name, not that plus the trace (it was read whole, and copied);
+    the report is the file's. (VmHWM: a child's ru_maxrss starts at its parent's.)"""
+    import subprocess
+    import sys
+    from micromegas_perfetto.generation import write_process_trace
+    lake, processes = small_lake
+    trace = tmp_path / "t.perfetto"
+    write_process_trace(lake, processes[0]["process_id"], None, None, trace)
+    copies = tmp_path / "big.perfetto"  # traces one after the other are still one trace
+    with open(copies, "wb") as f:
+        while f.tell() < 64 << 20:
+            f.write(trace.read_bytes())
+    script = (
+        "import os, sys, threading\n"
+        "import micromegas_perfetto\n"
+        "if sys.argv[2] == 'name':\n"
+        "    report = micromegas_perfetto.validate(sys.argv[1])\n"
+        "else:\n"
+        "    r, w = os.pipe()\n"
+        "    def feed():\n"
+        "        with open(sys.argv[1], 'rb') as src, open(w, 'wb') as dst:\n"
+        "            while True:\n"
+        "                piece = src.read(1 << 20)\n"
+        "                if not piece: return\n"
+        "                dst.write(piece)\n"
+        "    threading.Thread(target=feed).start()\n"
+        "    with open(r, 'rb') as reader:\n"
+        "        report = micromegas_perfetto.validate(reader)\n"
+        "peak = [line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')][0]\n"
+        "print(peak, sorted(report.stats.items()), report.problems)\n")
+    runs = {}
+    for how in ("name", "pipe"):
+        done = subprocess.run([sys.executable, "-c", script, str(copies), how], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        peak, report = done.stdout.split(" ", 1)
+        runs[how] = int(peak), report
+    assert runs["pipe"][1] == runs["name"][1]
+    assert runs["pipe"][0] < runs["name"][0] + (16 << 10), f"peak KiB by name, through a pipe: {runs}"
