@@ -323,9 +323,13 @@ def _parquet_reader(files: List[Path], columns: List[str], required: Dict[str, s
                     groups = [i for i in groups if keep(_row_group_stats(parquet, i))]
                 if not groups:
                     continue
-                for batch in parquet.iter_batches(batch_size=65_536, row_groups=groups, columns=schema.names,
-                                                  use_threads=True):
-                    yield batch if batch.schema == schema else _conform(batch, schema, file)
+                # One reader per row group: a single reader over all of a file's row groups
+                # keeps memory that grows with them until it is done (pyarrow 26: 37 MB left
+                # allocated after 31 row groups of log entries, 3 MB read group by group).
+                for group in groups:
+                    for batch in parquet.iter_batches(batch_size=65_536, row_groups=[group], columns=schema.names,
+                                                      use_threads=True):
+                        yield batch if batch.schema == schema else _conform(batch, schema, file)
             except (pa.ArrowException, OSError) as e:
                 raise DataError(f"cannot read {file}: {_first_line(e)}") from None
     ahead = read_ahead(batches())
