@@ -80,6 +80,9 @@ public struct AsyncMatcher: ~Copyable {
     var locationIds = IdMap(capacity: 64)
     var locationFiles: [UInt32] = []
     var locationLines: [UInt32] = []
+    /// The span id of the last event read and its record (nil before the first).
+    private var lastSpanId: Int64 = 0
+    private var lastRecord: UnsafeMutablePointer<AsyncRecord>?
 
     public init(rangeBegin: Int64, rangeEnd: Int64) {
         self.rangeBegin = rangeBegin
@@ -110,7 +113,16 @@ public struct AsyncMatcher: ~Copyable {
             return
         }
         counts.events += 1
-        let r = try index.findOrInsert(spanId, records)
+        // An end event usually comes right after its begin: the record of the previous
+        // event's span id is kept (records never move), sparing its index lookup.
+        let r: UnsafeMutablePointer<AsyncRecord>
+        if let last = lastRecord, lastSpanId == spanId {
+            r = last
+        } else {
+            r = try index.findOrInsert(spanId, records)
+            lastSpanId = spanId
+            lastRecord = r
+        }
         // Valid times are >= rangeBegin >= 0, so a negative time means "no such event".
         if isBegin {
             let begin = r.pointee.begin
