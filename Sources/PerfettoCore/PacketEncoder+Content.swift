@@ -329,9 +329,10 @@ extension PacketEncoder {
     /// fields move up behind the longer header. The bytes are those of computing the
     /// sizes first. `bound` counts every field at its largest, so `wideVarint` (10 bytes
     /// of room) can write any of them.
-    @inline(__always)
+    /// Returns the header's size (4, or more when the fields moved up).
+    @inline(__always) @discardableResult
     static func writeUnsizedEvent(bound: Int, into buffer: ByteBuffer, event: (inout WireCursor) -> Void,
-                                  tail: (inout WireCursor) -> Void) throws(PerfettoError) {
+                                  tail: (inout WireCursor) -> Void) throws(PerfettoError) -> Int {
         let start = try buffer.reserve(bound)
         var w = WireCursor(start + 4)
         event(&w)
@@ -345,7 +346,7 @@ extension PacketEncoder {
             start[2] = trackEventTag
             start[3] = UInt8(truncatingIfNeeded: eventSize)
             buffer.commit(4 + bodySize)
-            return
+            return 4
         }
         let eventHeader = 1 + Wire.varintSize(UInt64(eventSize))
         let longPacketSize = eventHeader + bodySize
@@ -358,6 +359,7 @@ extension PacketEncoder {
         h.varint(UInt64(eventSize))
         assert(h.p == start + header, "unsized event header mismatch")
         buffer.commit(header + bodySize)
+        return header
     }
 
     /// The packet fields after a TrackEvent: timestamp and the sequence fields.
@@ -385,13 +387,17 @@ extension PacketEncoder {
     static func writeLaneBegin(timestamp: UInt64, track: UInt64, ids: EventIds,
                                args: (UInt64, Int64, UInt64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
                                terminatingFlowId: UInt64, sequence: Sequence,
-                               into buffer: ByteBuffer) throws(PerfettoError) {
+                               into buffer: ByteBuffer) throws(PerfettoError) -> LaneEndFields {
         // Header 8, category 11, args 2 x 24, type 2, name 11, track 11, location 12,
         // flows 10 each, terminating flow 10, tail 18 (fewer than 2^31 flows: no overflow).
         let bound = 131 + 10 * (flowIds?.count ?? 0)
-        try writeUnsizedEvent(bound: bound, into: buffer, event: { w in
+        var categoryEnd = 0, nameStart = 0, locationEnd = 0
+        let before = buffer.count
+        let header = try writeUnsizedEvent(bound: bound, into: buffer, event: { w in
+            let fields = w.p
             w.byte(0x18)  // TrackEvent.category_iids = 3
             w.varint(ids.category)
+            categoryEnd = w.p - fields
             if let (firstName, first, secondName, second) = args {
                 // Each DebugAnnotation body is at most 22 bytes: a one-byte length.
                 let firstSize = 2 + Wire.varintSize(firstName) + Wire.varintSize(UInt64(bitPattern: first))
@@ -411,6 +417,7 @@ extension PacketEncoder {
             }
             w.byte(0x48)  // TrackEvent.type = 9
             w.byte(1)     // TYPE_SLICE_BEGIN
+            nameStart = w.p - fields
             w.byte(0x50)  // TrackEvent.name_iid = 10
             w.varint(ids.name)
             w.byte(0x58)  // TrackEvent.track_uuid = 11
@@ -418,6 +425,7 @@ extension PacketEncoder {
             w.byte(0x90)  // TrackEvent.source_location_iid = 34
             w.byte(0x02)
             w.varint(ids.location)
+            locationEnd = w.p - fields
             if let flows = flowIds {
                 for id in flows {
                     w.byte(0xF9)  // TrackEvent.flow_ids = 47, fixed64
@@ -431,6 +439,62 @@ extension PacketEncoder {
                 w.fixed64(terminatingFlowId)
             }
         }, tail: { w in writeEventTail(timestamp: timestamp, sequence: sequence, &w) })
+        return LaneEndFields(packetEnd: buffer.count, length: buffer.count - before,
+                             category: header ..< header + categoryEnd, rest: header + nameStart ..< header + locationEnd)
+    }
+
+    /// Where a lane begin packet holds the fields its end packet repeats (offsets from the
+    /// packet's start): the category, and the name, track and source location.
+    struct LaneEndFields {
+        /// The buffer's byte count right after the begin packet, and the packet's length.
+        var packetEnd: Int
+        var length: Int
+        var category: Range<Int>
+        var rest: Range<Int>
+    }
+
+    /// The end packet of the lane slice whose begin packet `fields` describes, written right
+    /// after it (`buffer.count == fields.packetEnd`): its event fields are copied from the
+    /// begin packet (they are the same bytes), so exactly `writeLaneEnd`'s bytes.
+    @inline(__always)
+    static func writeLaneEnd(after fields: LaneEndFields, timestamp: UInt64, sequence: Sequence,
+                             into buffer: ByteBuffer) throws(PerfettoError) {
+        // Header 4, category <= 11, type 2, the rest <= 34, tail <= 18: one-byte lengths.
+        let start = try buffer.reserve(73)
+        // The begin packet ends where this one starts (reserving may have moved both).
+        let begin = UnsafeRawPointer(start - fields.length)
+        // Copied in whole words, all read before any is written: the category (<= 11 bytes)
+        // as 16, the rest (<= 34) as 40. Reads stay in the begin packet and this packet's
+        // reservation; what is written past a field is overwritten by the next one or left
+        // past the packet (never committed).
+        let c = begin + fields.category.lowerBound, r = begin + fields.rest.lowerBound
+        let c0 = c.loadUnaligned(as: UInt64.self), c1 = c.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let r0 = r.loadUnaligned(as: UInt64.self), r1 = r.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let r2 = r.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+        let r3 = r.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+        let r4 = r.loadUnaligned(fromByteOffset: 32, as: UInt64.self)
+        var w = WireCursor(start + 4)
+        let out = UnsafeMutableRawPointer(w.p)
+        out.storeBytes(of: c0, as: UInt64.self)
+        out.storeBytes(of: c1, toByteOffset: 8, as: UInt64.self)
+        w.p += fields.category.count
+        w.byte(0x48)  // TrackEvent.type = 9
+        w.byte(2)     // TYPE_SLICE_END
+        let rest = UnsafeMutableRawPointer(w.p)
+        rest.storeBytes(of: r0, as: UInt64.self)
+        rest.storeBytes(of: r1, toByteOffset: 8, as: UInt64.self)
+        rest.storeBytes(of: r2, toByteOffset: 16, as: UInt64.self)
+        rest.storeBytes(of: r3, toByteOffset: 24, as: UInt64.self)
+        rest.storeBytes(of: r4, toByteOffset: 32, as: UInt64.self)
+        w.p += fields.rest.count
+        let eventSize = w.p - (start + 4)
+        writeEventTail(timestamp: timestamp, sequence: sequence, &w)
+        let bodySize = w.p - (start + 4)
+        start[0] = tracePacketTag
+        start[1] = UInt8(truncatingIfNeeded: 2 + bodySize)
+        start[2] = trackEventTag
+        start[3] = UInt8(truncatingIfNeeded: eventSize)
+        buffer.commit(4 + bodySize)
     }
 
     /// A slice's end packet (type 2) with no interned entries: exactly `writeEvent`'s bytes.

@@ -227,12 +227,20 @@ extension TraceWriter {
                 (names[ArgName.spanId.rawValue], spanId, names[ArgName.parentSpanId.rawValue], parentSpanId)
             }
         }
+        var fields = PacketEncoder.LaneEndFields(packetEnd: -1, length: 0, category: 0..<0, rest: 0..<0)
         try writePacket { (sequence) throws(PerfettoError) in
-            try PacketEncoder.writeLaneBegin(timestamp: begin, track: track, ids: ids, args: args, flowIds: flowIds,
-                                             terminatingFlowId: terminatingFlowId, sequence: sequence, into: buffer)
+            fields = try PacketEncoder.writeLaneBegin(timestamp: begin, track: track, ids: ids, args: args,
+                                                      flowIds: flowIds, terminatingFlowId: terminatingFlowId,
+                                                      sequence: sequence, into: buffer)
         }
         try writePacket { (sequence) throws(PerfettoError) in
-            try PacketEncoder.writeLaneEnd(timestamp: end, track: track, ids: ids, sequence: sequence, into: buffer)
+            // The end repeats the begin's fields: copied while the begin packet is the last
+            // one in the buffer (not when a chunk was cut between the two).
+            if buffer.count == fields.packetEnd {
+                try PacketEncoder.writeLaneEnd(after: fields, timestamp: end, sequence: sequence, into: buffer)
+            } else {
+                try PacketEncoder.writeLaneEnd(timestamp: end, track: track, ids: ids, sequence: sequence, into: buffer)
+            }
         }
     }
 
