@@ -399,21 +399,24 @@ extension PacketEncoder {
             w.varint(ids.category)
             categoryEnd = w.p - fields
             if let (firstName, first, secondName, second) = args {
-                // Each DebugAnnotation body is at most 22 bytes: a one-byte length.
-                let firstSize = 2 + Wire.varintSize(firstName) + Wire.varintSize(UInt64(bitPattern: first))
-                let secondSize = 2 + Wire.varintSize(secondName) + Wire.varintSize(UInt64(bitPattern: second))
+                // Each DebugAnnotation body is at most 22 bytes: a one-byte length, filled in
+                // once the body is written.
                 w.byte(0x22)  // TrackEvent.debug_annotations = 4
-                w.byte(UInt8(truncatingIfNeeded: firstSize))
+                let firstLength = w.p
+                w.p += 1
                 w.byte(0x08)  // DebugAnnotation.name_iid = 1
                 w.varint(firstName)
                 w.byte(0x20)  // DebugAnnotation.int_value = 4
                 w.varint(UInt64(bitPattern: first))
+                firstLength.pointee = UInt8(truncatingIfNeeded: w.p - firstLength - 1)
                 w.byte(0x22)
-                w.byte(UInt8(truncatingIfNeeded: secondSize))
+                let secondLength = w.p
+                w.p += 1
                 w.byte(0x08)
                 w.varint(secondName)
                 w.byte(0x20)
                 w.varint(UInt64(bitPattern: second))
+                secondLength.pointee = UInt8(truncatingIfNeeded: w.p - secondLength - 1)
             }
             w.byte(0x48)  // TrackEvent.type = 9
             w.byte(1)     // TYPE_SLICE_BEGIN
