@@ -206,13 +206,14 @@ public struct AsyncMatcher: ~Copyable {
 
     /// The generator's resolve, once, at finish: gives every kept record its final times
     /// (in place) and returns the kept record indices in first-seen order with the
-    /// counts, and whether that order is already `AsyncOrder`'s (time-ordered input).
-    /// `completeWithDuration` keeps only complete spans with begin < end.
-    func resolveInPlace(completeWithDuration: Bool) -> (order: [UInt32], counts: Counts, sorted: Bool) {
+    /// counts, and how many of its first indices are already in `AsyncOrder`'s order
+    /// (all of them for time-ordered input). `completeWithDuration` keeps only complete
+    /// spans with begin < end.
+    func resolveInPlace(completeWithDuration: Bool) -> (order: [UInt32], counts: Counts, sortedPrefix: Int) {
         var counts = self.counts
         var order: [UInt32] = []
         order.reserveCapacity(records.count)
-        var sorted = true
+        var sorted = true, sortedPrefix = 0
         var previous = -1
         let lanes = !completeWithDuration
         records.forEach { i, r in
@@ -236,11 +237,12 @@ public struct AsyncMatcher: ~Copyable {
             if sorted && previous >= 0 {
                 sorted = AsyncOrder.less(UInt32(truncatingIfNeeded: previous), UInt32(truncatingIfNeeded: i), records,
                                          lanes: lanes)
+                if !sorted { sortedPrefix = order.count }
             }
             previous = i
             order.append(UInt32(truncatingIfNeeded: i))
         }
-        return (order, counts, sorted)
+        return (order, counts, sorted ? order.count : sortedPrefix)
     }
 }
 

@@ -253,10 +253,11 @@ enum AsyncOrder {
     /// Sorts `order` (record indices; every begin >= 0). A nearly sorted order (time-
     /// ordered events, a few equal begins) is finished by insertion; otherwise a radix
     /// sort by begin, then ties by `less`.
-    static func sort(_ order: inout [UInt32], _ records: AsyncRecords, lanes: Bool) {
+    /// `sortedPrefix`: how many of the first indices are known to be in order already.
+    static func sort(_ order: inout [UInt32], _ records: AsyncRecords, lanes: Bool, sortedPrefix: Int = 0) {
         let n = order.count
         guard n > 1 else { return }
-        if insertionSort(&order, records, lanes: lanes, budget: n) { return }
+        if insertionSort(&order, records, lanes: lanes, budget: n, from: sortedPrefix) { return }
         var minBegin = Int64.max, maxBegin = Int64.min
         for k in 0..<n {
             let b = records[Int(order[k])].pointee.begin
@@ -292,10 +293,12 @@ enum AsyncOrder {
 
     /// Insertion sort giving up after `budget` moves (the order is then still a
     /// permutation of the input). True when sorted.
-    static func insertionSort(_ order: inout [UInt32], _ records: AsyncRecords, lanes: Bool, budget: Int) -> Bool {
+    /// Starts at `from` (the indices before it are in order).
+    static func insertionSort(_ order: inout [UInt32], _ records: AsyncRecords, lanes: Bool, budget: Int,
+                              from: Int = 1) -> Bool {
         var moves = 0
         return order.withUnsafeMutableBufferPointer { o in
-            for k in 1..<o.count {
+            for k in Swift.max(1, from)..<Swift.max(1, o.count) {
                 let x = o[k]
                 var j = k
                 while j > 0, less(x, o[j - 1], records, lanes: lanes) {

@@ -199,9 +199,9 @@ extension TraceGenerator {
         // Which records have a begin event (resolving gives the others the range begin).
         var hasBegin = [Bool](repeating: false, count: records.count)
         records.forEach { i, r in hasBegin[i] = r.pointee.begin >= 0 }
-        var (order, counts, sorted) = matcher.resolveInPlace(completeWithDuration: false)
+        var (order, counts, sortedPrefix) = matcher.resolveInPlace(completeWithDuration: false)
         stats.matcher = counts
-        if !sorted { AsyncOrder.sort(&order, records, lanes: true) }
+        if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: true, sortedPrefix: sortedPrefix) }
         let parents = parentRecords(order)
         let flows = try FlowPlan(order: order, records: records, parents: parents, enabled: options.flows,
                                  processTrack: writer.processTrackUUID)

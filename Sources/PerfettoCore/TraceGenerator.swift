@@ -287,18 +287,18 @@ public final class TraceGenerator {
 
     /// micromegas' layout: complete spans with begin < end, by begin then span id, on one track.
     private func writeMicromegasLayout() throws(PerfettoError) {
-        var (order, counts, sorted) = matcher.resolveInPlace(completeWithDuration: true)
+        var (order, counts, sortedPrefix) = matcher.resolveInPlace(completeWithDuration: true)
         stats.matcher = counts
         let records = matcher.records
-        if !sorted { AsyncOrder.sort(&order, records, lanes: false) }
+        if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: false, sortedPrefix: sortedPrefix) }
         for index in order { try writeAsync(records[Int(index)], track: writer.asyncTrackUUID) }
     }
 
     private func writeLanes() throws(PerfettoError) {
-        var (order, counts, sorted) = matcher.resolveInPlace(completeWithDuration: false)
+        var (order, counts, sortedPrefix) = matcher.resolveInPlace(completeWithDuration: false)
         stats.matcher = counts
         let records = matcher.records
-        if !sorted { AsyncOrder.sort(&order, records, lanes: true) }
+        if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: true, sortedPrefix: sortedPrefix) }
         let parents = parentRecords(order)
         let layout = LaneLayout(recordCount: records.count, typicalGap: Self.typicalGap(order, records))
         var laneTracks: [UInt64] = []
