@@ -431,17 +431,25 @@ struct BusyLanes {
     /// Adds `lane` (one of the reserved lanes, not already busy).
     @inline(__always)
     mutating func push(end: Int64, lane: Int) {
-        var i = count
+        let i = count
         count += 1
+        rise(from: i, end: end, lane: Int32(truncatingIfNeeded: lane))
+    }
+
+    /// Puts (`end`, `lane`) in the hole at `i`, moving it up past the parents that end later.
+    @inline(__always)
+    private func rise(from start: Int, end: Int64, lane: Int32) {
+        let e = ends, l = lanes
+        var i = start
         while i > 0 {
             let parent = (i - 1) >> 2
-            guard end < ends[parent] else { break }
-            ends[i] = ends[parent]
-            lanes[i] = lanes[parent]
+            guard end < e[parent] else { break }
+            e[i] = e[parent]
+            l[i] = l[parent]
             i = parent
         }
-        ends[i] = end
-        lanes[i] = Int32(truncatingIfNeeded: lane)
+        e[i] = end
+        l[i] = lane
     }
 
     /// Removes the lane with the smallest end (the heap is not empty). The hole goes
@@ -477,15 +485,7 @@ struct BusyLanes {
             l[i] = l[m]
             i = m
         }
-        while i > 0 {
-            let parent = (i - 1) >> 2
-            guard lastEnd < e[parent] else { break }
-            e[i] = e[parent]
-            l[i] = l[parent]
-            i = parent
-        }
-        e[i] = lastEnd
-        l[i] = lastLane
+        rise(from: i, end: lastEnd, lane: lastLane)
         return lane
     }
 }
