@@ -243,15 +243,7 @@ extension PacketEncoder {
         w.fixed64(value.bitPattern)
         w.byte(timestampTag)
         w.varint(timestamp)
-        w.byte(trustedSequenceIdTag)
-        w.byte(1)
-        w.byte(sequenceFlagsTag)
-        w.byte(sequence.flags)
-        if sequence.isFirst {
-            w.byte(firstPacketTag.0)
-            w.byte(firstPacketTag.1)
-            w.byte(1)
-        }
+        writeSequence(sequence, &w)
         assert(w.p - start == total, "counter size mismatch")
         buffer.commit(total)
     }
@@ -307,15 +299,7 @@ extension PacketEncoder {
             w.byte(3)     // SIBLING_MERGE_BEHAVIOR_BY_SIBLING_MERGE_KEY
             w.delimited(tag: 130, key)  // TrackDescriptor.sibling_merge_key = 16 (tag 16 << 3 | 2)
         }
-        w.byte(trustedSequenceIdTag)
-        w.byte(1)
-        w.byte(sequenceFlagsTag)
-        w.byte(sequence.flags)
-        if sequence.isFirst {
-            w.byte(firstPacketTag.0)
-            w.byte(firstPacketTag.1)
-            w.byte(1)
-        }
+        writeSequence(sequence, &w)
         assert(w.p - start == total, "track descriptor size mismatch")
         buffer.commit(total)
     }
@@ -367,15 +351,7 @@ extension PacketEncoder {
     static func writeEventTail(timestamp: UInt64, sequence: Sequence, _ w: inout WireCursor) {
         w.byte(timestampTag)
         w.wideVarint(timestamp)
-        w.byte(trustedSequenceIdTag)
-        w.byte(1)
-        w.byte(sequenceFlagsTag)
-        w.byte(sequence.flags)
-        if sequence.isFirst {
-            w.byte(firstPacketTag.0)
-            w.byte(firstPacketTag.1)
-            w.byte(1)
-        }
+        writeSequence(sequence, &w)
     }
 
     /// An async lane slice's begin packet when it introduces no interned entry: exactly

@@ -190,9 +190,10 @@ enum PacketEncoder {
         buffer.commit(total)
     }
 
-    /// A descriptor packet's tail: sequence id, flags, first-packet marker.
+    /// A packet's sequence fields: sequence id, flags, first-packet marker (the tail of
+    /// descriptors, counters and lane slices).
     @inline(__always)
-    private static func writeSequence(_ sequence: Sequence, _ w: inout WireCursor) {
+    static func writeSequence(_ sequence: Sequence, _ w: inout WireCursor) {
         w.byte(trustedSequenceIdTag)
         w.byte(1)
         w.byte(sequenceFlagsTag)
