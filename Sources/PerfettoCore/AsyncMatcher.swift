@@ -399,16 +399,23 @@ final class SpanIndex {
     /// The record index of `id`, or -1.
     @inline(__always)
     func find(_ id: Int64, _ records: AsyncRecords) -> Int {
+        probe(id, records).index
+    }
+
+    /// Looks `id` up: its record index (or -1), the empty slot where the search ended (where
+    /// `id` would go) and its fingerprint.
+    @inline(__always)
+    private func probe(_ id: Int64, _ records: AsyncRecords) -> (index: Int, slot: Int, fingerprint: UInt32) {
         let (home, fp) = Self.hash(id, bits)
         let mask = (1 << bits) - 1
         let low = UInt32(truncatingIfNeeded: mask)
         var i = home
         while true {
             let slot = slots[i]
-            if slot == 0 { return -1 }
+            if slot == 0 { return (-1, i, fp) }
             if slot & ~low == fp {
                 let index = Int(slot & low) - 1
-                if records.spanId(index) == id { return index }
+                if records.spanId(index) == id { return (index, i, fp) }
             }
             i = (i + 1) & mask
         }
@@ -418,23 +425,12 @@ final class SpanIndex {
     @inline(__always)
     func findOrInsert(_ id: Int64, _ records: AsyncRecords) throws(PerfettoError) -> UnsafeMutablePointer<AsyncRecord> {
         while true {
-            let (home, fp) = Self.hash(id, bits)
-            let mask = (1 << bits) - 1
-            let low = UInt32(truncatingIfNeeded: mask)
-            var i = home
-            while true {
-                let slot = slots[i]
-                if slot == 0 { break }
-                if slot & ~low == fp {
-                    let index = Int(slot & low) - 1
-                    if records.spanId(index) == id { return records[index] }
-                }
-                i = (i + 1) & mask
-            }
-            if (count + 1) * 5 <= (mask + 1) * 4 {
+            let found = probe(id, records)
+            if found.index >= 0 { return records[found.index] }
+            if (count + 1) * 5 <= (1 << bits) * 4 {
                 let record = records.append(id)
                 count += 1
-                slots[i] = fp | UInt32(truncatingIfNeeded: records.count)
+                slots[found.slot] = found.fingerprint | UInt32(truncatingIfNeeded: records.count)
                 return record
             }
             try grow(records)
