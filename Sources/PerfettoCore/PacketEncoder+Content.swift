@@ -397,13 +397,7 @@ extension PacketEncoder {
             w.byte(0x48)  // TrackEvent.type = 9
             w.byte(1)     // TYPE_SLICE_BEGIN
             nameStart = w.p - fields
-            w.byte(0x50)  // TrackEvent.name_iid = 10
-            w.varint(ids.name)
-            w.byte(0x58)  // TrackEvent.track_uuid = 11
-            w.wideVarint(track)
-            w.byte(0x90)  // TrackEvent.source_location_iid = 34
-            w.byte(0x02)
-            w.varint(ids.location)
+            writeLaneNameTrackLocation(ids: ids, track: track, &w)
             locationEnd = w.p - fields
             if let flows = flowIds {
                 for id in flows {
@@ -435,6 +429,19 @@ extension PacketEncoder {
     /// The end packet of the lane slice whose begin packet `fields` describes, written right
     /// after it (`buffer.count == fields.packetEnd`): its event fields are copied from the
     /// begin packet (they are the same bytes), so exactly `writeLaneEnd`'s bytes.
+    /// A lane slice's name, track and source location fields (the same bytes in its begin and
+    /// its end packet).
+    @inline(__always)
+    static func writeLaneNameTrackLocation(ids: EventIds, track: UInt64, _ w: inout WireCursor) {
+        w.byte(0x50)  // TrackEvent.name_iid = 10
+        w.varint(ids.name)
+        w.byte(0x58)  // TrackEvent.track_uuid = 11
+        w.wideVarint(track)
+        w.byte(0x90)  // TrackEvent.source_location_iid = 34
+        w.byte(0x02)
+        w.varint(ids.location)
+    }
+
     @inline(__always)
     static func writeLaneEnd(after fields: LaneEndFields, timestamp: UInt64, sequence: Sequence,
                              into buffer: ByteBuffer) throws(PerfettoError) {
@@ -486,13 +493,7 @@ extension PacketEncoder {
             w.varint(ids.category)
             w.byte(0x48)  // TrackEvent.type = 9
             w.byte(2)     // TYPE_SLICE_END
-            w.byte(0x50)  // TrackEvent.name_iid = 10
-            w.varint(ids.name)
-            w.byte(0x58)  // TrackEvent.track_uuid = 11
-            w.wideVarint(track)
-            w.byte(0x90)  // TrackEvent.source_location_iid = 34
-            w.byte(0x02)
-            w.varint(ids.location)
+            writeLaneNameTrackLocation(ids: ids, track: track, &w)
         }, tail: { w in writeEventTail(timestamp: timestamp, sequence: sequence, &w) })
     }
 }
