@@ -8,7 +8,8 @@ deferred until it is (output.in_critical_section). A watchdog thread, woken thro
 `signal.set_wakeup_fd`, covers a main thread stuck in a C call (a write into a FIFO nobody
 reads): on a second signal, or when the first has not ended the process within GRACE
 seconds, it removes the named temporaries (output.remove_temporaries), says so and exits
-with os._exit(128 + signal).
+with os._exit(128 + signal). An interruption raised where Python cannot propagate it (a
+weakref callback, a __del__) is raised again a moment later (`_unraisable`), not printed.
 
 This module imports nothing heavy, so it is installed before pyarrow is imported.
 """
@@ -78,6 +79,35 @@ def _watch(read_fd: int) -> None:
             _die(first[0])
 
 
+_pending = []  # an interruption Python could not propagate, to raise again (see _unraisable)
+
+
+def _unraisable(previous):
+    """A `sys.unraisablehook` for the run: an Interrupted raised where Python cannot propagate
+    it (inside a weakref callback or a __del__, e.g. a finished thread's cleanup) would be
+    printed as "Exception ignored ... Traceback" and lost. It is raised again instead, by a
+    SIGALRM a millisecond later (not from the hook itself, which is in that same context);
+    if that lands in such a context too, it comes back here and is tried again. Anything
+    else goes to the previous hook."""
+    def hook(unraisable):
+        error = unraisable.exc_value
+        if isinstance(error, Interrupted) and threading.current_thread() is threading.main_thread():
+            _pending[:] = [error.signum]
+            signal.setitimer(signal.ITIMER_REAL, 0.001)
+            return
+        previous(unraisable)
+    return hook
+
+
+def _raise_pending(signum, frame):
+    if not _pending:
+        return
+    if output.in_critical_section():
+        output.defer(_pending.pop())
+        return
+    raise Interrupted(_pending.pop())
+
+
 @contextmanager
 def installed():
     """Installs the handlers (and the watchdog) for the block; restores the previous ones."""
@@ -91,6 +121,11 @@ def installed():
     watchdog = threading.Thread(target=_watch, args=(read_fd,), name="micromegas-perfetto-signals", daemon=True)
     watchdog.start()
     _raised.clear()
+    _pending.clear()
+    old_hook, alarm = sys.unraisablehook, hasattr(signal, "setitimer")
+    if alarm:
+        old_alarm = signal.signal(signal.SIGALRM, _raise_pending)
+        sys.unraisablehook = _unraisable(old_hook)
     old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     for s in SIGNALS:
         if previous[s] is not signal.SIG_IGN:  # e.g. SIGHUP ignored under nohup stays ignored
@@ -102,6 +137,10 @@ def installed():
             if handler is not None:
                 signal.signal(s, handler)
         signal.set_wakeup_fd(old_wakeup)
+        sys.unraisablehook = old_hook
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old_alarm if old_alarm is not None else signal.SIG_DFL)
         os.close(write_fd)  # the watchdog sees end of file and returns
         watchdog.join(1.0)
         os.close(read_fd)

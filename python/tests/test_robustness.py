@@ -500,3 +500,37 @@ def test_sigint_while_the_entry_point_imports_its_wording_exits_130_with_one_lin
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 130, result.stderr
     assert result.stderr.strip() == "interrupted: nothing written"
+
+
+UNRAISABLE = """
+import os, signal, sys, weakref
+from micromegas_perfetto import _signals
+from micromegas_perfetto.errors import Interrupted
+
+class Held:
+    pass
+
+def callback(ref):  # a weakref callback: Python cannot propagate an exception raised here
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(200_000):
+        pass  # the handler runs here, inside the callback
+
+caught = None
+with _signals.installed():
+    held = Held()
+    ref = weakref.ref(held, callback)
+    try:
+        del held
+        for _ in range(2_000_000):
+            pass
+    except Interrupted as e:
+        caught = e.signum
+print(caught)
+"""
+
+
+def test_an_interruption_inside_a_weakref_callback_is_raised_again_not_printed():
+    """A SIGINT whose handler ran inside a weakref callback (seen in a thread's cleanup) was
+    printed as "Exception ignored ... Traceback" and lost; it is raised at the next safe point."""
+    result = subprocess.run([sys.executable, "-c", UNRAISABLE], capture_output=True, text=True, timeout=60)
+    assert result.stderr == "" and result.stdout.strip() == str(int(signal.SIGINT)), result
