@@ -19,7 +19,9 @@ let package = Package(
         // The core: wire encoder, writer, interner, chunker. No Foundation.
         // The Arrow C Data / Stream Interface structures (the spec's own definitions).
         .target(name: "CArrowABI"),
-        .target(name: "PerfettoCore", dependencies: ["CArrowABI"]),
+        // Atomic loads and stores for the core's two-thread phases (not exported).
+        .target(name: "CThreadSupport"),
+        .target(name: "PerfettoCore", dependencies: ["CArrowABI", "CThreadSupport"]),
         // include/perfetto_mm.h as a Clang module (struct layouts for the exports).
         .target(name: "CPerfettoMM"),
         // The C ABI: only translates between C and the core.

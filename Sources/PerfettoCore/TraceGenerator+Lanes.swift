@@ -36,8 +36,8 @@ struct FlowPlan {
     private var terminating: [UInt64] = []
 
     /// `order`: the indices of the records written; `parents`: each one's parent record
-    /// (`parentRecords`).
-    init(order: [UInt32], records: AsyncRecords, parents: [Int32], enabled: Bool,
+    /// (`TraceGenerator.findParents`).
+    init(order: [UInt32], records: AsyncRecords, parents: UnsafeBufferPointer<Int32>, enabled: Bool,
          processTrack: UInt64) throws(PerfettoError) {
         guard enabled, !order.isEmpty else { return }
         let n = records.count
@@ -50,32 +50,30 @@ struct FlowPlan {
         var terminating = [UInt64](repeating: 0, count: n)
         var ids: [UInt64] = []
         order.withUnsafeBufferPointer { order in
-            parents.withUnsafeBufferPointer { parents in
-                kept.withUnsafeMutableBufferPointer { kept in
-                    starts.withUnsafeMutableBufferPointer { starts in
-                        for i in order { kept[Int(i)] = true }
-                        /// The parent record of `i` if a flow goes from it to `i`, else -1.
-                        @inline(__always) func flowParent(_ i: Int) -> Int {
-                            let p = Int(parents[i])
-                            return p >= 0 && p != i && kept[p] ? p : -1
-                        }
-                        for k in order {
-                            let p = flowParent(Int(k))
-                            if p >= 0 { starts[p + 2] += 1 }
-                        }
-                        for i in 0...n { starts[i + 1] += starts[i] }
-                        ids = [UInt64](repeating: 0, count: Int(starts[n + 1]))
-                        ids.withUnsafeMutableBufferPointer { ids in
-                            terminating.withUnsafeMutableBufferPointer { terminating in
-                                for k in order {  // children in written order
-                                    let i = Int(k)
-                                    let p = flowParent(i)
-                                    guard p >= 0 else { continue }
-                                    let id = Self.flowId(childSpanId: records.spanId(i), processTrack: processTrack)
-                                    ids[Int(starts[p + 1])] = id
-                                    starts[p + 1] += 1
-                                    terminating[i] = id
-                                }
+            kept.withUnsafeMutableBufferPointer { kept in
+                starts.withUnsafeMutableBufferPointer { starts in
+                    for i in order { kept[Int(i)] = true }
+                    /// The parent record of `i` if a flow goes from it to `i`, else -1.
+                    @inline(__always) func flowParent(_ i: Int) -> Int {
+                        let p = Int(parents[i])
+                        return p >= 0 && p != i && kept[p] ? p : -1
+                    }
+                    for k in order {
+                        let p = flowParent(Int(k))
+                        if p >= 0 { starts[p + 2] += 1 }
+                    }
+                    for i in 0...n { starts[i + 1] += starts[i] }
+                    ids = [UInt64](repeating: 0, count: Int(starts[n + 1]))
+                    ids.withUnsafeMutableBufferPointer { ids in
+                        terminating.withUnsafeMutableBufferPointer { terminating in
+                            for k in order {  // children in written order
+                                let i = Int(k)
+                                let p = flowParent(i)
+                                guard p >= 0 else { continue }
+                                let id = Self.flowId(childSpanId: records.spanId(i), processTrack: processTrack)
+                                ids[Int(starts[p + 1])] = id
+                                starts[p + 1] += 1
+                                terminating[i] = id
                             }
                         }
                     }
@@ -110,28 +108,79 @@ struct FlowPlan {
 }
 
 extension TraceGenerator {
-    /// Per record, the index of its parent span's record (-1: no parent, or not among the
-    /// records), filled for the records of `order`. A child's parent is usually among the
-    /// spans just before it (a direct-mapped cache), which spares most index lookups.
-    func parentRecords(_ order: [UInt32]) -> [Int32] {
-        let records = matcher.records, index = matcher.index
-        var parents = [Int32](repeating: -1, count: records.count)
+    /// Fills `parents` (one per record, all -1) with the index of each record's parent span's
+    /// record, for the records of `order` (-1: no parent, or not among the records). A child's
+    /// parent is usually among the spans just before it (a direct-mapped cache), which spares
+    /// most index lookups.
+    static func findParents(_ order: [UInt32], _ records: AsyncRecords, _ index: SpanIndex,
+                            into parents: UnsafeMutableBufferPointer<Int32>) {
         // Parent id 0 (a root) costs no lookup unless some span has id 0.
         let zeroIsSpan = index.find(0, records) >= 0
         let recent = RecentSpans()
-        parents.withUnsafeMutableBufferPointer { parents in
-            for k in order {
-                let i = Int(k)
-                let parentId = records[i].pointee.parentSpanId
-                if parentId != 0 || zeroIsSpan {
-                    var parent = recent.get(parentId)
-                    if parent < 0 { parent = index.find(parentId, records) }
-                    parents[i] = Int32(truncatingIfNeeded: parent)
+        for k in order {
+            let i = Int(k)
+            let parentId = records[i].pointee.parentSpanId
+            if parentId != 0 || zeroIsSpan {
+                var parent = recent.get(parentId)
+                if parent < 0 { parent = index.find(parentId, records) }
+                parents[i] = Int32(truncatingIfNeeded: parent)
+            }
+            recent.set(records.spanId(i), i)
+        }
+    }
+
+    /// Places the spans of `order` on lanes and writes them, in order. `makePlacer`, given
+    /// each record's parent record, makes the function that places record `i` (called in
+    /// `order`); `write` writes record `i` where it was placed, with its flows.
+    ///
+    /// With `twoThreadMinimumSpans` spans or more, parents and placements are found on a
+    /// worker thread while this one writes the spans already placed: placing and writing
+    /// take about as long, so the two overlap. Placements are the same, and so are the bytes.
+    @inline(__always)
+    func placeAndWrite(_ order: [UInt32],
+                       makePlacer: @escaping (UnsafeBufferPointer<Int32>) -> (Int) -> LaneLayout.Placement,
+                       write: (Int, LaneLayout.Placement, FlowPlan) throws(PerfettoError) -> Void)
+        throws(PerfettoError) {
+        let records = matcher.records, index = matcher.index
+        let n = order.count
+        let parents = UnsafeMutableBufferPointer<Int32>.allocate(capacity: records.count)
+        parents.initialize(repeating: -1)
+        // Per span of `order`: its lane, with the top bit set when the lane is new.
+        let placements = UnsafeMutablePointer<UInt32>.allocate(capacity: Swift.max(n, 1))
+        let parentsFound = PublishedCount(), placed = PublishedCount()
+        let findAndPlace = {
+            Self.findParents(order, records, index, into: parents)
+            parentsFound.publish(1)
+            let place = makePlacer(UnsafeBufferPointer(parents))
+            var k = 0
+            while k < n {
+                if placed.stopRequested { return }
+                let upTo = Swift.min(n, k + 512)
+                while k < upTo {
+                    let p = place(Int(order[k]))
+                    placements[k] = UInt32(truncatingIfNeeded: p.lane) | (p.isNewLane ? 1 << 31 : 0)
+                    k += 1
                 }
-                recent.set(records.spanId(i), i)
+                placed.publish(k)
             }
         }
-        return parents
+        let worker = n >= twoThreadMinimumSpans ? WorkerThread.start(findAndPlace) : nil
+        if worker == nil { findAndPlace() }
+        defer {
+            placed.requestStop()
+            worker?.join()
+            parents.deallocate()
+            placements.deallocate()
+        }
+        _ = parentsFound.wait(atLeast: 1)
+        let flows = try FlowPlan(order: order, records: records, parents: UnsafeBufferPointer(parents),
+                                 enabled: options.flows, processTrack: writer.processTrackUUID)
+        var ready = 0
+        for k in 0..<n {
+            if k == ready { ready = placed.wait(atLeast: k + 1) }
+            let p = placements[k]
+            try write(Int(order[k]), LaneLayout.Placement(lane: Int(p & ~(1 << 31)), isNewLane: p >> 31 != 0), flows)
+        }
     }
 
     /// The mean time between two begins of `order` (sorted), at least 1.
@@ -202,9 +251,6 @@ extension TraceGenerator {
         var (order, counts, sortedPrefix) = matcher.resolveInPlace(completeWithDuration: false)
         stats.matcher = counts
         if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: true, sortedPrefix: sortedPrefix) }
-        let parents = parentRecords(order)
-        let flows = try FlowPlan(order: order, records: records, parents: parents, enabled: options.flows,
-                                 processTrack: writer.processTrackUUID)
         let process = writer.processTrackUUID
         // One lane group per parent track (a thread, or the process), in order of first use.
         var groupParents: [UInt64] = []
@@ -232,21 +278,25 @@ extension TraceGenerator {
             spanCount[g] += 1
         }
         // Each group's ring buckets sized by the time between its own begins.
-        let layouts = (0..<groupParents.count).map { g in
-            LaneLayout(recordCount: records.count,
-                       typicalGap: Swift.max(1, (lastBegin[g] - firstBegin[g]) / Int64(spanCount[g])))
+        let gaps = (0..<groupParents.count).map { g in
+            Swift.max(1, (lastBegin[g] - firstBegin[g]) / Int64(spanCount[g]))
         }
+        let groups = groupOf
         var lanes = [[UInt64]](repeating: [], count: groupParents.count)
         var laneCount = 0
-        for k in 0..<order.count {
-            let i = Int(order[k])
-            let r = records[i]
-            let g = Int(groupOf[i])
+        try placeAndWrite(order, makePlacer: { parents in
+            let layouts = gaps.map { LaneLayout(recordCount: records.count, typicalGap: $0) }
+            return { i in
+                let r = records[i]
+                let g = Int(groups[i])
+                // A parent helps placement only when it is on lanes of the same group.
+                var parent = Int(parents[i])
+                if parent >= 0 && (parent >= groups.count || Int(groups[parent]) != g) { parent = -1 }
+                return layouts[g].place(i, begin: r.pointee.begin, end: r.pointee.end, parent: parent, records)
+            }
+        }, write: { (i, placement, flows) throws(PerfettoError) in
+            let g = Int(groups[i])
             let parentTrack = groupParents[g]
-            // A parent helps placement only when it is on lanes of the same group.
-            var parent = Int(parents[i])
-            if parent >= 0 && (parent >= groupOf.count || Int(groupOf[parent]) != g) { parent = -1 }
-            let placement = layouts[g].place(i, begin: r.pointee.begin, end: r.pointee.end, parent: parent, records)
             if placement.isNewLane {
                 let uuid: UInt64
                 if parentTrack == process {
@@ -259,8 +309,8 @@ extension TraceGenerator {
                 lanes[g].append(uuid)
                 laneCount += 1
             }
-            try writeLaneSpan(r, index: i, track: lanes[g][placement.lane], flows: flows)
-        }
+            try writeLaneSpan(records[i], index: i, track: lanes[g][placement.lane], flows: flows)
+        })
         // The process-level `Async Operations` track is described even when no span uses it.
         stats.asyncTracks = laneCount + (groupByParent[process] == nil ? 1 : 0)
     }

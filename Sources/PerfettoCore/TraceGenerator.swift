@@ -83,6 +83,9 @@ public final class TraceGenerator {
 
     /// What the lanes layouts add to async slices.
     public let options: AsyncOptions
+    /// Lanes layouts: with at least this many async spans, spans are placed on a worker
+    /// thread while this one writes them (`placeAndWrite`).
+    var twoThreadMinimumSpans = 16_384
     /// Thread track uuid by the pool id of its stream id (thread-lanes).
     var threadTrackByStream: [UInt32: UInt64] = [:]
     /// The writer's source-location iid by matcher location id (0: not yet known).
@@ -299,22 +302,22 @@ public final class TraceGenerator {
         stats.matcher = counts
         let records = matcher.records
         if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: true, sortedPrefix: sortedPrefix) }
-        let parents = parentRecords(order)
-        let layout = LaneLayout(recordCount: records.count, typicalGap: Self.typicalGap(order, records))
+        let typicalGap = Self.typicalGap(order, records)
         var laneTracks: [UInt64] = []
-        let flows = try FlowPlan(order: order, records: records, parents: parents, enabled: options.flows,
-                                 processTrack: writer.processTrackUUID)
-        for k in 0..<order.count {
-            let i = Int(order[k])
-            let r = records[i]
-            let placement = layout.place(i, begin: r.pointee.begin, end: r.pointee.end, parent: Int(parents[i]), records)
+        try placeAndWrite(order, makePlacer: { parents in
+            let layout = LaneLayout(recordCount: records.count, typicalGap: typicalGap)
+            return { i in
+                let r = records[i]
+                return layout.place(i, begin: r.pointee.begin, end: r.pointee.end, parent: Int(parents[i]), records)
+            }
+        }, write: { (i, placement, flows) throws(PerfettoError) in
             if placement.isNewLane {
                 let uuid = laneTracks.isEmpty ? writer.asyncTrackUUID : Self.laneTrackUUID(placement.lane, writer)
                 if !laneTracks.isEmpty { try emitLaneDescriptor(uuid: uuid, parent: writer.processTrackUUID) }
                 laneTracks.append(uuid)
             }
-            try writeLaneSpan(r, index: i, track: laneTracks[placement.lane], flows: flows)
-        }
+            try writeLaneSpan(records[i], index: i, track: laneTracks[placement.lane], flows: flows)
+        })
         stats.asyncTracks = Swift.max(1, laneTracks.count)
     }
 

@@ -168,8 +168,11 @@ enum GeneratorBench {
         var heldBytes = 0
         let bytesBeforeAsync = writer.bufferedByteCount
         PerfControl.enable()
+        var readSeconds = 0.0
         asyncTimer.measure { () throws(PerfettoError) in
+            let readStart = now()
             try generator.addAsyncEvents(stream: &stream)
+            readSeconds = now() - readStart
             heldBytes = heapBytesInUse() - heapBefore
             stats = try generator.finish()
         }
@@ -194,6 +197,9 @@ enum GeneratorBench {
         bench("\(name)_thread_spans_per_s", Double(stats.threadSpans) / threadTimer.seconds, "spans/s")
         bench("\(name)_async_seconds", asyncTimer.seconds, "s", decimals: 4)
         bench("\(name)_async_spans_per_s", Double(stats.asyncSpans) / asyncTimer.seconds, "spans/s")
+        // Its two parts: reading and pairing the events (`add_async_events`), then `finish`.
+        bench("\(name)_async_read_seconds", readSeconds, "s", decimals: 4)
+        bench("\(name)_async_finish_seconds", asyncTimer.seconds - readSeconds, "s", decimals: 4)
         // The async phase's per-span rate over the thread phase's, same run (aim: >= 0.5).
         bench("\(name)_async_rate_ratio", (Double(stats.asyncSpans) / asyncTimer.seconds)
               / (Double(stats.threadSpans) / threadTimer.seconds), "x", decimals: 3)

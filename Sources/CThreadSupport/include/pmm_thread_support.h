@@ -1,0 +1,24 @@
+/*
+ * Atomic loads and stores for the core's two-thread phases (a worker publishes how far
+ * it got; the calling thread reads it). C11 atomics on a plain `long`, which Swift code
+ * accesses only through these functions. Not part of the public C ABI.
+ */
+#ifndef PMM_THREAD_SUPPORT_H
+#define PMM_THREAD_SUPPORT_H
+
+/* Publishes `value` at `p`: every write made before it is visible to a reader that sees it. */
+static inline void pmm_store_release(long *p, long value) { __atomic_store_n(p, value, __ATOMIC_RELEASE); }
+
+/* The value at `p`, with every write made before it was stored. */
+static inline long pmm_load_acquire(const long *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+
+/* A hint to the CPU that this thread is spinning on a value another thread will change. */
+static inline void pmm_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+#endif

@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CThreadSupport
+
+/// One closure run on a thread of its own, for a phase that two cores shorten. The thread
+/// is always joined before the phase returns (`join`, or when the handle goes away), so
+/// no work outlives the call that started it. It runs with every signal blocked: signals
+/// meant for the caller's process (SIGINT in Python) keep going to the caller's threads.
+final class WorkerThread {
+    private final class Job: @unchecked Sendable {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
+    }
+
+    #if canImport(Glibc)
+    private var thread = pthread_t()
+    #else
+    private var thread: pthread_t?
+    #endif
+    private var joined = false
+
+    private init() {}
+
+    /// Starts `body` on a new thread; nil when the system refuses one (the caller then
+    /// does the work itself).
+    static func start(_ body: @escaping () -> Void) -> WorkerThread? {
+        let worker = WorkerThread()
+        let job = Unmanaged.passRetained(Job(body)).toOpaque()
+        var all = sigset_t(), previous = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_SETMASK, &all, &previous)
+        let status = pthread_create(&worker.thread, nil, { argument in
+            if let argument { Unmanaged<Job>.fromOpaque(argument).takeRetainedValue().body() }
+            return nil
+        }, job)
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        guard status == 0 else {
+            Unmanaged<Job>.fromOpaque(job).release()
+            return nil
+        }
+        return worker
+    }
+
+    /// Waits for the body to return.
+    func join() {
+        guard !joined else { return }
+        joined = true
+        #if canImport(Glibc)
+        pthread_join(thread, nil)
+        #else
+        if let thread { pthread_join(thread, nil) }
+        #endif
+    }
+
+    deinit { join() }
+}
+
+/// A count that one thread raises as its results become ready, read by the thread that
+/// consumes them: every result below the count read is fully written. A waiter spins
+/// briefly, then sleeps until the count moves (so a thread waiting for a slow producer,
+/// such as Python decoding Parquet, leaves the core to it). Either side can ask the other
+/// to stop, which wakes it.
+final class PublishedCount {
+    private let value = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    private let stop = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let moved = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        value.initialize(to: 0)
+        stop.initialize(to: 0)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(moved, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(moved)
+        pthread_mutex_destroy(mutex)
+        value.deallocate()
+        stop.deallocate()
+        mutex.deallocate()
+        moved.deallocate()
+    }
+
+    /// Results `0 ..< count` are ready (count never decreases).
+    @inline(__always)
+    func publish(_ count: Int) {
+        pmm_store_release(value, count)
+        wakeWaiters()
+    }
+
+    /// Waits until at least `count` results are ready or a stop is requested; returns how
+    /// many are ready (less than `count` only after a stop).
+    @inline(__always)
+    func wait(atLeast count: Int) -> Int {
+        let ready = pmm_load_acquire(value)
+        if ready >= count { return ready }
+        return waitLonger(count)
+    }
+
+    private func waitLonger(_ count: Int) -> Int {
+        for _ in 0..<2_000 {
+            let ready = pmm_load_acquire(value)
+            if ready >= count || stopRequested { return ready }
+            pmm_cpu_relax()
+        }
+        pthread_mutex_lock(mutex)
+        var ready = pmm_load_acquire(value)
+        while ready < count && !stopRequested {
+            pthread_cond_wait(moved, mutex)
+            ready = pmm_load_acquire(value)
+        }
+        pthread_mutex_unlock(mutex)
+        return ready
+    }
+
+    /// Asks the other side to stop early (it failed, or needs nothing more), waking it.
+    func requestStop() {
+        pmm_store_release(stop, 1)
+        wakeWaiters()
+    }
+
+    /// Whether a stop was requested.
+    @inline(__always)
+    var stopRequested: Bool { pmm_load_acquire(stop) != 0 }
+
+    /// A waiter checks the count under the mutex before sleeping, so taking it here after
+    /// the store means no wake-up is lost.
+    @inline(__always)
+    private func wakeWaiters() {
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(moved)
+        pthread_mutex_unlock(mutex)
+    }
+}
