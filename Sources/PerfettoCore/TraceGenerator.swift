@@ -86,9 +86,6 @@ public final class TraceGenerator {
     /// Lanes layouts: with at least this many async spans, spans are placed on a worker
     /// thread while this one writes them (`placeAndWrite`).
     var twoThreadMinimumSpans = 16_384
-    /// Async events: from the first batch of at least this many rows, tiles are decoded
-    /// on a worker thread while this one pairs them (`AsyncTileReader`).
-    var twoThreadMinimumRows = 4 * AsyncTile.rows
     /// Thread track uuid by the pool id of its stream id (thread-lanes).
     var threadTrackByStream: [UInt32: UInt64] = [:]
     /// The writer's source-location iid by matcher location id (0: not yet known).
@@ -195,16 +192,14 @@ public final class TraceGenerator {
 
     /// Each batch is read in tiles of `AsyncTile.rows` rows, column by column; a tile
     /// with anything to report (a null time, a bad dictionary index...) is read again row
-    /// by row, which throws the error of its first faulty row. Tiles are decoded on a
-    /// worker thread while this one pairs the tiles already decoded (`AsyncTileReader`).
+    /// by row, which throws the error of its first faulty row.
     private func readAsyncEvents(stream: UnsafeMutablePointer<ArrowArrayStream>?) throws(PerfettoError) {
         let label = "async events"
         let reader = try ArrowStreamReader(moving: stream, label: label)
         try checkOpen()
         guard spanTypes.includesAsync else { return }
         let columns = try AsyncEventColumns(reader)
-        let tiles = AsyncTileReader(beginId: beginId, endId: endId, twoThreadMinimumRows: twoThreadMinimumRows)
-        defer { tiles.close() }
+        let tile = AsyncTile()
         while let batch = try reader.next() {
             func integer(_ index: Int) throws(PerfettoError) -> IntegerColumn {
                 try IntegerColumn(batch: batch, field: reader.fields[index], index: index, label: label, timesOnly: false)
@@ -221,11 +216,16 @@ public final class TraceGenerator {
                 line: try integer(columns.line),
                 // Only thread-lanes uses the stream of an event (it cannot fail a read).
                 stream: layout == .threadLanes ? columns.streamId.flatMap { try? string($0) } : nil)
-            try tiles.read(c, rows: batch.length, decoded: { (tile, n) throws(PerfettoError) in
-                try addTile(tile, n)
-            }, faulty: { (rows) throws(PerfettoError) in
-                try addRows(c, rows, label: label)
-            })
+            var start = 0
+            while start < batch.length {
+                let n = Swift.min(AsyncTile.rows, batch.length - start)
+                if tile.decode(c, start, n, beginId: beginId, endId: endId) {
+                    try addTile(tile, n)
+                } else {
+                    try addRows(c, start..<(start + n), label: label)
+                }
+                start += n
+            }
         }
         stats.matcher = matcher.counts
     }
@@ -368,5 +368,68 @@ public final class TraceGenerator {
             throw .invalidData("\(label): line \(value) is out of range for uint32")
         }
         return line
+    }
+}
+
+/// The columns of one `async_events` batch.
+struct AsyncEventBatch {
+    let time: TimeColumn
+    let eventType: StringColumn
+    let spanId, parent: IntegerColumn
+    let depth: IntegerColumn?
+    let name, target, filename: StringColumn
+    let line: IntegerColumn
+    let stream: StringColumn?
+}
+
+/// Scratch columns for `rows` rows of async events, reused from tile to tile.
+final class AsyncTile {
+    static let rows = 1024
+    let time = UnsafeMutablePointer<Int64>.allocate(capacity: rows)
+    let spanId = UnsafeMutablePointer<Int64>.allocate(capacity: rows)
+    let parent = UnsafeMutablePointer<Int64>.allocate(capacity: rows)
+    let depth = UnsafeMutablePointer<Int64>.allocate(capacity: rows)
+    let line = UnsafeMutablePointer<Int64>.allocate(capacity: rows)
+    let type = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+    let name = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+    let target = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+    let filename = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+    let stream = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+
+    deinit {
+        for p in [time, spanId, parent, depth, line] { p.deallocate() }
+        for p in [type, name, target, filename, stream] { p.deallocate() }
+    }
+
+    /// Decodes rows `start ..< start + n` (n <= `rows`). False when a row has anything to
+    /// report: a null or out-of-range time, a null span id, an unreadable string, an event
+    /// type other than begin and end, a line out of uint32 range.
+    @inline(__always)
+    func decode(_ c: AsyncEventBatch, _ start: Int, _ n: Int, beginId: UInt32, endId: UInt32) -> Bool {
+        guard c.eventType.decodeIds(start, n, into: type), c.time.decode(start, n, into: time),
+              c.spanId.decode(start, n, into: spanId, required: true, fallback: 0),
+              c.parent.decode(start, n, into: parent, required: false, fallback: 0),
+              c.name.decodeIds(start, n, into: name), c.target.decodeIds(start, n, into: target),
+              c.filename.decodeIds(start, n, into: filename),
+              c.line.decode(start, n, into: line, required: false, fallback: 0) else { return false }
+        if let depthColumn = c.depth {
+            _ = depthColumn.decode(start, n, into: depth, required: false, fallback: 0)
+        } else {
+            depth.update(repeating: 0, count: n)
+        }
+        // The stream id is informative: an unreadable one reads as none.
+        if let streamColumn = c.stream {
+            if !streamColumn.decodeIds(start, n, into: stream) {
+                for j in 0..<n { stream[j] = (try? streamColumn.id(start + j)) ?? 0 }
+            }
+        } else {
+            stream.update(repeating: 0, count: n)
+        }
+        var bad = false
+        for j in 0..<n {
+            let t = type[j]
+            bad = bad || (t != beginId && t != endId) || UInt64(bitPattern: line[j]) > UInt64(UInt32.max)
+        }
+        return !bad
     }
 }
