@@ -16,7 +16,8 @@
  *   must be UTF-8. A NULL pointer is accepted only with length 0 (the empty string).
  *   The library copies what it keeps; the caller's strings may change after the call.
  * - Thread safety: a writer is not thread-safe; use each writer from one thread at a
- *   time. Different writers may be used from different threads at once. A caller that
+ *   time (the library's own worker thread in pmm_generator_finish() is internal: it
+ *   never outlives the call). Different writers may be used from different threads at once. A caller that
  *   shares a writer between threads must serialize every call on it with one lock,
  *   counting calls on a generator over it as calls on the writer (they write into it),
  *   and must not call pmm_writer_free() or pmm_generator_free() while another thread is
@@ -391,7 +392,12 @@ pmm_status pmm_generator_get_stats(const pmm_generator *generator, pmm_generator
 
 /* Pairs and lays out the async spans, writes them, flushes the writer and fills
    `stats` (may be NULL). No call but pmm_generator_get_stats() and
-   pmm_generator_free() is accepted afterwards. */
+   pmm_generator_free() is accepted afterwards.
+   With the lanes layouts and 16,384 async spans or more, the lane placements are found
+   on one worker thread the library starts while the calling thread writes the spans
+   (the bytes are the same). The worker runs with every signal blocked, calls back into
+   nothing (no sink, no Arrow callback) and has ended when this call returns; if no thread
+   can be started, the calling thread does all the work. */
 pmm_status pmm_generator_finish(pmm_generator *generator, pmm_generator_stats *stats);
 
 /* Destroys the generator (and releases its hold on the writer). NULL is ignored. */

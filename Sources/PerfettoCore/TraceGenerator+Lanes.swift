@@ -112,11 +112,10 @@ extension TraceGenerator {
     /// record, for the records of `order` (-1: no parent, or not among the records). A child's
     /// parent is usually among the spans just before it (a direct-mapped cache), which spares
     /// most index lookups.
-    static func findParents(_ order: [UInt32], _ records: AsyncRecords, _ index: SpanIndex,
+    static func findParents(_ order: [UInt32], _ records: AsyncRecords, _ index: SpanIndex, recent: RecentSpans,
                             into parents: UnsafeMutableBufferPointer<Int32>) {
         // Parent id 0 (a root) costs no lookup unless some span has id 0.
         let zeroIsSpan = index.find(0, records) >= 0
-        let recent = RecentSpans()
         for k in order {
             let i = Int(k)
             let parentId = records[i].pointee.parentSpanId
@@ -130,15 +129,16 @@ extension TraceGenerator {
     }
 
     /// Places the spans of `order` on lanes and writes them, in order. `makePlacer`, given
-    /// each record's parent record, makes the function that places record `i` (called in
-    /// `order`); `write` writes record `i` where it was placed, with its flows.
+    /// each record's parent record (filled before the first call), makes the function that
+    /// places record `i` (called in `order`); `write` writes record `i` where it was placed,
+    /// with its flows.
     ///
     /// With `twoThreadMinimumSpans` spans or more, parents and placements are found on a
     /// worker thread while this one writes the spans already placed: placing and writing
     /// take about as long, so the two overlap. Placements are the same, and so are the bytes.
     @inline(__always)
     func placeAndWrite(_ order: [UInt32],
-                       makePlacer: @escaping (UnsafeBufferPointer<Int32>) -> (Int) -> LaneLayout.Placement,
+                       makePlacer: (UnsafeBufferPointer<Int32>) -> (Int) -> LaneLayout.Placement,
                        write: (Int, LaneLayout.Placement, FlowPlan) throws(PerfettoError) -> Void)
         throws(PerfettoError) {
         let records = matcher.records, index = matcher.index
@@ -148,10 +148,13 @@ extension TraceGenerator {
         // Per span of `order`: its lane, with the top bit set when the lane is new.
         let placements = UnsafeMutablePointer<UInt32>.allocate(capacity: Swift.max(n, 1))
         let parentsFound = PublishedCount(), placed = PublishedCount()
+        // Allocated here, not by the worker: its allocations would go to a malloc arena of
+        // its own, which the rest of the process never reuses.
+        let place = makePlacer(UnsafeBufferPointer(parents))
+        let recent = RecentSpans()
         let findAndPlace = {
-            Self.findParents(order, records, index, into: parents)
+            Self.findParents(order, records, index, recent: recent, into: parents)
             parentsFound.publish(1)
-            let place = makePlacer(UnsafeBufferPointer(parents))
             var k = 0
             while k < n {
                 if placed.stopRequested { return }

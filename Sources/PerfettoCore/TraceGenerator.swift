@@ -84,8 +84,8 @@ public final class TraceGenerator {
     /// What the lanes layouts add to async slices.
     public let options: AsyncOptions
     /// Lanes layouts: with at least this many async spans, spans are placed on a worker
-    /// thread while this one writes them (`placeAndWrite`).
-    var twoThreadMinimumSpans = 16_384
+    /// thread while this one writes them (`placeAndWrite`); `.max`: never a second thread.
+    @exclusivity(unchecked) public var twoThreadMinimumSpans = 16_384
     /// Thread track uuid by the pool id of its stream id (thread-lanes).
     var threadTrackByStream: [UInt32: UInt64] = [:]
     /// The writer's source-location iid by matcher location id (0: not yet known).

@@ -64,6 +64,8 @@ final class WorkerThread {
 /// such as Python decoding Parquet, leaves the core to it). Either side can ask the other
 /// to stop, which wakes it.
 final class PublishedCount {
+    /// How long a waiter spins before it sleeps.
+    static let spinNanoseconds = 100_000
     private let value = UnsafeMutablePointer<Int>.allocate(capacity: 1)
     private let stop = UnsafeMutablePointer<Int>.allocate(capacity: 1)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
@@ -102,10 +104,20 @@ final class PublishedCount {
     }
 
     private func waitLonger(_ count: Int) -> Int {
-        for _ in 0..<2_000 {
-            let ready = pmm_load_acquire(value)
-            if ready >= count || stopRequested { return ready }
-            pmm_cpu_relax()
+        // Spin up to about `spinNanoseconds` first: waits between the two threads of a
+        // phase are usually shorter than a sleep and a wake-up.
+        var started = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &started)
+        while true {
+            for _ in 0..<64 {
+                let ready = pmm_load_acquire(value)
+                if ready >= count || stopRequested { return ready }
+                pmm_cpu_relax()
+            }
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let elapsed = (now.tv_sec - started.tv_sec) * 1_000_000_000 + (now.tv_nsec - started.tv_nsec)
+            if elapsed >= Self.spinNanoseconds { break }
         }
         pthread_mutex_lock(mutex)
         var ready = pmm_load_acquire(value)

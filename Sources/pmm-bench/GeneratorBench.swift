@@ -126,8 +126,9 @@ enum GeneratorBench {
 
     /// `label` names a memory run with the given async options (args and flows on or off).
     @discardableResult
+    /// `twoThreads` false: the async phase on the calling thread alone.
     static func run(toFile path: String?, threadsScale: Int, options: AsyncOptions = AsyncOptions(),
-                    label: String? = nil) -> Result {
+                    label: String? = nil, twoThreads: Bool = true, quiet: Bool = false) -> Result {
         let threadCount = BenchWorkload.threadCount * threadsScale
         var workload = BenchWorkload(scale: 1)
         let d = Dictionaries(names: BenchDictionary(workload.names), targets: BenchDictionary(workload.targets),
@@ -145,6 +146,7 @@ enum GeneratorBench {
             let start = now()
             generator = try TraceGenerator(writer: writer, exe: BenchWorkload.exe, threads: threads, spanTypes: .both,
                                            rangeBegin: 0, rangeEnd: .max, layout: .lanes, options: options)
+            if !twoThreads { generator.twoThreadMinimumSpans = .max }
             timer.seconds += now() - start
         } catch { fail("\(error)") }
         var threadSpans = 0
@@ -182,6 +184,7 @@ enum GeneratorBench {
         let result = Result(threadSpansPerSecond: Double(stats.threadSpans) / threadTimer.seconds,
                             asyncSpansPerSecond: Double(stats.asyncSpans) / asyncTimer.seconds,
                             asyncBytesPerSpan: Double(asyncBytes) / Double(Swift.max(stats.asyncSpans, 1)))
+        if quiet { return result }
         if let label {
             bench("generator_\(label)_async_spans_per_s", result.asyncSpansPerSecond, "spans/s")
             bench("generator_\(label)_async_bytes_per_span", result.asyncBytesPerSpan, "bytes/span", decimals: 1)

@@ -257,6 +257,15 @@ func option(_ name: String, _ fallback: Int) -> Int {
 switch arguments.first {
 case "generator-memory":
     GeneratorBench.run(toFile: nil, threadsScale: 1)
+    // Same run: the async phase on one thread and on two (lane placement on a worker),
+    // interleaved, best of 3 each.
+    var one: [Double] = [], two: [Double] = []
+    for _ in 0..<3 {
+        one.append(GeneratorBench.run(toFile: nil, threadsScale: 1, twoThreads: false, quiet: true).asyncSpansPerSecond)
+        two.append(GeneratorBench.run(toFile: nil, threadsScale: 1, quiet: true).asyncSpansPerSecond)
+    }
+    bench("generator_memory_async_one_thread_spans_per_s", one.max() ?? 0, "spans/s")
+    bench("generator_memory_async_two_threads_over_one_ratio", (two.max() ?? 0) / (one.max() ?? 1), "x", decimals: 3)
 case "generator-args-flows":
     // Same run: lanes with span args and flows (the default) and without.
     let on = GeneratorBench.run(toFile: nil, threadsScale: 1, label: "args_flows_on")
