@@ -26,6 +26,7 @@ final class LaneLayout {
     static let none = UInt32.max
     static let openBit: UInt32 = 1 << 31
     static let ringSize = 1024
+    static let initialLaneCapacity = 1024
 
     /// Lanes created so far.
     @exclusivity(unchecked) private(set) var laneCount = 0
@@ -52,8 +53,8 @@ final class LaneLayout {
     @exclusivity(unchecked) private var free = LaneSet()
 
     /// `typicalGap`: about the time between two begins (sizes the ring's buckets; any
-    /// value gives the same placements).
-    init(recordCount: Int, typicalGap: Int64) {
+    /// value gives the same placements); `spanCount`: how many spans will be placed.
+    init(recordCount: Int, typicalGap: Int64, spanCount: Int) {
         state = .allocate(capacity: Swift.max(recordCount, 1))
         state.initialize(repeating: 0, count: recordCount)
         below = .allocate(capacity: Swift.max(recordCount, 1))
@@ -64,6 +65,9 @@ final class LaneLayout {
         buckets = .allocate(capacity: Self.ringSize)
         buckets.initialize(repeating: -1, count: Self.ringSize)
         timeShift = UInt64(63 - UInt64(Swift.max(typicalGap, 1)).leadingZeroBitCount)
+        // Room for the lanes of most traces up front: placing then allocates nothing (it
+        // may run on a worker thread, whose allocations would open a malloc arena of its own).
+        grow(to: Swift.min(spanCount, Self.initialLaneCapacity))
     }
 
     deinit {
@@ -105,7 +109,7 @@ final class LaneLayout {
             isNew = false
         } else {
             lane = laneCount
-            if lane == laneCapacity { grow() }
+            if lane == laneCapacity { grow(to: laneCapacity * 2) }
             laneCount += 1
             tops[lane] = Self.none
             isNew = true
@@ -179,9 +183,9 @@ final class LaneLayout {
         state[index] = UInt32(truncatingIfNeeded: lane + 1) | Self.openBit
     }
 
-    /// Room for twice the lanes (there are never more lanes than records, < 2^31).
-    private func grow() {
-        let capacity = Swift.max(64, laneCapacity * 2)
+    /// Room for `capacity` lanes (there are never more lanes than records, < 2^31).
+    private func grow(to capacity: Int) {
+        let capacity = (Swift.max(64, capacity) + 63) & ~63  // whole words of the free-lane bit set
         func grown<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<T> {
             let q = UnsafeMutablePointer<T>.allocate(capacity: capacity)
             q.moveInitialize(from: p, count: laneCount)

@@ -280,15 +280,15 @@ extension TraceGenerator {
             lastBegin[g] = r.pointee.begin
             spanCount[g] += 1
         }
-        // Each group's ring buckets sized by the time between its own begins.
+        // Each group's ring buckets sized by the time between its own begins, its lanes by its spans.
         let gaps = (0..<groupParents.count).map { g in
-            Swift.max(1, (lastBegin[g] - firstBegin[g]) / Int64(spanCount[g]))
+            (gap: Swift.max(1, (lastBegin[g] - firstBegin[g]) / Int64(spanCount[g])), spans: spanCount[g])
         }
         let groups = groupOf
         var lanes = [[UInt64]](repeating: [], count: groupParents.count)
         var laneCount = 0
         try placeAndWrite(order, makePlacer: { parents in
-            let layouts = gaps.map { LaneLayout(recordCount: records.count, typicalGap: $0) }
+            let layouts = gaps.map { LaneLayout(recordCount: records.count, typicalGap: $0.gap, spanCount: $0.spans) }
             return { i in
                 let r = records[i]
                 let g = Int(groups[i])

@@ -305,7 +305,7 @@ public final class TraceGenerator {
         let typicalGap = Self.typicalGap(order, records)
         var laneTracks: [UInt64] = []
         try placeAndWrite(order, makePlacer: { parents in
-            let layout = LaneLayout(recordCount: records.count, typicalGap: typicalGap)
+            let layout = LaneLayout(recordCount: records.count, typicalGap: typicalGap, spanCount: order.count)
             return { i in
                 let r = records[i]
                 return layout.place(i, begin: r.pointee.begin, end: r.pointee.end, parent: Int(parents[i]), records)
