@@ -393,11 +393,12 @@ pmm_status pmm_generator_get_stats(const pmm_generator *generator, pmm_generator
 /* Pairs and lays out the async spans, writes them, flushes the writer and fills
    `stats` (may be NULL). No call but pmm_generator_get_stats() and
    pmm_generator_free() is accepted afterwards.
-   With the lanes layouts and 16,384 async spans or more, the lane placements are found
-   on one worker thread the library starts while the calling thread writes the spans
-   (the bytes are the same). The worker runs with every signal blocked, calls back into
-   nothing (no sink, no Arrow callback) and has ended when this call returns; if no thread
-   can be started, the calling thread does all the work. */
+   With the lanes layouts, 16,384 async spans or more and a second CPU to run on, each
+   span's parent and lane are found on one worker thread the library starts while the
+   calling thread writes the spans already placed (the bytes are the same). The worker
+   runs with the asynchronous signals blocked (faults are not), calls back into nothing
+   (no sink, no Arrow callback) and has ended when this call returns; if no thread can be
+   started, the calling thread does all the work. */
 pmm_status pmm_generator_finish(pmm_generator *generator, pmm_generator_stats *stats);
 
 /* Destroys the generator (and releases its hold on the writer). NULL is ignored. */

@@ -8,8 +8,9 @@
 /// lane is free once its outermost slice has ended, so lanes never outnumber the spans
 /// open at one instant.
 ///
-/// Spans are matcher records (by index): per record, 8 bytes of layout state; per lane,
-/// 24 bytes, in raw storage that grows by doubling.
+/// Spans are matcher records (by index): per record, 8 bytes of layout state
+/// (`LaneRecordState`, shared by a generation's layouts); per lane, 24 bytes, in raw
+/// storage that grows by doubling.
 ///
 /// Busy lanes are found free again by the end of their outermost slice: in a ring of
 /// time buckets of 2^`timeShift` ns (a lane sits in the bucket of its end), so that
@@ -30,10 +31,10 @@ final class LaneLayout {
 
     /// Lanes created so far.
     @exclusivity(unchecked) private(set) var laneCount = 0
-    /// Per record: 0 until placed, then its lane + 1, with `openBit` while it is still
-    /// open on its lane.
+    /// Per record: its lane state and the slice below it (shared by the layouts of one
+    /// generation: a record is placed by one layout only).
+    private let records: LaneRecordState
     private let state: UnsafeMutablePointer<UInt32>
-    /// Per record: the record below it on its lane's stack of open slices.
     private let below: UnsafeMutablePointer<UInt32>
     /// Per lane: the innermost open slice (top of the stack), or `none`.
     @exclusivity(unchecked) private var tops: UnsafeMutablePointer<UInt32>
@@ -53,12 +54,12 @@ final class LaneLayout {
     @exclusivity(unchecked) private var free = LaneSet()
 
     /// `typicalGap`: about the time between two begins (sizes the ring's buckets; any
-    /// value gives the same placements); `spanCount`: how many spans will be placed.
-    init(recordCount: Int, typicalGap: Int64, spanCount: Int) {
-        state = .allocate(capacity: Swift.max(recordCount, 1))
-        state.initialize(repeating: 0, count: recordCount)
-        below = .allocate(capacity: Swift.max(recordCount, 1))
-        below.initialize(repeating: Self.none, count: recordCount)
+    /// value gives the same placements); `spanCount`: how many spans will be placed;
+    /// `records`: the per-record state, for every record the layout may place.
+    init(records: LaneRecordState, typicalGap: Int64, spanCount: Int) {
+        self.records = records
+        state = records.state
+        below = records.below
         tops = .allocate(capacity: 1)
         laneEnds = .allocate(capacity: 1)
         laneNext = .allocate(capacity: 1)
@@ -71,8 +72,6 @@ final class LaneLayout {
     }
 
     deinit {
-        state.deallocate()
-        below.deallocate()
         tops.deallocate()
         laneEnds.deallocate()
         laneNext.deallocate()
@@ -198,6 +197,27 @@ final class LaneLayout {
         busy.reserve(capacity)
         free.reserve(capacity)
         laneCapacity = capacity
+    }
+}
+
+/// Per matcher record, what lane layouts keep (8 bytes): 0 until placed, then its lane + 1,
+/// with `LaneLayout.openBit` while it is still open on its lane; and the record below it on
+/// its lane's stack of open slices. One for all the layouts of a generation (thread-lanes
+/// has one layout per thread), as each record is placed by one layout.
+final class LaneRecordState {
+    let state: UnsafeMutablePointer<UInt32>
+    let below: UnsafeMutablePointer<UInt32>
+
+    init(recordCount: Int) {
+        state = .allocate(capacity: Swift.max(recordCount, 1))
+        state.initialize(repeating: 0, count: recordCount)
+        below = .allocate(capacity: Swift.max(recordCount, 1))
+        below.initialize(repeating: LaneLayout.none, count: recordCount)
+    }
+
+    deinit {
+        state.deallocate()
+        below.deallocate()
     }
 }
 

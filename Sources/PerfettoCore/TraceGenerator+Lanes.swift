@@ -180,7 +180,11 @@ extension TraceGenerator {
                                  enabled: options.flows, processTrack: writer.processTrackUUID)
         var ready = 0
         for k in 0..<n {
-            if k == ready { ready = placed.wait(atLeast: k + 1) }
+            if k == ready {
+                ready = placed.wait(atLeast: k + 1)
+                // Only this thread asks the worker to stop (below), so it never stops early.
+                guard ready > k else { throw .writerStopped("async lane placement ended before span \(k)") }
+            }
             let p = placements[k]
             try write(Int(order[k]), LaneLayout.Placement(lane: Int(p & ~(1 << 31)), isNewLane: p >> 31 != 0), flows)
         }
@@ -288,7 +292,8 @@ extension TraceGenerator {
         var lanes = [[UInt64]](repeating: [], count: groupParents.count)
         var laneCount = 0
         try placeAndWrite(order, makePlacer: { parents in
-            let layouts = gaps.map { LaneLayout(recordCount: records.count, typicalGap: $0.gap, spanCount: $0.spans) }
+            let state = LaneRecordState(recordCount: records.count)
+            let layouts = gaps.map { LaneLayout(records: state, typicalGap: $0.gap, spanCount: $0.spans) }
             return { i in
                 let r = records[i]
                 let g = Int(groups[i])

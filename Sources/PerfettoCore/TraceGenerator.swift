@@ -85,7 +85,7 @@ public final class TraceGenerator {
     public let options: AsyncOptions
     /// Lanes layouts: with at least this many async spans, spans are placed on a worker
     /// thread while this one writes them (`placeAndWrite`); `.max`: never a second thread.
-    @exclusivity(unchecked) public var twoThreadMinimumSpans = 16_384
+    @exclusivity(unchecked) package var twoThreadMinimumSpans = 16_384
     /// Thread track uuid by the pool id of its stream id (thread-lanes).
     var threadTrackByStream: [UInt32: UInt64] = [:]
     /// The writer's source-location iid by matcher location id (0: not yet known).
@@ -305,7 +305,8 @@ public final class TraceGenerator {
         let typicalGap = Self.typicalGap(order, records)
         var laneTracks: [UInt64] = []
         try placeAndWrite(order, makePlacer: { parents in
-            let layout = LaneLayout(recordCount: records.count, typicalGap: typicalGap, spanCount: order.count)
+            let layout = LaneLayout(records: LaneRecordState(recordCount: records.count), typicalGap: typicalGap,
+                                    spanCount: order.count)
             return { i in
                 let r = records[i]
                 return layout.place(i, begin: r.pointee.begin, end: r.pointee.end, parent: Int(parents[i]), records)

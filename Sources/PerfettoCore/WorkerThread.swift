@@ -7,52 +7,83 @@ import CThreadSupport
 
 /// One closure run on a thread of its own, for a phase that two cores shorten. The thread
 /// is always joined before the phase returns (`join`, or when the handle goes away), so
-/// no work outlives the call that started it. It runs with every signal blocked: signals
-/// meant for the caller's process (SIGINT in Python) keep going to the caller's threads.
+/// no work outlives the call that started it. It runs with the asynchronous signals
+/// blocked, so they (SIGINT in Python) keep going to the caller's threads; faults
+/// (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGSYS) are not blocked, so a crash
+/// still reaches the process's crash handlers.
 final class WorkerThread {
+    /// The body, owned by the handle (released after the join, on the caller's thread).
     private final class Job: @unchecked Sendable {
         let body: () -> Void
         init(_ body: @escaping () -> Void) { self.body = body }
     }
 
-    #if canImport(Glibc)
-    private var thread = pthread_t()
-    #else
-    private var thread: pthread_t?
-    #endif
+    /// The worker's stack: its work is a flat loop.
+    static let stackSize = 1 << 20
+
+    private let thread: pthread_t
+    private let job: Unmanaged<Job>
     private var joined = false
 
-    private init() {}
+    private init(thread: pthread_t, job: Unmanaged<Job>) {
+        self.thread = thread
+        self.job = job
+    }
 
-    /// Starts `body` on a new thread; nil when the system refuses one (the caller then
-    /// does the work itself).
-    static func start(_ body: @escaping () -> Void) -> WorkerThread? {
-        let worker = WorkerThread()
-        let job = Unmanaged.passRetained(Job(body)).toOpaque()
-        var all = sigset_t(), previous = sigset_t()
-        sigfillset(&all)
-        pthread_sigmask(SIG_SETMASK, &all, &previous)
-        let status = pthread_create(&worker.thread, nil, { argument in
-            if let argument { Unmanaged<Job>.fromOpaque(argument).takeRetainedValue().body() }
-            return nil
-        }, job)
-        pthread_sigmask(SIG_SETMASK, &previous, nil)
-        guard status == 0 else {
-            Unmanaged<Job>.fromOpaque(job).release()
+    /// Whether a second thread can run at the same time: the calling thread may run on
+    /// more than one CPU (a worker on a single CPU only competes with its caller).
+    static let secondCPUAvailable: Bool = pmm_usable_cpu_count() >= 2
+
+    /// Starts `body` on a new thread; nil when the system refuses one or there is a single
+    /// CPU (the caller then does the work itself). `stackSize`: the thread's stack.
+    static func start(stackSize: Int = WorkerThread.stackSize, _ body: @escaping () -> Void) -> WorkerThread? {
+        guard secondCPUAvailable else { return nil }
+        let job = Unmanaged.passRetained(Job(body))
+        var attributes = pthread_attr_t()
+        guard pthread_attr_init(&attributes) == 0 else {
+            job.release()
             return nil
         }
-        return worker
+        defer { pthread_attr_destroy(&attributes) }
+        guard pthread_attr_setstacksize(&attributes, stackSize) == 0 else {
+            job.release()
+            return nil
+        }
+        var blocked = sigset_t(), previous = sigset_t()
+        sigfillset(&blocked)
+        for fault in [SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGABRT, SIGSYS] { sigdelset(&blocked, fault) }
+        pthread_sigmask(SIG_SETMASK, &blocked, &previous)
+        #if canImport(Glibc)
+        var thread = pthread_t()
+        let status = pthread_create(&thread, &attributes, { argument in
+            if let argument { Unmanaged<Job>.fromOpaque(argument).takeUnretainedValue().body() }
+            return nil
+        }, job.toOpaque())
+        #else
+        var created: pthread_t?
+        let status = pthread_create(&created, &attributes, { argument in
+            Unmanaged<Job>.fromOpaque(argument).takeUnretainedValue().body()
+            return nil
+        }, job.toOpaque())
+        #endif
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        // No thread: nothing to join, and the handle glibc may have written is not one.
+        guard status == 0 else {
+            job.release()
+            return nil
+        }
+        #if !canImport(Glibc)
+        guard let thread = created else { return nil }
+        #endif
+        return WorkerThread(thread: thread, job: job)
     }
 
     /// Waits for the body to return.
     func join() {
         guard !joined else { return }
         joined = true
-        #if canImport(Glibc)
         pthread_join(thread, nil)
-        #else
-        if let thread { pthread_join(thread, nil) }
-        #endif
+        job.release()
     }
 
     deinit { join() }

@@ -124,9 +124,9 @@ enum GeneratorBench {
         var asyncBytesPerSpan: Double
     }
 
-    /// `label` names a memory run with the given async options (args and flows on or off).
+    /// `label` names a memory run with the given async options (args and flows on or off);
+    /// `twoThreads` false: the async phase on the calling thread alone; `quiet`: no lines.
     @discardableResult
-    /// `twoThreads` false: the async phase on the calling thread alone.
     static func run(toFile path: String?, threadsScale: Int, options: AsyncOptions = AsyncOptions(),
                     label: String? = nil, twoThreads: Bool = true, quiet: Bool = false) -> Result {
         let threadCount = BenchWorkload.threadCount * threadsScale

@@ -1,7 +1,8 @@
 /*
- * Atomic loads and stores for the core's two-thread phases (a worker publishes how far
- * it got; the calling thread reads it). C11 atomics on a plain `long`, which Swift code
- * accesses only through these functions. Not part of the public C ABI.
+ * Atomic loads and stores for the core's two-thread phase (a worker publishes how far
+ * it got; the calling thread reads it): the compiler's __atomic builtins (C11 memory
+ * orders) on a plain `long`, which Swift code accesses only through these functions, and
+ * the number of CPUs the calling thread may run on. Not part of the public C ABI.
  */
 #ifndef PMM_THREAD_SUPPORT_H
 #define PMM_THREAD_SUPPORT_H
@@ -20,5 +21,8 @@ static inline void pmm_cpu_relax(void) {
   __asm__ __volatile__("yield");
 #endif
 }
+
+/* How many CPUs the calling thread may run on (its affinity mask; 1 when unknown). */
+int pmm_usable_cpu_count(void);
 
 #endif
