@@ -11,6 +11,7 @@ generator into a file or chunks.
 (the official `micromegas.connect()` / `connect_with_profile()` client). Tables cross into
 the library as Arrow C streams, batch by batch.
 """
+import contextlib
 import ctypes
 import os
 import re
@@ -371,6 +372,24 @@ def _server_summary(plan: Plan, chunks: int, size: int, started: float) -> Trace
                         bytes=size, seconds=time.monotonic() - started, chunks=chunks)
 
 
+@contextlib.contextmanager
+def _planned(source: SourceLike, process_id: str, span_types: str, begin: TimeLike, end: TimeLike, server_side: bool,
+             async_layout: str, logs: bool, metrics: bool, span_args: bool, flows: bool
+             ) -> Iterator[Tuple[Source, Plan]]:
+    """The source (closed on exit if opened here) and the trace's plan, checked for the
+    server-side path: what both entry points start with."""
+    source, owned = open_source(source)
+    try:
+        plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout,
+                          logs, metrics, span_args, flows)
+        if server_side:
+            _check_server_side(plan)
+        yield source, plan
+    finally:
+        if owned:
+            source.close()
+
+
 def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike = None, end: TimeLike = None,
                           span_types: str = "both", *, async_layout: str = "lanes", server_side: bool = False,
                           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: Optional[Progress] = None,
@@ -391,12 +410,9 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 0 < chunk_size < (1 << 63):
         raise RequestError(f"chunk size must be a positive integer, got {chunk_size!r}")
     progress = progress or Progress()
-    source, owned = open_source(source)
-    try:
-        plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout,
-                          logs, metrics, span_args, flows)
+    with _planned(source, process_id, span_types, begin, end, server_side, async_layout, logs, metrics, span_args,
+                  flows) as (source, plan):
         if server_side:
-            _check_server_side(plan)
             yield from enumerate(_server_chunks(plan, source, progress))
             return
         pending: List[Tuple[int, bytes]] = []
@@ -405,9 +421,6 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
                 yield from pending
                 pending.clear()
         yield from pending  # the last chunk, flushed when the writer closed
-    finally:
-        if owned:
-            source.close()
 
 
 def _write_all(out, data: bytes) -> None:
@@ -440,12 +453,8 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
     chunk_size = _args.size(chunk_size, "chunk_size")
     progress = progress or Progress()
     started = time.monotonic()
-    source, owned = open_source(source)
-    try:
-        plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout,
-                          logs, metrics, span_args, flows)
-        if server_side:
-            _check_server_side(plan)
+    with _planned(source, process_id, span_types, begin, end, server_side, async_layout, logs, metrics, span_args,
+                  flows) as (source, plan):
         with atomic_output(trace_filepath) as out:
             if server_side:
                 chunks = 0
@@ -463,6 +472,3 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
         summary.filename = out.shown
         summary.seconds = time.monotonic() - started
         return summary
-    finally:
-        if owned:
-            source.close()
