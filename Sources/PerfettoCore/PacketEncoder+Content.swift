@@ -426,9 +426,6 @@ extension PacketEncoder {
         var rest: Range<Int>
     }
 
-    /// The end packet of the lane slice whose begin packet `fields` describes, written right
-    /// after it (`buffer.count == fields.packetEnd`): its event fields are copied from the
-    /// begin packet (they are the same bytes), so exactly `writeLaneEnd`'s bytes.
     /// A lane slice's name, track and source location fields (the same bytes in its begin and
     /// its end packet).
     @inline(__always)
@@ -442,6 +439,9 @@ extension PacketEncoder {
         w.varint(ids.location)
     }
 
+    /// The end packet of the lane slice whose begin packet `fields` describes, written right
+    /// after it (`buffer.count == fields.packetEnd`): its event fields are copied from the
+    /// begin packet (they are the same bytes), so exactly `writeLaneEnd`'s bytes.
     @inline(__always)
     static func writeLaneEnd(after fields: LaneEndFields, timestamp: UInt64, sequence: Sequence,
                              into buffer: ByteBuffer) throws(PerfettoError) {
