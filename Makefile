@@ -30,7 +30,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 DIST := $(shell pwd)/dist
 
-.PHONY: all build deps python-deps python-install wheel demo test test-swift test-asan test-c test-library test-python test-fuzz fuzz fuzz-build trace-fuzz bench clean
+.PHONY: all build deps python-deps python-install wheel demo test test-swift test-asan test-tsan test-c test-library test-python test-fuzz fuzz fuzz-build trace-fuzz bench clean
 
 all: build
 
@@ -72,7 +72,7 @@ demo: deps python-install
 	  echo && echo "trace: $(OUT)/demo.perfetto" && \
 	  echo "open it at https://ui.perfetto.dev (Open trace file), or: python -m micromegas --help"
 
-test: deps build test-swift test-asan test-c test-library test-python test-fuzz
+test: deps build test-swift test-asan test-tsan test-c test-library test-python test-fuzz
 	@echo "make test: all checks passed"
 
 test-swift:
@@ -83,6 +83,12 @@ test-swift:
 # so out-of-bounds reads must fail loudly. (Leaks are checked by valgrind on the C ABI.)
 test-asan:
 	ASAN_OPTIONS=detect_leaks=0 swift test --sanitize=address --scratch-path .build-asan
+
+# The tests of the two-thread phase (lane placement on a worker thread) and of the async
+# paths it serves, under ThreadSanitizer: any data race it reports stops the run.
+test-tsan:
+	TSAN_OPTIONS=halt_on_error=1 swift test --sanitize=thread --scratch-path .build-tsan \
+	  --filter 'TwoThreadPlacementTests|WorkerThreadTests|AsyncOrderTests|LanesContentTests'
 
 # The C example writes the `basic` golden scenario through the header, whole and in
 # 256-byte chunks; the misuse test exercises every error path and the hostile-Arrow test
