@@ -91,9 +91,9 @@ final class WorkerThread {
 
 /// A count that one thread raises as its results become ready, read by the thread that
 /// consumes them: every result below the count read is fully written. A waiter spins
-/// briefly, then sleeps until the count moves (so a thread waiting for a slow producer,
-/// such as Python decoding Parquet, leaves the core to it). Either side can ask the other
-/// to stop, which wakes it.
+/// briefly, then sleeps until the count moves (a long wait, such as for the parents of
+/// millions of spans or a worker the system runs late, leaves the core to other work).
+/// Either side can ask the other to stop, which wakes it.
 final class PublishedCount {
     /// How long a waiter spins before it sleeps.
     static let spinNanoseconds = 100_000
