@@ -93,9 +93,18 @@ def _add_source_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGr
     return server
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage mistake reported as one line on stderr (as every other error
+    is) instead of the whole usage block: `error: argument --spans: invalid choice: ...`,
+    then where the usage is shown; exit 2. Sub-command parsers are of this class too."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="store_true", help="print the package and library versions")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -548,8 +557,17 @@ def cmd_write_scenario(args) -> int:
 def cmd_sample_lake(args) -> int:
     from .sample_lake import LakeVariant, write_sample_lake
     from pathlib import Path
-    if (Path(args.folder) / "processes.parquet").exists():
+    if not args.folder:
+        raise RequestError("the lake folder (DIR) is empty")
+    folder = Path(args.folder)
+    if (folder / "processes.parquet").exists():
         raise RequestError(f"{args.folder} already holds a lake")
+    if folder.exists() and not folder.is_dir():
+        raise RequestError(f"{args.folder} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RequestError(f"cannot create the lake folder {args.folder}: {e.strerror or e}") from None
     try:
         variant = LakeVariant(layout=args.layout, time_unit=args.time_unit,
                               time_zone=None if args.time_zone.lower() == "none" else args.time_zone,

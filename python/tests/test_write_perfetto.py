@@ -184,9 +184,45 @@ def test_user_mistakes_exit_2_with_one_line_and_no_file(small_lake, tmp_path, ca
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
     assert "Traceback" not in result.stderr
-    if case != "bad span types":
-        assert len(result.stderr.strip().splitlines()) == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["write_perfetto"], "the following arguments are required: PROCESS_ID"),
+    (["write_perfetto", "p", "--spans", "some"], "argument --spans: invalid choice: 'some'"),
+    (["write_perfetto", "p", "--chunk-size", "0"], "argument --chunk-size: must be between 1"),
+    (["write_perfetto", "p", "--open-timeout", "soon"], "argument --open-timeout: not a number"),
+    (["write_perfetto", "p", "--bogus"], "unrecognized arguments: --bogus"),
+    (["list-processes", "--limit", "-1"], "argument --limit: must be between 1"),
+    (["sample-lake", "lake", "--threads", "0"], "argument --threads: must be between 1"),
+    (["no-such-command"], "argument COMMAND: invalid choice: 'no-such-command'"),
+])
+def test_usage_mistakes_are_one_line_and_exit_2(tmp_path, args, message):
+    """A mistake argparse finds is one `error:` line naming it and where the usage is shown,
+    not the whole usage block; nothing is written."""
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "--help" in result.stderr and result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", ["empty", "a file", "under a file"])
+def test_sample_lake_refuses_a_folder_it_cannot_use(tmp_path, case):
+    """`sample-lake ""` once wrote a lake into the current folder, and a file as DIR gave a
+    raw `[Errno 17]`: each is one line, exit 2, nothing written."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "file").write_text("x")
+    folder = {"empty": "", "a file": "file", "under a file": "file/lake"}[case]
+    result = run_cli("sample-lake", folder, "--quiet", "--threads", "1", "--spans-per-thread", "10",
+                     "--async-spans", "10", cwd=work)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Errno" not in result.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["file"]
 
 
 def test_interrupted_write_leaves_no_file(small_lake, tmp_path):
