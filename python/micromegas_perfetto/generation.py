@@ -7,14 +7,16 @@ generator into a file or chunks.
 - `generate_trace_chunks(source, process_id, begin, end, span_types="both")`: the trace as
   `(chunk_id, bytes)`, produced as it is consumed.
 
-`source` is a lake folder, a `Source`, or a client object with micromegas' `query_stream`
-(the official `micromegas.connect()` / `connect_with_profile()` client). Tables cross into
-the library as Arrow C streams, batch by batch.
+`source` is a lake folder, a `Source`, this package's `FlightSQLClient(uri, token)`, or a
+client object with micromegas' `query_stream` (the official `micromegas.connect()` /
+`connect_with_profile()` client). Tables cross into the library as Arrow C streams, batch by
+batch.
 """
 import contextlib
 import ctypes
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
@@ -68,18 +70,21 @@ class TraceSummary:
 
 def open_source(source: SourceLike) -> Tuple[Source, bool]:
     """A Source for `source` and whether the caller owns (must close) it: a Source is used as
-    is; an object with `query_stream` (micromegas' client) runs micromegas' queries; a path is
-    a lake folder."""
+    is; this package's `FlightSQLClient` and an object with `query_stream` (micromegas'
+    client) run micromegas' queries; a path is a lake folder."""
     if isinstance(source, Source):
         return source, False
+    flightsql = sys.modules.get(f"{__package__}.flightsql")  # imported if the caller made one of its clients
+    if flightsql is not None and isinstance(source, flightsql.FlightSQLClient):
+        return flightsql.FlightSQLSource(queries=source), False  # the caller's client: not closed here
     if callable(getattr(source, "query_stream", None)):
         from .flightsql import ClientQueries, FlightSQLSource
         return FlightSQLSource(queries=ClientQueries(source)), True
     if isinstance(source, (str, os.PathLike)):
         from .lake import LocalLake
         return LocalLake(source), True
-    raise TypeError(f"source must be a lake folder, a Source or a client with query_stream, "
-                    f"not {type(source).__name__}")
+    raise TypeError(f"source must be a lake folder, a Source, a FlightSQLClient or a client with "
+                    f"query_stream, not {type(source).__name__}")
 
 
 class _Generator:

@@ -219,3 +219,28 @@ def test_read_ahead_is_bounded_keeps_the_cause_and_cancels_an_abandoned_stream()
     with pytest.raises(ValueError, match="lost at batch 3") as raised:
         list(read_ahead(batches(10, fail_at=3)))
     assert isinstance(raised.value.__cause__, OSError)
+
+
+def test_own_flightsql_client_is_a_source(small_lake, tmp_path):
+    """`micromegas_perfetto.FlightSQLClient(uri, token)` (exported beside write_process_trace)
+    drives write_process_trace and generate_trace_chunks like the official client: the lake's
+    bytes; it stays the caller's (open, usable again); a refused token is a SourceError."""
+    from micromegas_perfetto import generate_trace_chunks, write_process_trace
+    from micromegas_perfetto.errors import SourceError
+    lake, _ = small_lake
+    s = LakeFlightServer(lake, token="s3cret")
+    try:
+        pid = pid_of(small_lake)
+        local = tmp_path / "local.perfetto"
+        write_process_trace(lake, pid, None, None, local)
+        client = FlightSQLClient(s.uri, token="s3cret")
+        remote = tmp_path / "remote.perfetto"
+        write_process_trace(client, pid, None, None, remote)
+        assert remote.read_bytes() == local.read_bytes()
+        chunks = b"".join(data for _, data in generate_trace_chunks(client, pid, None, None))
+        assert chunks == local.read_bytes()
+        with pytest.raises(SourceError, match="authentication refused"):
+            write_process_trace(FlightSQLClient(s.uri, token="nope"), pid, None, None, tmp_path / "no.perfetto")
+        assert not (tmp_path / "no.perfetto").exists()
+    finally:
+        s.shutdown()
