@@ -116,3 +116,34 @@ def test_every_source_file_says_what_it_owns():
     assert len(sources) > 50
     silent = [str(p.relative_to(ROOT)) for p in sources if not _opens_with_a_comment(p)]
     assert not silent, "files without an opening comment saying what they own:\n" + "\n".join(silent)
+
+
+def _section(path: Path, heading: str) -> str:
+    """The text of a Markdown section, from `heading` to the next heading of its level."""
+    text = path.read_text(encoding="utf-8")
+    level = heading.split(" ", 1)[0]
+    start = text.index(f"\n{heading}\n")
+    end = text.find(f"\n{level} ", start + len(heading) + 2)
+    return text[start:end if end >= 0 else len(text)]
+
+
+@pytest.mark.parametrize("page, heading", [
+    ("README.md", "## Layout"), ("CONTRIBUTING.md", "## Layout"), ("docs/architecture.md", "### Swift (`Package.swift`)"),
+])
+def test_every_source_target_is_in_the_layout_tables(page, heading):
+    """Each folder of Sources/ (a target of Package.swift) has its row in the layout tables a
+    maintainer reads (CThreadSupport, added with the two-thread phase, was in none of them)."""
+    section = _section(ROOT / page, heading)
+    targets = sorted(p.name for p in (ROOT / "Sources").iterdir() if p.is_dir())
+    assert targets and "PerfettoCore" in targets
+    missing = [t for t in targets if f"`Sources/{t}`" not in section and f"`Sources/{t}`," not in section]
+    assert not missing, f"{page} ({heading}) has no row for {missing}"
+
+
+def test_every_python_module_is_in_the_architecture_table():
+    section = _section(ROOT / "docs" / "architecture.md", "### Python (`python/micromegas_perfetto`)")
+    modules = sorted(p.stem for p in (ROOT / "python" / "micromegas_perfetto").glob("*.py")
+                     if p.stem not in ("__init__", "__main__"))
+    assert "cli" in modules
+    missing = [m for m in modules if f"`{m}`" not in section]
+    assert not missing, f"docs/architecture.md's Python table has no row for {missing}"
