@@ -310,15 +310,20 @@ def _connect(args):
     """The server source: through the official client's `connect_with_profile` (its profiles,
     OIDC, API keys) when it is installed and no token is given (--token, $MICROMEGAS_TOKEN),
     else this package's own pyarrow.flight client."""
-    from .flightsql import ClientQueries, FlightSQLSource
+    from .flightsql import ClientQueries, FlightSQLSource, resolve_uri
     official = _official_client()
     if official is not None and not (args.token or os.environ.get("MICROMEGAS_TOKEN")):
         saved = os.environ.get("MICROMEGAS_ANALYTICS_URI")
         if args.uri:  # the environment overrides the profile's URI in connect_with_profile
             os.environ["MICROMEGAS_ANALYTICS_URI"] = args.uri
         try:
+            uri = _official_uri(args.profile)
+            if uri is not None:
+                resolve_uri(uri)  # an unusable scheme is the same usage error as with this package's client
             client = official.connect_with_profile(profile=args.profile, preserve_dictionary=True,
                                                    client_entrypoint="micromegas-perfetto")
+        except RequestError:
+            raise
         except Exception as e:  # ProfileError and whatever the user's auth setup raises
             if type(e).__name__ == "ProfileError":
                 raise RequestError(f"micromegas profile: {e}") from None
@@ -329,12 +334,47 @@ def _connect(args):
                     os.environ.pop("MICROMEGAS_ANALYTICS_URI", None)
                 else:
                     os.environ["MICROMEGAS_ANALYTICS_URI"] = saved
-        return FlightSQLSource(queries=ClientQueries(client))
+        return FlightSQLSource(queries=ClientQueries(client, uri))
     if args.profile or os.environ.get("MICROMEGAS_PROFILE"):
         which = "--profile" if args.profile else "$MICROMEGAS_PROFILE"
         raise RequestError(f"{which} needs micromegas' official client (pip install micromegas); "
                            "or give --uri and --token")
     return FlightSQLSource(args.uri, args.token)
+
+
+def _official_uri(profile: Optional[str]) -> Optional[str]:
+    """The URI the official client's connect_with_profile(profile) connects to (the
+    environment, else the profile's, else its default), read with the function it uses
+    itself; None when that cannot be told (another version of the client, a profile error,
+    which connect_with_profile then reports)."""
+    try:
+        from micromegas.cli.config import resolve_connection
+        uri = resolve_connection(profile=profile).uri
+    except Exception:  # the user's configuration: connect_with_profile says what is wrong with it
+        return None
+    return uri if isinstance(uri, str) and uri else None
+
+
+class _WithoutOfficialEcho:
+    """sys.stderr for the command line, less what micromegas' official client prints by itself:
+    its FlightSQL middleware (`call_completed` in `micromegas.flightsql.client`) prints each
+    failed call's exception on stderr, and the command line reports that failure as its own
+    one line, so the user saw it twice (a server refusing a login, unreachable, ...). Anything
+    else is written through unchanged."""
+
+    _ECHO = ("micromegas.flightsql.client", "call_completed")
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        caller = sys._getframe(1)  # print() is a builtin: the frame calling it
+        if (caller.f_globals.get("__name__"), caller.f_code.co_name) == self._ECHO:
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def choose_source(args):
@@ -636,6 +676,17 @@ def _main(argv: Optional[List[str]], prog: Optional[str]) -> int:
         parser.print_help()
         return 2
     debug = getattr(args, "debug", False)
+    stderr = sys.stderr
+    if not debug:
+        sys.stderr = _WithoutOfficialEcho(stderr)
+    try:
+        return _run(args, debug)
+    finally:
+        sys.stderr = stderr
+
+
+def _run(args, debug: bool) -> int:
+    """A command, its exceptions mapped to exit codes and one line on stderr."""
     try:
         return COMMANDS[args.command](args)
     except RequestError as e:

@@ -180,10 +180,16 @@ class ClientQueries:
     """Runs the queries through a user's client object with micromegas' `query_stream(sql,
     begin, end)` (the official `FlightSQLClient`): its connection and authentication are used."""
 
-    def __init__(self, client):
+    def __init__(self, client, uri: Optional[str] = None):
+        """`uri`: the server the client talks to, when the caller knows it (the command line
+        does), named in messages; else the client's `uri` attribute, else its class."""
         self.client = client
-        self.uri = getattr(client, "uri", None) or type(client).__name__
-        self.description = f"micromegas client {type(client).__module__}.{type(client).__name__}"
+        kind = f"micromegas client {type(client).__module__}.{type(client).__name__}"
+        uri = uri or getattr(client, "uri", None)
+        self.uri = uri or type(client).__name__
+        self.description = f"analytics server {uri} (through micromegas' client)" if uri else kind
+        self._by = uri or f"the analytics server of {kind}"  # "authentication refused by ..."
+        self._server = f"the analytics server at {uri}" if uri else self._by  # "cannot reach ..."
 
     def query(self, sql: str, begin_ns: int, end_ns: int, kind: str,
               columns: Optional[Dict[str, str]] = None, start: bool = False) -> pa.RecordBatchReader:
@@ -216,8 +222,15 @@ class ClientQueries:
         return self.query(sql, begin_ns, end_ns, kind, columns).read_all()
 
     def error(self, e: Exception, kind: str, reading: bool = False) -> SourceError:
+        """What the user's client raised, as the one-line SourceError this package's own
+        client gives for the same failure (refused login, unreachable server, ...)."""
+        from pyarrow import flight
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         message = re.sub(r"\. gRPC client debug context: .*", "", message)
+        if isinstance(e, flight.FlightUnauthenticatedError) or "UNAUTHENTICATED" in message.upper():
+            return SourceError(f"authentication refused by {self._by} ({kind} query): {message}")
+        if isinstance(e, flight.FlightUnavailableError) and not reading:
+            return SourceError(f"cannot reach {self._server} ({kind} query): {message}")
         if reading:
             return SourceError(f"connection lost while reading the {kind} result through {self.description}: "
                                f"{message}")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -216,7 +217,11 @@ def test_cli_uses_the_users_profile(venvs, served, tmp_path):
     refused = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "wrong", "--filename",
                        str(tmp_path / "no.perfetto"), check=False)
     assert refused.returncode == 1, refused.stderr
-    assert "unauthenticated" in refused.stderr.lower() or "authentication" in refused.stderr.lower(), refused.stderr
+    # One line, naming the profile's server, as with this package's own client (the official
+    # client's middleware also printed the exception itself: two lines, the first unexplained).
+    assert refused.stderr.startswith(f"error: authentication refused by {served['server'].uri} (process query)"), \
+        refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "Traceback" not in refused.stderr and not (tmp_path / "no.perfetto").exists()
     # --uri with the official client and no profile: connect_with_profile's defaults, the URI
     # from --uri; a token (here $MICROMEGAS_TOKEN) selects this package's own client instead.
@@ -227,6 +232,40 @@ def test_cli_uses_the_users_profile(venvs, served, tmp_path):
     unknown = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "nope", "--filename",
                        str(tmp_path / "no.perfetto"), check=False)
     assert unknown.returncode == 2 and "profile" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_cli_server_mistakes_through_the_official_client_are_one_line(venvs, served, tmp_path):
+    """Through the official client, as through this package's own: an unreachable server is
+    one line naming it (exit 1), an unusable URI a usage error (exit 2, nothing sent; it was a
+    raw ArrowKeyError, exit 1), an unknown process names the server (exit 2)."""
+    venv = venvs["client-first"]
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"grpc://127.0.0.1:{s.getsockname()[1]}"
+    args = ["write_perfetto", served["pid"], "--quiet", "--filename", str(tmp_path / "no.perfetto")]
+    home = {"HOME": str(tmp_path)}  # no ~/.micromegas/config.json (another test writes profiles there)
+    down = venv.run(venv.python, "-m", "micromegas", *args, "--uri", closed, env=home, check=False)
+    assert down.returncode == 1, down.stderr
+    assert down.stderr.startswith(f"error: cannot reach the analytics server at {closed} (process query)"), \
+        down.stderr
+    assert len(down.stderr.strip().splitlines()) == 1, down.stderr
+    for bad in (["--uri", "bogus://host:1"], []):
+        env = dict(home) if bad else dict(home, MICROMEGAS_ANALYTICS_URI="bogus://host:1")
+        wrong = venv.run(venv.python, "-m", "micromegas", *args, *bad, env=env, check=False)
+        assert wrong.returncode == 2, wrong.stderr
+        assert wrong.stderr == "error: unsupported analytics server URI 'bogus://host:1': use grpc://HOST:PORT or " \
+                               "grpc+tls://HOST:PORT\n", wrong.stderr
+    open_server = LakeFlightServer(served["lake"])
+    try:
+        unknown = venv.run(venv.python, "-m", "micromegas", "write_perfetto", "00000000-0000-4000-8000-000000000000",
+                           "--uri", open_server.uri, "--quiet", "--filename", str(tmp_path / "no.perfetto"),
+                           env=home, check=False)
+        assert unknown.returncode == 2, unknown.stderr
+        assert unknown.stderr == (f"error: process 00000000-0000-4000-8000-000000000000 not found on analytics "
+                                  f"server {open_server.uri} (through micromegas' client)\n"), unknown.stderr
+    finally:
+        open_server.shutdown()
+    assert not (tmp_path / "no.perfetto").exists()
 
 
 def test_uninstalling_either_leaves_the_other_working(venvs, served, tmp_path):

@@ -1,5 +1,6 @@
 """Which source `write_perfetto` and `list-processes` read, case by case (environment controlled),
 and a client object with micromegas' `query_stream` as a source of the Python API."""
+import socket
 from datetime import datetime, timezone
 
 import pyarrow.flight as flight
@@ -175,3 +176,30 @@ def test_official_signature_positional(small_lake, reference, tmp_path):
     assert summary.async_spans == 0 and summary.thread_spans > 0
     with pytest.raises(TypeError):
         write_process_trace(str(small_lake[0]), pid, BEGIN, END, tmp_path / "t.perfetto", "thread", "lanes")
+
+
+def test_a_query_stream_clients_failures_read_as_this_packages_own(small_lake, tmp_path):
+    """A refused login or an unreachable server through the user's client is the same
+    SourceError this package's own client gives (it said only "the process query failed
+    through micromegas client ..."); no file is left."""
+    from micromegas_perfetto.errors import SourceError
+    from micromegas_perfetto.flightsql import ClientQueries
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    guarded = LakeFlightServer(lake, token="s3cret")
+    try:
+        with pytest.raises(SourceError, match=r"^authentication refused by the analytics server of micromegas "
+                                              r"client .*QueryStreamClient \(process query\)"):
+            write_process_trace(QueryStreamClient(guarded.uri), pid, None, None, tmp_path / "t.perfetto")
+    finally:
+        guarded.shutdown()
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"grpc://127.0.0.1:{s.getsockname()[1]}"
+    with pytest.raises(SourceError, match=r"^cannot reach the analytics server of micromegas client "):
+        write_process_trace(QueryStreamClient(closed), pid, None, None, tmp_path / "t.perfetto")
+    # Told the server's address (the command line is), the message names it.
+    queries = ClientQueries(QueryStreamClient(closed), closed)
+    with pytest.raises(SourceError, match=f"^cannot reach the analytics server at {closed} \\(process query\\)"):
+        queries.read_all("SELECT 1", 0, 1, kind="process")
+    assert list(tmp_path.iterdir()) == []
