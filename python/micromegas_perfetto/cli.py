@@ -120,7 +120,8 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
     w.add_argument("process_id", metavar="PROCESS_ID", help="the process id (uuid)")
     w.add_argument("--begin", metavar="TIME", help="start of the time range (default: the process start)")
     w.add_argument("--end", metavar="TIME", help="end of the time range (default: the process end)")
-    w.add_argument("--filename", metavar="FILE", help="output file (default: PROCESS_ID.perfetto)")
+    w.add_argument("--filename", metavar="FILE",
+                   help="output file (default: PROCESS_ID.perfetto); '-' for standard output")
     w.add_argument("--spans", choices=SPAN_TYPES, default="both",
                    help="which spans to include (default: both)")
     w.add_argument("--async-layout", choices=ASYNC_LAYOUTS, default="lanes",

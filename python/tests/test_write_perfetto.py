@@ -316,3 +316,18 @@ def test_command_line_reads_a_lake_without_numpy_and_leaves_it_importable(small_
     assert cli._reads_with_own_code(args) is (not official or bool(os.environ.get("MICROMEGAS_TOKEN")))
     args = cli.build_parser().parse_args(["write_perfetto", pid, "--uri", "grpc://127.0.0.1:1", "--token", "t"])
     assert cli._reads_with_own_code(args)
+
+
+def test_readme_synopsis_lists_every_write_perfetto_option():
+    """The README's `write_perfetto PROCESS_ID [...]` synopsis names every option the command
+    takes (it lacked --flightsql and --validate), and no option it does not take."""
+    import re
+    from micromegas_perfetto.cli import build_parser
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    synopsis = re.search(r"`write_perfetto PROCESS_ID (\[.*?)`:", readme, re.S).group(1)
+    listed = set(re.findall(r"\[(--[a-z-]+)", synopsis))
+    parser = build_parser()
+    command = parser._subparsers._group_actions[0].choices["write_perfetto"]
+    options = {o for a in command._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
+    assert listed == options, f"missing {sorted(options - listed)}, unknown {sorted(listed - options)}"
+    assert "'-' for standard output" in " ".join(command.format_help().split())
