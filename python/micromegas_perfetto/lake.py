@@ -26,7 +26,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError
+from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError, SchemaError
 from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES, MEASURE_COLUMNS,
                       MEASURE_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS, Pipeline, ProcessInfo, Source,
                       ThreadInfo, check_schema, empty_reader, opened_now, read_ahead, thread_display,
@@ -70,8 +70,7 @@ class LocalLake(Source):
             if candidate.is_file():
                 return [candidate]
             if candidate.is_dir():
-                return sorted((p for p in candidate.rglob("*.parquet") if p.is_file()),
-                              key=lambda p: p.relative_to(candidate).as_posix())
+                return _folder_files(candidate)
         return []
 
     def has_no_data(self, kind: str, key: str) -> bool:
@@ -107,11 +106,13 @@ class LocalLake(Source):
                 check_schema(parquet.schema_arrow, required, str(path))
                 present = [c for c in columns if c in parquet.schema_arrow.names]
                 table = parquet.read(columns=list(dict.fromkeys(present + ["process_id"])))
-                ids = table.column("process_id").to_pylist()
+                ids = _pylist(table.column("process_id"), "process_id", path)
                 rows = [table.slice(i, 1) for i, value in enumerate(ids) if value == process_id]
                 return (pa.concat_tables(rows) if rows else table.slice(0, 0)).select(present)
+            # A folder (as Spark or DuckDB write a table): its *.parquet files, as for the
+            # per-stream tables (markers such as _SUCCESS or .crc files are not data).
             import pyarrow.dataset as ds
-            dataset = ds.dataset(path, format="parquet")
+            dataset = ds.dataset(_folder_files(path), format="parquet")
             check_schema(dataset.schema, required, str(path))
             present = [c for c in columns if c in dataset.schema.names]
             return dataset.to_table(columns=present, filter=ds.field("process_id") == process_id)
@@ -123,7 +124,7 @@ class LocalLake(Source):
                                  ["process_id", "exe", "start_time", "end_time"])
         if table.num_rows == 0:
             raise ProcessNotFoundError(f"process {process_id} not found in {self.description}")
-        exe = table.column("exe")[0].as_py()
+        exe = _pylist(table.column("exe").slice(0, 1), "exe", self.path / "processes.parquet")[0]
         return ProcessInfo(process_id=process_id, exe=exe or "",
                            start_ns=self._ns(table, "start_time"), end_ns=self._ns(table, "end_time"))
 
@@ -161,12 +162,16 @@ class LocalLake(Source):
     def threads(self, process_id: str, begin_ns: int, end_ns: int) -> List[ThreadInfo]:
         table = self._read_small("streams.parquet", {"stream_id": "string", "process_id": "string"}, process_id,
                                  ["stream_id", "tags", "properties"])
-        threads = []
-        for row in sorted(table.to_pylist(), key=lambda r: r["stream_id"]):
-            if "cpu" not in (row.get("tags") or []):
+        where = self.path / "streams.parquet"
+        rows = _stream_rows(table, where)
+        threads, seen = [], set()
+        # Sorted by stream id (a stable sort: a stream listed twice keeps its first row, and
+        # is one thread, as micromegas' GROUP BY makes it).
+        for stream_id, tags, properties in sorted(rows, key=lambda r: r[0]):
+            if "cpu" not in tags or stream_id in seen:
                 continue
-            properties = {p["key"]: p["value"] for p in (row.get("properties") or []) if p and p.get("key")}
-            threads.append(thread_display(row["stream_id"], properties.get("thread-name"), properties.get("thread-id")))
+            seen.add(stream_id)
+            threads.append(thread_display(stream_id, properties.get("thread-name"), properties.get("thread-id")))
         return threads
 
     # -- spans and events ----------------------------------------------------------------------
@@ -227,18 +232,26 @@ class LocalLake(Source):
         """The lake's processes in file order (those started within [begin, end] when given):
         id, exe, start and end (ns), thread count."""
         path = self.path / "processes.parquet"
+        streams_path = self.path / "streams.parquet"
         try:
-            table = pq.read_table(path)
-            streams = pq.read_table(self.path / "streams.parquet", columns=["process_id", "tags"]).to_pylist()
+            table = _read_whole(path)
+            streams = _read_whole(streams_path, ["stream_id", "process_id", "tags"])
         except (pa.ArrowException, OSError) as e:
             raise DataError(f"cannot read the lake {self.path}: {_first_line(e)}") from None
         check_schema(table.schema, {"process_id": "string", "exe": "string"}, str(path))
+        check_schema(streams.schema, {"stream_id": "string", "process_id": "string"}, str(streams_path))
         counts: Dict[str, int] = {}
-        for s in streams:
-            if "cpu" in (s.get("tags") or []):
-                counts[s["process_id"]] = counts.get(s["process_id"], 0) + 1
+        listed = set()
+        owners = _pylist(streams.column("process_id"), "process_id", streams_path)
+        for (stream_id, tags, _), owner in zip(_stream_rows(streams, streams_path), owners):
+            if "cpu" in tags and (owner, stream_id) not in listed:
+                listed.add((owner, stream_id))
+                counts[owner] = counts.get(owner, 0) + 1
         rows = []
-        for i, row in enumerate(table.select([c for c in ("process_id", "exe") if c in table.column_names]).to_pylist()):
+        names = [c for c in ("process_id", "exe") if c in table.column_names]
+        columns = [_pylist(table.column(c), c, path) for c in names]
+        for i, values in enumerate(zip(*columns)):
+            row = dict(zip(names, values))
             start = self._ns(table.slice(i, 1), "start_time")
             if start is not None and ((begin_ns is not None and start < begin_ns)
                                       or (end_ns is not None and start > end_ns)):
@@ -249,6 +262,90 @@ class LocalLake(Source):
 
 
 Stats = Callable[[str], Tuple[float, float]]
+
+
+def _folder_files(folder: Path) -> List[Path]:
+    """The `*.parquet` files under `folder`, recursively, in sorted path order (other files,
+    such as `_SUCCESS`, `.crc` or `_metadata`, are not data)."""
+    return sorted((p for p in folder.rglob("*.parquet") if p.is_file()),
+                  key=lambda p: p.relative_to(folder).as_posix())
+
+
+def _read_whole(path: Path, columns: Optional[List[str]] = None) -> pa.Table:
+    """A small table (processes, streams): the file, or a folder's `*.parquet` files."""
+    if path.is_file():
+        schema = pq.read_schema(path)
+        return pq.read_table(path, columns=[c for c in columns if c in schema.names] if columns else None)
+    import pyarrow.dataset as ds
+    dataset = ds.dataset(_folder_files(path), format="parquet")
+    return dataset.to_table(columns=[c for c in columns if c in dataset.schema.names] if columns else None)
+
+
+def _pylist(values, column: str, where) -> list:
+    """A column's values as Python objects; text that is not UTF-8 is a DataError naming
+    the file and the column."""
+    try:
+        return values.to_pylist()
+    except UnicodeDecodeError:
+        raise DataError(f"{where}: column '{column}' holds text that is not valid UTF-8") from None
+
+
+def _is_text(t: pa.DataType) -> bool:
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    is_view = getattr(pa.types, "is_string_view", lambda _: False)
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or is_view(t)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    is_view = getattr(pa.types, "is_list_view", lambda _: False)
+    is_large_view = getattr(pa.types, "is_large_list_view", lambda _: False)
+    return (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t) or is_view(t)
+            or is_large_view(t))
+
+
+def _check_stream_columns(schema: pa.Schema, where: Path) -> None:
+    """`tags` is a list of strings; `properties` a list of {key, value} strings (or a map of
+    strings to strings, as DuckDB or Spark may store it). SchemaError naming the column
+    otherwise."""
+    if "tags" in schema.names:
+        t = schema.field("tags").type
+        if not (_is_list(t) and _is_text(t.value_type)):
+            raise SchemaError(f"{where}: column 'tags' has type {t}, expected list<string>")
+    if "properties" in schema.names:
+        t = schema.field("properties").type
+        if pa.types.is_map(t):
+            ok = _is_text(t.key_type) and _is_text(t.item_type)
+        elif _is_list(t) and pa.types.is_struct(t.value_type):
+            item = t.value_type
+            names = [item.field(i).name for i in range(item.num_fields)]
+            ok = all(n in names and _is_text(item.field(n).type) for n in ("key", "value"))
+        else:
+            ok = False
+        if not ok:
+            raise SchemaError(f"{where}: column 'properties' has type {t}, "
+                              "expected list<struct<key: string, value: string>>")
+
+
+def _stream_rows(table: pa.Table, where: Path) -> List[Tuple[str, List[str], Dict[str, str]]]:
+    """(stream_id, tags, properties) of each row of a streams table: a missing or null
+    `tags` is no tag, a missing property is absent. A null stream_id is a DataError."""
+    _check_stream_columns(table.schema, where)
+    ids = _pylist(table.column("stream_id"), "stream_id", where)
+    for i, stream_id in enumerate(ids):
+        if stream_id is None:
+            raise DataError(f"{where}: null in column 'stream_id' at row {i}")
+    n = len(ids)
+    tags = _pylist(table.column("tags"), "tags", where) if "tags" in table.column_names else [None] * n
+    properties = (_pylist(table.column("properties"), "properties", where) if "properties" in table.column_names
+                  else [None] * n)
+    rows = []
+    for stream_id, row_tags, row_properties in zip(ids, tags, properties):
+        pairs = ((p[0], p[1]) if isinstance(p, tuple) else (p.get("key"), p.get("value"))
+                 for p in (row_properties or []) if p)
+        rows.append((stream_id, [t for t in (row_tags or []) if t is not None],
+                     {key: value for key, value in pairs if key}))
+    return rows
 
 
 def _first_line(e: BaseException) -> str:

@@ -1,0 +1,195 @@
+"""Lakes no fixture of ours writes, built column by column as other producers (Spark, DuckDB,
+hand-made exports) could: the small tables (processes, streams) stored as folders with marker
+files, streams listed twice or with null ids, properties as maps, text that is not UTF-8.
+Each trace is decoded with Perfetto's official protos; each bad lake must give one error line,
+the documented exit status and no file (docs/lake-format.md, README "Command line")."""
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import run_cli
+from trace_check import decode, rebuild_slices
+
+from micromegas_perfetto.errors import DataError, SchemaError
+from micromegas_perfetto.generation import write_process_trace
+from micromegas_perfetto.lake import LocalLake
+
+PID = "11111111-2222-3333-4444-555555555555"
+T0 = 1_700_000_000_000_000_000
+TS = pa.timestamp("ns", tz="+00:00")
+PROPERTY = pa.struct([("key", pa.string()), ("value", pa.string())])
+
+
+def write_processes(lake: Path, exe=pa.array(["hostile.exe"])) -> None:
+    pq.write_table(pa.table({"process_id": [PID], "exe": exe, "start_time": pa.array([T0], TS),
+                             "end_time": pa.array([T0 + 10_000], TS)}), lake / "processes.parquet")
+
+
+def streams_table(rows, as_map: bool = False) -> pa.Table:
+    """rows: (stream_id, tags, {property: value}); properties as list<struct<key, value>>, or
+    as map<string, string>."""
+    properties = (pa.array([list(r[2].items()) for r in rows], pa.map_(pa.string(), pa.string())) if as_map else
+                  pa.array([[{"key": k, "value": v} for k, v in r[2].items()] for r in rows], pa.list_(PROPERTY)))
+    return pa.table({"stream_id": pa.array([r[0] for r in rows], pa.string()), "process_id": [PID] * len(rows),
+                     "tags": pa.array([r[1] for r in rows], pa.list_(pa.string())), "properties": properties})
+
+
+def spans(rows) -> pa.Table:
+    """rows: (begin offset, end offset, name)."""
+    n = len(rows)
+    return pa.table({"begin": pa.array([T0 + r[0] for r in rows], pa.int64()).cast(TS),
+                     "end": pa.array([T0 + r[1] for r in rows], pa.int64()).cast(TS),
+                     "name": pa.array([r[2] for r in rows]).dictionary_encode(),
+                     "target": pa.array(["t"] * n).dictionary_encode(),
+                     "filename": pa.array(["f.rs"] * n).dictionary_encode(), "line": pa.array([1] * n, pa.uint32())})
+
+
+def make_lake(folder: Path, stream_rows, streams=None) -> Path:
+    folder.mkdir()
+    for kind in ("thread_spans", "async_events"):
+        (folder / kind).mkdir()
+    write_processes(folder)
+    pq.write_table(streams if streams is not None else streams_table(stream_rows), folder / "streams.parquet")
+    for i, row in enumerate(stream_rows):
+        pq.write_table(spans([(10 * i + 1, 10 * i + 5, f"span-{row[0]}")]), folder / "thread_spans" / f"{row[0]}.parquet")
+    return folder
+
+
+def threads_of(data: bytes):
+    return [(d.thread.thread_name, d.thread.tid) for d in decode(data).threads.values()]
+
+
+def one_error_line(result, status: int, *words: str) -> str:
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+# -- streams.parquet -------------------------------------------------------------------------
+
+
+def test_a_stream_listed_twice_is_one_thread(tmp_path):
+    # A streams table concatenated from two exports lists a stream twice; micromegas' thread
+    # list groups by stream, so it is one thread: described once, its spans written once.
+    rows = [("s2", ["cpu"], {"thread-name": "b", "thread-id": "2"}), ("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"})]
+    lake = make_lake(tmp_path / "lake", rows, streams=streams_table(rows + rows[:1]))
+    out = tmp_path / "t.perfetto"
+    summary = write_process_trace(lake, PID, None, None, out, "thread")
+    assert [t.stream_id for t in LocalLake(lake).threads(PID, 0, 0)] == ["s1", "s2"]
+    trace = decode(out.read_bytes())  # asserts that no track is described twice
+    assert sorted(trace.threads) == ["a-1", "b-2"]
+    assert summary.threads == 2 and summary.thread_spans == 2
+    assert sorted(s[3] for s in rebuild_slices(trace.events)) == ["span-s1", "span-s2"]
+    listed = run_cli("list-processes", "--lake", lake)
+    assert listed.returncode == 0 and " 2 threads" in listed.stdout, listed.stdout
+
+
+def test_null_stream_id_is_one_data_error_line(tmp_path):
+    rows = [("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"}), ("s2", ["cpu"], {})]
+    table = streams_table(rows)
+    table = table.set_column(0, "stream_id", pa.array(["s1", None], pa.string()))
+    lake = make_lake(tmp_path / "lake", rows, streams=table)
+    out = tmp_path / "t.perfetto"
+    result = run_cli("write_perfetto", PID, "--lake", lake, "--filename", out)
+    one_error_line(result, 1, "streams.parquet", "null in column 'stream_id'", "row 1")
+    assert not out.exists()
+
+
+def test_properties_as_a_map_name_threads_like_key_value_lists(tmp_path):
+    # DuckDB and Spark store a property set as map<string, string>: the same pairs.
+    rows = [("s1", ["cpu"], {"thread-name": "main", "thread-id": "+12"}), ("s2", ["cpu"], {"thread-name": "w"}),
+            ("s3", ["cpu"], {"thread-id": "99999999999"}), ("s4", ["log"], {"thread-name": "logger"})]
+    as_lists = make_lake(tmp_path / "lists", rows)
+    as_map = make_lake(tmp_path / "map", rows, streams=streams_table(rows, as_map=True))
+    traces = []
+    for lake in (as_lists, as_map):
+        out = lake / "t.perfetto"
+        write_process_trace(lake, PID, None, None, out, "thread")
+        traces.append(out.read_bytes())
+    assert traces[0] == traces[1]
+    assert sorted(threads_of(traces[1])) == sorted([("main-+12", 12), ("w-s2", 0), ("99999999999", 1215752191)])
+
+
+@pytest.mark.parametrize("column, values, expected", [
+    ("tags", pa.array(["cpu", "cpu,log"]), "list<string>"),  # text: "cpu" in "cpu,log" must not make a thread
+    ("tags", pa.array([[1], [2]], pa.list_(pa.int32())), "list<string>"),
+    ("properties", pa.array(["thread-name=a", "x"]), "list<struct<key: string, value: string>>"),
+    ("properties", pa.array([[{"k": "thread-name", "v": "a"}], []],
+                            pa.list_(pa.struct([("k", pa.string()), ("v", pa.string())]))), "list<struct<key"),
+])
+def test_mistyped_tags_or_properties_are_schema_errors(tmp_path, column, values, expected):
+    rows = [("s1", ["cpu"], {"thread-name": "a"}), ("s2", ["cpu"], {})]
+    table = streams_table(rows)
+    table = table.set_column(table.schema.get_field_index(column), column, values)
+    lake = make_lake(tmp_path / "lake", rows, streams=table)
+    with pytest.raises(SchemaError, match=f"streams.parquet: column '{column}' has type .*expected"):
+        LocalLake(lake).threads(PID, 0, 0)
+    out = tmp_path / "t.perfetto"
+    one_error_line(run_cli("write_perfetto", PID, "--lake", lake, "--filename", out), 2, column, expected)
+    assert not out.exists()
+
+
+# -- processes.parquet and streams.parquet stored as folders -----------------------------------
+
+
+def spark_folder(path: Path, table: pa.Table) -> None:
+    """`table` as Spark or DuckDB leave a table: parts in partition folders, an empty part,
+    and files that are not data (markers, checksums, summary metadata)."""
+    data = pq.read_table(path) if path.is_file() else table
+    path.unlink()
+    (path / "k=1").mkdir(parents=True)
+    (path / "k=2" / "deeper").mkdir(parents=True)
+    (path / "empty-folder").mkdir()
+    pq.write_table(data.slice(0, 1), path / "k=1" / "part-00000.parquet")
+    pq.write_table(data.slice(0, 0), path / "k=1" / "part-00001.parquet")
+    pq.write_table(data.slice(1), path / "k=2" / "deeper" / "part-00000.parquet")
+    (path / "_SUCCESS").write_text("")
+    (path / "part-00000.crc").write_bytes(b"\x00\x01crc")
+    (path / ".part-00000.parquet.crc").write_bytes(b"\x00\x01crc")
+    (path / "_metadata").write_bytes(b"not a parquet file")
+    (path / "README.txt").write_text("exported by hand")
+
+
+@pytest.mark.parametrize("name", ["processes.parquet", "streams.parquet"])
+def test_small_tables_as_folders_read_only_their_parquet_files(tmp_path, name):
+    rows = [("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"}), ("s2", ["cpu"], {"thread-name": "b", "thread-id": "2"})]
+    reference = make_lake(tmp_path / "file", rows)
+    out = tmp_path / "reference.perfetto"
+    write_process_trace(reference, PID, None, None, out)
+    lake = make_lake(tmp_path / "folder", rows)
+    spark_folder(lake / name, None)
+    result = run_cli("write_perfetto", PID, "--lake", lake, "--filename", tmp_path / "t.perfetto", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "t.perfetto").read_bytes() == out.read_bytes()
+    listed = run_cli("list-processes", "--lake", lake)
+    assert listed.returncode == 0 and PID in listed.stdout and " 2 threads" in listed.stdout, listed.stderr
+
+
+# -- text that is not UTF-8 in the small tables ------------------------------------------------
+
+
+def not_utf8(*texts: bytes) -> pa.Array:
+    return pa.array(list(texts), pa.binary()).view(pa.string())  # as a careless writer leaves it
+
+
+def test_invalid_utf8_in_exe_or_thread_properties_names_the_file_and_column(tmp_path):
+    rows = [("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"})]
+    lake = make_lake(tmp_path / "exe", rows)
+    write_processes(lake, exe=not_utf8(b"game\xff.exe"))
+    out = tmp_path / "t.perfetto"
+    with pytest.raises(DataError, match="processes.parquet: column 'exe' holds text that is not valid UTF-8"):
+        write_process_trace(lake, PID, None, None, out)
+    one_error_line(run_cli("write_perfetto", PID, "--lake", lake, "--filename", out), 1, "processes.parquet", "'exe'")
+    assert not out.exists()
+
+    values = pa.StructArray.from_arrays([pa.array(["thread-name"]), not_utf8(b"render\xfe")], names=["key", "value"])
+    table = streams_table(rows).set_column(3, "properties", pa.ListArray.from_arrays(pa.array([0, 1], pa.int32()), values))
+    lake = make_lake(tmp_path / "properties", rows, streams=table)
+    one_error_line(run_cli("write_perfetto", PID, "--lake", lake, "--filename", out), 1, "streams.parquet",
+                   "'properties'", "UTF-8")
+    assert not out.exists()
