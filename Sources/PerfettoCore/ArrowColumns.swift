@@ -440,19 +440,29 @@ struct StringColumn {
             case .uint64: key = Int(truncatingIfNeeded: indices.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))
             }
             guard key >= 0, key < count else {
-                throw .invalidData("\(label): column '\(name)': dictionary index \(key) out of range (\(count) entries)")
+                throw .invalidData("\(label): column '\(name)': dictionary index \(key) out of range (\(count) entries) "
+                                   + "(row \(row) of a batch)")
             }
             if let ids {
                 let cached = ids[key]
                 if cached != 0 { return cached }
             }
             guard let dictionary else { return emptyId }
-            return try dictionary.id(key)
+            do { return try dictionary.id(key) } catch { throw located(error, row) }
         case .plain(let values):
-            return try pool.id(try values.bytes(i), column: name)
+            do { return try pool.id(try values.bytes(i), column: name) } catch { throw located(error, row) }
         case .empty:
             return emptyId
         }
+    }
+}
+
+extension StringColumn {
+    /// `error` naming the table and the row when it is the pool's "invalid UTF-8" (which
+    /// knows neither).
+    func located(_ error: PerfettoError, _ row: Int) -> PerfettoError {
+        guard case .invalidData(let what) = error, what.hasPrefix("invalid UTF-8") else { return error }
+        return .invalidData("\(label): \(what) (row \(row) of a batch)")
     }
 }
 
@@ -588,7 +598,8 @@ struct TextColumn {
             case .uint64: key = Int(truncatingIfNeeded: indices.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))
             }
             guard key >= 0, key < count, let values else {
-                throw .invalidData("\(label): column '\(name)': dictionary index \(key) out of range (\(count) entries)")
+                throw .invalidData("\(label): column '\(name)': dictionary index \(key) out of range (\(count) entries) "
+                                   + "(row \(row) of a batch)")
             }
             let k = base &+ key
             if let validity, validity[k >> 3] & (1 << UInt8(k & 7)) == 0 {
@@ -598,7 +609,9 @@ struct TextColumn {
         case .empty:
             return UnsafeRawBufferPointer(start: nil, count: 0)
         }
-        guard UTF8Validation.isValid(result) else { throw .invalidData("invalid UTF-8 in column '\(name)'") }
+        guard UTF8Validation.isValid(result) else {
+            throw .invalidData("\(label): invalid UTF-8 in column '\(name)' (row \(row) of a batch)")
+        }
         return result
     }
 }

@@ -25,9 +25,11 @@ extension TraceWriter {
 }
 
 /// The flows of the written spans: for record `i`, the ids of the flows starting at it
-/// (one per child in the trace) and the id of the flow ending at it (0 when its parent is
-/// not in the trace). A flow's id is derived from its child's span id, which is unique
-/// among the spans, so ids are unique in the trace and deterministic.
+/// (one per child in the trace written after it) and the id of the flow ending at it (0
+/// when its parent is not in the trace, or is written after it: a child that begins before
+/// its parent, which Perfetto cannot connect, as it reads a flow's end before its start).
+/// A flow's id is derived from its child's span id, which is unique among the spans, so
+/// ids are unique in the trace and deterministic.
 struct FlowPlan {
     /// Children's flow ids, grouped by parent record: those of record `i` are
     /// `ids[starts[i] ..< starts[i + 1]]`. Empty when flows are off.
@@ -42,21 +44,24 @@ struct FlowPlan {
         guard enabled, !order.isEmpty else { return }
         let n = records.count
         guard n < Int(Int32.max) - 2, parents.count == n else { throw .outOfMemory }
-        var kept = [Bool](repeating: false, count: n)
+        // Each record's position in `order` (written order), -1 when it is not written.
+        var position = [Int32](repeating: -1, count: n)
         // Children are counted at starts[p + 2]; after the prefix sums starts[p + 1] is where
         // p's group begins, and filling the groups moves it to where the group ends, so that
         // in the end p's group is starts[p] ..< starts[p + 1].
         var starts = [Int32](repeating: 0, count: n + 2)
         var terminating = [UInt64](repeating: 0, count: n)
         var ids: [UInt64] = []
+        guard order.count < Int(Int32.max) else { throw .outOfMemory }
         order.withUnsafeBufferPointer { order in
-            kept.withUnsafeMutableBufferPointer { kept in
+            position.withUnsafeMutableBufferPointer { position in
                 starts.withUnsafeMutableBufferPointer { starts in
-                    for i in order { kept[Int(i)] = true }
-                    /// The parent record of `i` if a flow goes from it to `i`, else -1.
+                    for (k, i) in order.enumerated() { position[Int(i)] = Int32(truncatingIfNeeded: k) }
+                    /// The parent record of `i` if a flow goes from it to `i` (the parent is
+                    /// written, before `i`), else -1.
                     @inline(__always) func flowParent(_ i: Int) -> Int {
                         let p = Int(parents[i])
-                        return p >= 0 && p != i && kept[p] ? p : -1
+                        return p >= 0 && p != i && position[p] >= 0 && position[p] < position[i] ? p : -1
                     }
                     for k in order {
                         let p = flowParent(Int(k))

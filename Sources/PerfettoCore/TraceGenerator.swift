@@ -249,7 +249,11 @@ public final class TraceGenerator {
         for row in rows {
             let type = try c.eventType.id(row)
             guard type == beginId || type == endId else {
-                throw .invalidData("\(label): event_type must be 'begin' or 'end', got '\(pool.string(type))'")
+                if c.eventType.view.isNull(row) {
+                    throw .invalidData("\(label): null in column 'event_type' (row \(row) of a batch)")
+                }
+                throw .invalidData("\(label): event_type must be 'begin' or 'end', got '\(pool.string(type))' "
+                                   + "(row \(row) of a batch)")
             }
             let attributes = AsyncMatcher.Attributes(
                 parentSpanId: c.parent.optional(row, 0),
@@ -366,7 +370,8 @@ public final class TraceGenerator {
     private func lineValue(_ column: IntegerColumn, _ row: Int, _ label: String) throws(PerfettoError) -> UInt32 {
         let value = column.optional(row, 0)
         guard let line = UInt32(exactly: value) else {
-            throw .invalidData("\(label): line \(value) is out of range for uint32")
+            let shown = column.width == .uint64 ? String(UInt64(bitPattern: value)) : String(value)
+            throw .invalidData("\(label): line \(shown) is out of range for uint32 (row \(row) of a batch)")
         }
         return line
     }

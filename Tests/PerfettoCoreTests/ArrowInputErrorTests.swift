@@ -118,6 +118,54 @@ struct ArrowInputErrorTests {
         #expect(stats.threadSpans == 3 && stats.threadSpansOutsideRange == 1)
     }
 
+    /// Feeds `columns` as async events and returns the error message.
+    func asyncEventsError(_ columns: [ArrowTestStream.Column]) throws -> String {
+        let writer = try TraceWriter(processId: "p", sink: .memory())
+        let g = try generator(writer, spanTypes: .async)
+        let stream = ArrowTestStream.make([ArrowTestStream.Batch(columns)])
+        defer { ArrowTestStream.deallocate(stream) }
+        do {
+            try g.addAsyncEvents(stream: stream)
+        } catch {
+            return error.description
+        }
+        return ""
+    }
+
+    func events(type: ArrowTestStream.Column = .strings("event_type", large: false, ["begin", "end", "end"]),
+                name: ArrowTestStream.Column = .strings("name", large: false, ["a", "a", "b"]),
+                line: ArrowTestStream.Column = .integers("line", format: "I", [1, 1, 1])) -> [ArrowTestStream.Column] {
+        [.integers("time", format: "tsn:UTC", [10, 20, 30]), type, .integers("span_id", format: "l", [1, 1, 2]),
+         .integers("parent_span_id", format: "l", [0, 0, 0]), name,
+         .strings("filename", large: false, ["f", "f", "f"]), .strings("target", large: false, ["t", "t", "t"]), line]
+    }
+
+    /// A bad value deep in the data is named with its table and its row (the caller turns the
+    /// row of a batch into the row of the stream): a text that is not UTF-8, a dictionary
+    /// index out of range, a line that does not fit in uint32 (shown as the value it is), an
+    /// event type other than begin or end, null included.
+    @Test func badValuesNameTheirTableAndRow() throws {
+        let label = "thread spans of stream '\(Self.stream)'"
+        func spansError(line: ArrowTestStream.Column = .integers("line", format: "I", [1, 2, 3]),
+                        name: ArrowTestStream.Column) throws -> String {
+            try threadSpansError(spans(begin: [10, 11, 12], end: [20, 21, 22], line: line, name: name))
+        }
+        var m = try spansError(name: .rawUTF8("name", [[0x61], [0x62], [0x61, 0xFF]]))
+        #expect(m == "invalid data: \(label): invalid UTF-8 in column 'name' (row 2 of a batch)", "\(m)")
+        m = try spansError(name: .stringViews("name", ["a", "b", "a string too long to be inline \u{00E9}"]))
+        #expect(!m.contains("UTF-8"), "valid text stays valid: \(m)")
+        m = try spansError(line: .integers("line", format: "L", [1, -1, 3]), name: .strings("name", large: false, ["a", "b", "c"]))
+        #expect(m == "invalid data: \(label): line 18446744073709551615 is out of range for uint32 (row 1 of a batch)", "\(m)")
+        m = try asyncEventsError(events(type: .strings("event_type", large: false, ["begin", "end", "BEGIN"])))
+        #expect(m == "invalid data: async events: event_type must be 'begin' or 'end', got 'BEGIN' (row 2 of a batch)", "\(m)")
+        m = try asyncEventsError(events(type: .strings("event_type", large: false, ["begin", nil, "end"])))
+        #expect(m == "invalid data: async events: null in column 'event_type' (row 1 of a batch)", "\(m)")
+        m = try asyncEventsError(events(name: .rawUTF8("name", [[0x61], [0x61], [0xC3]])))
+        #expect(m == "invalid data: async events: invalid UTF-8 in column 'name' (row 2 of a batch)", "\(m)")
+        m = try asyncEventsError(events(line: .integers("line", format: "l", [1, 1, 1 << 40])))
+        #expect(m == "invalid data: async events: line 1099511627776 is out of range for uint32 (row 2 of a batch)", "\(m)")
+    }
+
     @Test func misuseIsAnError() throws {
         let writer = try TraceWriter(processId: "p", sink: .memory())
         #expect(throws: PerfettoError.invalidArgument("range begin 5 is after range end 4")) {

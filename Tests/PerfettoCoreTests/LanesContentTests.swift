@@ -69,6 +69,13 @@ struct LanesContentTests {
 
     func generate(_ events: [AsyncEvent], layout: AsyncLayout, options: AsyncOptions = AsyncOptions()) throws
         -> (packets: [TraceDecoder.Packet], stats: GenerationStats) {
+        let (bytes, stats) = try generateBytes(events, layout: layout, options: options)
+        var decoder = TraceDecoder()
+        return (try decoder.decode(bytes), stats)
+    }
+
+    func generateBytes(_ events: [AsyncEvent], layout: AsyncLayout, options: AsyncOptions = AsyncOptions()) throws
+        -> (bytes: [UInt8], stats: GenerationStats) {
         let writer = try TraceWriter(processId: "p", sink: .memory())
         let g = try TraceGenerator(writer: writer, exe: "e", threads: Self.threads, spanTypes: .async,
                                    rangeBegin: Self.range.lowerBound, rangeEnd: Self.range.upperBound, layout: layout,
@@ -78,8 +85,7 @@ struct LanesContentTests {
         defer { ArrowTestStream.deallocate(stream) }
         try g.addAsyncEvents(stream: stream)
         let stats = try g.finish()
-        var decoder = TraceDecoder()
-        return (try decoder.decode(try writer.takeBytes()), stats)
+        return (try writer.takeBytes(), stats)
     }
 
     struct Slice {
@@ -135,17 +141,20 @@ struct LanesContentTests {
             #expect(s.begin.argOrder == ["span_id", "parent_span_id"])
             #expect((Int64(s.begin.timestamp), Int64(s.end), s.begin.name) == (e.begin, e.end, e.name))
         }
-        // Flows: each child whose parent is in the trace ends one flow that its parent's begin starts.
+        // Flows: each child whose parent is in the trace, written before it, ends one flow that
+        // its parent's begin starts (a child begun before the range may begin before its parent).
         var started: [UInt64: Int64] = [:]  // flow id -> parent span id
-        for s in all {
+        var written: [Int64: Int] = [:]  // span id -> position in the trace
+        for (k, s) in all.enumerated() {
             let id = try #require(spanId(s))
+            written[id] = k
             for f in s.begin.flowIds { #expect(started.updateValue(id, forKey: f) == nil) }
         }
         var ended = 0
-        for s in all {
+        for (k, s) in all.enumerated() {
             let id = try #require(spanId(s))
             let e = try #require(byId[id])
-            if byId[e.parent] != nil && e.parent != e.spanId {
+            if let p = written[e.parent], p < k, e.parent != e.spanId {
                 #expect(s.begin.terminatingFlowIds.count == 1)
                 #expect(started[s.begin.terminatingFlowIds[0]] == e.parent, "flow from the parent's slice")
                 ended += 1
@@ -184,6 +193,38 @@ struct LanesContentTests {
             let laneCount = descriptors.filter { $0.name == TraceWriter.asyncTrackName && $0.parent == parent }.count
             #expect(laneCount >= 1 && laneCount <= peak)
         }
+    }
+
+    /// Children that begin before their parent (hostile producers: ids reused, clocks of two
+    /// streams apart, a child begun before the range): Perfetto reads a flow's end before its
+    /// start and connects nothing, so such a child gets no flow; every flow written connects
+    /// (the validator finds no `flow_unconnected`), and the slices are the same without flows.
+    @Test(arguments: [AsyncLayout.lanes, .threadLanes])
+    func noFlowToAChildThatBeginsBeforeItsParent(_ layout: AsyncLayout) throws {
+        var events: [AsyncEvent] = []
+        func span(_ id: Int64, _ parent: Int64, _ begin: Int64?, _ end: Int64, stream: String = "stream-a") {
+            if let begin { events.append(AsyncEvent(streamId: stream, time: begin, isBegin: true, spanId: id, parentSpanId: parent)) }
+            events.append(AsyncEvent(streamId: stream, time: end, isBegin: false, spanId: id, parentSpanId: parent))
+        }
+        span(1, 0, 5_000, 9_000)           // a parent
+        span(2, 1, 6_000, 7_000)           // its child, inside: a flow
+        span(3, 1, 4_000, 8_000)           // a "child" that begins before its parent: none
+        span(4, 1, nil, 5_500)             // begun before the range (at range begin): none
+        span(5, 1, 5_000, 5_100)           // begins with its parent, written after it (span id order): a flow
+        span(6, 7, 2_000, 2_500, stream: "stream-b")  // parent 7 begins later: none
+        span(7, 0, 3_000, 3_500, stream: "stream-b")
+        span(8, 8, 3_100, 3_200)           // its own parent: none
+        let (bytes, _) = try generateBytes(events, layout: layout)
+        var decoder = TraceDecoder()
+        let all = slices(try decoder.decode(bytes))
+        #expect(all.count == 8)
+        var terminating: [Int64: Int] = [:]
+        for s in all { terminating[try #require(spanId(s))] = s.begin.terminatingFlowIds.count }
+        #expect(terminating == [1: 0, 2: 1, 3: 0, 4: 0, 5: 1, 6: 0, 7: 0, 8: 0])
+        let flowsFrom1 = all.first { spanId($0) == 1 }?.begin.flowIds.count
+        #expect(flowsFrom1 == 2)
+        let report = bytes.withUnsafeBytes { TraceValidator.validate($0) }
+        #expect(report.flows == 2 && report.isClean, "\(report.examples.map(\.message))")
     }
 
     @Test func optionsTurnArgsAndFlowsOff() throws {

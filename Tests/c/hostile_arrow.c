@@ -190,10 +190,10 @@ int main(void) {
     check(s, &counts, PMM_ERR_INVALID_DATA, "the dictionary of column 'name' has an invalid length", 0, __LINE__);
     s = ab_thread_spans(&counts, 3, 1);
     ((int32_t *)s->batches[0].children[3]->buffers[1])[1] = 1; /* one entry: index 1 is out of range */
-    check(s, &counts, PMM_ERR_INVALID_DATA, "dictionary index 1 out of range (1 entries)", 0, __LINE__);
+    check(s, &counts, PMM_ERR_INVALID_DATA, "dictionary index 1 out of range (1 entries) (row 1 of a batch)", 0, __LINE__);
     s = ab_thread_spans(&counts, 3, 1);
     ((int32_t *)s->batches[0].children[3]->buffers[1])[2] = -7;
-    check(s, &counts, PMM_ERR_INVALID_DATA, "dictionary index -7", 0, __LINE__);
+    check(s, &counts, PMM_ERR_INVALID_DATA, "dictionary index -7 out of range (1 entries) (row 2 of a batch)", 0, __LINE__);
     s = ab_thread_spans(&counts, 3, 0);
     ((int32_t *)s->batches[0].children[2]->buffers[1])[1] = -2;
     check(s, &counts, PMM_ERR_INVALID_DATA, "invalid string offsets", 0, __LINE__);

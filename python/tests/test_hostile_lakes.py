@@ -193,3 +193,92 @@ def test_invalid_utf8_in_exe_or_thread_properties_names_the_file_and_column(tmp_
     one_error_line(run_cli("write_perfetto", PID, "--lake", lake, "--filename", out), 1, "streams.parquet",
                    "'properties'", "UTF-8")
     assert not out.exists()
+
+
+# -- async events from a careless producer -----------------------------------------------------
+
+
+def async_events(rows) -> pa.Table:
+    """rows: (stream_id, time offset, event type, span id, parent span id, name)."""
+    n = len(rows)
+    column = lambda i: [r[i] for r in rows]  # noqa: E731
+    return pa.table({"stream_id": pa.array(column(0)).dictionary_encode(),
+                     "block_id": pa.array(["b"] * n).dictionary_encode(),
+                     "time": pa.array([T0 + t for t in column(1)], pa.int64()).cast(TS),
+                     "event_type": pa.array(column(2)).dictionary_encode(),
+                     "span_id": pa.array(column(3), pa.int64()), "parent_span_id": pa.array(column(4), pa.int64()),
+                     "depth": pa.array([0] * n, pa.uint32()), "hash": pa.array([0] * n, pa.uint32()),
+                     "name": pa.array(column(5)).dictionary_encode(), "filename": pa.array(["a.rs"] * n).dictionary_encode(),
+                     "target": pa.array(["t"] * n).dictionary_encode(), "line": pa.array([3] * n, pa.uint32())})
+
+
+def test_careless_async_events_give_lanes_perfetto_reads_right(tmp_path):
+    # Random parents (often beginning after their children), spans ending on another stream,
+    # duplicates, begins or ends alone, events outside the range, rows shuffled: the lanes
+    # layouts must still be traces Perfetto reads as written, every flow connected.
+    import random
+    from trace_check import expected_async, partial_overlaps
+    from collections import Counter
+    rng = random.Random(11)
+    span = 10_000
+    rows = []
+    for sid in range(1, 1500):
+        b = rng.randint(-500, span + 100)
+        d = rng.choice([0, 1, rng.randint(1, 1_000), rng.randint(1, 20_000)])
+        parent = rng.choice([0, 0, rng.randint(1, sid)])
+        s1, s2 = rng.choice(["s1", "s2", "unlisted"]), rng.choice(["s1", "s2", "unlisted"])
+        r = rng.random()
+        if r < 0.85:
+            rows += [(s1, b, "begin", sid, parent, f"n{sid % 9}"), (s2, b + d, "end", sid, parent, f"n{sid % 9}")]
+        elif r < 0.9:
+            rows.append((s1, b, "begin", sid, parent, "open"))
+        elif r < 0.95:
+            rows.append((s2, b, "end", sid, parent, "before"))
+        else:
+            rows += [(s1, b, "begin", sid, parent, "dup"), (s1, b + 5, "begin", sid, parent, "dup-late"),
+                     (s2, b + d, "end", sid, parent, "dup"), (s2, b + d - 1, "end", sid, parent, "dup")]
+    rng.shuffle(rows)
+    lake = make_lake(tmp_path / "lake", [("s1", ["cpu"], {"thread-name": "a"}), ("s2", ["cpu"], {"thread-id": "2"})])
+    pq.write_table(async_events(rows), lake / "async_events" / f"{PID}.parquet", row_group_size=500)
+    expected, counts = expected_async(lake, PID, T0, T0 + span)
+    assert counts["begun_before_range"] > 30 and counts["duplicates"] > 30 and counts["dropped"] > 10
+    for layout in ("lanes", "thread-lanes"):
+        out = tmp_path / f"{layout}.perfetto"
+        result = run_cli("write_perfetto", PID, "--lake", lake, "--filename", out, "--spans", "async",
+                         "--async-layout", layout, "--validate")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "no problems" in result.stdout, result.stdout
+        assert (f"(async anomalies: open at end {counts['open_at_end']}, begun before range "
+                f"{counts['begun_before_range']}, duplicates {counts['duplicates']}, dropped {counts['dropped']})"
+                in result.stdout), result.stdout
+        trace = decode(out.read_bytes())
+        slices = rebuild_slices(trace.events)
+        assert Counter((s[3], s[1], s[2]) for s in slices) == Counter(expected)
+        assert partial_overlaps(slices) == 0
+
+
+@pytest.mark.parametrize("table, bad, message", [
+    ("thread_spans", "utf8", "thread spans of stream 's1': invalid UTF-8 in column 'name' at row 70001"),
+    ("async_events", "event_type", "async events: event_type must be 'begin' or 'end', got 'BEGIN' at row 70001"),
+    ("async_events", "null event_type", "async events: null in column 'event_type' at row 70001"),
+])
+def test_bad_value_deep_in_a_table_is_named_with_its_table_and_row(tmp_path, table, bad, message):
+    rows = [("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"})]
+    lake = make_lake(tmp_path / "lake", rows)
+    n = 70_010
+    if table == "thread_spans":
+        names = [b"span"] * n
+        names[70_001] = b"sp\xffan"
+        data = spans([(i, i + 1, "x") for i in range(n)]).set_column(2, "name", not_utf8(*names))
+        pq.write_table(data, lake / "thread_spans" / "s1.parquet", row_group_size=10_000)
+    else:
+        types = ["begin", "end"] * (n // 2)
+        types[70_001] = None if bad.startswith("null") else "BEGIN"
+        data = async_events([("s1", i, types[i], i // 2 + 1, 0, "a") for i in range(n)])
+        data = data.set_column(3, "event_type", pa.array(types))
+        pq.write_table(data, lake / "async_events" / f"{PID}.parquet", row_group_size=10_000)
+    out = tmp_path / "t.perfetto"
+    line = one_error_line(run_cli("write_perfetto", PID, "--lake", lake, "--filename", out, "--end", str(T0 + n + 5)),
+                          1, message)
+    assert line == f"error: invalid data: {message}"
+    assert not out.exists()
