@@ -145,10 +145,11 @@ class LocalLake(Source):
         return begin, end
 
     def _data_bounds(self, process_id: str) -> Tuple[Optional[int], Optional[int]]:
-        """Earliest and latest times in the process's spans and events, from row-group
-        statistics where the files have them, else from their time columns."""
+        """Earliest and latest times in the process's spans, events, log entries and measures
+        (all its telemetry, as the server's range is that of all the process's blocks), from
+        row-group statistics where the files have them, else from their time columns."""
         low = high = None
-        tables = [("async_events", process_id, "time", "time")]
+        tables = [(kind, process_id, "time", "time") for kind in ("async_events", "log_entries", "measures")]
         tables += [("thread_spans", t.stream_id, "begin", "end") for t in self.threads(process_id, 0, 0)]
         for kind, key, low_column, high_column in tables:
             for file in self.table_files(kind, key):

@@ -48,7 +48,7 @@ def spans(rows) -> pa.Table:
 
 def make_lake(folder: Path, stream_rows, streams=None) -> Path:
     folder.mkdir()
-    for kind in ("thread_spans", "async_events"):
+    for kind in ("thread_spans", "async_events", "log_entries", "measures"):
         (folder / kind).mkdir()
     write_processes(folder)
     pq.write_table(streams if streams is not None else streams_table(stream_rows), folder / "streams.parquet")
@@ -282,3 +282,35 @@ def test_bad_value_deep_in_a_table_is_named_with_its_table_and_row(tmp_path, tab
                           1, message)
     assert line == f"error: invalid data: {message}"
     assert not out.exists()
+
+
+# -- the default range of a process without end_time --------------------------------------------
+
+
+def test_without_end_time_the_range_runs_to_the_last_log_entry_or_measure(tmp_path):
+    # "If missing, the process range ends at its last event": log entries and measures are
+    # events of the process too (the server's range is that of all its blocks, logs included).
+    rows = [("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"})]
+    lake = make_lake(tmp_path / "lake", rows)  # one span, 1..5 ns after T0
+    pq.write_table(pa.table({"process_id": [PID], "exe": ["x"], "start_time": pa.array([T0], TS)}),
+                   lake / "processes.parquet")
+    pq.write_table(async_events([("s1", 2, "begin", 1, 0, "open")]), lake / "async_events" / f"{PID}.parquet")
+    pq.write_table(pa.table({"time": pa.array([T0 + 3, T0 + 900], TS), "target": ["t", "t"],
+                             "level": pa.array([4, 2], pa.int32()), "msg": ["early", "late"]}),
+                   lake / "log_entries" / f"{PID}.parquet")
+    pq.write_table(pa.table({"time": pa.array([T0 + 4, T0 + 700], TS), "name": ["m", "m"], "unit": ["ms", "ms"],
+                             "value": [1.0, 2.0]}), lake / "measures" / f"{PID}.parquet")
+    out = tmp_path / "t.perfetto"
+    summary = write_process_trace(lake, PID, None, None, out, logs=True, metrics=True)
+    assert (summary.begin_ns, summary.end_ns) == (T0, T0 + 900)
+    trace = decode(out.read_bytes())
+    assert sorted((i.ts - T0, i.name) for i in trace.instants) == [(3, "early"), (900, "late")]
+    assert sorted((ts - T0, v) for _, ts, v in trace.counters) == [(4, 1.0), (700, 2.0)]
+    assert [(b - T0, e - T0, name) for _, b, e, name in rebuild_slices(trace.events) if name == "open"] == [(2, 900, "open")]
+    # Without start_time too, the first of them begins it.
+    pq.write_table(pa.table({"process_id": [PID], "exe": ["x"]}), lake / "processes.parquet")
+    pq.write_table(pa.table({"time": pa.array([T0 - 50, T0 + 900], TS), "target": ["t", "t"],
+                             "level": pa.array([4, 2], pa.int32()), "msg": ["first", "late"]}),
+                   lake / "log_entries" / f"{PID}.parquet")
+    summary = write_process_trace(lake, PID, None, None, out, "thread")
+    assert (summary.begin_ns, summary.end_ns) == (T0 - 50, T0 + 900)

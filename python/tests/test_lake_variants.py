@@ -70,9 +70,10 @@ def expected_range(lake, process_id):
             table = lake_table(lake, "thread_spans", stream_id)
             if table is not None:
                 times += ns(table.column("end"))
-        table = lake_table(lake, "async_events", process_id)
-        if table is not None:
-            times += ns(table.column("time"))
+        for kind in ("async_events", "log_entries", "measures"):  # the process's whole telemetry
+            table = lake_table(lake, kind, process_id)
+            if table is not None:
+                times += ns(table.column("time"))
         end = max(times)
     return start, end
 
@@ -171,7 +172,8 @@ def test_no_start_or_end_time_is_the_data_range(tmp_path, layout):
     processes = pq.read_table(lake / "processes.parquet")
     pq.write_table(processes.drop_columns(["start_time"]), lake / "processes.parquet")
     first = [min(ns(lake_table(lake, "thread_spans", s).column("begin"))) for s, _, _ in micromegas_threads(lake, pid)]
-    first.append(min(ns(lake_table(lake, "async_events", pid).column("time"))))
+    first += [min(ns(lake_table(lake, kind, pid).column("time"))) for kind in ("async_events", "log_entries", "measures")]
+    assert min(first[-2:]) < min(first[:-2])  # the sample lake logs from the process start, before any span
     summary = write_process_trace(lake, pid, None, None, tmp_path / "t.perfetto")
     begin, end = min(first), expected_range_end(lake, pid)
     assert (summary.begin_ns, summary.end_ns) == (begin, end)
@@ -180,7 +182,8 @@ def test_no_start_or_end_time_is_the_data_range(tmp_path, layout):
 
 def expected_range_end(lake, pid):
     times = [max(ns(lake_table(lake, "thread_spans", s).column("end"))) for s, _, _ in micromegas_threads(lake, pid)]
-    return max(times + [max(ns(lake_table(lake, "async_events", pid).column("time")))])
+    return max(times + [max(ns(lake_table(lake, kind, pid).column("time")))
+                        for kind in ("async_events", "log_entries", "measures")])
 
 
 def test_sorted_path_order_across_nested_parts(tmp_path):
