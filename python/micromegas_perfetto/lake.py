@@ -49,7 +49,8 @@ class LocalLake(Source):
         self._pipeline = Pipeline()
         self.description = f"lake {self.path}"
         if not self.path.is_dir():
-            raise LakeNotFoundError(f"lake folder {self.path} does not exist")
+            raise LakeNotFoundError(f"lake {self.path} is not a folder" if self.path.exists()
+                                    else f"lake folder {self.path} does not exist")
         for name in ("processes.parquet", "streams.parquet"):
             if not (self.path / name).exists():
                 raise LakeNotFoundError(f"{self.path} is not a micromegas lake: {name} is missing")

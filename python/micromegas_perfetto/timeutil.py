@@ -51,6 +51,9 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
         if match:
             tz = match["tz"] or "+00:00"
             tz = "+00:00" if tz.upper() == "Z" else (tz if ":" in tz else f"{tz[:3]}:{tz[3:]}")
+            if int(tz[1:3]) > 23 or int(tz[4:6]) > 59:  # datetime's own message names its internals
+                raise InvalidTimeError(f"cannot read {what} {value!r}: the UTC offset {tz} is out of range "
+                                       "(-23:59 to +23:59)")
             hms = match["hms"] or "00:00:00"
             if hms.count(":") == 1:
                 hms += ":00"

@@ -164,6 +164,7 @@ def broken_lake(tmp_path, small_lake):
     ("unreadable time", "cannot read begin"),
     ("begin after end", "after end"),
     ("missing lake", "does not exist"),
+    ("lake is a file", "is not a folder"),
     ("wrong columns", "missing column 'target'"),
     ("bad span types", "invalid choice"),
 ])
@@ -175,6 +176,7 @@ def test_user_mistakes_exit_2_with_one_line_and_no_file(small_lake, tmp_path, ca
         "unreadable time": [pid, "--lake", lake, "--begin", "yesterday"],
         "begin after end": [pid, "--lake", lake, "--begin", "2023-11-14T22:13:21Z", "--end", "2023-11-14T22:13:20Z"],
         "missing lake": [pid, "--lake", tmp_path / "nowhere"],
+        "lake is a file": [pid, "--lake", Path(lake) / "processes.parquet"],  # said "does not exist"
         "wrong columns": [pid, "--lake", broken_lake(tmp_path, small_lake)],
         "bad span types": [pid, "--lake", lake, "--spans", "some"],
     }[case]
