@@ -266,11 +266,16 @@ class _Bar(_Notes):
             self.bar = None
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def describe(summary) -> str:
     """The one-line summary printed after a trace is written."""
     where = f"{summary.filename}: " if summary.filename else ""
     if summary.chunks is not None:
-        return (f"{where}server-side trace of {summary.threads} threads, {summary.chunks} chunks, "
+        return (f"{where}server-side trace of {_count(summary.threads, 'thread', 'threads')}, "
+                f"{_count(summary.chunks, 'chunk', 'chunks')}, "
                 f"{summary.bytes if summary.bytes is not None else '?'} bytes in {summary.seconds:.2f} s")
     m = summary.matcher
     anomalies = (f"open at end {m.get('async_open_at_end', 0)}, begun before range "
@@ -278,12 +283,14 @@ def describe(summary) -> str:
                  f"dropped {m.get('async_dropped', 0)}")
     content = ""
     if summary.logs:
-        content += f", {summary.log_entries} log entries"
+        content += f", {_count(summary.log_entries, 'log entry', 'log entries')}"
     if summary.metrics:
-        content += f", {summary.measures} measures on {summary.counter_tracks} counter tracks"
-    size = f"{summary.bytes} bytes" if summary.bytes is not None else "written"
-    return (f"{where}{summary.thread_spans} thread spans on {summary.threads} threads, {summary.async_spans} async "
-            f"spans on {summary.async_tracks} tracks (async anomalies: {anomalies}){content}, {size} "
+        content += (f", {_count(summary.measures, 'measure', 'measures')} on "
+                    f"{_count(summary.counter_tracks, 'counter track', 'counter tracks')}")
+    size = f"{_count(summary.bytes, 'byte', 'bytes')}" if summary.bytes is not None else "written"
+    return (f"{where}{_count(summary.thread_spans, 'thread span', 'thread spans')} on "
+            f"{_count(summary.threads, 'thread', 'threads')}, {_count(summary.async_spans, 'async span', 'async spans')}"
+            f" on {_count(summary.async_tracks, 'track', 'tracks')} (async anomalies: {anomalies}){content}, {size} "
             f"in {summary.seconds:.2f} s")
 
 

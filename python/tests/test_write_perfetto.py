@@ -1,5 +1,6 @@
 """`python -m micromegas write_perfetto` on sample lakes, checked against the lake's rows."""
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -333,3 +334,22 @@ def test_readme_synopsis_lists_every_write_perfetto_option():
     options = {o for a in command._actions for o in a.option_strings if o.startswith("--") and o != "--help"}
     assert listed == options, f"missing {sorted(options - listed)}, unknown {sorted(listed - options)}"
     assert "'-' for standard output" in " ".join(command.format_help().split())
+
+
+def test_summary_line_counts_in_words(small_lake, tmp_path):
+    """The summary says '1 thread' and 'on 1 track' (it said '1 threads', 'on 1 tracks'), on
+    stdout, and on stderr when the trace itself goes to standard output."""
+    import subprocess
+    import sys
+    lake, processes = small_lake
+    one_thread = next(p["process_id"] for p in processes if len(lake_threads(lake, p["process_id"])) == 1)
+    done = run_cli("write_perfetto", one_thread, "--lake", lake, "--async-layout", "micromegas", "--filename",
+                   tmp_path / "t.perfetto")
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^wrote \S+: \d+ thread spans on 1 thread, \d+ async spans on 1 track \(async anomalies: ",
+                     done.stdout), done.stdout
+    to_stdout = subprocess.run([sys.executable, "-m", "micromegas", "write_perfetto", one_thread, "--lake", str(lake),
+                                "--spans", "thread", "--filename", "-"], capture_output=True, timeout=300)
+    assert to_stdout.returncode == 0 and to_stdout.stdout[:1] == b"\x0a"  # the trace: Trace.packet records
+    assert re.search(r"^wrote standard output: \d+ thread spans on 1 thread, 0 async spans on 0 tracks ",
+                     to_stdout.stderr.decode()), to_stdout.stderr
