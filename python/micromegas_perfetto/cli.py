@@ -687,6 +687,11 @@ def _main(argv: Optional[List[str]], prog: Optional[str]) -> int:
     stderr = sys.stderr
     if not debug:
         sys.stderr = _WithoutOfficialEcho(stderr)
+        # gRPC (inside pyarrow.flight) logs below ERROR straight to fd 2, e.g. a TLS handshake
+        # refused by a plain server: "WARNING: All log messages before absl::InitializeLog()
+        # ..." and "I0000 ... Handshake failed ...", then the failure is our own one line.
+        # The user's own setting wins; --debug shows them all.
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     try:
         return _run(args, debug)
     finally:

@@ -244,3 +244,16 @@ def test_own_flightsql_client_is_a_source(small_lake, tmp_path):
         assert not (tmp_path / "no.perfetto").exists()
     finally:
         s.shutdown()
+
+
+def test_tls_to_a_plain_server_is_one_line(small_lake, server, tmp_path):
+    """grpc+tls:// to a server without TLS: one line, exit 1 (gRPC's own log lines, an absl
+    warning and 'I0000 ... Handshake failed', went to stderr before it); --debug keeps them."""
+    pid = pid_of(small_lake)
+    tls = server.uri.replace("grpc://", "grpc+tls://")
+    done = run_cli("write_perfetto", pid, "--uri", tls, "--filename", tmp_path / "t.perfetto",
+                   env={"GRPC_VERBOSITY": None})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith(f"error: cannot reach the analytics server at {tls} (process query)"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "t.perfetto").exists()
