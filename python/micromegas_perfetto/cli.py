@@ -124,7 +124,7 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
                    help="output file (default: PROCESS_ID.perfetto); '-' for standard output")
     w.add_argument("--spans", choices=SPAN_TYPES, default="both",
                    help="which spans to include (default: both)")
-    w.add_argument("--async-layout", choices=ASYNC_LAYOUTS, default="lanes",
+    w.add_argument("--async-layout", choices=ASYNC_LAYOUTS, default=None,  # None: lanes (told from a choice)
                    help="lanes (default): overlapping async spans on nested-or-disjoint lane tracks under the "
                         "process, shown correctly; thread-lanes: such lanes under the thread that began each span; "
                         "micromegas: one track, exactly as micromegas' own generation")
@@ -531,6 +531,9 @@ def cmd_write_perfetto(args) -> int:
         raise RequestError("--filename is empty")
     if args.open and filename == "-":
         raise RequestError("--open serves a written file; it cannot serve standard output (--filename -)")
+    if args.server_side and args.async_layout not in (None, "micromegas"):
+        raise RequestError(f"--server-side writes micromegas' one-track layout (perfetto_trace_chunks); "
+                           f"--async-layout {args.async_layout} needs client-side generation (without --server-side)")
     source, remote = choose_source(args)
     with source:
         if remote:
@@ -540,7 +543,7 @@ def cmd_write_perfetto(args) -> int:
             raise RequestError("--server-side needs a server (--uri or --profile)")
         summary = write_process_trace(
             source, args.process_id, args.begin, args.end, filename, args.spans,
-            async_layout=args.async_layout, server_side=args.server_side, chunk_size=args.chunk_size or 0,
+            async_layout=args.async_layout or "lanes", server_side=args.server_side, chunk_size=args.chunk_size or 0,
             progress=_Notes() if args.quiet else _Bar(), logs=args.logs, metrics=args.metrics,
             span_args=not args.no_span_args, flows=not args.no_flows)
     if not args.quiet:  # on stderr when the trace itself goes to standard output

@@ -257,3 +257,21 @@ def test_tls_to_a_plain_server_is_one_line(small_lake, server, tmp_path):
     assert done.stderr.startswith(f"error: cannot reach the analytics server at {tls} (process query)"), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "t.perfetto").exists()
+
+
+@pytest.mark.parametrize("layout", ["lanes", "thread-lanes"])
+def test_server_side_refuses_a_lanes_layout_asked_for(small_lake, server, tmp_path, layout):
+    """--server-side writes micromegas' layout: an explicit --async-layout lanes was silently
+    dropped (a one-track trace written). Now exit 2, one line, nothing sent or written;
+    --async-layout micromegas (what it writes) and no --async-layout still work."""
+    pid = pid_of(small_lake)
+    refused = write(tmp_path / "t.perfetto", pid, "--uri", server.uri, "--server-side", "--async-layout", layout)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("error: --server-side writes micromegas' one-track layout") and \
+        f"--async-layout {layout} needs client-side generation" in refused.stderr, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and not server.calls
+    assert not (tmp_path / "t.perfetto").exists()
+    for args in (["--async-layout", "micromegas"], []):
+        done = write(tmp_path / "t.perfetto", pid, "--uri", server.uri, "--server-side", *args)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "t.perfetto").read_bytes()[:1] == b"\x0a"
