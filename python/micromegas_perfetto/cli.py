@@ -116,7 +116,8 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
         epilog="Times are ISO 8601 (2024-05-01T12:00:00.123456789Z; no zone means UTC) or integer nanoseconds "
                "since the epoch.\nExit status: 0 written; 2 the request cannot be done as asked (nothing "
                "written); 1 a failure while doing it (nothing written), or --validate found problems or --open could "
-               "not serve (the trace is kept); 130 interrupted.\n\n" + SOURCES)
+               "not serve (the trace is kept); 128 + signal when interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; "
+               "nothing written).\n\n" + SOURCES)
     w.add_argument("process_id", metavar="PROCESS_ID", help="the process id (uuid)")
     w.add_argument("--begin", metavar="TIME", help="start of the time range (default: the process start)")
     w.add_argument("--end", metavar="TIME", help="end of the time range (default: the process end)")

@@ -145,6 +145,8 @@ def test_help_lists_the_commands():
         assert command in result.stdout
     result = run_cli("write_perfetto", "--help")
     assert "--async-layout" in result.stdout and "lanes" in result.stdout
+    # The exit statuses the README gives, signals included (the help named only 130).
+    assert "128 + signal when interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP" in " ".join(result.stdout.split())
 
 
 def broken_lake(tmp_path, small_lake):
