@@ -4,8 +4,9 @@ Every time is checked against the int64-nanosecond range (1677-09-21 .. 2262-04-
 is used, so none wraps around on its way into the library.
 """
 import re
+import sys
 from datetime import datetime, timezone
-from typing import Union
+from typing import Optional, Union
 
 from .errors import InvalidTimeError
 
@@ -26,13 +27,35 @@ def _in_range(ns: int, what: str, value) -> int:
 
 
 def _datetime_ns(value: datetime) -> int:
+    """A datetime's nanoseconds since the epoch (naive = UTC), with the nanoseconds below the
+    microsecond that a pandas Timestamp (a datetime subclass) carries in `nanosecond`: what
+    the official client's `query()` returns for time columns."""
     moment = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    delta = datetime(moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second,
+                     moment.microsecond, tzinfo=moment.tzinfo) - _EPOCH
+    nanosecond = getattr(value, "nanosecond", 0)
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+            + (nanosecond if isinstance(nanosecond, int) else 0))
+
+
+def _numpy_or_arrow_ns(value) -> Optional[int]:
+    """numpy.datetime64 and pyarrow timestamp scalars, exactly (None for anything else). Neither
+    module is imported here: a value of theirs means they are loaded."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.datetime64):
+        if numpy.isnat(value):
+            return None
+        return int(value.astype("datetime64[ns]").astype("int64"))
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None and isinstance(value, pyarrow.TimestampScalar) and value.is_valid:
+        factor = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}[value.type.unit]
+        return value.value * factor  # the instant, UTC whatever the zone
+    return None
 
 
 def to_ns(value: TimeLike, what: str = "time") -> int:
-    """Nanoseconds since the epoch for an int (already ns), a datetime (naive = UTC) or
+    """Nanoseconds since the epoch for an int (already ns), a datetime (naive = UTC; a pandas
+    Timestamp to the nanosecond), a numpy datetime64 or pyarrow timestamp scalar (exactly), or
     ISO 8601 text with up to nanosecond precision (no zone = UTC)."""
     if isinstance(value, bool):
         raise InvalidTimeError(f"cannot read {what} {value!r}")
@@ -40,6 +63,9 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
         return _in_range(value, what, value)
     if isinstance(value, datetime):
         return _in_range(_datetime_ns(value), what, value.isoformat())
+    exact = _numpy_or_arrow_ns(value)
+    if exact is not None:
+        return _in_range(exact, what, exact)
     if isinstance(value, str):
         text = value.strip()
         if re.fullmatch(r"[+-]?\d+", text):

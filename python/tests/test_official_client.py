@@ -193,6 +193,33 @@ def test_plain_connect_one_liner(venvs, served, tmp_path):
         open_server.shutdown()
 
 
+def test_pandas_timestamps_from_the_client_keep_their_nanoseconds(venvs, served, tmp_path):
+    """A notebook's range: the official client's `query()` gives pandas Timestamps; passed as
+    begin/end they keep their nanoseconds (they were cut to microseconds, dropping the spans
+    that end in the range's last nanoseconds): the same bytes as the same range in ns."""
+    open_server = LakeFlightServer(served["lake"])
+    try:
+        venv = venvs["client-first"]
+        out = tmp_path / "pandas.perfetto"
+        printed = venv.run(venv.python, "-c", textwrap.dedent(f"""
+            import micromegas
+            from micromegas_perfetto import write_process_trace
+            client = micromegas.connect({open_server.uri!r}, preserve_dictionary=True)
+            df = client.query("SELECT start_time, end_time FROM processes WHERE process_id = '{served['pid']}'")
+            begin, end = df["start_time"][0], df["end_time"][0]
+            assert type(begin).__name__ == "Timestamp" and end.nanosecond != 0, (begin, end)
+            write_process_trace(client, {served['pid']!r}, begin, end, {str(out)!r})
+            print(begin.value, end.value)
+        """)).stdout.split()
+        reference = tmp_path / "ns.perfetto"
+        done = run_cli("write_perfetto", served["pid"], "--lake", served["lake"], "--begin", printed[0], "--end",
+                       printed[1], "--filename", reference, "--quiet")
+        assert done.returncode == 0, done.stderr
+        assert out.read_bytes() == reference.read_bytes()
+    finally:
+        open_server.shutdown()
+
+
 def test_cli_uses_the_users_profile(venvs, served, tmp_path):
     """`python -m micromegas write_perfetto PID --profile NAME`: the profile's URI and API key
     file (~/.micromegas/config.json) authenticate, through the official connect_with_profile."""

@@ -34,3 +34,27 @@ def test_refused_with_a_message_for_users(text, message):
         to_ns(text, "begin")
     assert str(caught.value).startswith(f"cannot read begin '{text}': ")
     assert message in str(caught.value) and "timedelta" not in str(caught.value)
+
+
+def test_datetimes_to_the_nanosecond():
+    """What notebooks pass: the official client's query() gives pandas Timestamps, whose
+    nanoseconds were dropped (a range end of ...20.119456118 became ...20.119456000, losing the
+    spans ending in those 118 ns); numpy datetime64 and pyarrow timestamps were refused."""
+    from datetime import datetime, timedelta, timezone
+    import pyarrow as pa
+    assert to_ns(datetime(2023, 11, 14, 22, 13, 20, 123456, tzinfo=timezone.utc)) == BASE + 123_456_000
+    assert to_ns(datetime(2023, 11, 15, 0, 13, 20, tzinfo=timezone(timedelta(hours=2)))) == BASE
+    for unit, raw in (("s", BASE // 10**9), ("ms", BASE // 10**6 + 119), ("us", BASE // 1000 + 119456),
+                      ("ns", BASE + 119_456_118)):
+        for tz in (None, "+00:00", "Europe/Paris"):
+            scalar = pa.scalar(raw, pa.timestamp(unit, tz))
+            assert to_ns(scalar, "end") == raw * {"s": 10**9, "ms": 10**6, "us": 1000, "ns": 1}[unit]
+    pd = pytest.importorskip("pandas")
+    np = pytest.importorskip("numpy")
+    assert to_ns(pd.Timestamp("2023-11-14T22:13:20.119456118Z"), "end") == BASE + 119_456_118
+    assert to_ns(pd.Timestamp("2023-11-14T22:13:20.119456118"), "end") == BASE + 119_456_118  # naive: UTC
+    assert to_ns(pd.Timestamp("2023-11-14T23:13:20.000000007+01:00")) == BASE + 7
+    assert to_ns(np.datetime64("2023-11-14T22:13:20.119456118"), "end") == BASE + 119_456_118
+    assert to_ns(np.datetime64("2023-11-14T22:13:20", "s")) == BASE
+    with pytest.raises(InvalidTimeError):
+        to_ns(np.datetime64("NaT"))
