@@ -8,7 +8,8 @@
 
 Each per-stream or per-process table is stored one of three ways (`LocalLake.table_files`):
 a file `<id>.parquet`, a folder `<id>.parquet/` or a folder `<id>/` of Parquet files (as
-Spark, DuckDB or pyarrow's dataset writer partition), read recursively in sorted path order.
+Spark, DuckDB or pyarrow's dataset writer partition), read recursively in sorted path order;
+hive-style `key=value/` folders give the columns such writers leave out of the files.
 
 Spans and events are read batch by batch (plain reads, no memory mapping: a file truncated
 while it is read is an error, not a SIGBUS). The time filter is pushed into the scan: row
@@ -62,6 +63,12 @@ class LocalLake(Source):
         "measures") for `key` (a stream or process id), in reading order: the file
         `<key>.parquet`, else the `*.parquet` files under the folder `<key>.parquet/`, else
         under `<key>/` (recursively, sorted by path). Empty when there is none (no rows)."""
+        return [file for file, _ in self.table_parts(kind, key)]
+
+    def table_parts(self, kind: str, key: str) -> List[Tuple[Path, Dict[str, Optional[str]]]]:
+        """`table_files(kind, key)`, each with the hive-style partition values of the folders
+        it is in below the table's folder (`level=2/part-0.parquet`: {"level": "2"}; Spark's
+        and DuckDB's partitioned writes keep a partition column out of the files)."""
         if kind not in TABLES:
             raise ValueError(f"unknown lake table {kind!r} (one of {', '.join(TABLES)})")
         if not key or "/" in key or "\\" in key or key in (".", ".."):
@@ -69,9 +76,9 @@ class LocalLake(Source):
         folder = self.path / kind
         for candidate in (folder / f"{key}.parquet", folder / key):
             if candidate.is_file():
-                return [candidate]
+                return [(candidate, {})]
             if candidate.is_dir():
-                return _folder_files(candidate)
+                return [(file, _partition_values(file, candidate)) for file in _folder_files(candidate)]
         return []
 
     def has_no_data(self, kind: str, key: str) -> bool:
@@ -91,7 +98,7 @@ class LocalLake(Source):
         if time_range is not None:
             low, high, begin_ns, end_ns = time_range
             keep = lambda stats: stats(low)[0] <= end_ns and stats(high)[1] >= begin_ns  # noqa: E731
-        return _parquet_reader(self.table_files(kind, key), columns, required, keep,
+        return _parquet_reader(self.table_parts(kind, key), columns, required, keep,
                                self._pipeline if start else None)
 
     # -- processes and threads ---------------------------------------------------------------
@@ -113,7 +120,7 @@ class LocalLake(Source):
             # A folder (as Spark or DuckDB write a table): its *.parquet files, as for the
             # per-stream tables (markers such as _SUCCESS or .crc files are not data).
             import pyarrow.dataset as ds
-            dataset = ds.dataset(_folder_files(path), format="parquet")
+            dataset = _folder_dataset(path)
             check_schema(dataset.schema, required, str(path))
             present = [c for c in columns if c in dataset.schema.names]
             return dataset.to_table(columns=present, filter=ds.field("process_id") == process_id)
@@ -273,14 +280,68 @@ def _folder_files(folder: Path) -> List[Path]:
                   key=lambda p: p.relative_to(folder).as_posix())
 
 
+def _folder_dataset(path: Path):
+    """A folder's `*.parquet` files as one dataset, hive-style partition folders
+    (`process_id=.../`) giving the columns the files leave out."""
+    import pyarrow.dataset as ds
+    return ds.dataset(_folder_files(path), format="parquet", partitioning="hive", partition_base_dir=str(path))
+
+
 def _read_whole(path: Path, columns: Optional[List[str]] = None) -> pa.Table:
     """A small table (processes, streams): the file, or a folder's `*.parquet` files."""
     if path.is_file():
         schema = pq.read_schema(path)
         return pq.read_table(path, columns=[c for c in columns if c in schema.names] if columns else None)
-    import pyarrow.dataset as ds
-    dataset = ds.dataset(_folder_files(path), format="parquet")
+    dataset = _folder_dataset(path)
     return dataset.to_table(columns=[c for c in columns if c in dataset.schema.names] if columns else None)
+
+
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def _partition_values(file: Path, folder: Path) -> Dict[str, Optional[str]]:
+    """The `key=value` folders between `folder` and `file` (URL-escaped as Spark, DuckDB and
+    pyarrow write them; Hive's default partition is null); a deeper folder wins."""
+    from urllib.parse import unquote
+    values: Dict[str, Optional[str]] = {}
+    for part in file.parent.relative_to(folder).parts:
+        key, sep, value = part.partition("=")
+        if sep and key:
+            values[unquote(key)] = None if value == _HIVE_NULL else unquote(value)
+    return values
+
+
+# Kinds of the optional columns read when present (the required ones have theirs).
+_OPTIONAL_KINDS = {"stream_id": "string", "depth": "integer", "target": "string"}
+
+
+def _partition_column(name: str, value: Optional[str], kind: str, rows: int, file: Path) -> pa.Array:
+    """A column of `rows` copies of partition value `value`, of the column's kind: strings
+    dictionary-encoded, integers int64, times nanoseconds (integer or ISO 8601 text).
+    SchemaError naming the file when the value is not of that kind."""
+    import struct
+    types = {"string": pa.dictionary(pa.int32(), pa.string()), "integer": pa.int64(), "float64": pa.float64(),
+             "time": TIME_NS}
+    if value is None:
+        return pa.nulls(rows, types[kind])
+    try:
+        if kind == "string":
+            zeros = pa.Array.from_buffers(pa.int32(), rows, [None, pa.py_buffer(bytes(4 * rows))])
+            return pa.DictionaryArray.from_arrays(zeros, pa.array([value], pa.string()))
+        if kind == "float64":
+            raw = struct.pack("<d", float(value))
+        else:
+            number = int(value, 10) if kind == "integer" else _partition_time(value)
+            raw = struct.pack("<q", number)
+    except (ValueError, OverflowError, struct.error, InvalidTimeError):
+        raise SchemaError(f"{file}: partition folder {name}={value} gives column '{name}' a value that is not "
+                          f"{'a time' if kind == 'time' else 'an integer' if kind == 'integer' else 'a number'}") from None
+    return pa.Array.from_buffers(types[kind], rows, [None, pa.py_buffer(raw * rows)])
+
+
+def _partition_time(value: str) -> int:
+    from .timeutil import to_ns
+    return to_ns(value, "partition value")
 
 
 def _pylist(values, column: str, where) -> list:
@@ -399,35 +460,47 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordB
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _parquet_reader(files: List[Path], columns: List[str], required: Dict[str, str],
-                    keep: Optional[Callable[[Stats], bool]], pipeline: Optional[Pipeline] = None
-                    ) -> pa.RecordBatchReader:
-    """The `columns` of Parquet `files` (in order), batch by batch, skipping row groups for
-    which `keep(stats)` is false; `stats(column)` gives a row group's (min, max) in ns.
-    A file that cannot be read is a DataError naming it."""
+def _parquet_reader(files: List[Tuple[Path, Dict[str, Optional[str]]]], columns: List[str],
+                    required: Dict[str, str], keep: Optional[Callable[[Stats], bool]],
+                    pipeline: Optional[Pipeline] = None) -> pa.RecordBatchReader:
+    """The `columns` of Parquet `files` (in order, each with its partition values), batch by
+    batch, skipping row groups for which `keep(stats)` is false; `stats(column)` gives a row
+    group's (min, max) in ns. A column a file leaves out is taken from its partition value,
+    if it has one. A file that cannot be read is a DataError naming it."""
     opened = []
-    for file in files:
+    for file, partitions in files:
         parquet = _open(file)
-        check_schema(parquet.schema_arrow, required, str(file))
-        opened.append((file, parquet))
+        stored = parquet.schema_arrow
+        kinds = {**_OPTIONAL_KINDS, **required}
+        # (name, value, kind) of the wanted columns the file leaves to its folders.
+        given = [(name, partitions[name], kinds.get(name, "string")) for name in columns
+                 if name in partitions and name not in stored.names]
+        full = stored
+        for name, value, kind in given:
+            full = full.append(pa.field(name, _partition_column(name, value, kind, 0, file).type))
+        check_schema(full, required, str(file))
+        opened.append((file, parquet, full, given))
     if not opened:
         return empty_reader(required)
-    schema = _unified([p.schema_arrow for _, p in opened], columns, required)
+    schema = _unified([full for _, _, full, _ in opened], columns, required)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for file, parquet in opened:
+        for file, parquet, full, given in opened:
             try:
                 groups = list(range(parquet.num_row_groups))
                 if keep is not None:
                     groups = [i for i in groups if keep(_row_group_stats(parquet, i))]
                 if not groups:
                     continue
+                read = [name for name in schema.names if name not in {g[0] for g in given}]
                 # One reader per row group: a single reader over all of a file's row groups
                 # keeps memory that grows with them until it is done (pyarrow 26: 37 MB left
                 # allocated after 31 row groups of log entries, 3 MB read group by group).
                 for group in groups:
-                    for batch in parquet.iter_batches(batch_size=65_536, row_groups=[group], columns=schema.names,
+                    for batch in parquet.iter_batches(batch_size=65_536, row_groups=[group], columns=read,
                                                       use_threads=True):
+                        if given:
+                            batch = _with_partitions(batch, given, schema, file)
                         yield batch if batch.schema == schema else _conform(batch, schema, file)
             except (pa.ArrowException, OSError) as e:
                 raise DataError(f"cannot read {file}: {_first_line(e)}") from None
@@ -435,6 +508,13 @@ def _parquet_reader(files: List[Path], columns: List[str], required: Dict[str, s
     if pipeline is not None:
         pipeline.add(ahead)
     return pa.RecordBatchReader.from_batches(schema, ahead)
+
+
+def _with_partitions(batch: pa.RecordBatch, given, schema: pa.Schema, file: Path) -> pa.RecordBatch:
+    """`batch` with the partition columns `given` added, in `schema`'s column order."""
+    added = {name: _partition_column(name, value, kind, batch.num_rows, file) for name, value, kind in given}
+    arrays = [added[name] if name in added else batch.column(name) for name in schema.names]
+    return pa.RecordBatch.from_arrays(arrays, names=schema.names)
 
 
 _PARQUET_UNITS = {"seconds": 1_000_000_000, "milliseconds": 1_000_000, "microseconds": 1_000, "nanoseconds": 1}

@@ -314,3 +314,72 @@ def test_without_end_time_the_range_runs_to_the_last_log_entry_or_measure(tmp_pa
                    lake / "log_entries" / f"{PID}.parquet")
     summary = write_process_trace(lake, PID, None, None, out, "thread")
     assert (summary.begin_ns, summary.end_ns) == (T0 - 50, T0 + 900)
+
+
+# -- hive-style partitions: a column kept out of the files, in the folder names ------------------
+
+
+def test_partition_columns_come_from_the_folder_names(tmp_path):
+    # Spark, DuckDB and pyarrow's dataset writer partition a table into key=value/ folders
+    # and leave the key column out of the files: log entries by level, async events by
+    # event_type, measures by unit (empty and null units, a unit that needs URL escaping).
+    import pyarrow.dataset as ds
+    from collections import Counter
+    rows = [("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"})]
+    flat = make_lake(tmp_path / "flat", rows)
+    events = async_events([("s1", 10, "begin", 1, 0, "x"), ("s1", 40, "end", 1, 0, "x"), ("s1", 20, "begin", 2, 1, "y"),
+                           ("s1", 90, "end", 2, 1, "y"), ("s1", 30, "begin", 3, 0, "open")])
+    logs = pa.table({"time": pa.array([T0 + t for t in (50, 5, 70, 60)], TS), "target": ["a::b"] * 4,
+                     "level": pa.array([2, 4, 2, 6], pa.int32()), "msg": ["two", "four", "two again", "six"]})
+    measures = pa.table({"time": pa.array([T0 + t for t in (1, 2, 3, 4, 5)], TS), "name": ["m"] * 5,
+                         "unit": ["ms", "", None, "a/b c%", "ms"], "value": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    pq.write_table(events, flat / "async_events" / f"{PID}.parquet")
+    pq.write_table(logs, flat / "log_entries" / f"{PID}.parquet")
+    pq.write_table(measures, flat / "measures" / f"{PID}.parquet")
+    partitioned = make_lake(tmp_path / "partitioned", rows)
+    for table, kind, folder, key in ((events, "async_events", f"{PID}.parquet", "event_type"),
+                                     (logs, "log_entries", PID, "level"), (measures, "measures", PID, "unit")):
+        ds.write_dataset(table, partitioned / kind / folder, format="parquet", partitioning=[key],
+                         partitioning_flavor="hive")
+        assert all(key not in pq.read_schema(f).names for f in (partitioned / kind / folder).rglob("*.parquet"))
+    (partitioned / "log_entries" / PID / "_SUCCESS").write_text("")
+
+    def content(lake):
+        out = lake / "t.perfetto"
+        result = run_cli("write_perfetto", PID, "--lake", lake, "--filename", out, "--logs", "--metrics", "--quiet")
+        assert result.returncode == 0, result.stderr
+        trace = decode(out.read_bytes())
+        names = {d.uuid: d.name for d in trace.counter_tracks}
+        return (Counter((s[1] - T0, s[2] - T0, s[3]) for s in rebuild_slices(trace.events)),
+                Counter((i.ts - T0, i.name, i.args["level"], i.args["target"]) for i in trace.instants),
+                Counter((names[track], ts - T0, v) for track, ts, v in trace.counters))
+    expected = content(flat)
+    assert content(partitioned) == expected
+    assert expected[1][(60, "six", "trace", "a::b")] == 1 and expected[2][("m (a/b c%)", 4, 4.0)] == 1
+    assert expected[2][("m", 2, 2.0)] == 1 and expected[2][("m", 3, 3.0)] == 1  # empty and null unit: no unit
+
+
+def test_a_partition_value_of_the_wrong_kind_is_a_schema_error(tmp_path):
+    rows = [("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"})]
+    lake = make_lake(tmp_path / "lake", rows)
+    folder = lake / "log_entries" / PID / "level=warn"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"time": pa.array([T0 + 1], TS), "target": ["t"], "msg": ["m"]}), folder / "part-0.parquet")
+    out = tmp_path / "t.perfetto"
+    one_error_line(run_cli("write_perfetto", PID, "--lake", lake, "--filename", out, "--logs", "--spans", "thread"), 2,
+                   "level=warn/part-0.parquet", "column 'level'", "not an integer")
+    assert not out.exists()
+
+
+def test_small_tables_partitioned_by_process(tmp_path):
+    # streams.parquet/ partitioned by process_id, the column only in the folder names.
+    import pyarrow.dataset as ds
+    rows = [("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"}), ("s2", ["cpu"], {"thread-name": "b"})]
+    lake = make_lake(tmp_path / "lake", rows)
+    streams = pq.read_table(lake / "streams.parquet")
+    (lake / "streams.parquet").unlink()
+    ds.write_dataset(streams, lake / "streams.parquet", format="parquet", partitioning=["process_id"],
+                     partitioning_flavor="hive")
+    assert sorted(t.name for t in LocalLake(lake).threads(PID, 0, 0)) == ["a-1", "b-s2"]
+    listed = run_cli("list-processes", "--lake", lake)
+    assert listed.returncode == 0 and " 2 threads" in listed.stdout, listed.stdout + listed.stderr
