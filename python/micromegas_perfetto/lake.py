@@ -113,6 +113,9 @@ class LocalLake(Source):
                 parquet = _open(path)
                 check_schema(parquet.schema_arrow, required, str(path))
                 present = [c for c in columns if c in parquet.schema_arrow.names]
+                int96 = _Int96Check(path, parquet, present)
+                for group in range(parquet.num_row_groups):
+                    int96.check(group)
                 table = parquet.read(columns=list(dict.fromkeys(present + ["process_id"])))
                 ids = _pylist(table.column("process_id"), "process_id", path)
                 rows = [table.slice(i, 1) for i, value in enumerate(ids) if value == process_id]
@@ -493,10 +496,12 @@ def _parquet_reader(files: List[Tuple[Path, Dict[str, Optional[str]]]], columns:
                 if not groups:
                     continue
                 read = [name for name in schema.names if name not in {g[0] for g in given}]
+                int96 = _Int96Check(file, parquet, read)
                 # One reader per row group: a single reader over all of a file's row groups
                 # keeps memory that grows with them until it is done (pyarrow 26: 37 MB left
                 # allocated after 31 row groups of log entries, 3 MB read group by group).
                 for group in groups:
+                    int96.check(group)
                     for batch in parquet.iter_batches(batch_size=65_536, row_groups=[group], columns=read,
                                                       use_threads=True):
                         if given:
@@ -549,6 +554,44 @@ def _row_group_stats(parquet: pq.ParquetFile, index: int) -> Stats:
     return stats
 
 
+class _Int96Check:
+    """Legacy INT96 timestamps (Spark, Impala, Hive) hold nanoseconds over a range wider than
+    int64 nanoseconds; pyarrow reads them as int64 ns and silently wraps a value outside it
+    (9999-12-31 reads as a date of 1816). `check(group)` reads the row group's INT96 columns
+    again in microseconds (which never wrap) and raises a DataError naming the column when
+    the two disagree, or when the value does not fit in int64 ns. Files without INT96
+    columns cost nothing."""
+
+    def __init__(self, file: Path, parquet: pq.ParquetFile, columns: List[str]):
+        schema = parquet.metadata.schema
+        self.file = file
+        self.columns = [schema.column(j).path for j in range(len(schema))
+                        if schema.column(j).physical_type == "INT96" and schema.column(j).path in columns]
+        self.parquet = parquet
+        self.micros: Optional[pq.ParquetFile] = None
+
+    def check(self, group: int) -> None:
+        if not self.columns:
+            return
+        import pyarrow.compute as pc  # only for INT96 files
+
+        if self.micros is None:
+            self.micros = pq.ParquetFile(self.file, memory_map=False, coerce_int96_timestamp_unit="us")
+        read_ns = self.parquet.read_row_group(group, columns=self.columns)
+        read_us = self.micros.read_row_group(group, columns=self.columns)
+        for column in self.columns:
+            ns = read_ns.column(column).cast(pa.int64())
+            try:
+                us_ns = pc.multiply_checked(read_us.column(column).cast(pa.int64()), 1000)
+                below = pc.subtract_checked(ns, us_ns)  # 0 ..< 1000 when ns did not wrap
+            except pa.ArrowInvalid:
+                below = None
+            if below is None or (below.null_count < len(below) and
+                                 (pc.min(below).as_py() < 0 or pc.max(below).as_py() >= 1000)):
+                raise DataError(f"{self.file}: column '{column}' has a value outside the range of int64 "
+                                "nanoseconds (years 1678 to 2262)")
+
+
 def _file_bounds(file: Path, low_column: str, high_column: str) -> Tuple[Optional[int], Optional[int]]:
     """min(low_column) and max(high_column) of a file, in ns (None when it has no rows): row
     group statistics where present, else the row group's columns."""
@@ -557,12 +600,14 @@ def _file_bounds(file: Path, low_column: str, high_column: str) -> Tuple[Optiona
     if low_column not in names or high_column not in names:
         return None, None
     low = high = None
+    int96 = _Int96Check(file, parquet, [low_column, high_column])
     for i in range(parquet.num_row_groups):
         if parquet.metadata.row_group(i).num_rows == 0:
             continue
         a, b = _row_group_stats(parquet, i)(low_column)[0], _row_group_stats(parquet, i)(high_column)[1]
         if a == float("-inf") or b == float("inf"):
             try:
+                int96.check(i)
                 table = parquet.read_row_group(i, columns=[low_column, high_column])
             except (pa.ArrowException, OSError) as e:
                 raise DataError(f"cannot read {file}: {_first_line(e)}") from None

@@ -383,3 +383,36 @@ def test_small_tables_partitioned_by_process(tmp_path):
     assert sorted(t.name for t in LocalLake(lake).threads(PID, 0, 0)) == ["a-1", "b-s2"]
     listed = run_cli("list-processes", "--lake", lake)
     assert listed.returncode == 0 and " 2 threads" in listed.stdout, listed.stdout + listed.stderr
+
+
+# -- legacy INT96 timestamps (Spark, Impala, Hive) ------------------------------------------------
+
+
+def test_int96_times_are_exact_and_out_of_range_ones_are_errors(tmp_path):
+    rows = [("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"})]
+    data = spans([(1, 123_456_789, "outer"), (5, 999, "inner"), (200_000_000, 300_000_001, "later")])
+    reference = make_lake(tmp_path / "int64", rows)
+    pq.write_table(data, reference / "thread_spans" / "s1.parquet")
+    legacy = make_lake(tmp_path / "int96", rows)
+    pq.write_table(data, legacy / "thread_spans" / "s1.parquet", use_deprecated_int96_timestamps=True, row_group_size=2)
+    assert pq.ParquetFile(legacy / "thread_spans" / "s1.parquet").metadata.schema.column(0).physical_type == "INT96"
+    traces = []
+    for lake in (reference, legacy):
+        out = lake / "t.perfetto"
+        write_process_trace(lake, PID, T0, T0 + 400_000_000, out, "thread")
+        traces.append(out.read_bytes())
+    assert traces[0] == traces[1]  # nanoseconds kept exactly
+
+    # 9999-12-31, a common "no end" sentinel: pyarrow would read it wrapped, as a date of 1816.
+    sentinel = pa.array([253402214400 * 10**6], pa.timestamp("us", tz="UTC"))
+    late = data.slice(0, 1).set_column(1, "end", sentinel)
+    for name, kind in (("with range", ["--begin", str(T0), "--end", str(T0 + 10**9)]), ("whole process", [])):
+        lake = make_lake(tmp_path / f"sentinel-{len(kind)}", rows)
+        pq.write_table(late, lake / "thread_spans" / "s1.parquet", use_deprecated_int96_timestamps=True)
+        if not kind:  # no end_time: the range is read from the data
+            pq.write_table(pa.table({"process_id": [PID], "exe": ["x"], "start_time": pa.array([T0], TS)}),
+                           lake / "processes.parquet")
+        out = tmp_path / "t.perfetto"
+        one_error_line(run_cli("write_perfetto", PID, "--lake", lake, "--filename", out, "--spans", "thread", *kind), 1,
+                       "s1.parquet", "column 'end'", "outside the range of int64 nanoseconds")
+        assert not out.exists(), name
