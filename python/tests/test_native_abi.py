@@ -292,3 +292,21 @@ def test_a_library_with_another_abi_is_refused(tmp_path, monkeypatch):
         pass
     with pytest.raises(errors.PerfettoError, match=r"no pmm_abi_version"):
         _native._check_abi(Old(), path)
+
+
+def test_the_library_exports_exactly_the_header_functions():
+    """The loaded library's dynamic symbols named pmm_* are the header's functions: nothing
+    internal leaks into the ABI (CThreadSupport's pmm_usable_cpu_count was exported)."""
+    import shutil
+    import subprocess
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("needs nm (binutils)")
+    listing = subprocess.run([nm, "-D", "--defined-only", _native.library_path()], capture_output=True, text=True,
+                             check=True).stdout
+    exported = {line.split()[-1] for line in listing.splitlines() if line.split() and
+                line.split()[-1].startswith("pmm_")}
+    declared = set(header_functions())
+    assert "pmm_writer_emit_span" in exported
+    assert exported == declared, (f"exported, not in the header: {sorted(exported - declared)}; "
+                                  f"in the header, not exported: {sorted(declared - exported)}")

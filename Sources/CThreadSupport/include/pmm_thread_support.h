@@ -22,7 +22,8 @@ static inline void pmm_cpu_relax(void) {
 #endif
 }
 
-/* How many CPUs the calling thread may run on (its affinity mask; 1 when unknown). */
-int pmm_usable_cpu_count(void);
+/* How many CPUs the calling thread may run on (its affinity mask; 1 when unknown). Hidden:
+ * internal to libperfetto_mm.so, not part of its ABI (include/perfetto_mm.h). */
+__attribute__((visibility("hidden"))) int pmm_usable_cpu_count(void);
 
 #endif
