@@ -2,6 +2,7 @@
 and a client object with micromegas' `query_stream` as a source of the Python API."""
 import socket
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pyarrow.flight as flight
 import pytest
@@ -117,6 +118,13 @@ def test_nothing_given_reads_the_sample_lake(tmp_path):
                    env={**CLEAN, "MICROMEGAS_CACHE": str(cache)})
     assert done.returncode == 0 and "built-in sample lake" in done.stderr
     assert (tmp_path / "s.perfetto").stat().st_size > 0
+    # Where the README says it is: micromegas/ under $MICROMEGAS_CACHE (it said $MICROMEGAS_CACHE
+    # itself), as under $XDG_CACHE_HOME or ~/.cache.
+    assert [p.name for p in cache.iterdir()] == ["micromegas"] and (cache / "micromegas").is_dir()
+    assert str(cache / "micromegas") in listed.stderr
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    assert "`micromegas/` under `$MICROMEGAS_CACHE`, else `$XDG_CACHE_HOME`, else `~/.cache`" in \
+        " ".join(readme.split())
 
 
 def test_list_processes_from_a_server(small_lake, server):
