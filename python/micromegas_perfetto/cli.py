@@ -344,11 +344,16 @@ def _connect(args):
                 else:
                     os.environ["MICROMEGAS_ANALYTICS_URI"] = saved
         return FlightSQLSource(queries=ClientQueries(client, uri))
-    if args.profile or os.environ.get("MICROMEGAS_PROFILE"):
+    token = args.token or os.environ.get("MICROMEGAS_TOKEN")
+    if args.profile and token:  # whether or not the official client is installed
+        which = "--token" if args.token else "$MICROMEGAS_TOKEN"
+        raise RequestError(f"--profile logs in with the profile's own credentials and {which} is a bearer token for "
+                           "this package's client: give one of them")
+    if not token and (args.profile or os.environ.get("MICROMEGAS_PROFILE")):
         which = "--profile" if args.profile else "$MICROMEGAS_PROFILE"
         raise RequestError(f"{which} needs micromegas' official client (pip install micromegas); "
                            "or give --uri and --token")
-    return FlightSQLSource(args.uri, args.token)
+    return FlightSQLSource(args.uri, args.token)  # a token given: $MICROMEGAS_PROFILE is not used
 
 
 def _official_uri(profile: Optional[str]) -> Optional[str]:

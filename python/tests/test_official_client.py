@@ -259,6 +259,13 @@ def test_cli_uses_the_users_profile(venvs, served, tmp_path):
     unknown = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "nope", "--filename",
                        str(tmp_path / "no.perfetto"), check=False)
     assert unknown.returncode == 2 and "profile" in unknown.stderr and "Traceback" not in unknown.stderr
+    # A profile and a token: two logins, a usage error saying so (it said the official client
+    # was not installed).
+    both = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "test", "--token", "s3cret-key",
+                    "--filename", str(tmp_path / "no.perfetto"), check=False)
+    assert both.returncode == 2 and "give one of them" in both.stderr and "pip install" not in both.stderr, \
+        both.stderr
+    assert not (tmp_path / "no.perfetto").exists()
 
 
 def test_cli_server_mistakes_through_the_official_client_are_one_line(venvs, served, tmp_path):

@@ -211,3 +211,24 @@ def test_a_query_stream_clients_failures_read_as_this_packages_own(small_lake, t
     with pytest.raises(SourceError, match=f"^cannot reach the analytics server at {closed} \\(process query\\)"):
         queries.read_all("SELECT 1", 0, 1, kind="process")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_token_with_a_profile(small_lake, reference, tmp_path):
+    """A token selects this package's client. `--profile` with one is a usage error naming
+    both (it said the official client was missing, even where it is installed), and a
+    $MICROMEGAS_PROFILE left in the environment does not stop --uri --token (it did)."""
+    pid, expected = reference
+    guarded = LakeFlightServer(small_lake[0], token="s3cret")
+    try:
+        for args, env in ((["--profile", "prod", "--token", "s3cret"], {}),
+                          (["--profile", "prod", "--uri", guarded.uri], {"MICROMEGAS_TOKEN": "s3cret"})):
+            done, data = _write(tmp_path, pid, *args, env=env)
+            assert done.returncode == 2 and data is None, done.stderr
+            which = "--token" if "--token" in args else "$MICROMEGAS_TOKEN"
+            assert done.stderr == (f"error: --profile logs in with the profile's own credentials and {which} is a "
+                                   "bearer token for this package's client: give one of them\n"), done.stderr
+        done, data = _write(tmp_path, pid, "--uri", guarded.uri, "--token", "s3cret", env={"MICROMEGAS_PROFILE": "prod"})
+        assert done.returncode == 0 and data == expected, done.stderr
+        assert guarded.calls and all(c["headers"]["authorization"] == "Bearer s3cret" for c in guarded.calls)
+    finally:
+        guarded.shutdown()
