@@ -327,6 +327,10 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
                 upcoming = open_next(i + 1)
                 generator.add_async_events(reader)
                 continue
+            if source.has_no_data(kind, plan.process_id):  # asked for (--logs, --metrics): say why none came
+                what = "log entries" if kind == "log_entries" else "measures"
+                progress.note(f"process {plan.process_id} has no {what} in {source.description}: the trace has no "
+                              + ("Logs track" if kind == "log_entries" else "counter tracks"))
             reader = _counting(current(), progress.rows)
             upcoming = open_next(i + 1)
             for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):

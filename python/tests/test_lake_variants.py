@@ -280,6 +280,24 @@ def test_missing_data_files_are_noted_once(tmp_path, layout):
     assert result.returncode == 0 and result.stderr.count("note:") == 1  # the thread only: async not asked for
 
 
+@pytest.mark.parametrize("kind, option, what, ending", [
+    ("log_entries", "--logs", "log entries", "Logs track"),
+    ("measures", "--metrics", "measures", "counter tracks"),
+])
+def test_missing_logs_or_measures_asked_for_are_noted(tmp_path, kind, option, what, ending):
+    """--logs or --metrics on a lake without that table: a note says why the trace has none
+    (it said nothing: '0 log entries' and no reason); not asked for, no note."""
+    import shutil
+    lake = tmp_path / "lake"
+    pid = make_lake(lake, LakeVariant())[0]["process_id"]
+    shutil.rmtree(lake / kind)
+    result = run_cli("write_perfetto", pid, "--lake", lake, "--filename", tmp_path / "t.perfetto", option, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [f"note: process {pid} has no {what} in lake {lake}: the trace has no {ending}"]
+    result = run_cli("write_perfetto", pid, "--lake", lake, "--filename", tmp_path / "t.perfetto", "--quiet")
+    assert result.returncode == 0 and result.stderr == ""
+
+
 def test_library_notes_are_warnings(tmp_path):
     from micromegas_perfetto.errors import NoDataWarning
     lake = tmp_path / "lake"
