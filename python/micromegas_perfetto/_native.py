@@ -190,6 +190,9 @@ def lib():
     if _lib is None:
         path = library_path()
         if not path.is_file():
+            if os.environ.get("MICROMEGAS_PERFETTO_LIB"):  # the user's override is what is wrong
+                raise PerfettoError(f"$MICROMEGAS_PERFETTO_LIB names {path}, which is not a file: point it at a "
+                                    "libperfetto_mm.so, or unset it to load the bundled library")
             raise PerfettoError(
                 f"libperfetto_mm.so not found at {path}: install the package with `pip install ./python` "
                 "(which builds it) or set MICROMEGAS_PERFETTO_LIB")

@@ -310,3 +310,17 @@ def test_the_library_exports_exactly_the_header_functions():
     assert "pmm_writer_emit_span" in exported
     assert exported == declared, (f"exported, not in the header: {sorted(exported - declared)}; "
                                   f"in the header, not exported: {sorted(declared - exported)}")
+
+
+def test_a_wrong_library_override_is_named_as_such(small_lake, tmp_path):
+    """$MICROMEGAS_PERFETTO_LIB naming no file: one line saying the variable is what is wrong
+    (it said to install the package or set the variable that was set), exit 1, nothing written."""
+    from conftest import run_cli
+    lake, processes = small_lake
+    missing = tmp_path / "nowhere.so"
+    done = run_cli("write_perfetto", processes[0]["process_id"], "--lake", lake, "--filename", tmp_path / "t.perfetto",
+                   env={"MICROMEGAS_PERFETTO_LIB": str(missing)})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (f"error: $MICROMEGAS_PERFETTO_LIB names {missing}, which is not a file: point it at a "
+                           "libperfetto_mm.so, or unset it to load the bundled library\n"), done.stderr
+    assert not (tmp_path / "t.perfetto").exists()
