@@ -482,13 +482,20 @@ def _parquet_reader(files: List[Tuple[Path, Dict[str, Optional[str]]]], columns:
         for name, value, kind in given:
             full = full.append(pa.field(name, _partition_column(name, value, kind, 0, file).type))
         check_schema(full, required, str(file))
-        opened.append((file, parquet, full, given))
+        # Closed until read (its footer kept): a table of thousands of part files must not
+        # hold a file descriptor per part (EMFILE past `ulimit -n`, often 1,024).
+        opened.append((file, parquet.metadata, full, given))
+        parquet.close()
     if not opened:
         return empty_reader(required)
     schema = _unified([full for _, _, full, _ in opened], columns, required)
 
     def batches() -> Iterator[pa.RecordBatch]:
-        for file, parquet, full, given in opened:
+        for file, metadata, full, given in opened:
+            try:
+                parquet = pq.ParquetFile(file, memory_map=False, metadata=metadata)
+            except (pa.ArrowException, OSError) as e:
+                raise DataError(f"cannot read {file}: not a readable Parquet file ({_first_line(e)})") from None
             try:
                 groups = list(range(parquet.num_row_groups))
                 if keep is not None:
@@ -509,6 +516,8 @@ def _parquet_reader(files: List[Tuple[Path, Dict[str, Optional[str]]]], columns:
                         yield batch if batch.schema == schema else _conform(batch, schema, file)
             except (pa.ArrowException, OSError) as e:
                 raise DataError(f"cannot read {file}: {_first_line(e)}") from None
+            finally:
+                parquet.close()
     ahead = read_ahead(batches())
     if pipeline is not None:
         pipeline.add(ahead)

@@ -416,3 +416,33 @@ def test_int96_times_are_exact_and_out_of_range_ones_are_errors(tmp_path):
         one_error_line(run_cli("write_perfetto", PID, "--lake", lake, "--filename", out, "--spans", "thread", *kind), 1,
                        "s1.parquet", "column 'end'", "outside the range of int64 nanoseconds")
         assert not out.exists(), name
+
+
+# -- a table of many part files ------------------------------------------------------------------
+
+
+def test_a_table_of_more_part_files_than_open_file_descriptors(tmp_path):
+    # Spark writes a part file per task and partition: one stream's table may have thousands.
+    # They are read one at a time, never all open at once (EMFILE past `ulimit -n`).
+    import resource
+    import subprocess
+    import sys
+    rows = [("s1", ["cpu"], {"thread-name": "a", "thread-id": "1"})]
+    lake = make_lake(tmp_path / "lake", rows)
+    (lake / "thread_spans" / "s1.parquet").unlink()
+    data = spans([(10 * i, 10 * i + 5, f"s{i % 3}") for i in range(300)])
+    for i in range(300):
+        folder = lake / "thread_spans" / "s1" / f"hour={i // 50:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(data.slice(i, 1), folder / f"part-{i:05d}.parquet")
+    out = tmp_path / "t.perfetto"
+
+    def limited():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+    result = subprocess.run([sys.executable, "-m", "micromegas", "write_perfetto", PID, "--lake", str(lake),
+                             "--filename", str(out), "--spans", "thread", "--quiet"],
+                            capture_output=True, text=True, timeout=300, preexec_fn=limited)
+    assert result.returncode == 0, result.stderr
+    trace = decode(out.read_bytes())
+    assert [(b - T0, e - T0) for _, b, e, _ in sorted(rebuild_slices(trace.events), key=lambda s: s[1])] == \
+        [(10 * i, 10 * i + 5) for i in range(300)]
