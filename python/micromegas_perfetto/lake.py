@@ -395,7 +395,9 @@ def _check_stream_columns(schema: pa.Schema, where: Path) -> None:
 
 def _stream_rows(table: pa.Table, where: Path) -> List[Tuple[str, List[str], Dict[str, str]]]:
     """(stream_id, tags, properties) of each row of a streams table: a missing or null
-    `tags` is no tag, a missing property is absent. A null stream_id is a DataError."""
+    `tags` is no tag, a missing property is absent; properties are keyed in ASCII lower case,
+    the first of a key kept (as micromegas' `property_get` reads them). A null stream_id is
+    a DataError."""
     _check_stream_columns(table.schema, where)
     ids = _pylist(table.column("stream_id"), "stream_id", where)
     for i, stream_id in enumerate(ids):
@@ -409,9 +411,16 @@ def _stream_rows(table: pa.Table, where: Path) -> List[Tuple[str, List[str], Dic
     for stream_id, row_tags, row_properties in zip(ids, tags, properties):
         pairs = ((p[0], p[1]) if isinstance(p, tuple) else (p.get("key"), p.get("value"))
                  for p in (row_properties or []) if p)
-        rows.append((stream_id, [t for t in (row_tags or []) if t is not None],
-                     {key: value for key, value in pairs if key}))
+        found: Dict[str, str] = {}
+        for key, value in pairs:
+            # micromegas' property_get: the first entry whose key matches, ASCII case ignored.
+            if key and key.translate(_ASCII_LOWER) not in found:
+                found[key.translate(_ASCII_LOWER)] = value
+        rows.append((stream_id, [t for t in (row_tags or []) if t is not None], found))
     return rows
+
+
+_ASCII_LOWER = {c: c + 32 for c in range(ord("A"), ord("Z") + 1)}
 
 
 def _first_line(e: BaseException) -> str:

@@ -272,11 +272,15 @@ class LakeFlightServer(flight.FlightServerBase):
 
 
 def _property_get(properties: pa.Array, key) -> pa.Array:
-    """micromegas' property_get(properties, key): the value of `key`, or null."""
+    """micromegas' property_get(properties, key): the value of the first entry whose key is
+    `key`, ASCII case ignored (Rust's eq_ignore_ascii_case), or null."""
     wanted = key[0].as_py() if isinstance(key, (pa.Array, pa.ChunkedArray)) else key.as_py()
+
+    def fold(text):
+        return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text or "")
     values = []
     for entry in properties.to_pylist():
-        values.append(next((kv["value"] for kv in entry or [] if kv and kv["key"] == wanted), None))
+        values.append(next((kv["value"] for kv in entry or [] if kv and fold(kv["key"]) == fold(wanted)), None))
     return pa.array(values, pa.string())
 
 

@@ -446,3 +446,44 @@ def test_a_table_of_more_part_files_than_open_file_descriptors(tmp_path):
     trace = decode(out.read_bytes())
     assert [(b - T0, e - T0) for _, b, e, _ in sorted(rebuild_slices(trace.events), key=lambda s: s[1])] == \
         [(10 * i, 10 * i + 5) for i in range(300)]
+
+
+# -- property lookup as micromegas' property_get ----------------------------------------------
+
+
+def test_thread_properties_are_read_as_micromegas_property_get_reads_them(tmp_path):
+    # property_get (micromegas' analytics crate) takes the first entry whose key matches,
+    # ASCII case ignored; the lake, the server's thread list and server-side generation agree.
+    from flight_fixture import LakeFlightServer
+    from micromegas_perfetto.flightsql import FlightSQLSource
+    ids = [f"00000000-0000-4000-8000-00000000000{i}" for i in range(5)]
+    lake = tmp_path / "lake"
+    make_lake(lake, [(i, ["cpu"], {}) for i in ids])
+    properties = [
+        [("THREAD-NAME", "Main"), ("thread-name", "second"), ("Thread-Id", "42"), ("thread-id", "7")],
+        [("thread-name", None), ("thread-name", "later"), ("thread-id", "3")],  # the first is empty
+        [("thread-ıd", "9"), ("thread-name", "dotless")],  # not ASCII: not thread-id
+        [("thread_name", "x"), ("threadname", "y"), ("thread-id", "-5")],
+        [],
+    ]
+    table = pa.table({"stream_id": ids, "process_id": [PID] * len(ids),
+                      "tags": pa.array([["cpu"]] * len(ids), pa.list_(pa.string())),
+                      "properties": pa.array([[{"key": k, "value": v} for k, v in p] for p in properties],
+                                             pa.list_(PROPERTY))})
+    pq.write_table(table, lake / "streams.parquet")
+    expected = [("Main-42", 42), ("3", 3), (f"dotless-{ids[2]}", 0), ("-5", -5), (ids[4], 0)]
+    assert [(t.name, t.thread_id) for t in LocalLake(lake).threads(PID, 0, 0)] == expected
+    server = LakeFlightServer(lake)
+    try:
+        traces = []
+        for source, server_side in ((LocalLake(lake), False), (FlightSQLSource(uri=server.uri), False),
+                                    (FlightSQLSource(uri=server.uri), True)):
+            out = tmp_path / f"{len(traces)}.perfetto"
+            with source:
+                write_process_trace(source, PID, None, None, out, "thread", async_layout="micromegas",
+                                    server_side=server_side)
+            traces.append(out.read_bytes())
+    finally:
+        server.shutdown()
+    assert traces[0] == traces[1] == traces[2]
+    assert sorted(threads_of(traces[0])) == sorted(expected)
