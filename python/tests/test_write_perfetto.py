@@ -355,3 +355,20 @@ def test_summary_line_counts_in_words(small_lake, tmp_path):
     assert to_stdout.returncode == 0 and to_stdout.stdout[:1] == b"\x0a"  # the trace: Trace.packet records
     assert re.search(r"^wrote standard output: \d+ thread spans on 1 thread, 0 async spans on 0 tracks ",
                      to_stdout.stderr.decode()), to_stdout.stderr
+
+
+def test_readme_gives_write_process_traces_signature():
+    """The README's `write_process_trace(...)` line is the function's signature, defaults
+    included (it lacked logs, metrics, span_args and flows)."""
+    import inspect
+    import re
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    shown = " ".join(re.search(r"- `write_process_trace\((.*?)\)` and", readme, re.S).group(1).split())
+    signature = inspect.signature(write_process_trace)
+    actual = []
+    for name, parameter in signature.parameters.items():
+        if parameter.kind is parameter.KEYWORD_ONLY and "*" not in actual:
+            actual.append("*")
+        default = parameter.default
+        actual.append(name if default is parameter.empty else f"{name}={default!r}".replace("'", '"'))
+    assert shown == ", ".join(actual)
