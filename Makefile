@@ -65,10 +65,13 @@ python-install: build python-deps
 wheel: build python-deps
 	$(PYTHON) python/tools/build_wheel.py $(DIST)
 
+# The demo reads the built-in sample lake whatever the user's environment names (a lake, or a
+# server: micromegas users often export $MICROMEGAS_ANALYTICS_URI or $MICROMEGAS_PROFILE).
+SAMPLE_ONLY := env -u MICROMEGAS_LAKE -u MICROMEGAS_ANALYTICS_URI -u MICROMEGAS_PROFILE -u MICROMEGAS_TOKEN
 demo: deps python-install
 	@mkdir -p $(OUT)
-	@cd $(OUT) && pid=$$(env -u MICROMEGAS_LAKE $(PYTHON) -m micromegas list-processes --ids | head -n 1) && \
-	  env -u MICROMEGAS_LAKE $(PYTHON) -m micromegas write_perfetto $$pid --filename $(OUT)/demo.perfetto && \
+	@cd $(OUT) && pid=$$($(SAMPLE_ONLY) $(PYTHON) -m micromegas list-processes --ids | head -n 1) && \
+	  $(SAMPLE_ONLY) $(PYTHON) -m micromegas write_perfetto $$pid --filename $(OUT)/demo.perfetto && \
 	  echo && echo "trace: $(OUT)/demo.perfetto" && \
 	  echo "open it at https://ui.perfetto.dev (Open trace file), or: python -m micromegas --help"
 

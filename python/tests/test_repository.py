@@ -147,3 +147,25 @@ def test_every_python_module_is_in_the_architecture_table():
     assert "cli" in modules
     missing = [m for m in modules if f"`{m}`" not in section]
     assert not missing, f"docs/architecture.md's Python table has no row for {missing}"
+
+
+def test_make_demo_reads_the_sample_lake_whatever_the_environment():
+    """`make demo` promises a trace of the sample data: its commands unset every variable that
+    would choose another source (it unset only $MICROMEGAS_LAKE, so an exported
+    $MICROMEGAS_ANALYTICS_URI, as micromegas users have, sent it to their server)."""
+    import shutil
+    import subprocess
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("needs make")
+    dry = subprocess.run([make, "-n", "--no-print-directory", "demo"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    runs = re.compile(r"-m micromegas (list-processes|write_perfetto)")
+    commands = [line for line in dry.stdout.splitlines() if runs.search(line)]
+    assert any("list-processes" in c for c in commands) and any("write_perfetto" in c for c in commands), dry.stdout
+    for variable in ("MICROMEGAS_LAKE", "MICROMEGAS_ANALYTICS_URI", "MICROMEGAS_PROFILE", "MICROMEGAS_TOKEN"):
+        for command in commands:
+            for part in re.split(r"\$\(|&&|\|", command):
+                if runs.search(part):
+                    assert f"-u {variable}" in part, f"make demo runs {part.strip()!r} with ${variable} as it is"
