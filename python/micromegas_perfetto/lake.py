@@ -264,6 +264,8 @@ class LocalLake(Source):
         columns = [_pylist(table.column(c), c, path) for c in names]
         for i, values in enumerate(zip(*columns)):
             row = dict(zip(names, values))
+            if row["process_id"] is None:  # no process can be asked for by it
+                continue
             start = self._ns(table.slice(i, 1), "start_time")
             if start is not None and ((begin_ns is not None and start < begin_ns)
                                       or (end_ns is not None and start > end_ns)):

@@ -487,3 +487,11 @@ def test_thread_properties_are_read_as_micromegas_property_get_reads_them(tmp_pa
         server.shutdown()
     assert traces[0] == traces[1] == traces[2]
     assert sorted(threads_of(traces[0])) == sorted(expected)
+
+
+def test_list_processes_skips_rows_without_a_process_id(tmp_path):
+    lake = make_lake(tmp_path / "lake", [("s1", ["cpu"], {"thread-name": "a"})])
+    pq.write_table(pa.table({"process_id": pa.array([PID, None, "p3"]), "exe": pa.array(["a", "b", None]),
+                             "start_time": pa.array([T0, None, T0 + 5], TS)}), lake / "processes.parquet")
+    listed = run_cli("list-processes", "--lake", lake, "--ids")
+    assert listed.returncode == 0 and listed.stdout.split() == [PID, "p3"], listed.stdout + listed.stderr
