@@ -647,6 +647,9 @@ def cmd_list_processes(args) -> int:
     from .timeutil import ns_to_iso, to_ns
     begin = to_ns(args.begin, "begin") if args.begin is not None else None
     end = to_ns(args.end, "end") if args.end is not None else None
+    if begin is not None and end is not None and begin > end:  # as write_perfetto: a mistake, not "none"
+        from .errors import InvalidTimeError
+        raise InvalidTimeError(f"begin ({ns_to_iso(begin)}) is after end ({ns_to_iso(end)})")
     source, _ = choose_source(args)
     with source:
         processes = source.processes(begin, end, args.limit)

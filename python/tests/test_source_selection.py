@@ -232,3 +232,15 @@ def test_a_token_with_a_profile(small_lake, reference, tmp_path):
         assert guarded.calls and all(c["headers"]["authorization"] == "Bearer s3cret" for c in guarded.calls)
     finally:
         guarded.shutdown()
+
+
+def test_list_processes_refuses_a_reversed_range(small_lake, server):
+    """--begin after --end listed nothing and exited 0; it is the same mistake as for
+    write_perfetto: exit 2, one line, nothing asked of the server."""
+    for source in (["--lake", str(small_lake[0])], ["--uri", server.uri]):
+        done = run_cli("list-processes", *source, "--begin", "2023-11-14T22:13:22Z", "--end", "2023-11-14T22:13:20Z",
+                       env=CLEAN)
+        assert done.returncode == 2 and done.stdout == "", done.stderr
+        assert done.stderr == ("error: begin (2023-11-14T22:13:22.000000000Z) is after end "
+                               "(2023-11-14T22:13:20.000000000Z)\n"), done.stderr
+    assert not server.calls
