@@ -113,9 +113,7 @@ class LocalLake(Source):
                 parquet = _open(path)
                 check_schema(parquet.schema_arrow, required, str(path))
                 present = [c for c in columns if c in parquet.schema_arrow.names]
-                int96 = _Int96Check(path, parquet, present)
-                for group in range(parquet.num_row_groups):
-                    int96.check(group)
+                _check_int96_file(path, present, parquet)
                 table = parquet.read(columns=list(dict.fromkeys(present + ["process_id"])))
                 ids = _pylist(table.column("process_id"), "process_id", path)
                 rows = [table.slice(i, 1) for i, value in enumerate(ids) if value == process_id]
@@ -126,6 +124,8 @@ class LocalLake(Source):
             dataset = _folder_dataset(path)
             check_schema(dataset.schema, required, str(path))
             present = [c for c in columns if c in dataset.schema.names]
+            for file in _folder_files(path):
+                _check_int96_file(file, present)
             return dataset.to_table(columns=present, filter=ds.field("process_id") == process_id)
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
             raise DataError(f"cannot read {path}: {_first_line(e)}") from None
@@ -610,6 +610,15 @@ class _Int96Check:
                                  (pc.min(below).as_py() < 0 or pc.max(below).as_py() >= 1000)):
                 raise DataError(f"{self.file}: column '{column}' has a value outside the range of int64 "
                                 "nanoseconds (years 1678 to 2262)")
+
+
+def _check_int96_file(file: Path, columns: List[str], parquet: Optional[pq.ParquetFile] = None) -> None:
+    """_Int96Check over every row group of a small table's file."""
+    parquet = parquet or _open(file)
+    check = _Int96Check(file, parquet, columns)
+    if check.columns:
+        for group in range(parquet.num_row_groups):
+            check.check(group)
 
 
 def _file_bounds(file: Path, low_column: str, high_column: str) -> Tuple[Optional[int], Optional[int]]:

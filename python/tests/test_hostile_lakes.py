@@ -495,3 +495,20 @@ def test_list_processes_skips_rows_without_a_process_id(tmp_path):
                              "start_time": pa.array([T0, None, T0 + 5], TS)}), lake / "processes.parquet")
     listed = run_cli("list-processes", "--lake", lake, "--ids")
     assert listed.returncode == 0 and listed.stdout.split() == [PID, "p3"], listed.stdout + listed.stderr
+
+
+@pytest.mark.parametrize("form", ["file", "folder"])
+def test_an_int96_process_start_out_of_range_is_an_error(tmp_path, form):
+    lake = make_lake(tmp_path / "lake", [("s1", ["cpu"], {"thread-name": "a"})])
+    table = pa.table({"process_id": [PID], "exe": ["x"],
+                      "start_time": pa.array([253402214400 * 10**6], pa.timestamp("us", tz="UTC"))})
+    target = lake / "processes.parquet"
+    if form == "folder":
+        target.unlink()
+        (target / "k=1").mkdir(parents=True)
+        target = target / "k=1" / "part-0.parquet"
+    pq.write_table(table, target, use_deprecated_int96_timestamps=True)
+    out = tmp_path / "t.perfetto"
+    one_error_line(run_cli("write_perfetto", PID, "--lake", lake, "--filename", out), 1,
+                   "column 'start_time'", "outside the range of int64 nanoseconds")
+    assert not out.exists()
