@@ -529,10 +529,44 @@ def _reads_with_own_code(args) -> bool:
     return spec is None or spec.origin is None or not str(spec.origin).endswith("__init__.py")
 
 
+class _TraceOnStdout:
+    """sys.stdout while the trace itself goes to standard output (`--filename -`): the trace is
+    written to its descriptor (`fileno()`), and any text printed meanwhile goes to stderr. The
+    official client prints its OIDC login prompts ("No saved tokens found. Opening browser for
+    authentication...") with print(): they went into the trace, which then did not parse."""
+
+    def __init__(self, stdout):
+        self._stdout = stdout
+
+    def fileno(self) -> int:
+        return self._stdout.fileno()
+
+    def write(self, text):
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        self._stdout.flush()
+        sys.stderr.flush()
+
+    def __getattr__(self, name):
+        return getattr(self._stdout, name)
+
+
 def cmd_write_perfetto(args) -> int:
+    filename = args.filename if args.filename is not None else f"{args.process_id}.perfetto"
+    if filename != "-":
+        return _write_perfetto(args, filename)
+    stdout = sys.stdout
+    sys.stdout = _TraceOnStdout(stdout)
+    try:
+        return _write_perfetto(args, filename)
+    finally:
+        sys.stdout = stdout
+
+
+def _write_perfetto(args, filename: str) -> int:
     _set_up_pyarrow(without_numpy=_reads_with_own_code(args))
     from .generation import write_process_trace
-    filename = args.filename if args.filename is not None else f"{args.process_id}.perfetto"
     if filename == "":
         raise RequestError("--filename is empty")
     if args.open and filename == "-":
@@ -650,9 +684,13 @@ def cmd_list_processes(args) -> int:
     if begin is not None and end is not None and begin > end:  # as write_perfetto: a mistake, not "none"
         from .errors import InvalidTimeError
         raise InvalidTimeError(f"begin ({ns_to_iso(begin)}) is after end ({ns_to_iso(end)})")
-    source, _ = choose_source(args)
-    with source:
-        processes = source.processes(begin, end, args.limit)
+    import contextlib
+    # What the source prints while it connects and queries (the official client's OIDC login
+    # prompts) is not part of the listing, which scripts read (`--ids | head -n 1`): stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        source, _ = choose_source(args)
+        with source:
+            processes = source.processes(begin, end, args.limit)
     for p in processes:
         if args.ids:
             print(p["process_id"])

@@ -372,3 +372,37 @@ def test_readme_gives_write_process_traces_signature():
         default = parameter.default
         actual.append(name if default is parameter.empty else f"{name}={default!r}".replace("'", '"'))
     assert shown == ", ".join(actual)
+
+
+@pytest.mark.parametrize("command", ["write_perfetto", "list-processes"])
+def test_text_printed_by_the_source_stays_out_of_stdout_data(small_lake, tmp_path, command):
+    """The official client prints its OIDC login prompts ("No saved tokens found. Opening
+    browser for authentication...") with print(): with `--filename -` they went into the
+    trace (which then did not parse), and into `list-processes --ids` (a script's
+    `| head -n 1` took the prompt for a process id). They go to stderr."""
+    import subprocess
+    import sys
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    script = (
+        "import sys\n"
+        "from micromegas_perfetto import _entry, lake\n"
+        "opened = lake.LocalLake.__init__\n"
+        "def noisy(self, path):\n"
+        "    print('No saved tokens found. Opening browser for authentication...')\n"
+        "    opened(self, path)\n"
+        "lake.LocalLake.__init__ = noisy\n"
+        "status = _entry.main(sys.argv[1:])\n"
+        "sys.stdout.flush()\n"
+        "sys.exit(status)\n")
+    args = ([command, pid, "--filename", "-", "--quiet"] if command == "write_perfetto" else [command, "--ids"])
+    done = subprocess.run([sys.executable, "-c", script, *args, "--lake", str(lake)], capture_output=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert b"Opening browser" in done.stderr and b"Opening browser" not in done.stdout
+    if command == "write_perfetto":
+        expected = tmp_path / "t.perfetto"
+        assert run_cli("write_perfetto", pid, "--lake", lake, "--filename", expected, "--quiet").returncode == 0
+        assert done.stdout == expected.read_bytes()
+    else:
+        assert done.stdout.decode().split() == [p["process_id"] for p in processes]
