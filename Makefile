@@ -15,7 +15,10 @@ export SWIFT_BACKTRACE ?= enable=no
 # -static-stdlib: a plain `swift build -c release` (.build) can never leave there a
 # libperfetto_mm.so that needs the Swift runtime. python/setup.py builds in the same path.
 RELEASE_SCRATCH := $(shell pwd)/.build-release-static
-SWIFT_RELEASE := swift build -c release -Xswiftc -static-stdlib --scratch-path $(RELEASE_SCRATCH)
+# The linker's version script keeps the library's dynamic symbols to the header's pmm_* functions.
+EXPORTS_MAP := $(shell pwd)/Sources/PerfettoMM/exports.map
+SWIFT_RELEASE := swift build -c release -Xswiftc -static-stdlib -Xlinker --version-script=$(EXPORTS_MAP) \
+  --scratch-path $(RELEASE_SCRATCH)
 BIN := $(RELEASE_SCRATCH)/release
 OUT := $(shell pwd)/.build/out
 LIB := $(BIN)/libperfetto_mm.so

@@ -25,7 +25,7 @@ let package = Package(
         // include/perfetto_mm.h as a Clang module (struct layouts for the exports).
         .target(name: "CPerfettoMM"),
         // The C ABI: only translates between C and the core.
-        .target(name: "PerfettoMM", dependencies: ["PerfettoCore", "CPerfettoMM"]),
+        .target(name: "PerfettoMM", dependencies: ["PerfettoCore", "CPerfettoMM"], exclude: ["exports.map"]),
         // Writer scenarios: the Scenario type, its replay on a writer and JSON loading, shared
         // by the runner and the tests (Foundation allowed; never linked into the library).
         .target(name: "ScenarioSupport", dependencies: ["PerfettoCore"]),
