@@ -180,6 +180,7 @@ def run(args, module=True, remove=None):
 def main():
     folder = Path(sys.argv[1] if len(sys.argv) > 1 else ".build/bench-lakes")
     folder.mkdir(parents=True, exist_ok=True)
+    peaks = {}  # label -> the peak RSS of each run
     for label, spans in (("1x", 125_000), ("4x", 500_000)):
         path = lake(folder, spans)
         pid = subprocess.run([sys.executable, "-m", "micromegas_perfetto", "list-processes", "--lake", str(path), "--ids"],
@@ -203,6 +204,13 @@ def main():
         print(f"BENCH python_write_perfetto_{label}_peak_rss_mb {max(r[1] for r in runs):.1f} MB")
         print(f"BENCH python_write_perfetto_{label}_thread_spans {8 * spans} spans")
         print(f"BENCH python_write_perfetto_{label}_trace_mb {out.stat().st_size / 1e6:.1f} MB")
+        peaks[label] = sorted(r[1] for r in runs)
+        if label == "4x":
+            # Flat memory: the 4x lake's peak over the 1x lake's, as medians of the runs
+            # (the peak of one run varies by a few MB) and as the maxima printed above.
+            middle = {k: v[len(v) // 2] for k, v in peaks.items()}
+            print(f"BENCH python_write_perfetto_peak_rss_ratio_4x_over_1x {middle['4x'] / middle['1x']:.3f} x")
+            print(f"BENCH python_write_perfetto_max_peak_rss_ratio_4x_over_1x {peaks['4x'][-1] / peaks['1x'][-1]:.3f} x")
         out.unlink()
         if label == "1x":
             flightsql_ratio(folder, path, pid)
