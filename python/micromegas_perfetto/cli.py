@@ -698,7 +698,8 @@ def cmd_list_processes(args) -> int:
             span = ns_to_iso(p["start_ns"]) if p.get("start_ns") is not None else ""
             if p.get("end_ns") is not None:
                 span += f" .. {ns_to_iso(p['end_ns'])}"
-            threads = f"{p['threads']:>3} threads  " if p.get("threads") is not None else ""
+            count = p.get("threads")
+            threads = f"{count:>3} {'thread ' if count == 1 else 'threads'}  " if count is not None else ""
             print(f"{p['process_id']}  {p['exe'] or '':<20} {threads}{span}")
     return 0
 

@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError, SchemaError
 from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES, MEASURE_COLUMNS,
                       MEASURE_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS, Pipeline, ProcessInfo, Source,
-                      ThreadInfo, check_schema, empty_reader, opened_now, read_ahead, thread_display,
-                      time_ns)
+                      ThreadInfo, check_schema, empty_reader, is_uuid, opened_now, read_ahead, thread_display,
+                      time_ns, uuid_text)
 from .timeutil import NS_MAX, NS_MIN
 
 TABLES = ("thread_spans", "async_events", "log_entries", "measures")
@@ -114,10 +114,8 @@ class LocalLake(Source):
                 check_schema(parquet.schema_arrow, required, str(path))
                 present = [c for c in columns if c in parquet.schema_arrow.names]
                 _check_int96_file(path, present, parquet)
-                table = parquet.read(columns=list(dict.fromkeys(present + ["process_id"])))
-                ids = _pylist(table.column("process_id"), "process_id", path)
-                rows = [table.slice(i, 1) for i, value in enumerate(ids) if value == process_id]
-                return (pa.concat_tables(rows) if rows else table.slice(0, 0)).select(present)
+                table = _ids_as_text(parquet.read(columns=list(dict.fromkeys(present + ["process_id"]))))
+                return _rows_of(table, process_id, path).select(present)
             # A folder (as Spark or DuckDB write a table): its *.parquet files, as for the
             # per-stream tables (markers such as _SUCCESS or .crc files are not data).
             import pyarrow.dataset as ds
@@ -126,12 +124,15 @@ class LocalLake(Source):
             present = [c for c in columns if c in dataset.schema.names]
             for file in _folder_files(path):
                 _check_int96_file(file, present)
-            return dataset.to_table(columns=present, filter=ds.field("process_id") == process_id)
+            if is_uuid(dataset.schema.field("process_id").type):  # compared as text
+                table = _ids_as_text(dataset.to_table(columns=list(dict.fromkeys(present + ["process_id"]))))
+                return _rows_of(table, process_id, path).select(present)
+            return _ids_as_text(dataset.to_table(columns=present, filter=ds.field("process_id") == process_id))
         except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
             raise DataError(f"cannot read {path}: {_first_line(e)}") from None
 
     def process_info(self, process_id: str) -> ProcessInfo:
-        table = self._read_small("processes.parquet", {"process_id": "string", "exe": "string"}, process_id,
+        table = self._read_small("processes.parquet", {"process_id": "id", "exe": "string"}, process_id,
                                  ["process_id", "exe", "start_time", "end_time"])
         if table.num_rows == 0:
             raise ProcessNotFoundError(f"process {process_id} not found in {self.description}")
@@ -172,7 +173,7 @@ class LocalLake(Source):
         return low, high
 
     def threads(self, process_id: str, begin_ns: int, end_ns: int) -> List[ThreadInfo]:
-        table = self._read_small("streams.parquet", {"stream_id": "string", "process_id": "string"}, process_id,
+        table = self._read_small("streams.parquet", {"stream_id": "id", "process_id": "id"}, process_id,
                                  ["stream_id", "tags", "properties"])
         where = self.path / "streams.parquet"
         rows = _stream_rows(table, where)
@@ -250,8 +251,9 @@ class LocalLake(Source):
             streams = _read_whole(streams_path, ["stream_id", "process_id", "tags"])
         except (pa.ArrowException, OSError) as e:
             raise DataError(f"cannot read the lake {self.path}: {_first_line(e)}") from None
-        check_schema(table.schema, {"process_id": "string", "exe": "string"}, str(path))
-        check_schema(streams.schema, {"stream_id": "string", "process_id": "string"}, str(streams_path))
+        check_schema(table.schema, {"process_id": "id", "exe": "string"}, str(path))
+        check_schema(streams.schema, {"stream_id": "id", "process_id": "id"}, str(streams_path))
+        table, streams = _ids_as_text(table), _ids_as_text(streams)
         counts: Dict[str, int] = {}
         listed = set()
         owners = _pylist(streams.column("process_id"), "process_id", streams_path)
@@ -347,6 +349,22 @@ def _partition_column(name: str, value: Optional[str], kind: str, rows: int, fil
 def _partition_time(value: str) -> int:
     from .timeutil import to_ns
     return to_ns(value, "partition value")
+
+
+def _ids_as_text(table: pa.Table) -> pa.Table:
+    """`table` with its UUID-typed columns (DuckDB's UUID, pyarrow's `arrow.uuid`) as the
+    uuid text the rest of the lake and micromegas use."""
+    for i, field in enumerate(table.schema):
+        if is_uuid(field.type):
+            table = table.set_column(i, field.name, uuid_text(table.column(i)))
+    return table
+
+
+def _rows_of(table: pa.Table, process_id: str, where: Path) -> pa.Table:
+    """The rows of `table` whose process_id is `process_id`."""
+    ids = _pylist(table.column("process_id"), "process_id", where)
+    rows = [table.slice(i, 1) for i, value in enumerate(ids) if value == process_id]
+    return pa.concat_tables(rows) if rows else table.slice(0, 0)
 
 
 def _pylist(values, column: str, where) -> list:
@@ -446,6 +464,9 @@ def _unified(schemas: List[pa.Schema], columns: List[str], required: Dict[str, s
         types = [s.field(name).type for s in schemas if name in s.names]
         if len(types) < len(schemas):
             continue
+        if any(is_uuid(t) for t in types):  # as text (each distinct id formatted once)
+            fields.append(pa.field(name, pa.dictionary(pa.int32(), pa.string())))
+            continue
         if all(t == types[0] for t in types):
             fields.append(pa.field(name, types[0]))
             continue
@@ -467,6 +488,8 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordB
         array = batch.column(field.name)
         if array.type == field.type:
             arrays.append(array)
+        elif is_uuid(array.type):
+            arrays.append(uuid_text(array, dictionary=True).cast(field.type))
         elif field.type == TIME_NS:
             arrays.append(time_ns(array, field.name, str(file)).cast(TIME_NS))
         else:

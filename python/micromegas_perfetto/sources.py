@@ -84,9 +84,38 @@ def _is_string(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or is_view(t)
 
 
+def is_uuid(t: pa.DataType) -> bool:
+    """A UUID column as DuckDB or pyarrow write one (Parquet's UUID type): Arrow's
+    `arrow.uuid` extension type, or the 16-byte fixed-size binary it is stored as."""
+    if getattr(t, "extension_name", None) == "arrow.uuid":
+        return True
+    return pa.types.is_fixed_size_binary(t) and t.byte_width == 16
+
+
+def uuid_text(values, dictionary: bool = False) -> pa.Array:
+    """A UUID column's values as their canonical text (lower-case 8-4-4-4-12 hex, as
+    micromegas writes ids), nulls kept; `dictionary`: dictionary-encoded, each distinct id
+    formatted once (a large table of events has few distinct stream ids)."""
+    import uuid
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks else pa.array([], values.type)
+    storage = values.storage if isinstance(values, pa.ExtensionArray) else values
+    if not dictionary:
+        return pa.array([None if b is None else str(uuid.UUID(bytes=b)) for b in storage.to_pylist()], pa.string())
+    encoded = storage.dictionary_encode()
+    texts = pa.array([str(uuid.UUID(bytes=b)) for b in encoded.dictionary.to_pylist()], pa.string())
+    return pa.DictionaryArray.from_arrays(encoded.indices, texts)
+
+
+def _is_id(t: pa.DataType) -> bool:
+    return _is_string(t) or is_uuid(t)
+
+
 _KINDS = {"time": (_is_time, "timestamp or int64"), "string": (_is_string, "string, string_view or dictionary<string>"),
+          "id": (_is_id, "string, string_view, dictionary<string> or uuid"),
           "integer": (pa.types.is_integer, "an integer type"), "float64": (pa.types.is_float64, "float64")}
-_EMPTY_TYPES = {"time": pa.timestamp("ns", tz="UTC"), "string": pa.string(), "integer": pa.int64(),
+_EMPTY_TYPES = {"time": pa.timestamp("ns", tz="UTC"), "string": pa.string(), "id": pa.string(), "integer": pa.int64(),
                 "float64": pa.float64()}
 
 

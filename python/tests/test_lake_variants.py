@@ -413,3 +413,62 @@ def test_cli_sample_lake_variants(tmp_path):
     check(lake, pid, (tmp_path / "t.perfetto").read_bytes(), begin, end)
     bad = run_cli("sample-lake", tmp_path / "other", "--time-unit", "minutes")
     assert bad.returncode == 2 and "--time-unit" in bad.stderr
+
+
+def _as_uuid(table: pa.Table, names, uuid_type) -> pa.Table:
+    import uuid
+    for name in names:
+        if name in table.column_names:
+            raw = pa.array([None if v is None else uuid.UUID(v).bytes for v in table.column(name).to_pylist()],
+                           pa.binary(16))
+            column = raw if uuid_type == pa.binary(16) else pa.ExtensionArray.from_storage(uuid_type, raw)
+            table = table.set_column(table.column_names.index(name), name, column)
+    return table
+
+
+UUID_TYPES = [pa.binary(16)] + ([pa.uuid()] if hasattr(pa, "uuid") else [])
+
+
+@pytest.mark.parametrize("uuid_type", UUID_TYPES, ids=str)
+@pytest.mark.parametrize("small_tables", ["file", "folder"])
+def test_uuid_typed_ids_read_as_their_text(tmp_path, uuid_type, small_tables):
+    """Ids stored with Parquet's UUID type (DuckDB's UUID, pyarrow's arrow.uuid, or their
+    16-byte storage) read as the uuid text micromegas writes: the same bytes in every async
+    layout, and list-processes shows the text (they were a schema error)."""
+    reference, lake = tmp_path / "ref", tmp_path / "uuid"
+    processes = make_lake(reference, LakeVariant(row_group_rows=40))
+    make_lake(lake, LakeVariant(row_group_rows=40))
+    for name in ("processes.parquet", "streams.parquet"):
+        table = _as_uuid(pq.read_table(lake / name), ("process_id", "stream_id"), uuid_type)
+        (lake / name).unlink()
+        if small_tables == "folder":
+            (lake / name).mkdir()
+            pq.write_table(table.slice(0, 2), lake / name / "part-0.parquet")
+            pq.write_table(table.slice(2), lake / name / "part-1.parquet")
+        else:
+            pq.write_table(table, lake / name)
+    events = sorted((lake / "async_events").glob("*.parquet"))
+    assert events
+    for file in events:
+        pq.write_table(_as_uuid(pq.read_table(file), ("stream_id",), uuid_type), file, row_group_size=50)
+    assert is_uuid_column(lake / "async_events", "stream_id")
+    pid = processes[0]["process_id"]
+    for layout in ("lanes", "thread-lanes", "micromegas"):
+        for where in (reference, lake):
+            done = run_cli("write_perfetto", pid, "--lake", where, "--async-layout", layout, "--logs", "--metrics",
+                           "--filename", tmp_path / f"{where.name}-{layout}.perfetto")
+            assert done.returncode == 0, done.stderr
+        assert ((tmp_path / f"ref-{layout}.perfetto").read_bytes()
+                == (tmp_path / f"uuid-{layout}.perfetto").read_bytes()), layout
+    listed = run_cli("list-processes", "--lake", lake)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [p["process_id"] for p in processes]
+    # The listing's counts in their number ("1 thread", not "1 threads"), columns still aligned.
+    assert "  1 thread   " in listed.stdout and "1 threads" not in listed.stdout, listed.stdout
+    trace = decode((tmp_path / "uuid-lanes.perfetto").read_bytes())
+    assert len(trace.threads) == 3 and trace.events
+
+
+def is_uuid_column(folder: Path, name: str) -> bool:
+    t = pq.read_schema(sorted(folder.glob("*.parquet"))[0]).field(name).type
+    return pa.types.is_fixed_size_binary(t) or getattr(t, "extension_name", None) == "arrow.uuid"
