@@ -15,6 +15,10 @@
  * - Strings are passed as a pointer and a byte length, need not be NUL-terminated and
  *   must be UTF-8. A NULL pointer is accepted only with length 0 (the empty string).
  *   The library copies what it keeps; the caller's strings may change after the call.
+ *   A length no buffer can have (one reaching past the top of user address space,
+ *   SIZE_MAX among them) is PMM_ERR_INVALID_ARGUMENT before any byte is read; any other
+ *   length is read as given, so it must be the buffer's. The same holds for byte buffers
+ *   (pmm_validator_feed()) and for pmm_generator_options.thread_count.
  * - Thread safety: a writer is not thread-safe; use each writer from one thread at a
  *   time (the library's own worker thread in pmm_generator_finish() is internal: it
  *   never outlives the call). Different writers may be used from different threads at once. A caller that
@@ -26,7 +30,9 @@
  * - Ownership: a writer is owned by the caller from creation until pmm_writer_free().
  *   Memory returned by pmm_writer_take_buffer() is owned by the caller and released
  *   with pmm_buffer_free(). Every other pointer the library returns stays owned by
- *   the library (see each function).
+ *   the library (see each function). Using a handle after its free function, or
+ *   freeing it twice, is undefined behaviour, as with free(); every free function
+ *   accepts NULL.
  */
 #ifndef PERFETTO_MM_H
 #define PERFETTO_MM_H
@@ -105,7 +111,8 @@ typedef int32_t pmm_status;
 #define PMM_ERR_CALL_ORDER 3
 /* The sink callback returned non-zero. The writer is stopped. */
 #define PMM_ERR_SINK 4
-/* Writing to the file descriptor failed. The writer is stopped. */
+/* Writing to the file descriptor failed: the writer is stopped. Also reading one
+   (pmm_validate_fd()). */
 #define PMM_ERR_IO 5
 /* Memory could not be allocated. The writer is stopped. */
 #define PMM_ERR_OUT_OF_MEMORY 6
@@ -135,8 +142,10 @@ const char *pmm_version(void);
 int32_t pmm_abi_version(void);
 
 /* The message of the last failed pmm_ call on the calling thread, NUL-terminated, or ""
-   when no call failed yet. Owned by the library; valid until the next failing pmm_
-   call on the same thread. */
+   when no call failed on this thread yet. A successful call leaves it unchanged, so read
+   it only after a call returned an error. Owned by the library; valid until the next
+   failing pmm_ call on the same thread, or the thread's exit. Each thread has its own:
+   failures on other threads never change it. */
 const char *pmm_last_error(void);
 
 /* ---- Writer ---------------------------------------------------------------------- */
@@ -235,6 +244,10 @@ void pmm_buffer_free(uint8_t *data);
    of it, whatever the outcome (even when it returns an error): the library moves the
    struct out (setting the caller's `release` to NULL) and releases the stream when
    done. The caller's struct memory itself stays the caller's.
+
+   A stream whose get_schema or get_next callback returns non-zero is PMM_ERR_INVALID_DATA
+   (a failure of the generator, below), with a message quoting the stream's
+   get_last_error() text and the code.
 
    Validation: a violation of any of these is PMM_ERR_INVALID_DATA, never a crash:
    - the schema: format "+s", n_children >= 0 with a non-NULL children array, and the
@@ -365,7 +378,7 @@ pmm_status pmm_generator_add_async_events(pmm_generator *generator, struct Arrow
 
 /* Writes the log entries of `stream` with time in the range, in stream order, as
    instant events on a process-level track named "Logs" (described before its first
-   entry): columns time (timestamp[ns] or int64), target and msg (string types as
+   entry): columns time (a time column, as above), target and msg (string types as
    above; null reads as ""), level (an integer type: 1 fatal, 2 error, 3 warn, 4 info,
    5 debug, 6 trace), other columns ignored. Event name = msg cut to 100 bytes (at a
    UTF-8 character boundary), category = target, debug annotations `level` (its name;
@@ -377,7 +390,7 @@ pmm_status pmm_generator_add_async_events(pmm_generator *generator, struct Arrow
 pmm_status pmm_generator_add_log_entries(pmm_generator *generator, struct ArrowArrayStream *stream);
 
 /* Writes the measures of `stream` with time in the range, in stream order, as counter
-   values (TYPE_COUNTER, double_counter_value): columns time (timestamp[ns] or int64),
+   values (TYPE_COUNTER, double_counter_value): columns time (a time column, as above),
    name and unit (string types), value (float64), other columns ignored. Each metric
    (name, unit) is a counter track under the process, described when its first value in
    the range is read: unit "ns", "bytes" and "count" become the CounterDescriptor unit,

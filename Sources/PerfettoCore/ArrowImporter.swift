@@ -77,9 +77,10 @@ public final class ArrowStreamReader {
 
     private static func streamError(_ stream: UnsafeMutablePointer<ArrowArrayStream>, _ status: Int32,
                                     _ label: String, _ what: String) -> PerfettoError {
+        // The producer's message (get_last_error), then its errno-compatible code.
         var message = "error \(status)"
-        if let lastError = stream.pointee.get_last_error, let text = lastError(stream) {
-            message = String(cString: text)
+        if let lastError = stream.pointee.get_last_error, let text = lastError(stream), text.pointee != 0 {
+            message = "\(String(cString: text)) (error \(status))"
         }
         return .invalidData("\(label): the Arrow stream failed \(what): \(message)")
     }
@@ -280,7 +281,8 @@ public enum ArrowType: Sendable, Equatable {
 /// Bounds on what a producer's buffers can be. The C Data Interface gives no buffer sizes
 /// (except utf8_view's data buffers), so a plausible but wrong length or offset cannot be
 /// caught; an impossible one can: no buffer reaches past the top of user address space.
-enum ArrowBounds {
+/// The C ABI checks its pointer + length arguments the same way.
+package enum ArrowBounds {
     #if arch(x86_64)
     /// x86-64 user space with 4-level paging (mmap never returns higher unless asked).
     static let addressLimit: UInt = 1 << 47
@@ -292,7 +294,7 @@ enum ArrowBounds {
 
     /// Whether `count` elements of `width` bytes from `pointer` can all lie in memory.
     @inline(__always)
-    static func fits(_ pointer: UnsafeRawPointer?, count: Int, width: Int) -> Bool {
+    package static func fits(_ pointer: UnsafeRawPointer?, count: Int, width: Int) -> Bool {
         guard count >= 0 else { return false }
         let (bytes, overflow) = count.multipliedReportingOverflow(by: width)
         guard !overflow else { return false }

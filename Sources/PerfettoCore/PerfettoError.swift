@@ -8,7 +8,7 @@ public enum PerfettoError: Error, Equatable, Sendable, CustomStringConvertible {
     case callOrder(String)
     /// The sink callback returned a non-zero status; the writer is stopped.
     case sinkFailed(status: Int32)
-    /// Writing to a file descriptor failed with this errno; the writer is stopped.
+    /// Reading or writing a file descriptor failed with this errno (a writer's write stops it).
     case io(errno: Int32, String)
     /// A buffer could not be grown.
     case outOfMemory
@@ -23,7 +23,7 @@ public enum PerfettoError: Error, Equatable, Sendable, CustomStringConvertible {
         case .invalidUTF8(let what): return "invalid UTF-8 in \(what)"
         case .callOrder(let what): return "wrong call order: \(what)"
         case .sinkFailed(let status): return "sink callback failed with status \(status); the writer is stopped"
-        case .io(let code, let what): return "I/O error (errno \(code)): \(what); the writer is stopped"
+        case .io(let code, let what): return "I/O error (errno \(code)): \(what)"
         case .outOfMemory: return "out of memory"
         case .writerStopped(let cause): return "the writer stopped after an earlier error: \(cause)"
         case .invalidData(let what): return "invalid data: \(what)"

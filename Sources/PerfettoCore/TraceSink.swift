@@ -32,9 +32,10 @@ public func writeAll(fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(Perfetto
         if n < 0 {
             let code = errno
             if code == EINTR { continue }
-            throw .io(errno: code, "write to file descriptor \(fd) failed: \(String(cString: strerror(code)))")
+            throw .io(errno: code, "write to file descriptor \(fd) failed: \(String(cString: strerror(code))); "
+                      + "the writer is stopped")
         }
-        if n == 0 { throw .io(errno: EIO, "write to file descriptor \(fd) wrote nothing") }
+        if n == 0 { throw .io(errno: EIO, "write to file descriptor \(fd) wrote nothing; the writer is stopped") }
         p += n
         remaining -= n
     }

@@ -68,12 +68,26 @@ public func pmm_abi_version() -> Int32 {
     PMM_ABI_VERSION
 }
 
-/// A C string argument (pointer + length) as bytes; NULL only with length 0.
+/// A size_t argument as C shows it (Swift imports size_t as Int: SIZE_MAX reads as -1).
+func cSize(_ value: Int) -> String { String(UInt(bitPattern: value)) }
+
+/// A C string or byte argument (pointer + length) as bytes; NULL only with length 0. A
+/// length no buffer can have (one reaching past the top of user address space, SIZE_MAX
+/// among them) is refused before any byte is read.
 func cBytes(_ pointer: UnsafePointer<CChar>?, _ length: Int, _ name: String) throws(PerfettoError) -> UnsafeRawBufferPointer {
-    guard length >= 0 else { throw .invalidArgument("\(name): length \(length) is negative") }
     guard let pointer else {
         if length == 0 { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        throw .invalidArgument("\(name) is NULL with length \(length)")
+        throw .invalidArgument("\(name) is NULL with length \(cSize(length))")
+    }
+    guard ArrowBounds.fits(UnsafeRawPointer(pointer), count: length, width: 1) else {
+        throw .invalidArgument("\(name): length \(cSize(length)) is larger than any buffer can be")
     }
     return UnsafeRawBufferPointer(start: pointer, count: length)
+}
+
+/// Checks that an array argument of `count` elements of `width` bytes can be in memory.
+func cArray(_ pointer: UnsafeRawPointer?, _ count: Int, width: Int, _ name: String) throws(PerfettoError) {
+    guard ArrowBounds.fits(pointer, count: count, width: width) else {
+        throw .invalidArgument("\(name) \(cSize(count)) is larger than any array can be")
+    }
 }

@@ -71,10 +71,11 @@ public func pmm_generator_new(_ writerHandle: OpaquePointer?, _ options: UnsafeP
         }
         let asyncOptions = AsyncOptions(spanArgs: options.flags & UInt32(PMM_FLAG_NO_SPAN_ARGS) == 0,
                                         flows: options.flags & UInt32(PMM_FLAG_NO_FLOWS) == 0)
-        guard options.thread_count >= 0 else { throw .invalidArgument("thread_count is too large") }
         guard options.thread_count == 0 || options.threads != nil else {
-            throw .invalidArgument("threads is NULL with thread_count \(options.thread_count)")
+            throw .invalidArgument("threads is NULL with thread_count \(cSize(options.thread_count))")
         }
+        try cArray(UnsafeRawPointer(options.threads), options.thread_count, width: MemoryLayout<pmm_thread>.stride,
+                   "thread_count")
         var threads: [ThreadInfo] = []
         for i in 0..<options.thread_count {
             let t = options.threads[i]

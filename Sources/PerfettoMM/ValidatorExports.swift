@@ -111,7 +111,7 @@ public func pmm_validator_get_example(_ pointer: OpaquePointer?, _ index: Int,
         return fail(.callOrder("pmm_validator_get_example before pmm_validator_finish"))
     }
     guard index >= 0, index < report.examples.count else {
-        return fail(.invalidArgument("example index \(index) out of range (\(report.examples.count) examples)"))
+        return fail(.invalidArgument("example index \(cSize(index)) out of range (\(report.examples.count) examples)"))
     }
     let e = report.examples[index]
     guard let message = h.messages[index] else { return fail(.outOfMemory) }

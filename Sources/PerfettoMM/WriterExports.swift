@@ -46,7 +46,7 @@ private func create(_ out: UnsafeMutablePointer<OpaquePointer?>?, _ processId: U
 
 /// A size_t argument as a positive Int, or `defaultValue` for 0.
 private func size(_ value: Int, orDefault defaultValue: Int, _ name: String) throws(PerfettoError) -> Int {
-    guard value >= 0 else { throw .invalidArgument("\(name) is too large") }
+    guard value >= 0 else { throw .invalidArgument("\(name) \(cSize(value)) is too large") }
     return value == 0 ? defaultValue : value
 }
 

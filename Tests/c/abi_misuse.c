@@ -4,6 +4,8 @@
  * `make test` to check that no path leaks.
  */
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -106,6 +108,95 @@ static size_t reference(uint8_t **data) {
     return len;
 }
 
+
+/* Lengths no buffer can have: SIZE_MAX (shown as such, not as a negative number), and
+   2^62, which is not negative as a signed size but reaches past the top of user address
+   space. Both are refused before any read (valgrind reports a read past "exe"). */
+static void test_impossible_sizes(void) {
+    pmm_writer *w = NULL;
+    pmm_generator *g = NULL;
+    pmm_validator *v = NULL;
+    pmm_validation_example example;
+    pmm_thread thread = {"stream", 6, 7, "main-7", 6};
+    pmm_generator_options options;
+    const size_t huge = (size_t)1 << 62;
+    EXPECT_ERR(pmm_writer_new_buffer(pid, SIZE_MAX, 0, &w), PMM_ERR_INVALID_ARGUMENT, "length 18446744073709551615");
+    EXPECT_ERR(pmm_writer_new_buffer(pid, huge, 0, &w), PMM_ERR_INVALID_ARGUMENT, "process_id: length 4611686018427387904");
+    EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+    EXPECT_ERR(pmm_writer_emit_process_descriptor(w, "exe", huge), PMM_ERR_INVALID_ARGUMENT, "exe: length");
+    EXPECT_ERR(pmm_writer_emit_process_descriptor(w, "exe", SIZE_MAX), PMM_ERR_INVALID_ARGUMENT, "18446744073709551615");
+    EXPECT_ERR(pmm_writer_emit_thread_descriptor(w, S("s"), 1, "t", huge), PMM_ERR_INVALID_ARGUMENT, "thread_name");
+    EXPECT_OK(pmm_writer_emit_process_descriptor(w, S("exe")));
+    EXPECT_OK(pmm_writer_emit_thread_descriptor(w, S("stream"), 7, S("main-7")));
+    EXPECT_OK(pmm_writer_set_current_thread(w, S("stream")));
+    EXPECT_ERR(pmm_writer_emit_span(w, 1, 2, S("n"), S("t"), "f", huge, 1), PMM_ERR_INVALID_ARGUMENT, "filename");
+    EXPECT_ERR(pmm_validator_new(&v) == PMM_OK ? pmm_validator_feed(v, (const uint8_t *)"x", huge) : -1,
+               PMM_ERR_INVALID_ARGUMENT, "data: length");
+    pmm_validator_free(v);
+    v = NULL;
+    EXPECT_ERR(pmm_validate_buffer((const uint8_t *)"x", huge, NULL, &v), PMM_ERR_INVALID_ARGUMENT, "data: length");
+    expect(v == NULL, "no validator on failure", __LINE__);
+    EXPECT_OK(pmm_validate_buffer(NULL, 0, NULL, &v));
+    EXPECT_ERR(pmm_validator_get_example(v, SIZE_MAX, &example), PMM_ERR_INVALID_ARGUMENT, "index 18446744073709551615");
+    pmm_validator_free(v);
+
+    memset(&options, 0, sizeof options);
+    options.threads = &thread;
+    options.thread_count = huge; /* thread_count * sizeof(pmm_thread) bytes cannot exist */
+    options.span_types = PMM_SPANS_BOTH;
+    options.range_end_ns = 1000;
+    EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "thread_count");
+    options.thread_count = 1;
+    thread.thread_name_len = huge;
+    EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "threads[0].thread_name");
+    expect(g == NULL, "no generator on failure", __LINE__);
+    pmm_writer_free(w);
+}
+
+/* pmm_last_error() is per thread: two threads failing at once each read their own
+   message, a successful call leaves it as it was, and other threads' failures do not
+   change the main thread's. */
+struct error_thread {
+    pthread_barrier_t *barrier;
+    int which; /* 0: fails with "out is NULL", 1: with "validator is NULL" */
+    int ok;
+};
+
+static void *fail_on_thread(void *arg) {
+    struct error_thread *t = (struct error_thread *)arg;
+    const char *mine = t->which == 0 ? "out is NULL" : "validator is NULL";
+    int i;
+    t->ok = strcmp(pmm_last_error(), "") == 0; /* a new thread has no error yet */
+    for (i = 0; i < 200; i++) {
+        pthread_barrier_wait(t->barrier);
+        if (t->which == 0) pmm_writer_new_buffer(S(pid), 0, NULL);
+        else pmm_validator_feed(NULL, NULL, 0);
+        t->ok = t->ok && strstr(pmm_last_error(), mine) != NULL;
+    }
+    return NULL;
+}
+
+static void test_last_error_threads(void) {
+    pthread_barrier_t barrier;
+    pthread_t threads[2];
+    struct error_thread args[2] = {{NULL, 0, 0}, {NULL, 1, 0}};
+    pmm_writer *w = NULL;
+    int i;
+    EXPECT_ERR(pmm_writer_emit_process_descriptor(NULL, S("exe")), PMM_ERR_INVALID_ARGUMENT, "writer is NULL");
+    EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+    expect(strstr(pmm_last_error(), "writer is NULL") != NULL, "a successful call leaves the last error", __LINE__);
+    pthread_barrier_init(&barrier, NULL, 2);
+    for (i = 0; i < 2; i++) {
+        args[i].barrier = &barrier;
+        pthread_create(&threads[i], NULL, fail_on_thread, &args[i]);
+    }
+    for (i = 0; i < 2; i++) pthread_join(threads[i], NULL);
+    pthread_barrier_destroy(&barrier);
+    expect(args[0].ok && args[1].ok, "each thread reads its own last error", __LINE__);
+    expect(strstr(pmm_last_error(), "writer is NULL") != NULL, "other threads' errors leave this thread's", __LINE__);
+    pmm_writer_free(w);
+}
+
 int main(void) {
     pmm_writer *w = NULL;
     uint8_t *data = NULL, *expected = NULL;
@@ -188,6 +279,15 @@ int main(void) {
         EXPECT_ERR(pmm_writer_flush(w), PMM_ERR_IO, "errno");
         EXPECT_ERR(pmm_writer_emit_async_track_descriptor(w), PMM_ERR_WRITER_STOPPED, "errno");
         pmm_writer_free(w);
+        close(fd);
+    }
+    /* Reading a directory: an I/O error of the validator, which names no writer. */
+    fd = open(".", O_RDONLY);
+    if (fd >= 0) {
+        pmm_validator *v = NULL;
+        EXPECT_ERR(pmm_validate_fd(fd, NULL, &v), PMM_ERR_IO, "Is a directory");
+        expect(strstr(pmm_last_error(), "writer") == NULL, "a read error does not say a writer stopped", __LINE__);
+        expect(v == NULL, "no validator on a read error", __LINE__);
         close(fd);
     }
     /* A closed descriptor. */
@@ -329,6 +429,9 @@ int main(void) {
         pmm_generator_free(g);
         pmm_generator_free(NULL);
     }
+
+    test_impossible_sizes();
+    test_last_error_threads();
 
     printf("abi_misuse: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

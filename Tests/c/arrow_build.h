@@ -34,6 +34,7 @@ typedef struct ab_stream {
     int n_batches, next;
     int fail_schema; /* get_schema returns this when non-zero */
     int fail_at;     /* get_next fails at this batch index (-1: never) */
+    int silent;      /* get_last_error returns "" (no message) when non-zero */
     ab_counts *counts;
 } ab_stream;
 
@@ -89,8 +90,8 @@ static inline int ab_get_next(struct ArrowArrayStream *stream, struct ArrowArray
 }
 
 static const char *ab_last_error(struct ArrowArrayStream *stream) {
-    (void)stream;
-    return "the test producer failed on purpose";
+    ab_stream *s = (ab_stream *)stream->private_data;
+    return s->silent ? "" : "the test producer failed on purpose";
 }
 
 static inline void ab_release_stream(struct ArrowArrayStream *stream) {

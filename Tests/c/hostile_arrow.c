@@ -244,7 +244,12 @@ int main(void) {
        generator is failed. */
     s = ab_thread_spans(&counts, 3, 0);
     s->fail_at = 1;
-    check(s, &counts, PMM_ERR_INVALID_DATA, "the test producer failed on purpose", 0, __LINE__);
+    check(s, &counts, PMM_ERR_INVALID_DATA, "the test producer failed on purpose (error 5)", 0, __LINE__);
+    /* ... and one with no message (get_last_error returns ""): the code is named. */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->fail_at = 1;
+    s->silent = 1;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "the Arrow stream failed reading a batch: error 5", 0, __LINE__);
 
     /* ---- Cases found by the fuzzer (Tests/fuzz) ---- */
 
