@@ -23,6 +23,8 @@ BIN := $(RELEASE_SCRATCH)/release
 OUT := $(shell pwd)/.build/out
 LIB := $(BIN)/libperfetto_mm.so
 CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -pedantic -Werror -Iinclude
+# The same files as C++ (the header's extern "C" block): -std=c++11 and -std=c++17 are added.
+CXXFLAGS := -Wall -Wextra -pedantic -Werror -Iinclude
 CLINK := -L$(BIN) -lperfetto_mm -Wl,-rpath,$(BIN)
 GOLDEN := Tests/Fixtures/golden
 VALGRIND := valgrind -q --leak-check=full --show-possibly-lost=no --errors-for-leak-kinds=definite,indirect --error-exitcode=9
@@ -97,21 +99,33 @@ test-tsan:
 	  --filter 'TwoThreadPlacementTests|WorkerThreadTests|AsyncOrderTests|LanesContentTests'
 
 # The C example writes the `basic` golden scenario through the header, whole and in
-# 256-byte chunks; the misuse test exercises every error path and the hostile-Arrow test
-# streams no producer should make (and the fuzzer's finds), both under valgrind.
+# 256-byte chunks; the README's C example is built as C99, C++11 and C++17 and its trace
+# validated; the misuse test exercises every error path and the hostile-Arrow test
+# streams no producer should make (and the fuzzer's finds), both under valgrind. Every C
+# file also compiles as C++11 and C++17.
 test-c: build
 	@mkdir -p $(OUT)
 	cc $(CFLAGS) examples/c/write_basic.c $(CLINK) -o $(OUT)/write_basic
 	$(OUT)/write_basic $(OUT)/c_basic.perfetto $(OUT)/c_basic_chunked.perfetto
 	cmp $(OUT)/c_basic.perfetto $(GOLDEN)/basic.perfetto
 	cmp $(OUT)/c_basic_chunked.perfetto $(GOLDEN)/basic.perfetto
-	g++ -x c++ -std=c++11 -Wall -Werror -Iinclude -fsyntax-only examples/c/write_basic.c
+	for std in c++11 c++17; do g++ -x c++ -std=$$std $(CXXFLAGS) -fsyntax-only examples/c/write_basic.c || exit 1; done
+	@# The README's C example exactly as written, as C99, C++11 and C++17: it runs and
+	@# writes the same clean one-slice trace each time.
+	awk '/^## Using the library from C/ { f = 1 } f && /^```c/ { g = 1; next } g && /^```/ { exit } g' README.md \
+	  > $(OUT)/readme_c.c && grep -q 'int main' $(OUT)/readme_c.c
+	cc $(CFLAGS) Tests/c/check_trace.c $(CLINK) -o $(OUT)/check_trace
+	cc $(CFLAGS) $(OUT)/readme_c.c $(CLINK) -o $(OUT)/readme_c
+	for std in c++11 c++17; do g++ -x c++ -std=$$std $(CXXFLAGS) $(OUT)/readme_c.c $(CLINK) -o $(OUT)/readme_$$std || exit 1; done
+	for app in readme_c readme_c++11 readme_c++17; do $(OUT)/$$app > $(OUT)/$$app.perfetto && \
+	  $(OUT)/check_trace $(OUT)/$$app.perfetto 1 && cmp $(OUT)/$$app.perfetto $(OUT)/readme_c.perfetto || exit 1; done
 	cc $(CFLAGS) Tests/c/abi_misuse.c $(CLINK) -o $(OUT)/abi_misuse
 	$(VALGRIND) $(OUT)/abi_misuse
 	cc $(CFLAGS) Tests/c/hostile_arrow.c $(CLINK) -o $(OUT)/hostile_arrow
 	$(VALGRIND) $(OUT)/hostile_arrow
 	cc $(CFLAGS) Tests/c/validate_trace.c $(CLINK) -o $(OUT)/validate_trace
-	g++ -x c++ -std=c++11 -Wall -Werror -Iinclude -fsyntax-only Tests/c/validate_trace.c
+	for f in Tests/c/validate_trace.c Tests/c/abi_misuse.c Tests/c/hostile_arrow.c; do \
+	  for std in c++11 c++17; do g++ -x c++ -std=$$std -D_POSIX_C_SOURCE=200809L $(CXXFLAGS) -fsyntax-only $$f || exit 1; done; done
 	$(VALGRIND) $(OUT)/validate_trace $(GOLDEN)
 	@for f in $(GOLDEN)/*.json; do n=$$(basename $$f .json); \
 	  rm -rf $(OUT)/chunks-$$n; $(BIN)/pmm-scenario $$f $(OUT)/$$n.perfetto --chunk-size 4096 --chunks-dir $(OUT)/chunks-$$n >/dev/null && \
