@@ -15,6 +15,18 @@ from .errors import InvalidArgumentError, SinkError, WriterStoppedError
 __all__ = ["PerfettoWriter"]
 
 
+def _fileno(output) -> int:
+    """The descriptor of a file object; one without (io.BytesIO, a notebook's sys.stdout) is an
+    InvalidArgumentError saying what to pass instead."""
+    try:
+        return output.fileno()
+    except (OSError, ValueError) as e:  # io.UnsupportedOperation is both; a closed file: ValueError
+        what = "is closed" if getattr(output, "closed", False) else "has no file descriptor"
+        raise InvalidArgumentError(
+            f"output {type(output).__name__} {what}: pass a file opened with open(), a descriptor, a callable "
+            "output(chunk_id, data), or None to keep the trace in memory (getvalue())") from None
+
+
 class PerfettoWriter:
     """A streaming Perfetto trace writer with micromegas' writer calls and bytes.
 
@@ -22,9 +34,11 @@ class PerfettoWriter:
       - None (default): the trace stays in memory; `getvalue()` returns it;
       - a callable `output(chunk_id, data)`: receives whole packets grouped into chunks of at
         least `chunk_size` bytes (ids 0, 1, 2...; every chunk parses alone as a trace);
-      - an int file descriptor or an object with `fileno()`: written there (not closed).
+      - an int file descriptor or a file object with a descriptor (`open(path, "wb")`): written
+        there, not closed; the writer keeps the file object referenced until `close()`.
 
-    Use it as a context manager, or call `close()`: that flushes the last chunk.
+    Use it as a context manager, or call `close()`: that flushes the last chunk (a writer
+    dropped without either is freed unflushed: what it buffered is not written).
     Errors raise `PerfettoError` subclasses carrying the library's message.
     """
 
@@ -37,6 +51,7 @@ class PerfettoWriter:
         self._callback = None
         self._callback_error: Optional[BaseException] = None
         self._chunk_id = 0
+        self._output = None
         self.is_memory = output is None
         pid = utf8(process_id, "process_id")
         if output is None:
@@ -57,10 +72,13 @@ class PerfettoWriter:
             if isinstance(output, bool) or not (isinstance(output, int) or hasattr(output, "fileno")):
                 raise InvalidArgumentError(
                     f"output must be None, a callable, a file descriptor or a file object, not {type(output).__name__}")
-            fd = _args.fd(output if isinstance(output, int) else output.fileno())
+            fd = _args.fd(output if isinstance(output, int) else _fileno(output))
             if hasattr(output, "flush"):
                 output.flush()
             check(self._lib.pmm_writer_new_fd(pid, len(pid), fd, chunk_size, ctypes.byref(self._handle)))
+            # The file object stays referenced while the writer may write to its descriptor:
+            # dropped, it would close the descriptor, and a file opened next could get its number.
+            self._output = output
 
     # -- writer calls ------------------------------------------------------------------------
 
@@ -126,6 +144,7 @@ class PerfettoWriter:
             finally:
                 self._lib.pmm_writer_free(self._handle)
                 self._handle = ctypes.c_void_p()
+                self._output = None
 
     def __enter__(self):
         return self

@@ -1,0 +1,57 @@
+"""The Python API as a notebook or script uses it: every exported function and class with
+the argument types users pass (paths, times from pandas/numpy/pyarrow, file objects, the
+official client's objects, Source subclasses), the wrong ones (each a typed exception or a
+plain TypeError/ValueError naming what is wrong, never an internal error, a crash or a
+leftover file), and the objects' lifecycle."""
+import gc
+import io
+import os
+
+import pytest
+
+from micromegas_perfetto import PerfettoWriter, errors, validate
+from trace_check import decode
+
+PID = "34d7c06d-3163-4111-863e-c5fc09d22d51"
+
+
+def _write_some(writer: PerfettoWriter) -> None:
+    writer.emit_process_descriptor("my-app")
+    writer.emit_thread_descriptor("s1", 4242, "main-4242")
+    writer.set_current_thread("s1")
+    writer.emit_span(1000, 9000, "frame", "game", "src/game.rs", 10)
+
+
+def _memory_trace() -> bytes:
+    with PerfettoWriter(PID) as w:
+        _write_some(w)
+        return w.getvalue()
+
+
+def test_writer_keeps_the_file_object_it_writes_to(tmp_path):
+    """`PerfettoWriter(pid, open(path, "wb"))`: the file object was not kept, so it was
+    collected and closed at once; the next file opened got its descriptor number and received
+    the trace (a.bin stayed empty, b.bin got the bytes)."""
+    writer = PerfettoWriter(PID, open(tmp_path / "a.bin", "wb"))
+    gc.collect()
+    with open(tmp_path / "b.bin", "wb") as other:
+        _write_some(writer)
+        writer.close()
+        other.write(b"mine")
+    assert (tmp_path / "a.bin").read_bytes() == _memory_trace()
+    assert (tmp_path / "b.bin").read_bytes() == b"mine"
+    assert decode((tmp_path / "a.bin").read_bytes()).process is not None
+
+
+@pytest.mark.parametrize("output", [io.BytesIO(), io.StringIO()])
+def test_writer_output_without_a_descriptor_is_a_clear_error(output):
+    """io.BytesIO has fileno() but raises io.UnsupportedOperation('fileno'), which came out as is."""
+    with pytest.raises(errors.InvalidArgumentError, match="has no file descriptor.*None to keep the trace in memory"):
+        PerfettoWriter(PID, output)
+
+
+def test_writer_output_closed_file_is_a_clear_error(tmp_path):
+    f = open(tmp_path / "c.bin", "wb")
+    f.close()
+    with pytest.raises(errors.InvalidArgumentError, match="BufferedWriter is closed"):
+        PerfettoWriter(PID, f)
