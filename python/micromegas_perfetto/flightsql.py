@@ -41,6 +41,8 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 def resolve_uri(uri: Optional[str]) -> str:
     """--uri, else $MICROMEGAS_ANALYTICS_URI, else grpc://localhost:50051; http(s) mapped as
     micromegas' client maps them (http -> grpc, https -> grpc+tls)."""
+    if uri is not None and not isinstance(uri, str):
+        raise TypeError(f"the analytics server URI must be a str such as 'grpc://HOST:PORT', not {type(uri).__name__}")
     uri = uri or os.environ.get("MICROMEGAS_ANALYTICS_URI") or DEFAULT_URI
     parsed = urlparse(uri)
     scheme = {"http": "grpc", "https": "grpc+tls"}.get(parsed.scheme, parsed.scheme)
@@ -54,6 +56,24 @@ def check_uuid(value: str, what: str) -> str:
     if not isinstance(value, str) or not _UUID.match(value):
         raise RequestError(f"{what} {value!r} is not a UUID")
     return value
+
+
+def check_token(token: Optional[str], what: str) -> Optional[str]:
+    """A bearer token as it can go into the `authorization` header: gRPC allows printable
+    ASCII only there, and a token holding anything else (a newline left by reading a token
+    file, a non-ASCII character) aborted the process inside gRPC with some pyarrow versions
+    (a failed check in call_op_set.h), or failed as a server error with others. The message
+    names the first bad character's position, never the token itself."""
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        raise TypeError(f"{what} must be a str, not {type(token).__name__}")
+    for position, char in enumerate(token):
+        if not " " <= char <= "~":
+            shown = {"\n": "a newline", "\r": "a carriage return", "\t": "a tab"}.get(char, f"U+{ord(char):04X}")
+            hint = " (strip the end of line of a token read from a file)" if char in "\r\n" else ""
+            raise RequestError(f"{what} holds {shown} at position {position}: a bearer token is printable ASCII{hint}")
+    return token
 
 
 def _varint(n: int) -> bytes:
@@ -86,7 +106,8 @@ class FlightSQLClient:
         from pyarrow import flight
         self.uri = resolve_uri(uri)
         self.description = f"analytics server {self.uri}"
-        self.token = token if token is not None else os.environ.get("MICROMEGAS_TOKEN")
+        self.token = check_token(token, "token") if token is not None else \
+            check_token(os.environ.get("MICROMEGAS_TOKEN"), "$MICROMEGAS_TOKEN")
         try:
             self.client = flight.FlightClient(self.uri)
         except (pa.ArrowException, ValueError) as e:

@@ -6,6 +6,7 @@ leftover file), and the objects' lifecycle."""
 import gc
 import io
 import os
+import re
 
 import pytest
 
@@ -55,3 +56,35 @@ def test_writer_output_closed_file_is_a_clear_error(tmp_path):
     f.close()
     with pytest.raises(errors.InvalidArgumentError, match="BufferedWriter is closed"):
         PerfettoWriter(PID, f)
+
+
+@pytest.mark.parametrize("token, shown", [("s3cret\n", "a newline at position 6"), ("caf\u00e9", "U+00E9 at position 3"),
+                                          ("a\tb", "a tab at position 1")])
+def test_flightsql_token_that_cannot_go_in_a_header_is_refused_before_any_call(small_lake, tmp_path, token, shown,
+                                                                               monkeypatch):
+    """A token read from a file keeps its newline (`open("token").read()`); with pyarrow 23
+    (what micromegas 0.32 installs) gRPC aborted the whole process on it ('Check failed' in
+    call_op_set.h), with pyarrow 26 it was a server failure after a gRPC log line. Refused
+    here as a RequestError (exit 2 on the command line), the token not shown, nothing sent."""
+    from flight_fixture import LakeFlightServer
+    from micromegas_perfetto import FlightSQLClient, write_process_trace
+    server = LakeFlightServer(small_lake[0], token="s3cret")
+    try:
+        with pytest.raises(errors.RequestError, match=re.escape(f"token holds {shown}: a bearer token is printable ASCII")) as e:
+            write_process_trace(FlightSQLClient(server.uri, token=token), small_lake[1][0]["process_id"], None, None,
+                                tmp_path / "t.perfetto")
+        assert token not in str(e.value)
+        monkeypatch.setenv("MICROMEGAS_TOKEN", token)
+        with pytest.raises(errors.RequestError, match=r"\$MICROMEGAS_TOKEN holds"):
+            FlightSQLClient(server.uri)
+        assert server.calls == [] and not (tmp_path / "t.perfetto").exists()
+    finally:
+        server.shutdown()
+
+
+def test_flightsql_client_arguments_of_the_wrong_type():
+    from micromegas_perfetto import FlightSQLClient
+    with pytest.raises(TypeError, match="URI must be a str"):
+        FlightSQLClient(50051)
+    with pytest.raises(TypeError, match="token must be a str, not int"):
+        FlightSQLClient("grpc://127.0.0.1:1", token=5)
