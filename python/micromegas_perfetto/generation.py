@@ -407,8 +407,9 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     """Yields a process's trace as `(chunk_id, chunk_data)`: ids 0, 1, 2..., each chunk whole
     packets (it parses alone as a trace) of at least `chunk_size` bytes but the last.
 
-    `begin`/`end` are datetimes, ISO 8601 text or integer nanoseconds since the epoch; None
-    means the process's whole range. With `server_side`, the server's own chunks are passed
+    `begin`/`end` are datetimes (pandas Timestamps to the nanosecond; naive ones are UTC),
+    numpy datetime64 or pyarrow timestamp scalars, ISO 8601 text or integer nanoseconds since
+    the epoch (numpy integers too); None means the process's whole range. With `server_side`, the server's own chunks are passed
     on as they come (micromegas layout; they may split packets: only their concatenation is
     a trace). Chunks are yielded as they are produced: memory stays bounded. `logs` adds the
     process's log entries (instant events on a `Logs` track), `metrics` its measures (one

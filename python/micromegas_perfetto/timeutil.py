@@ -3,6 +3,7 @@
 Every time is checked against the int64-nanosecond range (1677-09-21 .. 2262-04-11) before it
 is used, so none wraps around on its way into the library.
 """
+import operator
 import re
 import sys
 from datetime import datetime, timezone
@@ -38,6 +39,29 @@ def _datetime_ns(value: datetime) -> int:
             + (nanosecond if isinstance(nanosecond, int) else 0))
 
 
+_NUMPY_UNIT_NS = {"W": 604_800 * 10**9, "D": 86_400 * 10**9, "h": 3_600 * 10**9, "m": 60 * 10**9, "s": 10**9,
+                  "ms": 10**6, "us": 10**3, "ns": 1}
+_NUMPY_SUB_NS = {"ps": 10**3, "fs": 10**6, "as": 10**9}  # units per nanosecond
+
+
+def _datetime64_ns(numpy, value) -> int:
+    """A numpy datetime64's nanoseconds since the epoch, computed exactly from its own unit
+    (numpy's astype('datetime64[ns]') wraps around silently outside 1678..2262: the year
+    2500 in seconds read as 1915); sub-nanosecond units are floored."""
+    unit, count = numpy.datetime_data(value.dtype)
+    raw = int(value.astype("int64")) * count
+    if unit in _NUMPY_UNIT_NS:
+        return raw * _NUMPY_UNIT_NS[unit]
+    if unit in _NUMPY_SUB_NS:
+        return raw // _NUMPY_SUB_NS[unit]
+    months = raw * 12 if unit == "Y" else raw  # "Y" or "M": calendar units from 1970-01
+    year, month = divmod(months, 12)
+    year += 1970
+    if not 1 <= year <= 9999:
+        return NS_MAX + 1 if year > 0 else NS_MIN - 1  # outside the range, whatever the day
+    return _datetime_ns(datetime(year, month + 1, 1, tzinfo=timezone.utc))
+
+
 def _numpy_or_arrow_ns(value) -> Optional[int]:
     """numpy.datetime64 and pyarrow timestamp scalars, exactly (None for anything else). Neither
     module is imported here: a value of theirs means they are loaded."""
@@ -45,7 +69,7 @@ def _numpy_or_arrow_ns(value) -> Optional[int]:
     if numpy is not None and isinstance(value, numpy.datetime64):
         if numpy.isnat(value):
             return None
-        return int(value.astype("datetime64[ns]").astype("int64"))
+        return _datetime64_ns(numpy, value)
     pyarrow = sys.modules.get("pyarrow")
     if pyarrow is not None and isinstance(value, pyarrow.TimestampScalar) and value.is_valid:
         factor = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}[value.type.unit]
@@ -53,8 +77,19 @@ def _numpy_or_arrow_ns(value) -> Optional[int]:
     return None
 
 
+def _integer(value) -> Optional[int]:
+    """An integer-like object's value (numpy.int64, any type with __index__ but bool and
+    numpy.bool_, which refuse it), else None."""
+    if isinstance(value, (str, bytes, float)) or not hasattr(type(value), "__index__"):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def to_ns(value: TimeLike, what: str = "time") -> int:
-    """Nanoseconds since the epoch for an int (already ns), a datetime (naive = UTC; a pandas
+    """Nanoseconds since the epoch for an int (already ns; numpy integers too), a datetime (naive = UTC; a pandas
     Timestamp to the nanosecond), a numpy datetime64 or pyarrow timestamp scalar (exactly), or
     ISO 8601 text with up to nanosecond precision (no zone = UTC)."""
     if isinstance(value, bool):
@@ -62,10 +97,15 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
     if isinstance(value, int):
         return _in_range(value, what, value)
     if isinstance(value, datetime):
+        if value != value:  # pandas' NaT (a datetime subclass, unequal to itself): no time at all
+            raise InvalidTimeError(f"{what} is NaT (not a time): give a time, or None for the process's range")
         return _in_range(_datetime_ns(value), what, value.isoformat())
     exact = _numpy_or_arrow_ns(value)
-    if exact is not None:
-        return _in_range(exact, what, exact)
+    if exact is not None:  # shown as numpy shows it; a pyarrow scalar's repr wraps around: its ns
+        return _in_range(exact, what, value if type(value).__module__.startswith("numpy") else exact)
+    integer = _integer(value)
+    if integer is not None:  # numpy integers (a column's .astype("int64") values): ns, as an int is
+        return _in_range(integer, what, value)
     if isinstance(value, str):
         text = value.strip()
         if re.fullmatch(r"[+-]?\d+", text):
@@ -89,8 +129,10 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
                 raise InvalidTimeError(f"cannot read {what} {value!r}: {e}") from None
             fraction = (match["frac"] or "").ljust(9, "0")
             return _in_range(_datetime_ns(moment) + int(fraction or 0), what, value)
-    shown = value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "..."
-    raise InvalidTimeError(f"cannot read {what} {shown!r}: use ISO 8601 (2024-05-01T12:00:00.123456789Z) "
+    shown = repr(value if not isinstance(value, str) or len(value) <= 40 else value[:40] + "...")
+    if not isinstance(value, str) and ("\n" in shown or len(shown) > 80):  # a pandas Series, a DataFrame
+        shown = f"(a {type(value).__name__})"
+    raise InvalidTimeError(f"cannot read {what} {shown}: use ISO 8601 (2024-05-01T12:00:00.123456789Z) "
                            "or integer nanoseconds since the epoch")
 
 

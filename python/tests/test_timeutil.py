@@ -58,3 +58,42 @@ def test_datetimes_to_the_nanosecond():
     assert to_ns(np.datetime64("2023-11-14T22:13:20", "s")) == BASE
     with pytest.raises(InvalidTimeError):
         to_ns(np.datetime64("NaT"))
+
+
+def test_numpy_datetime64_outside_the_nanosecond_range_is_refused_not_wrapped():
+    """numpy's astype('datetime64[ns]') wraps around silently: the year 2500 in seconds read as
+    1915-06-... (-1721518473709551616 ns), a range in the wrong century with no error. Each
+    unit is now converted exactly, and out of range is the InvalidTimeError it is for every
+    other time type."""
+    np = pytest.importorskip("numpy")
+    for far in (np.datetime64("2500-01-01", "s"), np.datetime64(10**17, "s"), np.datetime64("2262-04-12", "D"),
+                np.datetime64("1600-01", "M"), np.datetime64(10**18, "Y"), np.datetime64("9999-12-31T23:59", "m")):
+        with pytest.raises(InvalidTimeError, match="outside the range of int64 nanoseconds"):
+            to_ns(far, "begin")
+    assert to_ns(np.datetime64("2262-04-11T23:47:16.854775807", "ns")) == (1 << 63) - 1
+    assert to_ns(np.datetime64("2023-11-14", "D")) == BASE - (22 * 3600 + 13 * 60 + 20) * 10**9
+    assert to_ns(np.datetime64("2023-11", "M")) == 1_698_796_800 * 10**9
+    assert to_ns(np.datetime64("2023", "Y")) == 1_672_531_200 * 10**9
+    assert to_ns(np.datetime64(3, "10s")) == 30 * 10**9
+    assert to_ns(np.datetime64(BASE // 1000 * 1000 + 1500, "ps")) == BASE // 1000 + 1  # floored
+    assert to_ns(np.datetime64(-1, "ps")) == -1
+
+
+def test_numpy_integers_are_integer_nanoseconds_and_nat_is_refused_plainly():
+    """`df.time.astype('int64').min()` is a numpy.int64: 'cannot read begin np.int64(...): use
+    ISO 8601 ... or integer nanoseconds' refused the integer nanoseconds it asked for. pandas'
+    NaT (an empty column's min) is a datetime subclass whose fields are NaN: it raised
+    "TypeError: 'float' object cannot be interpreted as an integer"."""
+    np = pytest.importorskip("numpy")
+    assert to_ns(np.int64(BASE), "begin") == BASE
+    assert to_ns(np.uint32(7)) == 7
+    with pytest.raises(InvalidTimeError, match="outside the range of int64 nanoseconds"):
+        to_ns(np.uint64((1 << 64) - 1))
+    for not_a_time in (np.True_, np.float64(1.0)):
+        with pytest.raises(InvalidTimeError, match="cannot read begin"):
+            to_ns(not_a_time, "begin")
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(InvalidTimeError, match=r"^end is NaT \(not a time\): give a time, or None"):
+        to_ns(pd.NaT, "end")
+    with pytest.raises(InvalidTimeError, match=r"^cannot read begin \(a Series\): use ISO 8601"):
+        to_ns(pd.Series([1, 2]), "begin")
