@@ -5,6 +5,7 @@ in ctypes. Their errors are ArgumentError / ArgumentUTF8Error: both the library'
 InvalidArgumentError / InvalidUTF8Error and a RequestError (exit 2 on the command line).
 """
 import ctypes
+import operator
 from typing import Union
 
 from .errors import ArgumentError, ArgumentUTF8Error
@@ -25,9 +26,19 @@ def utf8(value: StrOrBytes, what: str) -> bytes:
 
 
 def int_in(value: int, low: int, high: int, what: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+    """`value` as a Python int in [low, high]: an int or an integer type with __index__ (numpy's,
+    as a DataFrame's values are), not a bool (nor numpy.bool_, which refuses __index__)."""
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif not isinstance(value, (bool, float, str, bytes)) and hasattr(type(value), "__index__"):
+        try:
+            number = operator.index(value)
+        except TypeError:
+            number = None
+    if number is None or not low <= number <= high:
         raise ArgumentError(f"{what} must be an integer in [{low}, {high}], got {value!r}")
-    return value
+    return number
 
 
 def int32(value, what: str) -> int:

@@ -417,8 +417,7 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     async slice carries its span ids as args (`span_args=False`: not) and a flow arrow joins
     each span to its parent (`flows=False`: not).
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 0 < chunk_size < (1 << 63):
-        raise RequestError(f"chunk size must be a positive integer, got {chunk_size!r}")
+    chunk_size = _args.int_in(chunk_size, 1, (1 << 63) - 1, "chunk_size")  # ArgumentError, a RequestError
     progress = progress or Progress()
     with _planned(source, process_id, span_types, begin, end, server_side, async_layout, logs, metrics, span_args,
                   flows) as (source, plan):

@@ -88,3 +88,33 @@ def test_flightsql_client_arguments_of_the_wrong_type():
         FlightSQLClient(50051)
     with pytest.raises(TypeError, match="token must be a str, not int"):
         FlightSQLClient("grpc://127.0.0.1:1", token=5)
+
+
+def test_writer_takes_numpy_integers_and_refuses_bools_and_floats():
+    """Values taken from a DataFrame are numpy integers: `emit_span(df.begin[i], ...)` was
+    'begin must be an integer in [0, 18446744073709551615], got np.int64(1000)'."""
+    np = pytest.importorskip("numpy")
+    with PerfettoWriter(PID) as w:
+        w.emit_process_descriptor("my-app")
+        w.emit_thread_descriptor("s1", np.int32(4242), "main-4242")
+        w.set_current_thread("s1")
+        w.emit_span(np.int64(1000), np.uint64(9000), "frame", "game", "src/game.rs", np.int16(10))
+        assert w.getvalue() == _memory_trace()
+        for bad in (True, np.True_, 1000.0, np.float64(1000), "1000", None):
+            with pytest.raises(errors.ArgumentError, match="begin must be an integer in"):
+                w.emit_span(bad, 9000, "frame", "game", "src/game.rs", 10)
+        with pytest.raises(errors.ArgumentError, match=r"begin must be an integer in \[0, 18446744073709551615\]"):
+            w.emit_span(np.int64(-1), 9000, "frame", "game", "src/game.rs", 10)
+
+
+def test_chunk_size_takes_numpy_integers(small_lake):
+    np = pytest.importorskip("numpy")
+    from micromegas_perfetto import generate_trace_chunks
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    chunks = list(generate_trace_chunks(lake, pid, chunk_size=np.int64(1 << 16)))
+    assert b"".join(d for _, d in chunks) == b"".join(d for _, d in generate_trace_chunks(lake, pid, chunk_size=1 << 16))
+    assert len(chunks) > 1
+    for bad in (0, -1, True, 1.5, 1 << 63):
+        with pytest.raises(errors.ArgumentError, match=r"chunk_size must be an integer in \[1, "):
+            next(generate_trace_chunks(lake, pid, chunk_size=bad))
