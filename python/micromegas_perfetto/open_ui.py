@@ -8,6 +8,7 @@ file there, read-only, with the CORS header the UI needs, opens
 after `timeout` seconds, or on Ctrl-C. Only loopback is bound; any other path is a 404.
 """
 import http.server
+import numbers
 import os
 import stat
 import sys
@@ -55,10 +56,16 @@ def open_in_perfetto(path: Union[str, os.PathLike], *, timeout: float = DEFAULT_
     """Serves `path` to the Perfetto UI and opens it in a browser (see the module documentation).
 
     Prints the URL (and what happened) to `out` (stderr by default). Raises OpenError when the
-    file cannot be read or the port is busy; the file is left as it is either way. `port` 0
-    picks a free port (for tests: the UI itself only loads from 9001). `on_serving(url)` is
+    file cannot be read or the port is busy; the file is left as it is either way. `timeout`
+    is seconds >= 0 (None or inf: until fetched or Ctrl-C). `port` 0 picks a free port (for
+    tests: the UI itself only loads from 9001). `on_serving(url)` is
     called once the server accepts connections.
     """
+    timeout = _check_timeout(timeout)
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise TypeError(f"port must be an int, not {type(port).__name__}")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port must be in 0..65535 (0: a free one), got {port}")
     out = out or sys.stderr
     target = Path(path)
     try:  # opened once and read per request with pread: the trace is never held whole in memory
@@ -72,6 +79,18 @@ def open_in_perfetto(path: Union[str, os.PathLike], *, timeout: float = DEFAULT_
         return _serve(fd, info.st_size, target, timeout, port, open_browser, out, on_serving)
     finally:
         os.close(fd)
+
+
+def _check_timeout(timeout) -> float:
+    """`timeout` as seconds: a real number >= 0 (inf: until fetched or Ctrl-C), None as inf. NaN
+    served forever (no time is >= a NaN deadline); a str or a bool was an internal TypeError."""
+    if timeout is None:
+        return float("inf")
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(f"timeout must be a number of seconds (or None: no limit), not {type(timeout).__name__}")
+    if not timeout >= 0:  # also NaN
+        raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout}")
+    return float(timeout)
 
 
 def _serve(fd: int, size: int, target: Path, timeout: float, port: int, open_browser: bool, out: TextIO,

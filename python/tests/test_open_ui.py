@@ -171,3 +171,44 @@ def test_cli_open_port_busy(lake_and_pid, tmp_path):
         done = run_cli("write_perfetto", pid, "--lake", lake, "--filename", out, "--quiet", "--open")
     assert done.returncode == 1 and "127.0.0.1:9001" in done.stderr and "Open trace file" in done.stderr
     assert out.stat().st_size > 0, "the written file stays"
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"timeout": float("nan")}, ValueError, "timeout must be a number of seconds >= 0, got nan"),
+    ({"timeout": -1}, ValueError, "timeout must be a number of seconds >= 0, got -1"),
+    ({"timeout": "5"}, TypeError, "timeout must be a number of seconds (or None: no limit), not str"),
+    ({"timeout": True}, TypeError, "not bool"),
+    ({"port": True}, TypeError, "port must be an int, not bool"),
+    ({"port": "9001"}, TypeError, "port must be an int, not str"),
+    ({"port": -1}, ValueError, "port must be in 0..65535"),
+    ({"port": 70000}, ValueError, "port must be in 0..65535"),
+])
+def test_arguments_checked_before_serving(tmp_path, kwargs, error, message):
+    """timeout=nan served forever (no time is >= a NaN deadline), port=True served on port 1, and
+    the others were internal errors ("'>' not supported between instances of 'int' and 'str'",
+    "OverflowError: bind(): port must be 0-65535")."""
+    trace = tmp_path / "t.perfetto"
+    trace.write_bytes(b"x")
+    done = []
+    thread = threading.Thread(target=lambda: done.append(_outcome(trace, kwargs)), daemon=True)
+    thread.start()
+    thread.join(5)
+    assert done, "open_in_perfetto did not return"
+    assert isinstance(done[0], error) and message in str(done[0])
+    assert trace.read_bytes() == b"x"
+
+
+def _outcome(trace, kwargs):
+    try:
+        return open_in_perfetto(trace, open_browser=False, out=open(os.devnull, "w"), **{"port": 0, **kwargs})
+    except Exception as e:
+        return e
+
+
+def test_timeout_none_serves_until_fetched(tmp_path):
+    trace = tmp_path / "t.perfetto"
+    trace.write_bytes(b"trace bytes")
+    thread, results, url = serve_in_thread(trace, timeout=None)
+    assert get(url.split("url=", 1)[1])[1] == b"trace bytes"
+    thread.join(10)
+    assert results and results[0].reason == "fetched"
