@@ -11,8 +11,10 @@ it (misplaced_end_event, the depth limit of 512): see docs/validation.md. A file
 1 MiB pieces, never whole.
 """
 import ctypes
+import errno
 import io
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Dict, List, Union
 
@@ -114,8 +116,10 @@ def _run(call) -> ValidationReport:
 
 def validate(trace: Union[str, "os.PathLike", bytes, bytearray, memoryview]) -> ValidationReport:
     """Validates a Perfetto trace: a file path, the trace's bytes, or an open binary file
-    (read from its current position to the end). Raises OSError when a file cannot be
-    read; anything readable gives a report (`is_trace` is False when it is not a trace)."""
+    (read from its current position to the end; any object with a binary read(), such as
+    io.BytesIO or gzip.open(path)). Raises OSError when a file cannot be read (a folder:
+    IsADirectoryError); anything readable gives a report (`is_trace` is False when it is
+    not a trace)."""
     lib = _native.lib()
     if isinstance(trace, bytes) and trace:  # read in place (c_char_p points into the bytes object), no copy
         pointer = ctypes.cast(ctypes.c_char_p(trace), ctypes.POINTER(ctypes.c_uint8))
@@ -127,12 +131,14 @@ def validate(trace: Union[str, "os.PathLike", bytes, bytearray, memoryview]) -> 
         buffer = (ctypes.c_uint8 * view.nbytes).from_buffer_copy(view) if view.readonly else \
             (ctypes.c_uint8 * view.nbytes).from_buffer(view)
         return _run(lambda stats, out: lib.pmm_validate_buffer(buffer, view.nbytes, stats, out))
-    if hasattr(trace, "fileno") and not isinstance(trace, (str, os.PathLike)):
+    if (hasattr(trace, "read") or hasattr(trace, "fileno")) and not isinstance(trace, (str, os.PathLike)):
         return _validate_file_object(trace, lib)
     if not isinstance(trace, (str, os.PathLike)):
         raise TypeError(f"validate() takes a path, bytes or a binary file, not {type(trace).__name__}")
     fd = os.open(os.fspath(trace), os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
     try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):  # read() would fail with EISDIR, reported as a write error
+            raise IsADirectoryError(errno.EISDIR, "is a folder, not a trace", os.fspath(trace))
         return _run(lambda stats, out: lib.pmm_validate_fd(fd, stats, out))
     finally:
         os.close(fd)
@@ -143,6 +149,14 @@ def _validate_file_object(trace, lib) -> ValidationReport:
     OS offset under it, which is ahead by what it has buffered) to the end, where it is left."""
     if isinstance(trace, io.TextIOBase):
         raise TypeError("validate() takes a binary file, not a text one: open it with 'rb'")
+    if getattr(trace, "closed", False):
+        raise ValueError("validate(): the file is closed")
+    if not _reads_its_descriptor(trace):
+        # Its read() is not what its descriptor holds (io.BytesIO has none; gzip.open()'s
+        # fileno() is the compressed file's): the object itself is read, in pieces.
+        if not hasattr(trace, "read"):
+            raise TypeError(f"validate() takes a path, bytes or a binary file, not {type(trace).__name__}")
+        return _validate_relayed(trace, lib)
     if hasattr(trace, "flush"):
         trace.flush()
     seekable = getattr(trace, "seekable", None)
@@ -160,6 +174,13 @@ def _validate_file_object(trace, lib) -> ValidationReport:
         return _validate_relayed(trace, lib)
     fd = _args.fd(trace.fileno())
     return _run(lambda stats, out: lib.pmm_validate_fd(fd, stats, out))
+
+
+def _reads_its_descriptor(trace) -> bool:
+    """Whether the object's bytes are those of its descriptor: a file of open(path, "rb")
+    (FileIO, or a buffered reader over one), sys.stdin.buffer."""
+    raw = getattr(trace, "raw", None) if isinstance(trace, (io.BufferedReader, io.BufferedRandom)) else trace
+    return isinstance(raw, io.FileIO)
 
 
 RELAY_PIECE = 1 << 20

@@ -1,6 +1,7 @@
 """micromegas_perfetto.validate and `validate` on the command line: reports checked against an
 independent model of Perfetto's slice rebuilding over traces decoded with Perfetto's protos."""
 import json
+import io
 import os
 import threading
 from collections import defaultdict
@@ -256,3 +257,30 @@ def test_a_pipe_behind_a_buffer_is_validated_in_pieces(small_lake, tmp_path):
         runs[how] = int(peak), report
     assert runs["pipe"][1] == runs["name"][1]
     assert runs["pipe"][0] < runs["name"][0] + (16 << 10), f"peak KiB by name, through a pipe: {runs}"
+
+
+def test_file_objects_whose_descriptor_is_not_their_bytes(tmp_path):
+    """io.BytesIO (fileno() raises io.UnsupportedOperation, which came out as is) and
+    gzip.open() (whose fileno() is the compressed file's: a gzipped trace read as 'not a
+    Perfetto trace') are read through their read(). A closed file and a folder are plain
+    errors (a folder was a WriteError, 'Is a directory', without its name)."""
+    import bz2
+    import gzip
+    data = (GOLDEN / "large.perfetto").read_bytes()
+    whole = micromegas_perfetto.validate(data)
+    assert whole.is_trace and whole.stats["slices"] > 0
+    buffer = io.BytesIO(b"JUNK" + data)
+    buffer.read(4)
+    assert micromegas_perfetto.validate(buffer) == whole
+    for module, suffix in ((gzip, "gz"), (bz2, "bz2")):
+        packed = tmp_path / f"t.perfetto.{suffix}"
+        with module.open(packed, "wb") as f:
+            f.write(data)
+        with module.open(packed, "rb") as f:
+            assert micromegas_perfetto.validate(f) == whole
+    closed = open(tmp_path / f"t.perfetto.gz", "rb")
+    closed.close()
+    with pytest.raises(ValueError, match="the file is closed"):
+        micromegas_perfetto.validate(closed)
+    with pytest.raises(IsADirectoryError, match=str(tmp_path)):
+        micromegas_perfetto.validate(tmp_path)
