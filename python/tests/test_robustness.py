@@ -373,7 +373,7 @@ def test_python_integers_are_checked_against_their_c_types(small_lake):
             w.emit_async_span_begin(2 ** 64, "n", "t", "f", 1)
     with pytest.raises(errors.InvalidTimeError):
         next(generate_trace_chunks(small_lake[0], pid_of(small_lake), begin=2 ** 70, end=2 ** 70 + 10))
-    with pytest.raises(errors.RequestError, match="chunk size"):
+    with pytest.raises(errors.RequestError, match="chunk_size"):
         next(generate_trace_chunks(small_lake[0], pid_of(small_lake), chunk_size=2 ** 70))
 
 
