@@ -38,6 +38,11 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
+def __dir__():
+    """The exports too (they are imported on first use): what tab completion lists."""
+    return sorted(set(globals()) | set(_EXPORTS) | {"__version__"})
+
+
 def __getattr__(name):
     import importlib
     if name == "__version__":

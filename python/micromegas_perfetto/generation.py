@@ -30,7 +30,7 @@ from .errors import (InvalidArgumentError, InvalidDataError, InvalidTimeError, O
                      output_write_error)
 from .output import atomic_output
 from .progress import Progress
-from .sources import Source, ThreadInfo
+from .sources import ProcessInfo, Source, ThreadInfo
 from .timeutil import TimeLike, ns_to_iso, to_ns
 from .writer import PerfettoWriter
 
@@ -206,6 +206,34 @@ def _guarded(reader, raised: List[BaseException], rows: Optional[_Rows] = None) 
     return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
 
+def _reader(value, source: Source, kind: str) -> pa.RecordBatchReader:
+    """What a source's `thread_spans`, `async_events`, `log_entries` or `measures` returned, as
+    a RecordBatchReader: a reader as is, a Table or a RecordBatch (what a Source subclass
+    returns from pq.read_table), or any object of the Arrow C stream interface
+    (`__arrow_c_stream__`: Polars, DuckDB); anything else is a TypeError naming the method (a
+    Table was iterated as columns: "'ChunkedArray' object has no attribute 'num_rows'")."""
+    if isinstance(value, pa.RecordBatchReader):
+        return value
+    if isinstance(value, pa.Table):
+        return value.to_reader()
+    if isinstance(value, pa.RecordBatch):
+        return pa.RecordBatchReader.from_batches(value.schema, [value])
+    if hasattr(value, "__arrow_c_stream__") and hasattr(pa.RecordBatchReader, "from_stream"):
+        return pa.RecordBatchReader.from_stream(value)
+    raise TypeError(f"{type(source).__name__}.{kind} returned {type(value).__name__}: a Source's tables are "
+                    "pyarrow.RecordBatchReader (or Table) objects")
+
+
+def _source_result(value, expected, source: Source, method: str, shown: str = ""):
+    """`value`, returned by `source.method`, checked to be an `expected` (a ThreadInfo list,
+    a ProcessInfo...): a Source subclass returning a tuple or a dict failed later as an
+    AttributeError deep in the generation."""
+    if not isinstance(value, expected):
+        raise TypeError(f"{type(source).__name__}.{method} returned {type(value).__name__}, expected "
+                        f"{shown or expected.__name__}")
+    return value
+
+
 def _counting(reader: pa.RecordBatchReader, on_rows: Callable[[int], None]) -> pa.RecordBatchReader:
     """`reader`, calling `on_rows(n)` as each batch is pulled (for progress)."""
     def batches():
@@ -249,9 +277,9 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
                async_layout: str, logs: bool = False, metrics: bool = False, span_args: bool = True,
                flows: bool = True) -> Plan:
     """Checks the request and resolves its defaults (range, threads) from the source."""
-    if span_types not in _native.PMM_SPANS:
+    if not isinstance(span_types, str) or span_types not in _native.PMM_SPANS:  # (a list is unhashable)
         raise RequestError(f"span types must be one of {', '.join(SPAN_TYPES)}, got {span_types!r}")
-    if async_layout not in _native.PMM_LAYOUTS:
+    if not isinstance(async_layout, str) or async_layout not in _native.PMM_LAYOUTS:
         raise RequestError(f"async layout must be one of {', '.join(ASYNC_LAYOUTS)}, got {async_layout!r}")
     if not isinstance(process_id, str) or not process_id:
         raise RequestError(f"process id must be a non-empty string, got {process_id!r}")
@@ -262,16 +290,25 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
         raise InvalidTimeError(f"begin {begin_ns} ns is before 1970")
     if begin_ns is not None and end_ns is not None and begin_ns > end_ns:
         raise InvalidTimeError(f"begin ({ns_to_iso(begin_ns)}) is after end ({ns_to_iso(end_ns)})")
-    info = source.process_info(process_id)
+    info = _source_result(source.process_info(process_id), ProcessInfo, source, "process_info")
     if begin_ns is None or end_ns is None:
-        default_begin, default_end = source.time_range(info)
+        default_range = source.time_range(info)
+        if not isinstance(default_range, (tuple, list)) or len(default_range) != 2:
+            raise TypeError(f"{type(source).__name__}.time_range returned {default_range!r}, expected "
+                            "(begin_ns, end_ns)")
+        default_begin, default_end = default_range
         begin_ns = default_begin if begin_ns is None else begin_ns
         end_ns = default_end if end_ns is None else end_ns
     if begin_ns < 0:
         raise InvalidTimeError(f"begin {begin_ns} ns is before 1970")
     if begin_ns > end_ns:
         raise InvalidTimeError(f"begin ({ns_to_iso(begin_ns)}) is after end ({ns_to_iso(end_ns)})")
-    threads = source.threads(info.process_id, begin_ns, end_ns)
+    threads = list(_source_result(source.threads(info.process_id, begin_ns, end_ns), (list, tuple), source,
+                                  "threads", "a list of ThreadInfo"))
+    for thread in threads:
+        if not isinstance(thread, ThreadInfo):
+            raise TypeError(f"{type(source).__name__}.threads returned a list holding {type(thread).__name__}, "
+                            "expected ThreadInfo items")
     return Plan(info.process_id, info.exe, begin_ns, end_ns, threads, span_types, async_layout, bool(logs),
                 bool(metrics), bool(span_args), bool(flows))
 
@@ -309,7 +346,7 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
                 if source.has_no_data("thread_spans", thread.stream_id):
                     progress.note(f"thread {thread.name} (stream {thread.stream_id}) has no thread spans in "
                                   f"{source.description}: its track is empty")
-                reader = _counting(reader, progress.rows)
+                reader = _counting(_reader(reader, source, "thread_spans"), progress.rows)
                 for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
                     generator.add_thread_spans(thread.stream_id, group)
                     yield None
@@ -323,7 +360,7 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
                 if source.has_no_data("async_events", plan.process_id):
                     progress.note(f"process {plan.process_id} has no async events in {source.description}: "
                                   "the trace has no async spans")
-                reader = current()
+                reader = _reader(current(), source, "async_events")
                 upcoming = open_next(i + 1)
                 generator.add_async_events(reader)
                 continue
@@ -331,7 +368,7 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
                 what = "log entries" if kind == "log_entries" else "measures"
                 progress.note(f"process {plan.process_id} has no {what} in {source.description}: the trace has no "
                               + ("Logs track" if kind == "log_entries" else "counter tracks"))
-            reader = _counting(current(), progress.rows)
+            reader = _counting(_reader(current(), source, kind), progress.rows)
             upcoming = open_next(i + 1)
             for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
                 add(group)
@@ -418,7 +455,7 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     each span to its parent (`flows=False`: not).
     """
     chunk_size = _args.int_in(chunk_size, 1, (1 << 63) - 1, "chunk_size")  # ArgumentError, a RequestError
-    progress = progress or Progress()
+    progress = _progress(progress)
     with _planned(source, process_id, span_types, begin, end, server_side, async_layout, logs, metrics, span_args,
                   flows) as (source, plan):
         if server_side:
@@ -430,6 +467,21 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
                 yield from pending
                 pending.clear()
         yield from pending  # the last chunk, flushed when the writer closed
+
+
+_PROGRESS_METHODS = ("start", "rows", "thread_done", "phase", "bytes", "note", "close")
+
+
+def _progress(progress: Optional[Progress]) -> Progress:
+    """`progress`, or the default that reports nothing; an object without Progress's methods is
+    a TypeError here (an int was an AttributeError once the generation had begun)."""
+    if progress is None:
+        return Progress()
+    missing = [m for m in _PROGRESS_METHODS if not callable(getattr(progress, m, None))]
+    if missing:
+        raise TypeError(f"progress must be a micromegas_perfetto.Progress (subclass it), not "
+                        f"{type(progress).__name__} (it lacks {', '.join(missing)})")
+    return progress
 
 
 def _write_all(out, data: bytes) -> None:
@@ -460,7 +512,7 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
     if trace_filepath is None or os.fspath(trace_filepath) == "":
         raise OutputError("the output file name is empty")
     chunk_size = _args.size(chunk_size, "chunk_size")
-    progress = progress or Progress()
+    progress = _progress(progress)
     started = time.monotonic()
     with _planned(source, process_id, span_types, begin, end, server_side, async_layout, logs, metrics, span_args,
                   flows) as (source, plan):

@@ -244,8 +244,14 @@ def atomic_output(target) -> Iterator[Output]:
     if shown == "":
         raise OutputError("the output file name is empty")
     if shown == "-":
+        try:
+            fd = sys.stdout.fileno()
+        except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is OSError and ValueError
+            raise OutputError("standard output has no file descriptor here (a notebook, or sys.stdout "
+                              f"replaced by {type(sys.stdout).__name__}): write to a file name, or use "
+                              "generate_trace_chunks") from None
         sys.stdout.flush()
-        out = Output(sys.stdout.fileno(), None, False, "standard output")
+        out = Output(fd, None, False, "standard output")
         yield out
         return
     path = Path(shown)

@@ -125,6 +125,8 @@ def check_schema(schema: pa.Schema, required: Dict[str, str], where: str) -> Non
         index = schema.get_field_index(name)
         if index < 0:
             raise SchemaError(f"{where}: missing column '{name}' (columns: {', '.join(schema.names)})")
+        if kind not in _KINDS:
+            raise ValueError(f"unknown column kind {kind!r} for '{name}' (one of {', '.join(_KINDS)})")
         test, expected = _KINDS[kind]
         if not test(schema.field(index).type):
             raise SchemaError(f"{where}: column '{name}' has type {schema.field(index).type}, expected {expected}")
@@ -178,30 +180,38 @@ def thread_display(stream_id: str, thread_name: Optional[str], thread_id: Option
                       name=f"{name}-{shown}" if name else shown)
 
 
+def _not_implemented(source, method: str) -> NotImplementedError:
+    return NotImplementedError(f"{type(source).__name__} does not define {method}(): a Source subclass defines "
+                               "process_info, time_range, threads, thread_spans and async_events")
+
+
 class Source:
-    """Base class of telemetry sources."""
+    """Base class of telemetry sources: a subclass defines `process_info`, `time_range`,
+    `threads`, `thread_spans` and `async_events` (and may define `log_entries`, `measures`,
+    `has_no_data`, `close`). Tables are pyarrow RecordBatchReaders (a Table works too) with
+    the columns of docs/lake-format.md."""
 
     description = "source"
 
     def process_info(self, process_id: str) -> ProcessInfo:
         """The process's description; raises ProcessNotFoundError for an unknown process."""
-        raise NotImplementedError
+        raise _not_implemented(self, "process_info")
 
     def time_range(self, info: ProcessInfo) -> Tuple[int, int]:
         """The process's whole time range, in ns: the default trace range."""
-        raise NotImplementedError
+        raise _not_implemented(self, "time_range")
 
     def threads(self, process_id: str, begin_ns: int, end_ns: int) -> List[ThreadInfo]:
         """The process's thread streams, ordered by stream id, with display names."""
-        raise NotImplementedError
+        raise _not_implemented(self, "threads")
 
     def thread_spans(self, stream_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
         """Spans of one thread that overlap [begin, end]: begin, end, name, target, filename, line."""
-        raise NotImplementedError
+        raise _not_implemented(self, "thread_spans")
 
     def async_events(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
         """Async events of the process with time in [begin, end]."""
-        raise NotImplementedError
+        raise _not_implemented(self, "async_events")
 
     def has_no_data(self, kind: str, key: str) -> bool:
         """True when the source knows it holds no data at all for table `kind`

@@ -118,3 +118,166 @@ def test_chunk_size_takes_numpy_integers(small_lake):
     for bad in (0, -1, True, 1.5, 1 << 63):
         with pytest.raises(errors.ArgumentError, match=r"chunk_size must be an integer in \[1, "):
             next(generate_trace_chunks(lake, pid, chunk_size=bad))
+
+
+# -- Source subclasses -----------------------------------------------------------------------
+
+import pyarrow as pa  # noqa: E402
+
+from micromegas_perfetto import ProcessInfo, Progress, Source, ThreadInfo, write_process_trace  # noqa: E402
+
+SPAN_SCHEMA = pa.schema([("begin", pa.int64()), ("end", pa.int64()), ("name", pa.string()), ("target", pa.string()),
+                         ("filename", pa.string()), ("line", pa.int32())])
+EVENT_SCHEMA = pa.schema([("time", pa.int64()), ("event_type", pa.string()), ("span_id", pa.int64()),
+                          ("parent_span_id", pa.int64()), ("name", pa.string()), ("filename", pa.string()),
+                          ("target", pa.string()), ("line", pa.int32())])
+SPANS = {"begin": [10, 40], "end": [30, 50], "name": ["a", "b"], "target": ["t", "t"], "filename": ["f", "f"],
+         "line": [1, 2]}
+LOGS = pa.table({"time": pa.array([20], pa.int64()), "target": ["t"], "level": pa.array([3], pa.int32()),
+                 "msg": ["hello"]})
+
+
+class MySource(Source):
+    """A user's own source, as docs describe: readers of the view columns."""
+
+    def __init__(self, tables=lambda kind: pa.RecordBatchReader.from_batches(
+            SPAN_SCHEMA, [pa.record_batch(SPANS, schema=SPAN_SCHEMA)])):
+        self.tables = tables
+
+    def process_info(self, process_id):
+        if process_id != "p1":
+            raise errors.ProcessNotFoundError(f"process {process_id} not found")
+        return ProcessInfo("p1", "my-exe", 0, 100)
+
+    def time_range(self, info):
+        return info.start_ns, info.end_ns
+
+    def threads(self, process_id, begin_ns, end_ns):
+        return [ThreadInfo("s1", 7, "main-7")]
+
+    def thread_spans(self, stream_id, begin_ns, end_ns):
+        return self.tables("thread_spans")
+
+    def async_events(self, process_id, begin_ns, end_ns):
+        return pa.RecordBatchReader.from_batches(EVENT_SCHEMA, [])
+
+    def log_entries(self, process_id, begin_ns, end_ns):
+        return self.tables("log_entries")
+
+
+def test_source_tables_may_be_pyarrow_tables_or_batches(tmp_path):
+    """A Source returning `pq.read_table(...)` (a Table) from thread_spans: the Table was
+    iterated as columns ("AttributeError: 'pyarrow.lib.ChunkedArray' object has no attribute
+    'num_rows'"); async events took a Table, thread spans and log entries did not. The trace
+    is the same as from readers."""
+    reference = tmp_path / "reader.perfetto"
+    write_process_trace(MySource(lambda kind: pa.table(SPANS, schema=SPAN_SCHEMA).to_reader() if kind == "thread_spans"
+                                 else LOGS.to_reader()), "p1", None, None, reference, logs=True)
+    decoded = decode(reference.read_bytes())
+    assert [(e.ts, e.name) for e in decoded.events] == [(10, "a"), (30, "a"), (40, "b"), (50, "b")]
+    assert [i.name for i in decoded.instants] == ["hello"]
+    for as_value in (lambda t: t, lambda t: t.to_batches()[0]):
+        out = tmp_path / "t.perfetto"
+        write_process_trace(MySource(lambda kind: as_value(pa.table(SPANS, schema=SPAN_SCHEMA) if kind == "thread_spans"
+                                                           else LOGS)), "p1", None, None, out, logs=True)
+        assert out.read_bytes() == reference.read_bytes()
+
+
+class _Bad(MySource):
+    def __init__(self, method, value):
+        super().__init__()
+        self.method, self.value = method, value
+
+    def __getattribute__(self, name):
+        if name in ("process_info", "time_range", "threads", "thread_spans") and name == object.__getattribute__(
+                self, "method"):
+            return lambda *args: object.__getattribute__(self, "value")
+        return object.__getattribute__(self, name)
+
+
+@pytest.mark.parametrize("method, value, message", [
+    ("thread_spans", [1, 2], "_Bad.thread_spans returned list: a Source's tables are pyarrow.RecordBatchReader"),
+    ("threads", [("s1", 7, "main")], "_Bad.threads returned a list holding tuple, expected ThreadInfo items"),
+    ("threads", None, "_Bad.threads returned NoneType, expected a list of ThreadInfo"),
+    ("process_info", {"exe": "x"}, "_Bad.process_info returned dict, expected ProcessInfo"),
+    ("time_range", 5, "_Bad.time_range returned 5, expected (begin_ns, end_ns)"),
+])
+def test_source_returning_the_wrong_type_is_a_type_error_naming_the_method(tmp_path, method, value, message):
+    """Each was an AttributeError from inside the generation ('tuple' object has no attribute
+    'stream_id', 'dict' object has no attribute 'start_ns', 'list' object has no attribute 'schema')."""
+    with pytest.raises(TypeError, match=re.escape(message)):
+        write_process_trace(_Bad(method, value), "p1", None, None, tmp_path / "t.perfetto")
+    assert os.listdir(tmp_path) == []
+
+
+def test_source_subclass_missing_a_method_says_which():
+    class Half(Source):
+        def process_info(self, process_id):
+            return ProcessInfo(process_id, "x", 0, 10)
+    with pytest.raises(NotImplementedError, match=r"Half does not define time_range\(\): a Source subclass defines"):
+        next(__import__("micromegas_perfetto").generate_trace_chunks(Half(), "p1"))
+
+
+def test_keyboard_interrupt_inside_a_source_generator_leaves_nothing(tmp_path):
+    def interrupted(kind):
+        def batches():
+            yield pa.record_batch(SPANS, schema=SPAN_SCHEMA)
+            raise KeyboardInterrupt
+        return pa.RecordBatchReader.from_batches(SPAN_SCHEMA, batches())
+    with pytest.raises(KeyboardInterrupt):
+        write_process_trace(MySource(interrupted), "p1", None, None, tmp_path / "t.perfetto")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"span_types": ["thread"]}, "span types must be one of thread, async, both, got ['thread']"),
+    ({"async_layout": {"lanes"}}, "async layout must be one of lanes, micromegas, thread-lanes, got {'lanes'}"),
+])
+def test_unhashable_choices_are_request_errors(tmp_path, kwargs, message):
+    """A list as span_types was "TypeError: unhashable type: 'list'"."""
+    with pytest.raises(errors.RequestError, match=re.escape(message)):
+        write_process_trace(MySource(), "p1", None, None, tmp_path / "t.perfetto", **kwargs)
+
+
+def test_progress_of_the_wrong_type_is_refused_before_anything(tmp_path):
+    """progress=5 was "AttributeError: 'int' object has no attribute 'start'" once the
+    generation had begun."""
+    with pytest.raises(TypeError, match=r"progress must be a micromegas_perfetto.Progress \(subclass it\), not int"):
+        write_process_trace(MySource(), "p1", None, None, tmp_path / "t.perfetto", progress=5)
+    events = []
+
+    class Mine(Progress):
+        def start(self, threads, process_id):
+            events.append(("start", threads, process_id))
+    write_process_trace(MySource(), "p1", None, None, tmp_path / "t.perfetto", progress=Mine())
+    assert events == [("start", 1, "p1")]
+
+
+def test_read_table_with_an_unknown_column_kind(small_lake):
+    from micromegas_perfetto import LocalLake
+    lake, processes = small_lake
+    source = LocalLake(lake)
+    stream = source.threads(processes[0]["process_id"], 0, 0)[0].stream_id
+    assert source.read_table("thread_spans", stream, ["begin"], {"begin": "time"}).read_all().num_rows > 0
+    with pytest.raises(ValueError, match="unknown column kind 'timestamp' for 'begin' \\(one of time, string"):
+        source.read_table("thread_spans", stream, ["begin"], {"begin": "timestamp"})
+
+
+# -- the package as a notebook sees it -------------------------------------------------------
+
+
+def test_dir_lists_the_exports():
+    """Tab completion (dir()) did not list write_process_trace and the other exports, which
+    are imported on first use."""
+    import micromegas_perfetto
+    listed = dir(micromegas_perfetto)
+    assert set(micromegas_perfetto.__all__) <= set(listed) and "__version__" in listed
+
+
+def test_standard_output_without_a_descriptor(tmp_path, monkeypatch):
+    """write_process_trace(..., "-") where sys.stdout is not a file (a notebook's stream, a
+    StringIO) raised io.UnsupportedOperation: fileno."""
+    import sys
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    with pytest.raises(errors.OutputError, match="standard output has no file descriptor here"):
+        write_process_trace(MySource(), "p1", None, None, "-")
