@@ -176,7 +176,16 @@ def test_source_tables_may_be_pyarrow_tables_or_batches(tmp_path):
     decoded = decode(reference.read_bytes())
     assert [(e.ts, e.name) for e in decoded.events] == [(10, "a"), (30, "a"), (40, "b"), (50, "b")]
     assert [i.name for i in decoded.instants] == ["hello"]
-    for as_value in (lambda t: t, lambda t: t.to_batches()[0]):
+    class ArrowStream:  # any object of the Arrow C stream interface (Polars, DuckDB results)
+        def __init__(self, table):
+            self.table = table
+
+        def __arrow_c_stream__(self, requested_schema=None):
+            return self.table.__arrow_c_stream__(requested_schema)
+    shapes = [lambda t: t, lambda t: t.to_batches()[0]]
+    if hasattr(pa.RecordBatchReader, "from_stream"):
+        shapes.append(ArrowStream)
+    for as_value in shapes:
         out = tmp_path / "t.perfetto"
         write_process_trace(MySource(lambda kind: as_value(pa.table(SPANS, schema=SPAN_SCHEMA) if kind == "thread_spans"
                                                            else LOGS)), "p1", None, None, out, logs=True)
