@@ -107,7 +107,8 @@ typedef int32_t pmm_status;
 /* A call in the wrong order: a span before pmm_writer_set_current_thread(), an async
    span before pmm_writer_emit_async_track_descriptor(), taking the buffer of a writer
    that has no buffer sink. Nothing was written; the writer can still be used. Also any
-   call on a finished generator, or on one that failed (see the generator section). */
+   call on a finished generator, or on one that failed (see the generator section), and
+   pmm_validator_feed() after pmm_validator_finish() or pmm_validator_get_example() before. */
 #define PMM_ERR_CALL_ORDER 3
 /* The sink callback returned non-zero. The writer is stopped. */
 #define PMM_ERR_SINK 4
@@ -514,7 +515,8 @@ pmm_status pmm_validator_finish(pmm_validator *validator, pmm_validation_stats *
 pmm_status pmm_validator_example_count(const pmm_validator *validator, size_t *count);
 
 /* Example `index` (0-based, in the order found) into *example; its message stays owned
-   by the validator. */
+   by the validator. PMM_ERR_CALL_ORDER before pmm_validator_finish(), and
+   PMM_ERR_INVALID_ARGUMENT for an index >= pmm_validator_example_count(). */
 pmm_status pmm_validator_get_example(const pmm_validator *validator, size_t index,
                                      pmm_validation_example *example);
 

@@ -200,6 +200,25 @@ int main(void) {
     s = ab_thread_spans(&counts, 3, 0);
     s->batches[0].children[0]->null_count = 1; /* nulls but no bitmap */
     check(s, &counts, PMM_ERR_INVALID_DATA, "no validity bitmap", 0, __LINE__);
+    /* null_count -1 (unknown, as nanoarrow and arrow-rs may export): the bitmap is read.
+       A null begin is an error; a null name is not read (it reads as ""); no bitmap
+       means no nulls. */
+    {
+        int k;
+        for (k = 0; k < 3; k++) {
+            uint8_t *bits;
+            s = ab_thread_spans(&counts, 3, 0);
+            bits = (uint8_t *)ab_alloc(s, 1);
+            bits[0] = 0x05; /* rows 0 and 2 valid, row 1 null */
+            column = s->batches[0].children[k == 0 ? 0 : 2];
+            column->null_count = -1;
+            if (k < 2) column->buffers[0] = bits;
+            /* Row 1's name is not UTF-8: only a null row (the bitmap read) is not read. */
+            if (k == 1) ((uint8_t *)s->batches[0].children[2]->buffers[2])[4] = 0xff;
+            if (k == 0) check(s, &counts, PMM_ERR_INVALID_DATA, "null in column 'begin' (row 1 of a batch)", 0, __LINE__);
+            else check(s, &counts, PMM_OK, "", 3, __LINE__);
+        }
+    }
 
     /* A string_view column: a view into a data buffer that does not exist, and one past
        the end of its buffer (utf8_view carries the data buffers' sizes). */
