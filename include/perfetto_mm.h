@@ -177,7 +177,11 @@ pmm_status pmm_writer_new_callback(const char *process_id, size_t process_id_len
                                    pmm_writer **out);
 
 /* A writer that writes to the open file descriptor `fd` (which it never closes), in
-   pieces of at least `chunk_size` bytes (0 for 1 MiB) ending on packet boundaries. */
+   pieces of at least `chunk_size` bytes (0 for 1 MiB) ending on packet boundaries.
+   write(2) is retried on EINTR and short writes; any other failure is PMM_ERR_IO, and
+   what reached the descriptor may then end inside a packet. A pipe or socket whose
+   reader has gone raises SIGPIPE, as write(2) does: a caller that ignores or blocks
+   SIGPIPE gets PMM_ERR_IO (errno 32, EPIPE) instead. */
 pmm_status pmm_writer_new_fd(const char *process_id, size_t process_id_len, int fd,
                              size_t chunk_size, pmm_writer **out);
 

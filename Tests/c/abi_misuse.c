@@ -5,6 +5,7 @@
  */
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -289,6 +290,20 @@ int main(void) {
         expect(strstr(pmm_last_error(), "writer") == NULL, "a read error does not say a writer stopped", __LINE__);
         expect(v == NULL, "no validator on a read error", __LINE__);
         close(fd);
+    }
+    /* A pipe whose reader has gone, SIGPIPE ignored (as the header says): EPIPE. */
+    {
+        int p[2];
+        void (*previous)(int) = signal(SIGPIPE, SIG_IGN);
+        if (pipe(p) == 0) {
+            close(p[0]);
+            EXPECT_OK(pmm_writer_new_fd(S(pid), p[1], 0, &w));
+            EXPECT_OK(pmm_writer_emit_process_descriptor(w, S("exe")));
+            EXPECT_ERR(pmm_writer_flush(w), PMM_ERR_IO, "(errno 32)");
+            pmm_writer_free(w);
+            close(p[1]);
+        }
+        signal(SIGPIPE, previous);
     }
     /* A closed descriptor. */
     fd = open("/dev/null", O_WRONLY);
