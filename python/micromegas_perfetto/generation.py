@@ -46,7 +46,9 @@ SourceLike = Union[Source, str, os.PathLike, object]
 
 @dataclass
 class TraceSummary:
-    """What a trace generation wrote."""
+    """What a trace generation wrote. Server-side (`server_side=True`), the span and track
+    counts are -1 (the server does not report them) and `chunks` is set; `bytes` is None when
+    the target is not a regular file (standard output, a FIFO, a device)."""
 
     process_id: str
     exe: str
@@ -62,7 +64,7 @@ class TraceSummary:
     log_entries: int = 0  # written
     measures: int = 0  # written
     counter_tracks: int = 0
-    bytes: int = 0
+    bytes: Optional[int] = 0
     seconds: float = 0.0
     filename: Optional[str] = None
     chunks: Optional[int] = None  # server-side generation: the chunks received (span counts unknown)
