@@ -14,6 +14,7 @@ batch.
 """
 import contextlib
 import ctypes
+import functools
 import os
 import re
 import sys
@@ -497,6 +498,22 @@ def _write_all(out, data: bytes) -> None:
             raise output_write_error(e.errno, out.shown) from e
 
 
+def _client_keyword(function):
+    """Lets `function` take its `source` by the official function's keyword, `client=`: a
+    call written for `micromegas.perfetto.write_process_trace(client=..., process_id=...,
+    begin=..., end=..., trace_filepath=...)` works with the import changed (it was
+    "unexpected keyword argument 'client'"). The signature shown is `function`'s."""
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        if "client" in kwargs:
+            if args or "source" in kwargs:
+                raise TypeError(f"{function.__name__}() got the source twice (client is another name for source)")
+            kwargs["source"] = kwargs.pop("client")
+        return function(*args, **kwargs)
+    return call
+
+
+@_client_keyword
 def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, end: TimeLike,
                         trace_filepath: Union[str, os.PathLike], span_types: str = "both", *,
                         async_layout: str = "lanes", server_side: bool = False, chunk_size: int = 0,
@@ -504,8 +521,9 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
                         span_args: bool = True, flows: bool = True) -> TraceSummary:
     """Writes a process's trace to `trace_filepath` and returns a summary.
 
-    Same positional parameters as `micromegas.perfetto.write_process_trace`; `begin`/`end` may
-    be None for the process's whole range. `trace_filepath` "-" is standard output; a FIFO or
+    Same parameters as `micromegas.perfetto.write_process_trace` (`client=` is accepted as the
+    keyword for `source`, as the official function names it); `begin`/`end` may be None for
+    the process's whole range. `trace_filepath` "-" is standard output; a FIFO or
     a device is written into; a file appears only when complete (see `output.atomic_output`):
     on any error or interruption no file is left behind. Writing failures raise
     OutputWriteError ("disk full writing t.perfetto").

@@ -290,3 +290,21 @@ def test_standard_output_without_a_descriptor(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "stdout", io.StringIO())
     with pytest.raises(errors.OutputError, match="standard output has no file descriptor here"):
         write_process_trace(MySource(), "p1", None, None, "-")
+
+
+def test_write_process_trace_takes_the_official_keywords(small_lake, tmp_path):
+    """A call written for micromegas.perfetto.write_process_trace with keywords names the
+    source `client=`: it was "unexpected keyword argument 'client'", so the migration was not
+    only the import. The signature shown (help, inspect) is still the function's own."""
+    import inspect
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    positional = tmp_path / "positional.perfetto"
+    write_process_trace(lake, pid, None, None, positional, "thread")
+    keywords = tmp_path / "keywords.perfetto"
+    write_process_trace(client=lake, process_id=pid, begin=None, end=None, trace_filepath=keywords, span_types="thread")
+    assert keywords.read_bytes() == positional.read_bytes()
+    assert list(inspect.signature(write_process_trace).parameters)[:6] == [
+        "source", "process_id", "begin", "end", "trace_filepath", "span_types"]
+    with pytest.raises(TypeError, match="got the source twice"):
+        write_process_trace(lake, client=lake, process_id=pid, begin=None, end=None, trace_filepath=keywords)
