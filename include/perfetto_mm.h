@@ -197,14 +197,18 @@ pmm_status pmm_writer_emit_thread_descriptor(pmm_writer *writer, const char *str
                                              size_t stream_id_len, int32_t thread_id,
                                              const char *thread_name, size_t thread_name_len);
 
-/* Makes the thread track of `stream_id` the track of the following spans. */
+/* Makes the thread track of `stream_id` the track of the following spans. The writer
+   does not check that the stream was described: spans on a stream never given to
+   pmm_writer_emit_thread_descriptor() go to a track no descriptor names
+   (PMM_PROBLEM_TRACK_UNDESCRIBED). */
 pmm_status pmm_writer_set_current_thread(pmm_writer *writer, const char *stream_id,
                                          size_t stream_id_len);
 
 /* The "Async Operations" track descriptor. Only the first call writes it. */
 pmm_status pmm_writer_emit_async_track_descriptor(pmm_writer *writer);
 
-/* A slice [begin_ns, end_ns] on the current thread track: a begin and an end packet. */
+/* A slice [begin_ns, end_ns] on the current thread track: a begin and an end packet,
+   written as given (end_ns < begin_ns is not checked; Perfetto then misplaces the end). */
 pmm_status pmm_writer_emit_span(pmm_writer *writer, uint64_t begin_ns, uint64_t end_ns,
                                 const char *name, size_t name_len,
                                 const char *target, size_t target_len,
@@ -324,7 +328,7 @@ typedef struct pmm_thread {
 typedef struct pmm_generator_options {
     const char *exe; /* the process name */
     size_t exe_len;
-    const pmm_thread *threads; /* thread_count entries; may be NULL when 0 */
+    const pmm_thread *threads; /* thread_count entries, distinct stream ids; may be NULL when 0 */
     size_t thread_count;
     int32_t span_types;   /* PMM_SPANS_* */
     int32_t async_layout; /* PMM_LAYOUT_* */
@@ -356,7 +360,9 @@ typedef struct pmm_generator_stats {
 /* A generator writing to `writer` (any sink); writes the descriptors now. The
    generator keeps the writer alive until pmm_generator_free(), even if the caller
    frees its writer handle first. `options` and its strings are read during the call
-   only. *out receives the generator, owned by the caller. */
+   only. *out receives the generator, owned by the caller. Options out of their domain
+   (an unknown span type, layout or flag bit, range_begin_ns < 0 or after range_end_ns,
+   a stream id listed twice) are PMM_ERR_INVALID_ARGUMENT, and nothing is written. */
 pmm_status pmm_generator_new(pmm_writer *writer, const pmm_generator_options *options,
                              pmm_generator **out);
 

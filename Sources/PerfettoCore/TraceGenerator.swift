@@ -99,6 +99,11 @@ public final class TraceGenerator {
         guard rangeBegin <= rangeEnd else {
             throw .invalidArgument("range begin \(rangeBegin) is after range end \(rangeEnd)")
         }
+        // One descriptor per thread track: a stream listed twice would describe its track twice.
+        var streams = Set<String>()
+        for (i, thread) in threads.enumerated() where !streams.insert(thread.streamId).inserted {
+            throw .invalidArgument("threads[\(i)]: stream '\(thread.streamId)' is already in the thread list")
+        }
         self.writer = writer
         self.spanTypes = spanTypes
         self.layout = layout

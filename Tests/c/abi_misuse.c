@@ -154,6 +154,32 @@ static void test_impossible_sizes(void) {
     pmm_writer_free(w);
 }
 
+/* A stream listed twice in the options would describe its thread track twice (with
+   different names): refused, and nothing is written. */
+static void test_duplicate_threads(void) {
+    pmm_writer *w = NULL;
+    pmm_generator *g = NULL;
+    uint8_t *data = NULL;
+    size_t len = 1;
+    pmm_thread threads[3] = {{"a", 1, 7, "main-7", 6}, {"b", 1, 8, "io-8", 4}, {"a", 1, 9, "other-9", 7}};
+    pmm_generator_options options;
+    memset(&options, 0, sizeof options);
+    options.threads = threads;
+    options.thread_count = 3;
+    options.span_types = PMM_SPANS_BOTH;
+    options.range_end_ns = 1000;
+    EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+    EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "threads[2]: stream 'a' is already");
+    expect(g == NULL, "no generator on failure", __LINE__);
+    EXPECT_OK(pmm_writer_take_buffer(w, &data, &len));
+    expect(len == 0, "nothing written", __LINE__);
+    pmm_buffer_free(data);
+    options.thread_count = 2;
+    EXPECT_OK(pmm_generator_new(w, &options, &g));
+    pmm_generator_free(g);
+    pmm_writer_free(w);
+}
+
 /* pmm_last_error() is per thread: two threads failing at once each read their own
    message, a successful call leaves it as it was, and other threads' failures do not
    change the main thread's. */
@@ -446,6 +472,7 @@ int main(void) {
     }
 
     test_impossible_sizes();
+    test_duplicate_threads();
     test_last_error_threads();
 
     printf("abi_misuse: %d passed, %d failed\n", passed, failed);
