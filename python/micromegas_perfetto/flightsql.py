@@ -28,8 +28,8 @@ import pyarrow as pa
 
 from .errors import ProcessNotFoundError, RequestError, SchemaError, SourceError
 from .sources import (ASYNC_EVENT_TYPES, LOG_ENTRY_TYPES, MEASURE_TYPES, STOP_TIMEOUT, THREAD_SPAN_TYPES, Pipeline,
-                      ProcessInfo, Source, ThreadInfo, check_schema, empty_reader, read_ahead, thread_display,
-                      time_ns)
+                      ProcessInfo, Source, ThreadInfo, check_limit, check_schema, empty_reader, read_ahead,
+                      thread_display, time_ns)
 from .timeutil import ns_to_iso
 
 DEFAULT_URI = "grpc://localhost:50051"
@@ -509,6 +509,7 @@ class FlightSQLSource(Source):
     def processes(self, begin_ns: Optional[int] = None, end_ns: Optional[int] = None,
                   limit: Optional[int] = None) -> List[dict]:
         """The server's processes started within [begin, end] (default: all), newest first."""
+        limit = check_limit(limit)
         low, high = _everything()
         begin_ns = low if begin_ns is None else begin_ns
         end_ns = high if end_ns is None else end_ns

@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError, SchemaError
 from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES, MEASURE_COLUMNS,
                       MEASURE_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS, Pipeline, ProcessInfo, Source,
-                      ThreadInfo, check_schema, empty_reader, is_uuid, opened_now, read_ahead, thread_display,
-                      time_ns, uuid_text)
+                      ThreadInfo, check_limit, check_schema, empty_reader, is_uuid, opened_now, read_ahead,
+                      thread_display, time_ns, uuid_text)
 from .timeutil import NS_MAX, NS_MIN
 
 TABLES = ("thread_spans", "async_events", "log_entries", "measures")
@@ -244,6 +244,7 @@ class LocalLake(Source):
                   limit: Optional[int] = None) -> List[dict]:
         """The lake's processes in file order (those started within [begin, end] when given):
         id, exe, start and end (ns), thread count."""
+        limit = check_limit(limit)
         path = self.path / "processes.parquet"
         streams_path = self.path / "streams.parquet"
         try:

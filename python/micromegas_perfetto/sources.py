@@ -141,6 +141,18 @@ def empty_reader(columns: Dict[str, str]) -> pa.RecordBatchReader:
 # -- processes and threads --------------------------------------------------------------------
 
 
+def check_limit(limit) -> Optional[int]:
+    """`processes(limit=...)`: None (all) or an int >= 0 (a negative one dropped rows from
+    the end of a lake's list, and was a SQL error on a server; a bool was a number)."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int or None, not {type(limit).__name__}")
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    return limit
+
+
 @dataclass
 class ProcessInfo:
     process_id: str

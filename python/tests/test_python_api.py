@@ -308,3 +308,28 @@ def test_write_process_trace_takes_the_official_keywords(small_lake, tmp_path):
         "source", "process_id", "begin", "end", "trace_filepath", "span_types"]
     with pytest.raises(TypeError, match="got the source twice"):
         write_process_trace(lake, client=lake, process_id=pid, begin=None, end=None, trace_filepath=keywords)
+
+
+def test_processes_limit_is_checked(small_lake):
+    """LocalLake.processes(limit=-1) dropped the last process (rows[:-1]); on a server it was
+    a SQL error ('LIMIT -1')."""
+    from micromegas_perfetto import LocalLake
+    lake = LocalLake(small_lake[0])
+    everything = lake.processes()
+    assert len(everything) == 3 and lake.processes(limit=2) == everything[:2] and lake.processes(limit=0) == []
+    with pytest.raises(ValueError, match="limit must be >= 0, got -1"):
+        lake.processes(limit=-1)
+    with pytest.raises(TypeError, match="limit must be an int or None, not bool"):
+        lake.processes(limit=True)
+    from flight_fixture import LakeFlightServer
+    from micromegas_perfetto import FlightSQLSource
+    server = LakeFlightServer(small_lake[0])
+    try:
+        remote = FlightSQLSource(server.uri)
+        assert len(remote.processes(limit=2)) == 2
+        calls = len(server.calls)
+        with pytest.raises(ValueError, match="limit must be >= 0, got -1"):
+            remote.processes(limit=-1)
+        assert len(server.calls) == calls
+    finally:
+        server.shutdown()
