@@ -224,19 +224,32 @@ class ClientQueries:
             raise self.error(e, kind) from None
         if first is None:
             return empty_reader(columns or {})
-        if isinstance(first, pa.Table):  # tolerate clients yielding tables
-            first = first.combine_chunks().to_batches()[0] if first.num_rows else None
-            if first is None:
-                return empty_reader(columns or {})
+        # Tolerate clients yielding tables: their batches, in order.
+        head = self._record_batches(first, kind)
+        if not head:
+            return empty_reader(columns or {})
 
         def rest() -> Iterator[pa.RecordBatch]:
-            yield first
+            yield from head
             try:
-                for batch in batches:
-                    yield batch
+                for item in batches:
+                    yield from self._record_batches(item, kind)
+            except SourceError:
+                raise
             except Exception as e:
                 raise self.error(e, kind, reading=True) from None
-        return pa.RecordBatchReader.from_batches(first.schema, rest())
+        return pa.RecordBatchReader.from_batches(head[0].schema, rest())
+
+    def _record_batches(self, item, kind: str) -> List[pa.RecordBatch]:
+        """What the client's query_stream yielded, as record batches (a Table's, combined); any
+        other object (a DataFrame, a dict of lists) is a SourceError naming it (it was an
+        AttributeError on .schema, or pyarrow's "Could not unwrap RecordBatch")."""
+        if isinstance(item, pa.RecordBatch):
+            return [item]
+        if isinstance(item, pa.Table):
+            return item.combine_chunks().to_batches() if item.num_rows else []
+        raise SourceError(f"the {kind} result through {self.description}: query_stream yielded "
+                          f"{type(item).__name__}, expected pyarrow RecordBatches")
 
     def read_all(self, sql: str, begin_ns: int, end_ns: int, kind: str,
                  columns: Optional[Dict[str, str]] = None) -> pa.Table:

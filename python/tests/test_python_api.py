@@ -333,3 +333,39 @@ def test_processes_limit_is_checked(small_lake):
         assert len(server.calls) == calls
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("shape, kind", [("pylist", "process"), ("later ints", "thread spans"),
+                                         ("tables", None)])
+def test_query_stream_yielding_other_objects(small_lake, tmp_path, shape, kind):
+    """A client whose query_stream yields what is not a RecordBatch (lists, dicts, a
+    DataFrame: a user's wrapper) was an AttributeError ("'list' object has no attribute
+    'schema'") or pyarrow's "Could not unwrap RecordBatch from Python object of type 'dict'";
+    it is a SourceError naming the query and the type, nothing written. Tables still work."""
+    from test_source_selection import QueryStreamClient
+    from flight_fixture import LakeFlightServer
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    server = LakeFlightServer(lake)
+
+    class Wrapper(QueryStreamClient):
+        def query_stream(self, sql, begin=None, end=None):
+            batches = list(super().query_stream(sql, begin, end))
+            if shape == "pylist":
+                return [b.to_pylist() for b in batches]
+            if shape == "later ints":  # the first batch, then not batches
+                return batches[:1] + [b.num_rows for b in batches[1:]]
+            return [pa.Table.from_batches([b]) for b in batches]
+    try:
+        out = tmp_path / "t.perfetto"
+        if kind is None:
+            write_process_trace(Wrapper(server.uri), pid, None, None, out)
+            write_process_trace(lake, pid, None, None, tmp_path / "lake.perfetto")
+            assert out.read_bytes() == (tmp_path / "lake.perfetto").read_bytes()
+            return
+        with pytest.raises(errors.SourceError, match=f"the {kind} result through .*Wrapper: query_stream yielded "
+                                                     f"(list|int), expected pyarrow RecordBatches"):
+            write_process_trace(Wrapper(server.uri), pid, None, None, out)
+        assert os.listdir(tmp_path) == []
+    finally:
+        server.shutdown()
