@@ -83,7 +83,7 @@ def open_source(source: SourceLike) -> Tuple[Source, bool]:
     if callable(getattr(source, "query_stream", None)):
         from .flightsql import ClientQueries, FlightSQLSource
         return FlightSQLSource(queries=ClientQueries(source)), True
-    if isinstance(source, (str, os.PathLike)):
+    if isinstance(source, (str, bytes, os.PathLike)):
         from .lake import LocalLake
         return LocalLake(source), True
     raise TypeError(f"source must be a lake folder, a Source, a FlightSQLClient or a client with "

@@ -21,6 +21,7 @@ Time columns may be timestamps of any unit and zone, or int64 nanoseconds (docs/
 files of one table disagree on a column's type: then that column is cast to one type.
 """
 import json
+import os
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -46,7 +47,9 @@ class LocalLake(Source):
     """A local lake folder (see the module documentation)."""
 
     def __init__(self, path):
-        self.path = Path(path).expanduser()
+        if isinstance(path, (str, bytes)) and not path:  # Path("") is the current folder
+            raise LakeNotFoundError("the lake folder name is empty")
+        self.path = Path(os.fsdecode(path) if isinstance(path, bytes) else path).expanduser()
         self._pipeline = Pipeline()
         self.description = f"lake {self.path}"
         if not self.path.is_dir():

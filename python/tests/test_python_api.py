@@ -369,3 +369,19 @@ def test_query_stream_yielding_other_objects(small_lake, tmp_path, shape, kind):
         assert os.listdir(tmp_path) == []
     finally:
         server.shutdown()
+
+
+def test_lake_named_by_an_empty_string_or_bytes(small_lake, tmp_path, monkeypatch):
+    """LocalLake("") read the current folder (Path("") is "."), with the message '. is not a
+    micromegas lake'; a lake path as bytes (as os.listdir(b'.') gives) was refused by
+    write_process_trace as 'source must be a lake folder ...' although output paths take bytes."""
+    from micromegas_perfetto import LocalLake
+    lake, processes = small_lake
+    monkeypatch.chdir(lake)
+    for empty in ("", b""):
+        with pytest.raises(errors.LakeNotFoundError, match="the lake folder name is empty"):
+            write_process_trace(empty, processes[0]["process_id"], None, None, tmp_path / "t.perfetto")
+    assert os.listdir(tmp_path) == []
+    write_process_trace(os.fsencode(lake), processes[0]["process_id"], None, None, tmp_path / "b.perfetto")
+    write_process_trace(LocalLake(str(lake)), processes[0]["process_id"], None, None, tmp_path / "s.perfetto")
+    assert (tmp_path / "b.perfetto").read_bytes() == (tmp_path / "s.perfetto").read_bytes()
