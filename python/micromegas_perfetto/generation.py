@@ -312,6 +312,10 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
         if not isinstance(thread, ThreadInfo):
             raise TypeError(f"{type(source).__name__}.threads returned a list holding {type(thread).__name__}, "
                             "expected ThreadInfo items")
+    # A stream listed twice is one thread, the first listing's (as the lake reads its streams
+    # table); the library refuses a thread list that repeats a stream.
+    seen = set()
+    threads = [t for t in threads if not (t.stream_id in seen or seen.add(t.stream_id))]
     return Plan(info.process_id, info.exe, begin_ns, end_ns, threads, span_types, async_layout, bool(logs),
                 bool(metrics), bool(span_args), bool(flows))
 

@@ -219,6 +219,22 @@ def test_source_returning_the_wrong_type_is_a_type_error_naming_the_method(tmp_p
     assert os.listdir(tmp_path) == []
 
 
+def test_a_stream_listed_twice_by_a_source_is_one_thread(tmp_path):
+    """A Source (or a server's thread list) naming a stream twice gives one thread, the first
+    listing's, as the lake reads a streams table; since the library refuses a thread list
+    that repeats a stream, the generation failed with InvalidArgumentError."""
+    class Twice(MySource):
+        def threads(self, process_id, begin_ns, end_ns):
+            return [ThreadInfo("s1", 7, "main-7"), ThreadInfo("s2", 8, "io-8"), ThreadInfo("s1", 9, "other-9")]
+    once = tmp_path / "once.perfetto"
+    write_process_trace(Twice(), "p1", None, None, once)
+    decoded = decode(once.read_bytes())
+    assert sorted(decoded.threads) == ["io-8", "main-7"]
+    assert decoded.threads["main-7"].thread.tid == 7
+    assert [(e.ts, e.name) for e in decoded.events if e.track == decoded.threads["main-7"].uuid] == [
+        (10, "a"), (30, "a"), (40, "b"), (50, "b")]
+
+
 def test_source_subclass_missing_a_method_says_which():
     class Half(Source):
         def process_info(self, process_id):
