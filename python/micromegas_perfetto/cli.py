@@ -583,7 +583,7 @@ def _write_perfetto(args, filename: str) -> int:
             raise RequestError("--server-side needs a server (--uri or --profile)")
         summary = write_process_trace(
             source, args.process_id, args.begin, args.end, filename, args.spans,
-            async_layout=args.async_layout or "lanes", server_side=args.server_side, chunk_size=args.chunk_size or 0,
+            async_layout=args.async_layout, server_side=args.server_side, chunk_size=args.chunk_size or 0,
             progress=_Notes() if args.quiet else _Bar(), logs=args.logs, metrics=args.metrics,
             span_args=not args.no_span_args, flows=not args.no_flows)
     if not args.quiet:  # on stderr when the trace itself goes to standard output

@@ -431,10 +431,14 @@ def _planned(source: SourceLike, process_id: str, span_types: str, begin: TimeLi
              ) -> Iterator[Tuple[Source, Plan]]:
     """The source (closed on exit if opened here) and the trace's plan, checked for the
     server-side path: what both entry points start with."""
+    if server_side and async_layout is not None and async_layout != "micromegas":
+        # The server writes its own one-track layout; lanes would be silently not what was asked.
+        raise RequestError(f"server_side=True writes the micromegas layout: async_layout={async_layout!r} needs the "
+                           "client-side generation (server_side=False)")
+    layout = "micromegas" if server_side else "lanes" if async_layout is None else async_layout
     source, owned = open_source(source)
     try:
-        plan = plan_trace(source, process_id, span_types, begin, end, "micromegas" if server_side else async_layout,
-                          logs, metrics, span_args, flows)
+        plan = plan_trace(source, process_id, span_types, begin, end, layout, logs, metrics, span_args, flows)
         if server_side:
             _check_server_side(plan)
         yield source, plan
@@ -444,7 +448,7 @@ def _planned(source: SourceLike, process_id: str, span_types: str, begin: TimeLi
 
 
 def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike = None, end: TimeLike = None,
-                          span_types: str = "both", *, async_layout: str = "lanes", server_side: bool = False,
+                          span_types: str = "both", *, async_layout: Optional[str] = None, server_side: bool = False,
                           chunk_size: int = DEFAULT_CHUNK_SIZE, progress: Optional[Progress] = None,
                           logs: bool = False, metrics: bool = False, span_args: bool = True, flows: bool = True
                           ) -> Iterator[Tuple[int, bytes]]:
@@ -455,7 +459,8 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     numpy datetime64 or pyarrow timestamp scalars, ISO 8601 text or integer nanoseconds since
     the epoch (numpy integers too); None means the process's whole range. With `server_side`, the server's own chunks are passed
     on as they come (micromegas layout; they may split packets: only their concatenation is
-    a trace). Chunks are yielded as they are produced: memory stays bounded. `logs` adds the
+    a trace). `async_layout`: "lanes" (None, the default, client-side), "thread-lanes" or
+    "micromegas"; server-side only "micromegas". Chunks are yielded as they are produced: memory stays bounded. `logs` adds the
     process's log entries (instant events on a `Logs` track), `metrics` its measures (one
     counter track per metric); neither is available server-side. In the lanes layouts each
     async slice carries its span ids as args (`span_args=False`: not) and a flow arrow joins
@@ -520,7 +525,7 @@ def _client_keyword(function):
 @_client_keyword
 def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, end: TimeLike,
                         trace_filepath: Union[str, os.PathLike], span_types: str = "both", *,
-                        async_layout: str = "lanes", server_side: bool = False, chunk_size: int = 0,
+                        async_layout: Optional[str] = None, server_side: bool = False, chunk_size: int = 0,
                         progress: Optional[Progress] = None, logs: bool = False, metrics: bool = False,
                         span_args: bool = True, flows: bool = True) -> TraceSummary:
     """Writes a process's trace to `trace_filepath` and returns a summary.

@@ -1,4 +1,5 @@
 """write_perfetto against a real FlightSQL server (the loopback fixture serving a lake)."""
+import os
 import socket
 
 import pyarrow as pa
@@ -275,3 +276,25 @@ def test_server_side_refuses_a_lanes_layout_asked_for(small_lake, server, tmp_pa
         done = write(tmp_path / "t.perfetto", pid, "--uri", server.uri, "--server-side", *args)
         assert done.returncode == 0, done.stderr
     assert (tmp_path / "t.perfetto").read_bytes()[:1] == b"\x0a"
+
+
+@pytest.mark.parametrize("layout", ["lanes", "thread-lanes"])
+def test_api_server_side_refuses_a_lanes_layout_asked_for(small_lake, server, tmp_path, layout):
+    """The API as the command line: write_process_trace/generate_trace_chunks with
+    server_side=True and an explicit lanes layout silently wrote the one-track layout (the
+    default was "lanes", so it could not be told from a request). Now a RequestError before
+    any query, nothing written; the default (None) and "micromegas" give the server's trace."""
+    from micromegas_perfetto import FlightSQLClient, errors, generate_trace_chunks, write_process_trace
+    pid = pid_of(small_lake)
+    client = FlightSQLClient(server.uri)
+    with pytest.raises(errors.RequestError, match=f"async_layout='{layout}' needs the client-side generation"):
+        write_process_trace(client, pid, None, None, tmp_path / "t.perfetto", server_side=True, async_layout=layout)
+    with pytest.raises(errors.RequestError, match="server_side=True writes the micromegas layout"):
+        next(generate_trace_chunks(client, pid, server_side=True, async_layout=layout))
+    assert not server.calls and os.listdir(tmp_path) == []
+    default = write_process_trace(client, pid, None, None, tmp_path / "d.perfetto", server_side=True)
+    explicit = write_process_trace(client, pid, None, None, tmp_path / "m.perfetto", server_side=True,
+                                   async_layout="micromegas")
+    assert default.chunks and (tmp_path / "d.perfetto").read_bytes() == (tmp_path / "m.perfetto").read_bytes()
+    lanes = write_process_trace(client, pid, None, None, tmp_path / "l.perfetto")  # client-side default: lanes
+    assert lanes.async_tracks > 1
