@@ -303,8 +303,10 @@ def test_library_notes_are_warnings(tmp_path):
     lake = tmp_path / "lake"
     pid = make_lake(lake, LakeVariant())[0]["process_id"]
     (lake / "async_events" / f"{pid}.parquet").unlink()
-    with pytest.warns(NoDataWarning, match="no async events"):
+    with pytest.warns(NoDataWarning, match="no async events") as caught:
         write_process_trace(lake, pid, None, None, tmp_path / "t.perfetto")
+    # The warning names the user's call, not a line inside the package (generation.py:324).
+    assert [w.filename for w in caught] == [__file__], [(w.filename, w.lineno) for w in caught]
 
 
 # -- unreadable files and out-of-range times ----------------------------------------------------
