@@ -17,7 +17,7 @@ NS_MIN, NS_MAX = -(1 << 63), (1 << 63) - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ISO = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[T ](?P<hms>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<frac>\d{1,9}))?)?"
-    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
+    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE | re.ASCII)  # ASCII digits only, not any Unicode digit
 
 
 def _in_range(ns: int, what: str, value) -> int:
@@ -108,7 +108,7 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
         return _in_range(integer, what, value)
     if isinstance(value, str):
         text = value.strip()
-        if re.fullmatch(r"[+-]?\d+", text):
+        if re.fullmatch(r"[+-]?[0-9]+", text):  # ASCII digits (int() takes any Unicode digit)
             if len(text.lstrip("+-")) > 19:
                 raise InvalidTimeError(f"{what} {text[:30]}{'...' if len(text) > 30 else ''} is outside the range "
                                        "of int64 nanoseconds (years 1678 to 2262)")

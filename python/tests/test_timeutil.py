@@ -26,6 +26,10 @@ def test_accepted(text, ns):
     ("2023-11-14T22:13:20+01:60", "the UTC offset +01:60 is out of range"),
     ("2023-13-14T22:13:20Z", "month must be in 1..12"),
     ("yesterday", "use ISO 8601"),
+    # Unicode digits that are not ASCII (full-width, Arabic-Indic): int() and \d took them.
+    ("\uff11\uff17\uff10\uff10", "use ISO 8601"),
+    ("\u0661\u0667\u0660\u0660000000000000000", "use ISO 8601"),
+    ("\uff12\uff10\uff12\uff13-11-14T22:13:20Z", "use ISO 8601"),
 ])
 def test_refused_with_a_message_for_users(text, message):
     """One plain reason (an out-of-range offset gave datetime's 'offset must be a timedelta
