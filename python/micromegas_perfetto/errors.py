@@ -58,6 +58,11 @@ class SinkError(PerfettoError):
 class WriteError(PerfettoError, OSError):
     status, status_name = 5, "PMM_ERR_IO"
 
+    def __str__(self) -> str:
+        # The library's message, which names the errno and the file descriptor; with errno and
+        # strerror set, OSError's own str would be only "[Errno 9] Bad file descriptor".
+        return str(self.args[0]) if self.args else super().__str__()
+
 
 class OutOfMemoryError(PerfettoError, MemoryError):
     status, status_name = 6, "PMM_ERR_OUT_OF_MEMORY"

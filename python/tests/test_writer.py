@@ -60,6 +60,11 @@ def test_bad_file_descriptor_is_an_io_error():
     os.close(wfd)
     w = PerfettoWriter("p", wfd)
     w.emit_process_descriptor("exe")
-    with pytest.raises(errors.WriteError, match="Bad file descriptor"):
+    with pytest.raises(errors.WriteError, match="Bad file descriptor") as caught:
         w.flush()
     w.close(flush=False)
+    # The library's whole message (errno set for callers, but str() is not OSError's bare
+    # "[Errno 9] Bad file descriptor", which dropped which descriptor and what was done).
+    assert caught.value.errno == 9
+    assert str(caught.value) == (f"I/O error (errno 9): write to file descriptor {wfd} failed: Bad file descriptor; "
+                                 "the writer is stopped"), str(caught.value)
