@@ -165,14 +165,16 @@ class FlightSQLClient:
 
     def error(self, e: Exception, kind: str, reading: bool = False) -> SourceError:
         from pyarrow import flight
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        message = re.sub(r"\. gRPC client debug context: .*", "", message)
+        message = _status_message(e)
         if isinstance(e, flight.FlightUnauthenticatedError) or "UNAUTHENTICATED" in message.upper():
             return SourceError(f"authentication refused by {self.uri} ({kind} query): {message}")
         if isinstance(e, flight.FlightUnavailableError) and not reading:
             return SourceError(f"cannot reach the analytics server at {self.uri} ({kind} query): {message}")
-        if reading:
+        if _connection_lost(e, reading):
             return SourceError(f"connection to {self.uri} lost while reading the {kind} result: {message}")
+        if reading:  # a status the server sent after the result began (an error while executing)
+            return SourceError(f"the analytics server at {self.uri} failed while sending the {kind} result: "
+                               f"{message}")
         return SourceError(f"the analytics server at {self.uri} failed the {kind} query: {message}")
 
     def read_all(self, sql: str, begin_ns: int, end_ns: int, kind: str,
@@ -186,6 +188,23 @@ class FlightSQLClient:
 
     def close(self):
         self.client.close()
+
+
+def _status_message(e: Exception) -> str:
+    """The first line of a Flight error, without gRPC's debug context and the Python
+    traceback a pyarrow server appends as the status detail."""
+    message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return re.sub(r"\. (gRPC client debug context|Detail: Python exception): .*", "", message)
+
+
+def _connection_lost(e: Exception, reading: bool) -> bool:
+    """Whether a failure while reading a result is the connection going (gRPC UNAVAILABLE:
+    "Socket closed", a reset, the server gone) rather than a status the server sent: micromegas
+    runs a query as a stream, so an error while executing it (a partition that cannot be
+    read, perfetto_trace_chunks' "Process <id> not found") is a status (INTERNAL,
+    INVALID_ARGUMENT...) after the first batches, not a lost connection."""
+    from pyarrow import flight
+    return reading and isinstance(e, (flight.FlightUnavailableError, OSError))
 
 
 def _ns_to_datetime(ns: int, round_up: bool) -> datetime:
@@ -259,14 +278,16 @@ class ClientQueries:
         """What the user's client raised, as the one-line SourceError this package's own
         client gives for the same failure (refused login, unreachable server, ...)."""
         from pyarrow import flight
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        message = re.sub(r"\. gRPC client debug context: .*", "", message)
+        message = _status_message(e)
         if isinstance(e, flight.FlightUnauthenticatedError) or "UNAUTHENTICATED" in message.upper():
             return SourceError(f"authentication refused by {self._by} ({kind} query): {message}")
         if isinstance(e, flight.FlightUnavailableError) and not reading:
             return SourceError(f"cannot reach {self._server} ({kind} query): {message}")
-        if reading:
+        if _connection_lost(e, reading):
             return SourceError(f"connection lost while reading the {kind} result through {self.description}: "
+                               f"{message}")
+        if reading:
+            return SourceError(f"the {kind} query failed while its result was sent, through {self.description}: "
                                f"{message}")
         return SourceError(f"the {kind} query failed through {self.description}: {message}")
 
@@ -492,14 +513,18 @@ class FlightSQLSource(Source):
     def trace_chunks(self, process_id: str, span_types: str, begin_ns: int, end_ns: int
                      ) -> Iterator[bytes]:
         """Server-side generation: the chunks of `perfetto_trace_chunks`, in order. Chunk ids
-        must be 0, 1, 2...: a missing, repeated or out-of-order id is a SourceError."""
+        must be 0, 1, 2...: a missing, repeated or out-of-order id is a SourceError, and so is
+        a result without any chunk (micromegas' trace always has the process descriptor; an
+        empty result was written as an empty file, exit 0)."""
         check_uuid(process_id, "process id")
         sql = (f"SELECT chunk_id, chunk_data FROM perfetto_trace_chunks('{process_id}', {_sql_text(span_types)}, "
                f"{_sql_time(begin_ns)}, {_sql_time(end_ns)})")
         uri = self.client.uri
         reader = self.client.query(sql, begin_ns, end_ns, kind="trace chunks")
+        empty = SourceError(f"the {self.description} returned no trace chunks for process {process_id} "
+                            "(an empty perfetto_trace_chunks result: no trace written)")
         if not reader.schema.names:  # no batch at all from a client that gives no schema: no chunks
-            return
+            raise empty
         for name, test in (("chunk_id", pa.types.is_integer),
                            ("chunk_data", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t))):
             index = reader.schema.get_field_index(name)
@@ -518,6 +543,8 @@ class FlightSQLSource(Source):
                 piece = data[row].as_buffer()
                 yield piece.to_pybytes() if piece is not None else b""
                 expected += 1
+        if expected == 0:
+            raise empty
 
     def processes(self, begin_ns: Optional[int] = None, end_ns: Optional[int] = None,
                   limit: Optional[int] = None) -> List[dict]:

@@ -14,6 +14,7 @@ headers, and can drop a stream after N batches or corrupt chunk ids on request.
 """
 import re
 import threading
+import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -122,6 +123,16 @@ class LakeFlightServer(flight.FlightServerBase):
         self.fail_views = False  # view_instance queries fail
         self.chunk_bytes = 1000
         self.time_type: Optional[pa.DataType] = None  # view_instance time columns sent as this type
+        # String columns sent as this type whatever preserve_dictionary says (a server that
+        # does not honour it, or DataFusion's string views): pa.string(), large_string(), string_view().
+        self.string_type: Optional[pa.DataType] = None
+        self.empty_batches = False  # zero-row batches before the first batch, between batches and after the last
+        # (exception, "first" | "mid", SQL substring): the matching queries fail with that gRPC status,
+        # at the DoGet call or after the first batch (as DataFusion errors while executing do).
+        self.fault: Optional[tuple] = None
+        self.delay = 0.0  # seconds each DoGet waits before answering (a slow server)
+        self.batch_delay = 0.0  # seconds before each batch after the first (a slow result)
+        self.log_calls = False  # print each query's SQL (main(), for a server run in another process)
         self._blocks: Optional[pa.Table] = None
 
     @property
@@ -135,17 +146,33 @@ class LakeFlightServer(flight.FlightServerBase):
         headers = context.get_middleware("auth").headers
         with self.lock:
             self.calls.append({"sql": sql, "headers": {k: v[0] for k, v in headers.items()}})
+        if self.log_calls:
+            print("call", " ".join(sql.split()), flush=True)
         preserve = (headers.get("preserve_dictionary") or ["false"])[0].lower() == "true"
+        if self.delay:
+            time.sleep(self.delay)
+        fault = self.fault if self.fault is not None and self.fault[2] in sql else None
+        if fault is not None and fault[1] == "first":
+            raise fault[0]
         table = self.execute(sql)
         batches = [self.shape(b, preserve) for b in table.to_batches(max_chunksize=self.rows_per_batch)]
         schema = batches[0].schema if batches else self.shape_schema(table.schema, preserve)
+        if self.empty_batches:
+            empty = schema.empty_table().to_batches() or [pa.RecordBatch.from_pylist([], schema=schema)]
+            batches = [x for b in batches for x in (empty[0], b)] + [empty[0]] if batches else [empty[0]] * 2
         drop = self.drop_after_batches
 
         def stream():
             for i, batch in enumerate(batches):
                 if drop is not None and i >= drop:
                     raise flight.FlightUnavailableError("the server stopped")
+                if fault is not None and i >= 1:
+                    raise fault[0]
+                if i and self.batch_delay:
+                    time.sleep(self.batch_delay)
                 yield batch
+            if fault is not None:  # a result of one batch fails after it
+                raise fault[0]
         # A reader-backed stream: pyarrow's GeneratorStream does not send dictionary batches.
         return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(schema, stream()))
 
@@ -260,15 +287,25 @@ class LakeFlightServer(flight.FlightServerBase):
         self.rows_per_batch = 10
         return pa.table({"chunk_id": pa.array(ids, pa.int32()), "chunk_data": pa.array(pieces, pa.binary())})
 
-    @staticmethod
-    def shape_schema(schema: pa.Schema, preserve: bool) -> pa.Schema:
+    def shape_schema(self, schema: pa.Schema, preserve: bool) -> pa.Schema:
+        if self.string_type is not None:
+            def text(t):
+                t = t.value_type if pa.types.is_dictionary(t) else t
+                return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+            return pa.schema([f.with_type(self.string_type) if text(f.type) else f for f in schema])
         if preserve:
             return schema
         return pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in schema])
 
     def shape(self, batch: pa.RecordBatch, preserve: bool) -> pa.RecordBatch:
         """Dictionaries stay only when the client asked for them (preserve_dictionary)."""
-        return batch if preserve else batch.cast(self.shape_schema(batch.schema, preserve))
+        schema = self.shape_schema(batch.schema, preserve)
+        if schema == batch.schema:
+            return batch
+        # Dictionaries hydrate to their values first (pyarrow casts no dictionary to a string view).
+        columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) and not pa.types.is_dictionary(f.type)
+                   else c for c, f in zip(batch.columns, schema)]
+        return pa.RecordBatch.from_arrays(columns, names=batch.schema.names).cast(schema)
 
 
 def _property_get(properties: pa.Array, key) -> pa.Array:
@@ -292,8 +329,12 @@ def main() -> None:
     parser.add_argument("lake", help="a lake folder (python -m micromegas sample-lake DIR writes one)")
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
     parser.add_argument("--token", help="require this bearer token")
+    parser.add_argument("--rows-per-batch", type=int, default=1000, help="rows per result batch")
+    parser.add_argument("--batch-delay", type=float, default=0.0, help="seconds before each batch but the first")
+    parser.add_argument("--log-calls", action="store_true", help="print 'call <SQL>' on stdout for each query")
     args = parser.parse_args()
     server = LakeFlightServer(args.lake, token=args.token, port=args.port)
+    server.rows_per_batch, server.batch_delay, server.log_calls = args.rows_per_batch, args.batch_delay, args.log_calls
     print(f"serving {args.lake} at {server.uri} (Ctrl-C to stop)", flush=True)
     try:
         server.serve()

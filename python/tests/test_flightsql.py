@@ -1,6 +1,9 @@
 """write_perfetto against a real FlightSQL server (the loopback fixture serving a lake)."""
 import os
 import socket
+import subprocess
+import sys
+import time
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -9,6 +12,7 @@ import pytest
 from conftest import run_cli
 from flight_fixture import COMMAND_TYPE_URL, LakeFlightServer, _field
 from micromegas_perfetto.flightsql import FlightSQLClient, resolve_uri, statement_ticket
+from micromegas_perfetto import generate_trace_chunks
 from micromegas_perfetto.lake import LocalLake
 
 
@@ -92,14 +96,75 @@ def test_bearer_token(small_lake, tmp_path):
 
 
 @pytest.mark.parametrize("server_side", [False, True])
-def test_server_stopping_mid_stream_leaves_no_file(small_lake, server, tmp_path, server_side):
-    server.rows_per_batch = 500
-    server.drop_after_batches = 2
-    args = ["--uri", server.uri] + (["--server-side"] if server_side else [])
-    result = run_cli("write_perfetto", pid_of(small_lake), *args, "--filename", tmp_path / "t.perfetto")
+def test_server_gone_mid_stream_is_a_lost_connection_and_leaves_no_file(small_lake, tmp_path, server_side):
+    """The server process killed while a result streams (gRPC UNAVAILABLE, "Socket closed")."""
+    lake, _ = small_lake
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fixture = os.path.join(os.path.dirname(__file__), "flight_fixture.py")
+    server = subprocess.Popen([sys.executable, fixture, str(lake), "--port", str(port), "--rows-per-batch", "50",
+                               "--batch-delay", "0.2", "--log-calls"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "serving" in server.stdout.readline()
+        args = ["--server-side"] if server_side else []
+        client = subprocess.Popen([sys.executable, "-m", "micromegas", "write_perfetto", pid_of(small_lake), "--uri",
+                                   f"grpc://127.0.0.1:{port}", "--filename", tmp_path / "t.perfetto", *args],
+                                  stderr=subprocess.PIPE, text=True)
+        streaming = "perfetto_trace_chunks" if server_side else "view_instance('thread_spans'"
+        for line in server.stdout:
+            if streaming in line:
+                break
+        time.sleep(0.5)  # the result has begun: batches come every 0.2 s
+        server.kill()
+        _, stderr = client.communicate(timeout=60)
+    finally:
+        server.kill()
+        server.wait()
+    assert client.returncode == 1, stderr
+    assert "lost while reading" in stderr and f"grpc://127.0.0.1:{port}" in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+ERRORS = {"INVALID_ARGUMENT": lambda: pa.ArrowInvalid("Execution error: cannot cast 'x' to a timestamp"),
+          "UNIMPLEMENTED": lambda: NotImplementedError("not implemented: view_instance of this view"),
+          "INTERNAL": lambda: flight.FlightInternalError("error reading partition: object store timeout"),
+          "UNAUTHENTICATED": lambda: flight.FlightUnauthenticatedError("token expired")}
+
+
+@pytest.mark.parametrize("status", sorted(ERRORS))
+@pytest.mark.parametrize("query, server_side", [("view_instance('thread_spans'", False),
+                                                ("view_instance('async_events'", False),
+                                                ("perfetto_trace_chunks", True)])
+def test_a_status_mid_stream_is_the_servers_failure_not_a_lost_connection(small_lake, server, tmp_path, status,
+                                                                         query, server_side):
+    """micromegas runs a query as a stream: an execution error (a partition that cannot be
+    read, perfetto_trace_chunks' generation failing) is a gRPC status after the first
+    batches. It was reported as 'connection ... lost while reading'."""
+    server.rows_per_batch = 100
+    server.fault = (ERRORS[status](), "mid", query)
+    args = ["--server-side"] if server_side else []
+    result = run_cli("write_perfetto", pid_of(small_lake), "--uri", server.uri, *args,
+                     "--filename", tmp_path / "t.perfetto")
     assert result.returncode == 1, result.stderr
-    assert "lost" in result.stderr and server.uri in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "lost" not in lines[0] and server.uri in lines[0], lines[0]
+    kind = {"perfetto_trace_chunks": "trace chunks", "view_instance('async_events'": "async events"}.get(
+        query, "thread spans")
+    assert f"failed while sending the {kind} result" in lines[0], lines[0]
+    assert str(ERRORS[status]()).split(":")[0] in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("status", sorted(ERRORS))
+def test_a_status_at_the_first_call_is_one_line(small_lake, server, tmp_path, status):
+    server.fault = (ERRORS[status](), "first", "view_instance('thread_spans'")
+    result = run_cli("write_perfetto", pid_of(small_lake), "--uri", server.uri, "--filename", tmp_path / "t.perfetto")
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    expected = "authentication refused by" if status == "UNAUTHENTICATED" else "failed the thread spans query"
+    assert expected in result.stderr and server.uri in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []
 
 
@@ -298,3 +363,28 @@ def test_api_server_side_refuses_a_lanes_layout_asked_for(small_lake, server, tm
     assert default.chunks and (tmp_path / "d.perfetto").read_bytes() == (tmp_path / "m.perfetto").read_bytes()
     lanes = write_process_trace(client, pid, None, None, tmp_path / "l.perfetto")  # client-side default: lanes
     assert lanes.async_tracks > 1
+
+
+class _NoChunks(LakeFlightServer):
+    def trace_chunks(self, *args):
+        return pa.table({"chunk_id": pa.array([], pa.int32()), "chunk_data": pa.array([], pa.binary())})
+
+
+@pytest.mark.parametrize("empty_batches", [False, True])
+def test_an_empty_trace_chunks_result_is_an_error_not_an_empty_file(small_lake, tmp_path, empty_batches):
+    """A result with the schema and no row (or only zero-row batches) was written as a 0-byte
+    trace, exit 0, nothing said: micromegas' trace always starts with the process descriptor."""
+    s = _NoChunks(small_lake[0])
+    s.empty_batches = empty_batches
+    try:
+        result = run_cli("write_perfetto", pid_of(small_lake), "--uri", s.uri, "--server-side",
+                         "--filename", tmp_path / "t.perfetto")
+        assert result.returncode == 1, result.stderr
+        assert "returned no trace chunks" in result.stderr and s.uri in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert list(tmp_path.iterdir()) == []
+        from micromegas_perfetto.errors import SourceError
+        with pytest.raises(SourceError, match="returned no trace chunks"):
+            list(generate_trace_chunks(FlightSQLClient(s.uri), pid_of(small_lake), server_side=True))
+    finally:
+        s.shutdown()

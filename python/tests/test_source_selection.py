@@ -244,3 +244,24 @@ def test_list_processes_refuses_a_reversed_range(small_lake, server):
         assert done.stderr == ("error: begin (2023-11-14T22:13:22.000000000Z) is after end "
                                "(2023-11-14T22:13:20.000000000Z)\n"), done.stderr
     assert not server.calls
+
+
+def test_a_query_stream_clients_mid_stream_status_is_the_servers_failure(small_lake, server, tmp_path):
+    """A status the server sends after the first batches, through the user's client, is the
+    server failing (it read 'connection lost'); an empty perfetto_trace_chunks result is an
+    error, not an empty file."""
+    import pyarrow as pa
+    from micromegas_perfetto.errors import SourceError
+    pid = small_lake[1][0]["process_id"]
+    server.rows_per_batch = 100
+    server.fault = (pa.ArrowInvalid("Execution error: bad partition"), "mid", "view_instance('async_events'")
+    with pytest.raises(SourceError, match=r"^the async events query failed while its result was sent, through "
+                                          r"micromegas client .*QueryStreamClient: Execution error: bad partition$"):
+        write_process_trace(QueryStreamClient(server.uri), pid, BEGIN, END, tmp_path / "t.perfetto")
+    server.fault = None
+    server.trace_chunks = lambda *args: pa.table({"chunk_id": pa.array([], pa.int32()),
+                                                  "chunk_data": pa.array([], pa.binary())})
+    with pytest.raises(SourceError, match="returned no trace chunks for process"):
+        write_process_trace(QueryStreamClient(server.uri), pid, BEGIN, END, tmp_path / "t.perfetto",
+                            server_side=True)
+    assert list(tmp_path.iterdir()) == []
