@@ -388,3 +388,28 @@ def test_an_empty_trace_chunks_result_is_an_error_not_an_empty_file(small_lake, 
             list(generate_trace_chunks(FlightSQLClient(s.uri), pid_of(small_lake), server_side=True))
     finally:
         s.shutdown()
+
+
+@pytest.mark.parametrize("string_type, empty_batches", [
+    (pa.string(), False), (pa.large_string(), False), (pa.string_view(), False), (None, True),
+    (pa.string_view(), True)])
+def test_strings_of_any_type_and_zero_row_batches_give_the_lakes_bytes(small_lake, server, tmp_path, string_type,
+                                                                       empty_batches):
+    """A server that does not honour preserve_dictionary (plain strings), sends large strings
+    or DataFusion's string views, or zero-row batches first, between and last: every layout's
+    trace (with logs and metrics) is the lake's, byte for byte, and server-side too."""
+    from micromegas_perfetto import write_process_trace
+    lake, _ = small_lake
+    pid = pid_of(small_lake)
+    server.string_type, server.empty_batches = string_type, empty_batches
+    for layout in ("lanes", "thread-lanes", "micromegas"):
+        options = dict(async_layout=layout, logs=True, metrics=True)
+        write_process_trace(str(lake), pid, None, None, tmp_path / "lake.perfetto", **options)
+        write_process_trace(FlightSQLClient(server.uri), pid, None, None, tmp_path / "remote.perfetto", **options)
+        assert (tmp_path / "remote.perfetto").read_bytes() == (tmp_path / "lake.perfetto").read_bytes(), layout
+    write_process_trace(str(lake), pid, None, None, tmp_path / "lake.perfetto", async_layout="micromegas")
+    write_process_trace(FlightSQLClient(server.uri), pid, None, None, tmp_path / "server.perfetto", server_side=True)
+    assert (tmp_path / "server.perfetto").read_bytes() == (tmp_path / "lake.perfetto").read_bytes()
+    if string_type is not None:
+        spans = [c for c in server.calls if "view_instance('thread_spans'" in c["sql"]]
+        assert spans and all(c["headers"]["preserve_dictionary"] == "true" for c in spans)
