@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.flight as flight
 import pyarrow.parquet as pq
 from datafusion import SessionConfig, SessionContext, udf
@@ -28,6 +29,7 @@ from micromegas_perfetto.flightsql import TICKET_TYPE_URL
 from micromegas_perfetto.timeutil import to_ns
 from trace_check import lake_table, ns
 
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII)
 COMMAND_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
 PROPERTIES = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
 TIME = pa.timestamp("ns", tz="+00:00")
@@ -133,6 +135,7 @@ class LakeFlightServer(flight.FlightServerBase):
         self.delay = 0.0  # seconds each DoGet waits before answering (a slow server)
         self.batch_delay = 0.0  # seconds before each batch after the first (a slow result)
         self.log_calls = False  # print each query's SQL (main(), for a server run in another process)
+        self.blocks_table: Optional[pa.Table] = None  # the `blocks` rows (None: one block per stream, see blocks())
         self._blocks: Optional[pa.Table] = None
 
     @property
@@ -154,7 +157,7 @@ class LakeFlightServer(flight.FlightServerBase):
         fault = self.fault if self.fault is not None and self.fault[2] in sql else None
         if fault is not None and fault[1] == "first":
             raise fault[0]
-        table = self.execute(sql)
+        table = self.execute(sql, self.query_range(headers))
         batches = [self.shape(b, preserve) for b in table.to_batches(max_chunksize=self.rows_per_batch)]
         schema = batches[0].schema if batches else self.shape_schema(table.schema, preserve)
         if self.empty_batches:
@@ -176,6 +179,19 @@ class LakeFlightServer(flight.FlightServerBase):
         # A reader-backed stream: pyarrow's GeneratorStream does not send dictionary batches.
         return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(schema, stream()))
 
+    @staticmethod
+    def query_range(headers) -> Optional[tuple]:
+        """(begin_ns, end_ns) from the query_range_* headers, as micromegas reads them: both
+        present and non-empty, else no range; text that is not RFC 3339 is an INTERNAL status
+        ("Unable to parse query_range_begin as a rfc3339 datetime")."""
+        values = []
+        for name in ("query_range_begin", "query_range_end"):
+            text = (headers.get(name) or [""])[0]
+            if text and not _RFC3339.match(text):
+                raise flight.FlightInternalError(f"Unable to parse {name} as a rfc3339 datetime: {text!r}")
+            values.append(to_ns(text) if text else None)
+        return tuple(values) if None not in values else None
+
     def get_flight_info(self, context, descriptor):
         sql = statement_from(descriptor.command, COMMAND_TYPE_URL)
         ticket = flight.Ticket(_field(1, sql.encode()))  # bare, not Any-packed
@@ -186,15 +202,25 @@ class LakeFlightServer(flight.FlightServerBase):
 
     # -- SQL -----------------------------------------------------------------------------------
 
-    def context(self) -> SessionContext:
+    def context(self, query_range: Optional[tuple] = None) -> SessionContext:
+        """The tables; `blocks` restricted to the blocks overlapping `query_range` (micromegas
+        opens only the partitions overlapping the range: a stream with no block in it is not
+        seen)."""
         config = SessionConfig().set("datafusion.execution.parquet.schema_force_view_types", "false")
         ctx = SessionContext(config)
         ctx.register_parquet("processes", str(self.lake / "processes.parquet"))
         ctx.register_parquet("streams", str(self.lake / "streams.parquet"))
         ctx.register_udf(udf(_property_get, [PROPERTIES, pa.string()], pa.string(), "immutable", name="property_get"))
         if self._blocks is None:
-            self._blocks = self.blocks()
-        ctx.register_record_batches("blocks", [self._blocks.to_batches()])
+            self._blocks = self.blocks_table if self.blocks_table is not None else self.blocks()
+        blocks = self._blocks
+        if query_range is not None:
+            begin = pa.scalar(query_range[0], pa.int64()).cast(TIME)
+            end = pa.scalar(query_range[1], pa.int64()).cast(TIME)
+            blocks = blocks.filter(pc.and_(pc.less_equal(blocks.column("begin_time"), end),
+                                           pc.greater_equal(blocks.column("end_time"), begin)))
+        ctx.register_record_batches("blocks", [blocks.to_batches()] if blocks.num_rows else
+                                    [[pa.RecordBatch.from_pylist([], schema=blocks.schema)]])
         return ctx
 
     def blocks(self) -> pa.Table:
@@ -229,17 +255,17 @@ class LakeFlightServer(flight.FlightServerBase):
         times += ns(table.column("time")) if table is not None else []
         return max(times) if times else None
 
-    def execute(self, sql: str) -> pa.Table:
+    def execute(self, sql: str, query_range: Optional[tuple] = None) -> pa.Table:
         chunks = re.fullmatch(r"\s*SELECT chunk_id, chunk_data FROM perfetto_trace_chunks\('([^']*)', '([^']*)', "
                               r"TIMESTAMP '([^']*)', TIMESTAMP '([^']*)'\)\s*", sql)
         if chunks:
             return self.trace_chunks(*chunks.groups())
-        return self.run_sql(sql, faults=True)
+        return self.run_sql(sql, faults=True, query_range=query_range)
 
-    def run_sql(self, sql: str, faults: bool = False) -> pa.Table:
+    def run_sql(self, sql: str, faults: bool = False, query_range: Optional[tuple] = None) -> pa.Table:
         """Runs `sql` with the lake's tables and view_instance (with the configured faults
         and time type when `faults`)."""
-        ctx = self.context()
+        ctx = self.context(query_range)
         views = []
 
         def view(match):
@@ -274,7 +300,10 @@ class LakeFlightServer(flight.FlightServerBase):
 
     def trace_chunks(self, process_id: str, span_types: str, begin: str, end: str) -> pa.Table:
         try:
-            trace = micromegas_reference.perfetto_trace(self.run_sql, process_id, span_types, to_ns(begin), to_ns(end))
+            # Its queries run in a context restricted to the function's range, as micromegas' do.
+            scope = (to_ns(begin), to_ns(end))
+            trace = micromegas_reference.perfetto_trace(lambda q: self.run_sql(q, query_range=scope), process_id,
+                                                        span_types, *scope)
         except LookupError as e:
             raise flight.FlightServerError(str(e)) from None
         # Small chunks whose boundaries fall anywhere, even inside a packet.

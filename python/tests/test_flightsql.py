@@ -413,3 +413,39 @@ def test_strings_of_any_type_and_zero_row_batches_give_the_lakes_bytes(small_lak
     if string_type is not None:
         spans = [c for c in server.calls if "view_instance('thread_spans'" in c["sql"]]
         assert spans and all(c["headers"]["preserve_dictionary"] == "true" for c in spans)
+
+
+def test_a_thread_with_no_block_in_the_range_is_not_listed_client_side_or_server_side(small_lake, server, tmp_path):
+    """The server lists threads from the `blocks` it opens for the query range: a thread whose
+    blocks all end before the range is not in the trace, client-side (its thread-list query
+    carries the range) as server-side, and the two give the same bytes."""
+    from trace_check import decode
+    lake, _ = small_lake
+    pid = pid_of(small_lake)
+    threads = LocalLake(lake).threads(pid, 0, 0)
+    blocks = server.blocks()
+    gone = threads[1]
+    import pyarrow.compute as pc
+    early = pa.scalar(1_600_000_000_000_000_000, pa.int64()).cast(blocks.schema.field("end_time").type)
+    mine = pc.equal(blocks.column("stream_id"), gone.stream_id)
+    for column in ("begin_time", "end_time"):  # its one block, years before the range
+        index = blocks.schema.get_field_index(column)
+        blocks = blocks.set_column(index, column, pc.if_else(mine, early, blocks.column(column)))
+    server.blocks_table = blocks
+    begin, end = "2023-11-14T22:13:20.01Z", "2023-11-14T22:13:20.02Z"
+    client = write(tmp_path / "c.perfetto", pid, "--uri", server.uri, "--async-layout", "micromegas",
+                   "--begin", begin, "--end", end)
+    assert client.returncode == 0, client.stderr
+    server_side = write(tmp_path / "s.perfetto", pid, "--uri", server.uri, "--server-side", "--begin", begin,
+                        "--end", end)
+    assert server_side.returncode == 0, server_side.stderr
+    assert (tmp_path / "c.perfetto").read_bytes() == (tmp_path / "s.perfetto").read_bytes()
+    listed = decode((tmp_path / "c.perfetto").read_bytes()).threads
+    assert gone.name not in listed and len(listed) == len(threads) - 1, sorted(listed)
+    # The whole range lists it again (its block is in it).
+    whole = write(tmp_path / "w.perfetto", pid, "--uri", server.uri, "--async-layout", "micromegas",
+                  "--begin", "2020-01-01T00:00:00Z", "--end", "2024-01-01T00:00:00Z")
+    assert whole.returncode == 0, whole.stderr
+    assert gone.name in decode((tmp_path / "w.perfetto").read_bytes()).threads
+    # Every call's range headers are RFC 3339 (the fixture refuses any other text, as micromegas does).
+    assert all(c["headers"]["query_range_begin"] and c["headers"]["query_range_end"] for c in server.calls)
