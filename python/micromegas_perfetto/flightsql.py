@@ -519,6 +519,17 @@ class FlightSQLSource(Source):
         check_uuid(process_id, "process id")
         sql = (f"SELECT chunk_id, chunk_data FROM perfetto_trace_chunks('{process_id}', {_sql_text(span_types)}, "
                f"{_sql_time(begin_ns)}, {_sql_time(end_ns)})")
+        try:
+            yield from self._chunks(sql, process_id, begin_ns, end_ns)
+        except SourceError as e:
+            # micromegas' generation fails in the result's stream: "Trace generation failed:
+            # Process <id> not found" (its process lookup found nothing for the range asked).
+            if f"Process {process_id} not found" not in str(e):
+                raise
+            raise ProcessNotFoundError(f"process {process_id} not found by the perfetto_trace_chunks of "
+                                       f"{self.description} for the range asked ({e})") from None
+
+    def _chunks(self, sql: str, process_id: str, begin_ns: int, end_ns: int) -> Iterator[bytes]:
         uri = self.client.uri
         reader = self.client.query(sql, begin_ns, end_ns, kind="trace chunks")
         empty = SourceError(f"the {self.description} returned no trace chunks for process {process_id} "

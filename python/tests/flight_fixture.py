@@ -94,6 +94,14 @@ def statement_from(data: bytes, expected_type: str) -> str:
     return fields.get(1, b"").decode("utf-8")
 
 
+class _FailsMidStream(Exception):
+    """A result whose stream fails after its schema (and `table`'s batches) with `error`."""
+
+    def __init__(self, error: Exception, table: pa.Table):
+        super().__init__(str(error))
+        self.error, self.table = error, table
+
+
 class _Headers(flight.ServerMiddleware):
     def __init__(self, headers):
         self.headers = headers
@@ -157,7 +165,10 @@ class LakeFlightServer(flight.FlightServerBase):
         fault = self.fault if self.fault is not None and self.fault[2] in sql else None
         if fault is not None and fault[1] == "first":
             raise fault[0]
-        table = self.execute(sql, self.query_range(headers))
+        try:
+            table = self.execute(sql, self.query_range(headers))
+        except _FailsMidStream as e:
+            table, fault = e.table, (e.error, "mid", "")
         batches = [self.shape(b, preserve) for b in table.to_batches(max_chunksize=self.rows_per_batch)]
         schema = batches[0].schema if batches else self.shape_schema(table.schema, preserve)
         if self.empty_batches:
@@ -304,8 +315,10 @@ class LakeFlightServer(flight.FlightServerBase):
             scope = (to_ns(begin), to_ns(end))
             trace = micromegas_reference.perfetto_trace(lambda q: self.run_sql(q, query_range=scope), process_id,
                                                         span_types, *scope)
-        except LookupError as e:
-            raise flight.FlightServerError(str(e)) from None
+        except LookupError as e:  # micromegas' generation runs in the result's stream: the schema, then the error
+            raise _FailsMidStream(flight.FlightInternalError(f"Trace generation failed: {e}"),
+                                  pa.table({"chunk_id": pa.array([], pa.int32()),
+                                            "chunk_data": pa.array([], pa.binary())})) from None
         # Small chunks whose boundaries fall anywhere, even inside a packet.
         pieces = [trace[i:i + self.chunk_bytes] for i in range(0, len(trace), self.chunk_bytes)]
         ids = list(range(len(pieces)))

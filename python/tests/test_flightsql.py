@@ -10,7 +10,7 @@ import pyarrow.flight as flight
 import pytest
 
 from conftest import run_cli
-from flight_fixture import COMMAND_TYPE_URL, LakeFlightServer, _field
+from flight_fixture import COMMAND_TYPE_URL, LakeFlightServer, _FailsMidStream, _field
 from micromegas_perfetto.flightsql import FlightSQLClient, resolve_uri, statement_ticket
 from micromegas_perfetto import generate_trace_chunks
 from micromegas_perfetto.lake import LocalLake
@@ -449,3 +449,28 @@ def test_a_thread_with_no_block_in_the_range_is_not_listed_client_side_or_server
     assert gone.name in decode((tmp_path / "w.perfetto").read_bytes()).threads
     # Every call's range headers are RFC 3339 (the fixture refuses any other text, as micromegas does).
     assert all(c["headers"]["query_range_begin"] and c["headers"]["query_range_end"] for c in server.calls)
+
+
+def test_process_not_found_by_the_servers_generation_is_a_process_not_found(small_lake, tmp_path):
+    """micromegas' perfetto_trace_chunks fails in its result's stream (the schema, then the
+    status "Trace generation failed: Process <id> not found"): that is the process not found
+    (exit 2, ProcessNotFoundError), not a server failure or a lost connection."""
+    from micromegas_perfetto.errors import ProcessNotFoundError
+    from micromegas_perfetto import write_process_trace
+    pid = pid_of(small_lake)
+
+    class NotInRange(LakeFlightServer):
+        def trace_chunks(self, process_id, *args):  # the generation's lookup of the process finds nothing
+            raise _FailsMidStream(flight.FlightInternalError(f"Trace generation failed: Process {process_id} not found"),
+                                  pa.table({"chunk_id": pa.array([], pa.int32()), "chunk_data": pa.array([], pa.binary())}))
+    s = NotInRange(small_lake[0])
+    try:
+        result = run_cli("write_perfetto", pid, "--uri", s.uri, "--server-side", "--filename", tmp_path / "t.perfetto")
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+        assert f"process {pid} not found by the perfetto_trace_chunks of analytics server {s.uri}" in result.stderr
+        with pytest.raises(ProcessNotFoundError, match="Trace generation failed"):
+            write_process_trace(FlightSQLClient(s.uri), pid, None, None, tmp_path / "t.perfetto", server_side=True)
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        s.shutdown()
