@@ -120,8 +120,13 @@ class _Auth(flight.ServerMiddlewareFactory):
 
 
 class LakeFlightServer(flight.FlightServerBase):
-    def __init__(self, lake, token: Optional[str] = None, port: int = 0):
-        super().__init__(f"grpc://127.0.0.1:{port}", middleware={"auth": _Auth(self)})
+    def __init__(self, lake, token: Optional[str] = None, port: int = 0, tls: Optional[tuple] = None):
+        """`tls`: (certificate PEM, key PEM) to serve grpc+tls:// on localhost."""
+        self.scheme, host = ("grpc+tls", "localhost") if tls else ("grpc", "127.0.0.1")
+        certificates = [flight.CertKeyPair(*tls)] if tls else []
+        super().__init__(f"{self.scheme}://{host}:{port}", middleware={"auth": _Auth(self)},
+                         tls_certificates=certificates)
+        self.host = host
         self.lake = Path(lake)
         self.token = token
         self.calls: List[dict] = []
@@ -148,7 +153,7 @@ class LakeFlightServer(flight.FlightServerBase):
 
     @property
     def uri(self) -> str:
-        return f"grpc://127.0.0.1:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     # -- Flight ------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
 """write_perfetto against a real FlightSQL server (the loopback fixture serving a lake)."""
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -472,5 +473,40 @@ def test_process_not_found_by_the_servers_generation_is_a_process_not_found(smal
         with pytest.raises(ProcessNotFoundError, match="Trace generation failed"):
             write_process_trace(FlightSQLClient(s.uri), pid, None, None, tmp_path / "t.perfetto", server_side=True)
         assert list(tmp_path.iterdir()) == []
+    finally:
+        s.shutdown()
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="needs openssl to make a certificate authority")
+def test_tls_server_with_a_private_certificate_authority(small_lake, tmp_path):
+    """grpc+tls:// to a server whose certificate a private CA signed: refused in one line
+    (certificate verify failed), and trusted with GRPC_DEFAULT_SSL_ROOTS_FILE_PATH (what
+    docs/flightsql.md tells), giving the lake's bytes."""
+    lake, _ = small_lake
+    pid = pid_of(small_lake)
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], cwd=tmp_path, check=True, capture_output=True)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=test-ca")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key", "-out", "srv.csr", "-subj", "/CN=localhost")
+    (tmp_path / "ext").write_text("subjectAltName=DNS:localhost\n")
+    openssl("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            "srv.pem", "-days", "2", "-extfile", "ext")
+    s = LakeFlightServer(lake, tls=((tmp_path / "srv.pem").read_bytes(), (tmp_path / "srv.key").read_bytes()))
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        assert s.uri.startswith("grpc+tls://localhost:")
+        refused = write(out / "t.perfetto", pid, "--uri", s.uri, env={"GRPC_VERBOSITY": None})
+        assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert f"cannot reach the analytics server at {s.uri}" in refused.stderr
+        assert "certificate verify failed" in refused.stderr and list(out.iterdir()) == []
+        https = s.uri.replace("grpc+tls://", "https://")
+        trusted = write(out / "t.perfetto", pid, "--uri", https,
+                        env={"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": str(tmp_path / "ca.pem")})
+        assert trusted.returncode == 0, trusted.stderr
+        assert write(out / "l.perfetto", pid, "--lake", lake).returncode == 0
+        assert (out / "t.perfetto").read_bytes() == (out / "l.perfetto").read_bytes()
     finally:
         s.shutdown()
