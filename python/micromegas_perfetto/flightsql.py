@@ -127,10 +127,12 @@ class FlightSQLClient:
         return headers
 
     def query(self, sql: str, begin_ns: int, end_ns: int, kind: str,
-              columns: Optional[Dict[str, str]] = None, start: bool = False) -> pa.RecordBatchReader:
+              columns: Optional[Dict[str, str]] = None, start: bool = False,
+              closers: Optional[list] = None) -> pa.RecordBatchReader:
         """Streams the result of `sql`; errors (now or mid-stream) become SourceError naming
         the server and the query kind. With `start`, the result is read ahead before its
-        first batch is asked for, once the results started that way before it are read."""
+        first batch is asked for, once the results started that way before it are read.
+        `closers` gets a callable that stops the read-ahead and cancels the stream."""
         from pyarrow import flight
         options = flight.FlightCallOptions(headers=self.headers(begin_ns, end_ns))
         try:
@@ -159,6 +161,8 @@ class FlightSQLClient:
         # batches meanwhile (pyarrow releases the GIL while receiving and decoding); its small
         # batches are handed over in groups (two groups of ~16k rows ahead at most).
         ahead = read_ahead(batches(), on_stop=cancel, group_rows=READ_AHEAD_GROUP_ROWS)
+        if closers is not None:
+            closers.append(ahead.close)
         if start:
             self._pipeline.add(ahead)
         return pa.RecordBatchReader.from_batches(schema, ahead)
@@ -188,6 +192,12 @@ class FlightSQLClient:
 
     def close(self):
         self.client.close()
+
+
+def _is_binary(t: pa.DataType) -> bool:
+    """binary, large_binary or binary_view (DataFusion's view types)."""
+    is_view = getattr(pa.types, "is_binary_view", lambda _: False)
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t) or is_view(t)
 
 
 def _status_message(e: Exception) -> str:
@@ -232,12 +242,16 @@ class ClientQueries:
         self._server = f"the analytics server at {uri}" if uri else self._by  # "cannot reach ..."
 
     def query(self, sql: str, begin_ns: int, end_ns: int, kind: str,
-              columns: Optional[Dict[str, str]] = None, start: bool = False) -> pa.RecordBatchReader:
+              columns: Optional[Dict[str, str]] = None, start: bool = False,
+              closers: Optional[list] = None) -> pa.RecordBatchReader:
         """The result, read through the client as it is consumed (`start` is ignored: the
-        user's client is read on the thread that consumes it)."""
+        user's client is read on the thread that consumes it). `closers` gets a callable
+        that closes the client's iterator (ending its stream)."""
         begin, end = _ns_to_datetime(begin_ns, False), _ns_to_datetime(end_ns, True)
         try:
             batches = iter(self.client.query_stream(sql, begin, end))
+            if closers is not None and callable(getattr(batches, "close", None)):
+                closers.append(batches.close)
             first = next(batches, None)
         except Exception as e:  # the user's client: whatever it raises is a server failure here
             raise self.error(e, kind) from None
@@ -530,14 +544,25 @@ class FlightSQLSource(Source):
                                        f"{self.description} for the range asked ({e})") from None
 
     def _chunks(self, sql: str, process_id: str, begin_ns: int, end_ns: int) -> Iterator[bytes]:
+        closers: list = []
+        reader = self.client.query(sql, begin_ns, end_ns, kind="trace chunks", closers=closers)
+        try:
+            yield from self._checked_chunks(reader, process_id)
+        finally:
+            # Now, not when the exception's traceback is dropped: a result refused here (a
+            # chunk id fault, a mistyped column) kept its stream open on the server, and its
+            # read-ahead thread blocked, for as long as the caller held the exception.
+            for close in closers:
+                close()
+
+    def _checked_chunks(self, reader: pa.RecordBatchReader, process_id: str) -> Iterator[bytes]:
         uri = self.client.uri
-        reader = self.client.query(sql, begin_ns, end_ns, kind="trace chunks")
         empty = SourceError(f"the {self.description} returned no trace chunks for process {process_id} "
                             "(an empty perfetto_trace_chunks result: no trace written)")
         if not reader.schema.names:  # no batch at all from a client that gives no schema: no chunks
             raise empty
         for name, test in (("chunk_id", pa.types.is_integer),
-                           ("chunk_data", lambda t: pa.types.is_binary(t) or pa.types.is_large_binary(t))):
+                           ("chunk_data", _is_binary)):
             index = reader.schema.get_field_index(name)
             if index < 0 or not test(reader.schema.field(index).type):
                 raise SourceError(f"the trace chunks result from {uri} lacks an {name} column of the "

@@ -510,3 +510,47 @@ def test_tls_server_with_a_private_certificate_authority(small_lake, tmp_path):
         assert (out / "t.perfetto").read_bytes() == (out / "l.perfetto").read_bytes()
     finally:
         s.shutdown()
+
+
+@pytest.mark.parametrize("id_type, data_type", [(pa.int64(), pa.large_binary()), (pa.int32(), pa.binary_view()),
+                                                (pa.uint16(), pa.binary())])
+def test_trace_chunks_of_other_arrow_types_give_the_same_trace(small_lake, server, tmp_path, id_type, data_type):
+    """chunk_id of any integer type and chunk_data as large_binary or binary_view (DataFusion's
+    view types; binary_view was 'lacks a chunk_data column of the expected type')."""
+    from micromegas_perfetto import write_process_trace
+    pid = pid_of(small_lake)
+    write_process_trace(FlightSQLClient(server.uri), pid, None, None, tmp_path / "a.perfetto", server_side=True)
+    plain = LakeFlightServer.trace_chunks
+
+    class Typed(LakeFlightServer):
+        def trace_chunks(self, *args):
+            table = plain(self, *args)
+            return pa.table({"chunk_id": table.column("chunk_id").cast(id_type),
+                             "chunk_data": table.column("chunk_data").cast(data_type)})
+    s = Typed(small_lake[0])
+    try:
+        write_process_trace(FlightSQLClient(s.uri), pid, None, None, tmp_path / "b.perfetto", server_side=True)
+    finally:
+        s.shutdown()
+    assert (tmp_path / "a.perfetto").read_bytes() == (tmp_path / "b.perfetto").read_bytes()
+
+
+@pytest.mark.parametrize("fault", ["gap", "repeat"])
+def test_a_refused_chunk_result_is_closed_at_once_not_when_the_exception_goes(small_lake, server, tmp_path, fault):
+    """A chunk-id fault raised to an API caller who keeps the exception (a notebook's last
+    traceback) left the stream open and its read-ahead thread blocked: the server could not
+    even shut down. Both end when the error is raised."""
+    import threading
+    from micromegas_perfetto import write_process_trace
+    from micromegas_perfetto.errors import SourceError
+    server.chunk_fault = fault
+    server.chunk_bytes = 64  # thousands of chunks: more than the read-ahead holds
+    with pytest.raises(SourceError) as kept:
+        write_process_trace(FlightSQLClient(server.uri), pid_of(small_lake), None, None, tmp_path / "t.perfetto",
+                            server_side=True)
+    assert kept.value is not None
+    assert not [t for t in threading.enumerate() if t.name == "micromegas-read-ahead"]
+    done = threading.Thread(target=server.shutdown, daemon=True)
+    done.start()
+    done.join(20)
+    assert not done.is_alive(), "the server is still streaming the refused result"
