@@ -168,18 +168,13 @@ class FlightSQLClient:
         return pa.RecordBatchReader.from_batches(schema, ahead)
 
     def error(self, e: Exception, kind: str, reading: bool = False) -> SourceError:
-        from pyarrow import flight
-        message = _status_message(e)
-        if isinstance(e, flight.FlightUnauthenticatedError) or "UNAUTHENTICATED" in message.upper():
-            return SourceError(f"authentication refused by {self.uri} ({kind} query): {message}")
-        if isinstance(e, flight.FlightUnavailableError) and not reading:
-            return SourceError(f"cannot reach the analytics server at {self.uri} ({kind} query): {message}")
-        if _connection_lost(e, reading):
-            return SourceError(f"connection to {self.uri} lost while reading the {kind} result: {message}")
-        if reading:  # a status the server sent after the result began (an error while executing)
-            return SourceError(f"the analytics server at {self.uri} failed while sending the {kind} result: "
-                               f"{message}")
-        return SourceError(f"the analytics server at {self.uri} failed the {kind} query: {message}")
+        failure, message = _failure(e, reading)
+        text = {"refused": f"authentication refused by {self.uri} ({kind} query)",
+                "unreachable": f"cannot reach the analytics server at {self.uri} ({kind} query)",
+                "lost": f"connection to {self.uri} lost while reading the {kind} result",
+                "sending": f"the analytics server at {self.uri} failed while sending the {kind} result",
+                "failed": f"the analytics server at {self.uri} failed the {kind} query"}[failure]
+        return SourceError(f"{text}: {message}")
 
     def read_all(self, sql: str, begin_ns: int, end_ns: int, kind: str,
                  columns: Optional[Dict[str, str]] = None) -> pa.Table:
@@ -205,6 +200,22 @@ def _status_message(e: Exception) -> str:
     traceback a pyarrow server appends as the status detail."""
     message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     return re.sub(r"\. (gRPC client debug context|Detail: Python exception): .*", "", message)
+
+
+def _failure(e: Exception, reading: bool) -> Tuple[str, str]:
+    """What a query's failure `e` was, for both clients' messages: "refused" (authentication),
+    "unreachable" (before any result), "lost" (the connection, while reading), "sending" (a
+    status the server sent after the result began: an error while executing) or "failed";
+    with its one-line message."""
+    from pyarrow import flight
+    message = _status_message(e)
+    if isinstance(e, flight.FlightUnauthenticatedError) or "UNAUTHENTICATED" in message.upper():
+        return "refused", message
+    if isinstance(e, flight.FlightUnavailableError) and not reading:
+        return "unreachable", message
+    if _connection_lost(e, reading):
+        return "lost", message
+    return ("sending" if reading else "failed"), message
 
 
 def _connection_lost(e: Exception, reading: bool) -> bool:
@@ -291,19 +302,13 @@ class ClientQueries:
     def error(self, e: Exception, kind: str, reading: bool = False) -> SourceError:
         """What the user's client raised, as the one-line SourceError this package's own
         client gives for the same failure (refused login, unreachable server, ...)."""
-        from pyarrow import flight
-        message = _status_message(e)
-        if isinstance(e, flight.FlightUnauthenticatedError) or "UNAUTHENTICATED" in message.upper():
-            return SourceError(f"authentication refused by {self._by} ({kind} query): {message}")
-        if isinstance(e, flight.FlightUnavailableError) and not reading:
-            return SourceError(f"cannot reach {self._server} ({kind} query): {message}")
-        if _connection_lost(e, reading):
-            return SourceError(f"connection lost while reading the {kind} result through {self.description}: "
-                               f"{message}")
-        if reading:
-            return SourceError(f"the {kind} query failed while its result was sent, through {self.description}: "
-                               f"{message}")
-        return SourceError(f"the {kind} query failed through {self.description}: {message}")
+        failure, message = _failure(e, reading)
+        text = {"refused": f"authentication refused by {self._by} ({kind} query)",
+                "unreachable": f"cannot reach {self._server} ({kind} query)",
+                "lost": f"connection lost while reading the {kind} result through {self.description}",
+                "sending": f"the {kind} query failed while its result was sent, through {self.description}",
+                "failed": f"the {kind} query failed through {self.description}"}[failure]
+        return SourceError(f"{text}: {message}")
 
     def close(self):
         pass  # the user's client stays open: it is theirs

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError, SchemaError
 from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES, MEASURE_COLUMNS,
                       MEASURE_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS, Pipeline, ProcessInfo, Source,
-                      ThreadInfo, check_limit, check_schema, empty_reader, is_uuid, opened_now, read_ahead,
+                      ThreadInfo, check_limit, check_schema, empty_reader, is_string, is_uuid, opened_now, read_ahead,
                       thread_display, time_ns, uuid_text)
 from .timeutil import NS_MAX, NS_MIN
 
@@ -380,13 +380,6 @@ def _pylist(values, column: str, where) -> list:
         raise DataError(f"{where}: column '{column}' holds text that is not valid UTF-8") from None
 
 
-def _is_text(t: pa.DataType) -> bool:
-    if pa.types.is_dictionary(t):
-        t = t.value_type
-    is_view = getattr(pa.types, "is_string_view", lambda _: False)
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or is_view(t)
-
-
 def _is_list(t: pa.DataType) -> bool:
     is_view = getattr(pa.types, "is_list_view", lambda _: False)
     is_large_view = getattr(pa.types, "is_large_list_view", lambda _: False)
@@ -400,16 +393,16 @@ def _check_stream_columns(schema: pa.Schema, where: Path) -> None:
     otherwise."""
     if "tags" in schema.names:
         t = schema.field("tags").type
-        if not (_is_list(t) and _is_text(t.value_type)):
+        if not (_is_list(t) and is_string(t.value_type)):
             raise SchemaError(f"{where}: column 'tags' has type {t}, expected list<string>")
     if "properties" in schema.names:
         t = schema.field("properties").type
         if pa.types.is_map(t):
-            ok = _is_text(t.key_type) and _is_text(t.item_type)
+            ok = is_string(t.key_type) and is_string(t.item_type)
         elif _is_list(t) and pa.types.is_struct(t.value_type):
             item = t.value_type
             names = [item.field(i).name for i in range(item.num_fields)]
-            ok = all(n in names and _is_text(item.field(n).type) for n in ("key", "value"))
+            ok = all(n in names and is_string(item.field(n).type) for n in ("key", "value"))
         else:
             ok = False
         if not ok:

@@ -77,7 +77,8 @@ def time_ns(values, column: str, where: str) -> pa.Array:
                         "(years 1678 to 2262)") from None
 
 
-def _is_string(t: pa.DataType) -> bool:
+def is_string(t: pa.DataType) -> bool:
+    """A text column: utf8, large_utf8 or string_view, or a dictionary of any of them."""
     if pa.types.is_dictionary(t):
         t = t.value_type
     is_view = getattr(pa.types, "is_string_view", lambda _: False)
@@ -109,10 +110,10 @@ def uuid_text(values, dictionary: bool = False) -> pa.Array:
 
 
 def _is_id(t: pa.DataType) -> bool:
-    return _is_string(t) or is_uuid(t)
+    return is_string(t) or is_uuid(t)
 
 
-_KINDS = {"time": (_is_time, "timestamp or int64"), "string": (_is_string, "string, string_view or dictionary<string>"),
+_KINDS = {"time": (_is_time, "timestamp or int64"), "string": (is_string, "string, string_view or dictionary<string>"),
           "id": (_is_id, "string, string_view, dictionary<string> or uuid"),
           "integer": (pa.types.is_integer, "an integer type"), "float64": (pa.types.is_float64, "float64")}
 _EMPTY_TYPES = {"time": pa.timestamp("ns", tz="UTC"), "string": pa.string(), "id": pa.string(), "integer": pa.int64(),
