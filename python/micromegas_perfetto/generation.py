@@ -545,6 +545,11 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
     started = time.monotonic()
     with _planned(source, process_id, span_types, begin, end, server_side, async_layout, logs, metrics, span_args,
                   flows) as (source, plan):
+        holds = getattr(source, "holds", None)
+        shown = os.fsdecode(trace_filepath)
+        if shown != "-" and callable(holds) and holds(shown):
+            raise OutputError(f"output {shown} is a file of the {source.description} it reads: "
+                              "writing the trace there would destroy its input; write it elsewhere")
         with atomic_output(trace_filepath) as out:
             if server_side:
                 chunks = 0

@@ -84,6 +84,19 @@ class LocalLake(Source):
                 return [(file, _partition_values(file, candidate)) for file in _folder_files(candidate)]
         return []
 
+    def holds(self, path) -> bool:
+        """Whether `path` (symlinks resolved) is `processes.parquet`, `streams.parquet` or
+        anything under a table folder of this lake: what a run reads, for this process or
+        another. The lake's root itself may hold other files (a trace written there)."""
+        try:
+            target = Path(os.path.realpath(path))
+            root = Path(os.path.realpath(self.path))
+        except (OSError, ValueError):
+            return False
+        if target.parent == root:
+            return target.name in ("processes.parquet", "streams.parquet") or target.name in TABLES
+        return any(folder in target.parents for folder in (root / kind for kind in TABLES))
+
     def has_no_data(self, kind: str, key: str) -> bool:
         return kind in TABLES and not self.table_files(kind, key)
 

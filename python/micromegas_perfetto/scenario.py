@@ -1,8 +1,9 @@
 """Writer scenarios (docs/byte-format.md, Scenarios) replayed through the C ABI, so every
 path (Swift, C, Python) can be compared byte for byte."""
 import json
+import os
 
-from .errors import RequestError, WriteError, output_write_error
+from .errors import OutputError, RequestError, WriteError, output_write_error
 from .output import atomic_output
 from .writer import PerfettoWriter
 
@@ -46,6 +47,9 @@ def load(path) -> dict:
 def write_scenario(scenario_path, output_path, chunk_size: int = 0) -> int:
     """Writes the trace of a scenario file to `output_path` (atomically); returns its size."""
     scenario = load(scenario_path)
+    if os.fsdecode(output_path) != "-" and _same_file(scenario_path, output_path):
+        raise OutputError(f"output {os.fsdecode(output_path)} is the scenario file itself: writing the trace there "
+                          "would destroy it; write it elsewhere")
     with atomic_output(output_path) as out:
         try:
             with PerfettoWriter(scenario["process_id"], out.fd, chunk_size=chunk_size) as writer:
@@ -55,3 +59,10 @@ def write_scenario(scenario_path, output_path, chunk_size: int = 0) -> int:
         except WriteError as e:
             raise output_write_error(e.errno, out.shown) from e
     return out.size
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # `b` does not exist yet (or a name the system refuses)
+        return False

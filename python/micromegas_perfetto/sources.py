@@ -232,6 +232,12 @@ class Source:
         without the file; False when it has some or cannot tell (a server)."""
         return False
 
+    def holds(self, path) -> bool:
+        """True when a file written at `path` (symlinks resolved) would replace or land among
+        the data the source reads, such as a lake's own Parquet files: the trace would destroy
+        its input. False when it cannot (a server)."""
+        return False
+
     def log_entries(self, process_id: str, begin_ns: int, end_ns: int) -> pa.RecordBatchReader:
         """Log entries of the process with time in [begin, end]: time, target, level, msg.
         A source without logs has none."""

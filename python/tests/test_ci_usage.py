@@ -1,0 +1,77 @@
+"""The command line as a CI job or a shell script uses it: outputs that would destroy the
+run's own input, process ids as people paste them, environment problems named in one line."""
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import GOLDEN, run_cli
+
+from micromegas_perfetto.errors import OutputError
+from micromegas_perfetto.generation import write_process_trace
+from micromegas_perfetto.lake import LocalLake
+
+
+@pytest.fixture
+def lake_copy(small_lake, tmp_path):
+    """A copy of the small lake (a test that fails must not damage the shared one)."""
+    lake, processes = small_lake
+    copy = tmp_path / "lake"
+    shutil.copytree(lake, copy)
+    return copy, processes[0]["process_id"]
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("target", ["processes.parquet", "streams.parquet", "thread spans file", "async events file",
+                                    "symlink to streams.parquet", "new file in a table folder"])
+def test_output_that_is_a_file_of_the_lake_read_exits_2_and_keeps_the_lake(lake_copy, tmp_path, target):
+    """`--filename lake/processes.parquet` (a slip of the shell's completion) replaced the lake's
+    own table by the trace, exit 0: the lake was gone. It is now a usage mistake, exit 2, one
+    line, and every file of the lake keeps its bytes."""
+    lake, pid = lake_copy
+    stream = LocalLake(lake).threads(pid, 0, 0)[0].stream_id
+    link = tmp_path / "trace.perfetto"
+    link.symlink_to(lake / "streams.parquet")
+    out = {"processes.parquet": lake / "processes.parquet", "streams.parquet": lake / "streams.parquet",
+           "thread spans file": lake / "thread_spans" / f"{stream}.parquet",
+           "async events file": lake / "async_events" / f"{pid}.parquet",
+           "symlink to streams.parquet": link,
+           "new file in a table folder": lake / "thread_spans" / "t.perfetto"}[target]
+    before = _snapshot(lake)
+    result = run_cli("write_perfetto", pid, "--lake", lake, "--filename", out, "--quiet")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "destroy its input" in result.stderr
+    assert _snapshot(lake) == before
+    assert link.is_symlink()
+
+
+def test_output_beside_the_lake_tables_is_written(lake_copy):
+    """The lake's root folder itself may take the trace (`cd lake && ... --lake .`)."""
+    lake, pid = lake_copy
+    result = run_cli("write_perfetto", pid, "--lake", ".", "--quiet", cwd=lake)
+    assert result.returncode == 0, result.stderr
+    assert (lake / f"{pid}.perfetto").stat().st_size > 0
+
+
+def test_library_refuses_to_write_over_the_lake_it_reads(lake_copy):
+    lake, pid = lake_copy
+    before = (lake / "processes.parquet").read_bytes()
+    with pytest.raises(OutputError, match="destroy its input"):
+        write_process_trace(LocalLake(lake), pid, None, None, lake / "processes.parquet")
+    assert (lake / "processes.parquet").read_bytes() == before
+
+
+def test_write_scenario_onto_its_own_scenario_file_exits_2(tmp_path):
+    """`write_scenario s.json s.json` replaced the scenario by its trace, exit 0."""
+    scenario = tmp_path / "basic.json"
+    shutil.copy(GOLDEN / "basic.json", scenario)
+    before = scenario.read_bytes()
+    result = run_cli("write_scenario", "basic.json", "./basic.json", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: ") and "scenario file itself" in result.stderr, result.stderr
+    assert scenario.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["basic.json"]
