@@ -411,7 +411,10 @@ class FlightSQLSource(Source):
             f"SELECT exe, start_time FROM processes WHERE process_id = '{process_id}' LIMIT 1", *_everything(),
             kind="process")
         if table.num_rows == 0:
-            raise ProcessNotFoundError(f"process {process_id} not found on {self.description}")
+            # micromegas writes process ids in lower case, and compares them as text.
+            hint = f" (micromegas process ids are lower case: {process_id.lower()})" \
+                if process_id != process_id.lower() else ""
+            raise ProcessNotFoundError(f"process {process_id} not found on {self.description}{hint}")
         exe = _column(table, "exe", "process", self.client.uri)
         start = _ns_value(table.column("start_time"), "process", self.client.uri, "start_time") \
             if "start_time" in table.column_names else None

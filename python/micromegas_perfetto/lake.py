@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 from .errors import DataError, InvalidTimeError, LakeNotFoundError, ProcessNotFoundError, SchemaError
 from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, LOG_ENTRY_COLUMNS, LOG_ENTRY_TYPES, MEASURE_COLUMNS,
                       MEASURE_TYPES, THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, TIME_NS, Pipeline, ProcessInfo, Source,
-                      ThreadInfo, check_limit, check_schema, empty_reader, is_string, is_uuid, opened_now, read_ahead,
-                      thread_display, time_ns, uuid_text)
+                      ThreadInfo, check_limit, check_schema, empty_reader, is_string, is_uuid, opened_now, process_id_hint,
+                      read_ahead, thread_display, time_ns, uuid_text)
 from .timeutil import NS_MAX, NS_MIN
 
 TABLES = ("thread_spans", "async_events", "log_entries", "measures")
@@ -151,10 +151,20 @@ class LocalLake(Source):
         table = self._read_small("processes.parquet", {"process_id": "id", "exe": "string"}, process_id,
                                  ["process_id", "exe", "start_time", "end_time"])
         if table.num_rows == 0:
-            raise ProcessNotFoundError(f"process {process_id} not found in {self.description}")
+            raise ProcessNotFoundError(f"process {process_id} not found in {self.description}"
+                                       f"{self._process_id_hint(process_id)}")
         exe = _pylist(table.column("exe").slice(0, 1), "exe", self.path / "processes.parquet")[0]
         return ProcessInfo(process_id=process_id, exe=exe or "",
                            start_ns=self._ns(table, "start_time"), end_ns=self._ns(table, "end_time"))
+
+    def _process_id_hint(self, process_id: str) -> str:
+        """`process_id_hint` over the lake's process ids (empty when they cannot be read: the
+        lookup that just ran reported any problem of the table)."""
+        try:
+            ids = [p["process_id"] for p in self.processes()]
+        except (DataError, SchemaError):
+            return ""
+        return process_id_hint(process_id, ids)
 
     def _ns(self, table: pa.Table, column: str) -> Optional[int]:
         """The first row's time in `column` (ns), None if the column is missing or null."""

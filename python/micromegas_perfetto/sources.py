@@ -193,6 +193,29 @@ def thread_display(stream_id: str, thread_name: Optional[str], thread_id: Option
                       name=f"{name}-{shown}" if name else shown)
 
 
+def process_id_hint(process_id: str, known: List[str]) -> str:
+    """What to add to "process X not found" when `known` (the ids there are) holds what was
+    meant: the same id in another case, within braces or as a `urn:uuid:`, or the start of
+    one or more ids (as a listing cut it, or as git's short ids are typed). Empty otherwise."""
+    wanted = process_id.strip().lower()
+    if wanted.startswith("urn:uuid:"):
+        wanted = wanted[len("urn:uuid:"):]
+    if wanted.startswith("{") and wanted.endswith("}"):
+        wanted = wanted[1:-1]
+    if not wanted:
+        return ""
+    same = [k for k in known if k.lower() == wanted]
+    if same:
+        return f" (did you mean {same[0]}?)"
+    starting = [k for k in known if k.lower().startswith(wanted)] if len(wanted) >= 4 else []
+    if len(starting) == 1:
+        return f" (did you mean {starting[0]}? give the whole process id)"
+    if starting:
+        shown = ", ".join(starting[:3]) + (", ..." if len(starting) > 3 else "")
+        return f" ({len(starting)} process ids start with it: {shown}; give the whole id)"
+    return ""
+
+
 def _not_implemented(source, method: str) -> NotImplementedError:
     return NotImplementedError(f"{type(source).__name__} does not define {method}(): a Source subclass defines "
                                "process_info, time_range, threads, thread_spans and async_events")

@@ -75,3 +75,55 @@ def test_write_scenario_onto_its_own_scenario_file_exits_2(tmp_path):
     assert result.stderr.startswith("error: ") and "scenario file itself" in result.stderr, result.stderr
     assert scenario.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["basic.json"]
+
+
+@pytest.mark.parametrize("given, hint", [
+    ("upper case", "did you mean {pid}?"),
+    ("braces", "did you mean {pid}?"),
+    ("urn", "did you mean {pid}?"),
+    ("prefix", "did you mean {pid}? give the whole process id"),
+    ("unknown", None),
+])
+def test_process_id_as_pasted_is_not_found_with_the_id_meant(small_lake, tmp_path, given, hint):
+    """An id in upper case (as some tools show uuids), within braces, as a urn, or cut to the
+    first 8 characters was "not found" with nothing to go on; the line now names the id of
+    the lake it matches (ids are still compared as written: nothing else is chosen)."""
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    asked = {"upper case": pid.upper(), "braces": "{" + pid + "}", "urn": f"urn:uuid:{pid}", "prefix": pid[:8],
+             "unknown": "00000000-0000-4000-8000-000000000000"}[given]
+    result = run_cli("write_perfetto", asked, "--lake", lake, "--quiet", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert f"process {asked} not found in lake" in result.stderr
+    if hint is None:
+        assert "did you mean" not in result.stderr
+    else:
+        assert hint.format(pid=pid) in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_process_id_hint_for_an_ambiguous_prefix():
+    from micromegas_perfetto.sources import process_id_hint
+    ids = [f"abcd{i}000-0000-4000-8000-000000000000" for i in range(5)]
+    assert process_id_hint("ABCD", ids) == f" (5 process ids start with it: {ids[0]}, {ids[1]}, {ids[2]}, ...; " \
+                                           "give the whole id)"
+    assert process_id_hint("abc", ids) == ""  # too short to mean anything
+    assert process_id_hint("", ids) == "" and process_id_hint("{}", ids) == ""
+
+
+def test_server_says_process_ids_are_lower_case():
+    from micromegas_perfetto.errors import ProcessNotFoundError
+    from micromegas_perfetto.flightsql import FlightSQLSource
+    import pyarrow as pa
+
+    class NoProcess:
+        description = "server grpc://test"
+        uri = "grpc://test"
+
+        def read_all(self, sql, *args, **kwargs):
+            return pa.table({"exe": pa.array([], pa.string()), "start_time": pa.array([], pa.timestamp("ns"))})
+
+    pid = "BDD640FB-0667-4AD1-9C80-317FA3B1799D"
+    with pytest.raises(ProcessNotFoundError, match=f"lower case: {pid.lower()}"):
+        FlightSQLSource(queries=NoProcess()).process_info(pid)
