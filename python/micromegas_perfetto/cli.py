@@ -655,6 +655,7 @@ def cmd_sample_lake(args) -> int:
         raise RequestError(f"{args.folder} already holds a lake")
     if folder.exists() and not folder.is_dir():
         raise RequestError(f"{args.folder} is not a folder")
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -667,9 +668,17 @@ def cmd_sample_lake(args) -> int:
     except (ValueError, TypeError) as e:
         raise RequestError(f"sample lake: {e}") from None
     started = time.monotonic()
-    processes = write_sample_lake(args.folder, seed=args.seed, threads=args.threads,
-                                  spans_per_thread=args.spans_per_thread, async_spans=args.async_spans,
-                                  progress=None if args.quiet else _say, variant=variant)
+    try:
+        processes = write_sample_lake(args.folder, seed=args.seed, threads=args.threads,
+                                      spans_per_thread=args.spans_per_thread, async_spans=args.async_spans,
+                                      progress=None if args.quiet else _say, variant=variant)
+    except BaseException:  # write_sample_lake removed what it wrote; the folder made here goes too
+        if created:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        raise
     if not args.quiet:
         print(f"wrote sample lake {args.folder} in {time.monotonic() - started:.1f} s:")
         for p in processes:

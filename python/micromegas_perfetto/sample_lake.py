@@ -26,6 +26,8 @@ from typing import List, Optional
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import MicromegasPerfettoError, OutputWriteError, output_write_error
+
 T0 = 1_700_000_000_000_000_000  # ns
 
 FUNCTIONS = ["frame", "update", "render", "physics::step", "ai::think", "net::poll", "audio::mix", "ui::layout",
@@ -302,6 +304,41 @@ def write_sample_lake(folder, seed: int = 42, threads: int = 8, spans_per_thread
     if threads < 1 or spans_per_thread < 0 or async_spans < 0:
         raise ValueError("threads must be >= 1, spans and async spans >= 0")
     folder = Path(folder)
+    existed = folder.is_dir()
+    before = set(os.listdir(folder)) if existed else set()
+    try:
+        return _write_sample_lake(folder, seed, threads, spans_per_thread, async_spans, progress, variant)
+    except BaseException as e:  # also an interruption: no half lake stays (a later run would refuse it)
+        if existed:
+            for name in set(os.listdir(folder)) - before:
+                _remove(folder / name)
+        else:
+            _remove(folder)
+        if isinstance(e, OSError) and not isinstance(e, MicromegasPerfettoError):
+            raise _write_failure(e, f"the sample lake {folder}") from None
+        raise
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink()
+    except OSError:
+        pass
+
+
+def _write_failure(e: OSError, what: str) -> OutputWriteError:
+    """An OSError writing `what` (pyarrow's say "[Errno 28] Error writing bytes to file. Detail:
+    ...") as the one-line OutputWriteError: "disk full writing the sample lake DIR"."""
+    if not e.errno:
+        return OutputWriteError(f"cannot write {what}: {e}")
+    return output_write_error(e.errno, what)
+
+
+def _write_sample_lake(folder: Path, seed: int, threads: int, spans_per_thread: int, async_spans: int, progress,
+                       variant: LakeVariant) -> List[dict]:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "thread_spans").mkdir(exist_ok=True)
     (folder / "async_events").mkdir(exist_ok=True)
@@ -384,6 +421,14 @@ def default_sample_lake(progress=None) -> Path:
     target = cache_folder() / f"sample-lake-{SAMPLE_VERSION}"
     if (target / "streams.parquet").exists():
         return target
+    try:
+        return _generate_default(target, progress)
+    except OSError as e:  # a read-only, full or unwritable cache folder (OutputWriteError too): where, the way out
+        failure = _write_failure(e, f"the built-in sample lake in {target.parent}")
+        raise OutputWriteError(f"{failure} (set $MICROMEGAS_CACHE to a writable folder, or give --lake DIR)") from None
+
+
+def _generate_default(target: Path, progress) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".sample-lake-", dir=target.parent))
     try:

@@ -127,3 +127,51 @@ def test_server_says_process_ids_are_lower_case():
     pid = "BDD640FB-0667-4AD1-9C80-317FA3B1799D"
     with pytest.raises(ProcessNotFoundError, match=f"lower case: {pid.lower()}"):
         FlightSQLSource(queries=NoProcess()).process_info(pid)
+
+
+def _file_size_limit(limit):
+    def apply():
+        import resource
+        import signal
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+@pytest.mark.parametrize("folder_exists", [False, True])
+def test_sample_lake_failing_to_write_is_one_line_and_leaves_no_half_lake(tmp_path, folder_exists):
+    """A full disk (here a file size limit) while `sample-lake DIR` wrote was
+    `error: [Errno 28] Error writing bytes to file. Detail: ...` and left DIR with some tables
+    (and, when it failed after processes.parquet, a "lake" a new run refused as existing)."""
+    import subprocess
+    import sys
+    lake = tmp_path / "lake"
+    if folder_exists:
+        lake.mkdir()
+        (lake / "notes.txt").write_text("mine")
+    result = subprocess.run([sys.executable, "-m", "micromegas", "sample-lake", str(lake), "--quiet", "--threads", "2",
+                             "--spans-per-thread", "20000"], capture_output=True, text=True, timeout=120,
+                            preexec_fn=_file_size_limit(64 << 10))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == f"error: file too large writing the sample lake {lake}"
+    if folder_exists:
+        assert sorted(p.name for p in lake.iterdir()) == ["notes.txt"]
+    else:
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_unusable_cache_folder_for_the_sample_lake_is_one_line_with_the_way_out(tmp_path):
+    """$MICROMEGAS_CACHE (or the home cache) that cannot take the built-in sample lake (read-only,
+    full, under a file) printed a bare `error: [Errno 30] Read-only file system: '...'`."""
+    (tmp_path / "file").write_text("x")
+    cache = tmp_path / "file" / "cache"
+    result = run_cli("list-processes", env={"MICROMEGAS_CACHE": str(cache), "MICROMEGAS_LAKE": None,
+                                            "MICROMEGAS_ANALYTICS_URI": None, "MICROMEGAS_PROFILE": None,
+                                            "MICROMEGAS_TOKEN": None})
+    assert result.returncode == 1, result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert f"writing the built-in sample lake in {cache}" in lines[0]
+    assert "set $MICROMEGAS_CACHE to a writable folder, or give --lake DIR" in lines[0]
+    assert "Errno" not in lines[0]
