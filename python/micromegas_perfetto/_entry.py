@@ -29,6 +29,28 @@ for _signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         signal.signal(_signum, _early)
 
 
+# A standard descriptor the command line was started without (`cmd >&-`) is opened on /dev/null
+# (Python has already made sys.stdout or sys.stderr None for it): otherwise the first file
+# opened, such as the trace being written, would get descriptor 1 or 2, and whatever is then
+# written to "standard output" would land in it.
+for _fd in (0, 1, 2):
+    try:
+        os.fstat(_fd)
+    except OSError:
+        try:
+            _null = os.open(os.devnull, os.O_RDWR)
+            if _null != _fd:
+                os.dup2(_null, _fd)
+                os.close(_null)
+        except OSError:
+            pass
+if sys.stderr is None:  # started with stderr closed: messages go nowhere, never to stdout (print's fallback)
+    try:
+        sys.stderr = open(2, "w", closefd=False)
+    except OSError:
+        pass
+
+
 def main(argv=None, prog=None) -> int:
     from .cli import main as cli_main
     return cli_main(argv, prog)
@@ -41,17 +63,20 @@ def run(prog=None) -> None:
     costs about 25 ms, and a library thread still running in C code during it can crash it."""
     code = main(prog=prog)
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None when started with standard output closed
+            sys.stdout.flush()
     except BrokenPipeError:  # `... | head` closed early: what it wanted was read
         pass
     except OSError as e:
         code = code or 1
         try:
-            sys.stderr.write(f"error: writing standard output: {e.strerror or e}\n")
-        except OSError:
+            from .errors import output_write_error
+            sys.stderr.write(f"error: {output_write_error(e.errno, 'standard output')}\n")
+        except (OSError, AttributeError):
             pass
     try:
-        sys.stderr.flush()
+        if sys.stderr is not None:
+            sys.stderr.flush()
     except OSError:
         pass
     os._exit(code)

@@ -214,7 +214,10 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except OSError:  # stderr closed or unwritable: the exit status still says it
+        pass
 
 
 class _Notes(Progress):
@@ -556,6 +559,8 @@ def cmd_write_perfetto(args) -> int:
     filename = args.filename if args.filename is not None else f"{args.process_id}.perfetto"
     if filename != "-":
         return _write_perfetto(args, filename)
+    if sys.stdout is None:
+        raise RequestError("standard output is closed: there is nowhere to write the trace (--filename -)")
     stdout = sys.stdout
     sys.stdout = _TraceOnStdout(stdout)
     try:
@@ -639,6 +644,8 @@ def cmd_validate(args) -> int:
 
 def cmd_write_scenario(args) -> int:
     from .scenario import write_scenario
+    if args.output == "-" and sys.stdout is None:
+        raise RequestError("standard output is closed: there is nowhere to write the trace (OUT.perfetto -)")
     size = write_scenario(args.scenario, args.output, chunk_size=args.chunk_size or 0)
     print(f"wrote {args.output}" + (f": {size} bytes" if size is not None else ""),
           file=sys.stderr if args.output == "-" else sys.stdout)
@@ -732,17 +739,66 @@ def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
 def _main(argv: Optional[List[str]], prog: Optional[str]) -> int:
     parser = build_parser(prog or "micromegas-perfetto")
     args = parser.parse_args(argv)
-    if args.version:
-        from ._native import PMM_ABI_VERSION, library_path, version
-        try:
-            print(f"micromegas-perfetto {version()} (libperfetto_mm ABI {PMM_ABI_VERSION}, {library_path()})")
-        except PerfettoError as e:
-            _say(f"error: {e}")
-            return 1
+    stdout = sys.stdout
+    if stdout is not None:  # None: started with standard output closed
+        sys.stdout = _ReportedStdout(stdout)
+    try:
+        if args.version:
+            return _run_version()
+        if not args.command:
+            parser.print_help()
+            return 2
+        return _run_command(args)
+    finally:
+        sys.stdout = stdout
+
+
+def _run_version() -> int:
+    from ._native import PMM_ABI_VERSION, library_path, version
+    try:
+        print(f"micromegas-perfetto {version()} (libperfetto_mm ABI {PMM_ABI_VERSION}, {library_path()})")
+    except BrokenPipeError:
         return 0
-    if not args.command:
-        parser.print_help()
-        return 2
+    except (PerfettoError, OSError) as e:
+        _say(f"error: {e}")
+        return 1
+    return 0
+
+
+class _ReportedStdout:
+    """sys.stdout for the command line: failing to write it (standard output on a full disk or
+    /dev/full, an I/O error) is the OutputWriteError "disk full writing standard output" (one
+    line, exit 1) instead of a bare "[Errno 28] No space left on device". A closed pipe
+    (BrokenPipeError) is left as it is: a listing piped into `head` is not an error."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _failed(self, e: OSError):
+        from .errors import output_write_error
+        return output_write_error(e.errno, "standard output")
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise self._failed(e) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise self._failed(e) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _run_command(args) -> int:
     debug = getattr(args, "debug", False)
     stderr = sys.stderr
     if not debug:

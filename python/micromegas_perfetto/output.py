@@ -244,6 +244,8 @@ def atomic_output(target) -> Iterator[Output]:
     if shown == "":
         raise OutputError("the output file name is empty")
     if shown == "-":
+        if sys.stdout is None:  # the process was started with standard output closed
+            raise OutputError("standard output is closed: there is nowhere to write the trace")
         try:
             fd = sys.stdout.fileno()
         except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is OSError and ValueError

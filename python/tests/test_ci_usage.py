@@ -175,3 +175,61 @@ def test_unusable_cache_folder_for_the_sample_lake_is_one_line_with_the_way_out(
     assert f"writing the built-in sample lake in {cache}" in lines[0]
     assert "set $MICROMEGAS_CACHE to a writable folder, or give --lake DIR" in lines[0]
     assert "Errno" not in lines[0]
+
+
+def _run_with(args, stdout=None, stderr=None, close=(), cwd=None):
+    """`python -m micromegas ARGS` with stdout/stderr sent to the files given, or with the
+    descriptors in `close` closed, as `cmd >&-` or `2>&-` start it."""
+    import os
+    import subprocess
+    import sys
+
+    def closing():
+        for fd in close:
+            os.close(fd)
+    return subprocess.run([sys.executable, "-m", "micromegas", *map(str, args)], text=True, timeout=120, cwd=cwd,
+                          stdout=stdout if stdout is not None else subprocess.PIPE,
+                          stderr=stderr if stderr is not None else subprocess.PIPE, preexec_fn=closing)
+
+
+@pytest.mark.parametrize("command", ["list-processes", "write_perfetto", "validate", "--version"])
+def test_stdout_on_a_full_disk_is_one_line_exit_1(small_lake, tmp_path, command):
+    """`... > /dev/full` (standard output on a full disk) printed `error: [Errno 28] No space
+    left on device`, and `--version` a traceback."""
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    trace = tmp_path / "t.perfetto"
+    if command in ("write_perfetto", "validate"):
+        assert run_cli("write_perfetto", pid, "--lake", lake, "--filename", trace, "--quiet").returncode == 0
+    args = {"list-processes": ["list-processes", "--lake", lake],
+            "write_perfetto": ["write_perfetto", pid, "--lake", lake, "--filename", trace],
+            "validate": ["validate", trace], "--version": ["--version"]}[command]
+    with open("/dev/full", "w") as full:
+        result = _run_with(args, stdout=full)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == "error: disk full writing standard output\n"
+
+
+def test_started_with_stdout_closed(small_lake, tmp_path):
+    """`cmd >&-`: the trace file is written (its summary goes nowhere) without the traceback
+    "'NoneType' object has no attribute 'flush'"; `--filename -` is a usage mistake."""
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    reference = tmp_path / "reference.perfetto"
+    assert run_cli("write_perfetto", pid, "--lake", lake, "--filename", reference, "--quiet").returncode == 0
+    result = _run_with(["write_perfetto", pid, "--lake", lake, "--filename", tmp_path / "t.perfetto"], close=(1,))
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert (tmp_path / "t.perfetto").read_bytes() == reference.read_bytes()
+    result = _run_with(["write_perfetto", pid, "--lake", lake, "--filename", "-"], close=(1,), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "error: standard output is closed: there is nowhere to write the trace (--filename -)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reference.perfetto", "t.perfetto"]
+
+
+def test_started_with_stderr_closed_still_exits_with_the_status(small_lake, tmp_path):
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    result = _run_with(["write_perfetto", pid, "--lake", lake, "--begin", "soon", "--filename", tmp_path / "t"],
+                       close=(2,))
+    assert result.returncode == 2 and result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
