@@ -6,9 +6,10 @@ left behind.
 file being written is discarded; while a finished file is being put in place the signal is
 deferred until it is (output.in_critical_section). A watchdog thread, woken through
 `signal.set_wakeup_fd`, covers a main thread stuck in a C call (a write into a FIFO nobody
-reads): on a second signal, or when the first has not ended the process within GRACE
-seconds, it removes the named temporaries (output.remove_temporaries), says so and exits
-with os._exit(128 + signal). An interruption raised where Python cannot propagate it (a
+reads, a query to a server that does not answer): on a second signal, or when the first
+has not ended the process within GRACE seconds (STUCK seconds when the handler has not run
+at all: the main thread is inside a C call, with no cleanup of its own under way), it removes
+the named temporaries (output.remove_temporaries), says so and exits with os._exit(128 + signal). An interruption raised where Python cannot propagate it (a
 weakref callback, a __del__) is raised again a moment later (`_unraisable`), not printed.
 
 This module imports nothing heavy, so it is installed before pyarrow is imported.
@@ -26,6 +27,7 @@ from .errors import Interrupted, interruption_message
 
 SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
 GRACE = 5.0
+STUCK = 0.5
 
 
 def message(signum: int) -> str:
@@ -34,9 +36,11 @@ def message(signum: int) -> str:
 
 
 _raised = []
+_seen = []  # the handler ran (the main thread runs Python code): the watchdog gives it GRACE
 
 
 def _handler(signum, frame):
+    _seen.append(signum)
     if output.in_critical_section():
         output.defer(signum)
         return
@@ -57,7 +61,9 @@ def _die(signum: int) -> None:
 def _watch(read_fd: int) -> None:
     first = None
     while True:
-        timeout = None if first is None else max(0.0, first[1] + GRACE - time.monotonic())
+        wait = GRACE if _seen else STUCK
+        # (At least 50 ms: past the deadline inside a critical section, it polls, not spins.)
+        timeout = None if first is None else max(0.05, first[1] + wait - time.monotonic())
         ready, _, _ = select.select([read_fd], [], [], timeout)
         if ready:
             try:
@@ -76,6 +82,8 @@ def _watch(read_fd: int) -> None:
                 elif not output.in_critical_section():
                     _die(signum)
         elif first is not None and not output.in_critical_section():
+            if _seen and time.monotonic() < first[1] + GRACE:
+                continue  # the handler ran after all: the main thread is cleaning up
             _die(first[0])
 
 
@@ -121,6 +129,7 @@ def installed():
     watchdog = threading.Thread(target=_watch, args=(read_fd,), name="micromegas-perfetto-signals", daemon=True)
     watchdog.start()
     _raised.clear()
+    _seen.clear()
     _pending.clear()
     old_hook, alarm = sys.unraisablehook, hasattr(signal, "setitimer")
     if alarm:

@@ -377,11 +377,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
     parser.add_argument("--token", help="require this bearer token")
     parser.add_argument("--rows-per-batch", type=int, default=1000, help="rows per result batch")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds each query waits before its first batch")
     parser.add_argument("--batch-delay", type=float, default=0.0, help="seconds before each batch but the first")
     parser.add_argument("--log-calls", action="store_true", help="print 'call <SQL>' on stdout for each query")
     args = parser.parse_args()
     server = LakeFlightServer(args.lake, token=args.token, port=args.port)
     server.rows_per_batch, server.batch_delay, server.log_calls = args.rows_per_batch, args.batch_delay, args.log_calls
+    server.delay = args.delay
     print(f"serving {args.lake} at {server.uri} (Ctrl-C to stop)", flush=True)
     try:
         server.serve()

@@ -1,6 +1,7 @@
 """write_perfetto against a real FlightSQL server (the loopback fixture serving a lake)."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -125,6 +126,39 @@ def test_server_gone_mid_stream_is_a_lost_connection_and_leaves_no_file(small_la
     assert client.returncode == 1, stderr
     assert "lost while reading" in stderr and f"grpc://127.0.0.1:{port}" in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("sig, code, line", [(signal.SIGINT, 130, "interrupted: nothing written"),
+                                            (signal.SIGTERM, 143, "interrupted by SIGTERM: nothing written")])
+def test_a_signal_during_a_first_query_that_is_never_answered_ends_the_run_at_once(small_lake, tmp_path, sig, code,
+                                                                                 line):
+    """The main thread waits inside pyarrow's do_get, where Python runs no signal handler: the
+    watchdog ends the run in well under a second (it used to wait its 5 s grace), exit 128 +
+    signal, one line, no file."""
+    lake, _ = small_lake
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    fixture = os.path.join(os.path.dirname(__file__), "flight_fixture.py")
+    server = subprocess.Popen([sys.executable, fixture, str(lake), "--port", str(port), "--delay", "60",
+                               "--log-calls"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert "serving" in server.stdout.readline()
+        client = subprocess.Popen([sys.executable, "-m", "micromegas", "write_perfetto", pid_of(small_lake), "--uri",
+                                   f"grpc://127.0.0.1:{port}", "--filename", tmp_path / "t.perfetto"],
+                                  stderr=subprocess.PIPE, text=True)
+        assert server.stdout.readline().startswith("call ")  # the first query is waiting
+        time.sleep(0.2)
+        sent = time.monotonic()
+        client.send_signal(sig)
+        _, stderr = client.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        server.kill()
+        server.wait()
+    assert client.returncode == code and stderr.strip() == line, stderr
+    assert took < 3.0, took
     assert list(tmp_path.iterdir()) == []
 
 
