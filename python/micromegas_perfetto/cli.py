@@ -419,8 +419,11 @@ def choose_source(args):
     from .lake import LocalLake
     from .sample_lake import default_sample_lake
     path = default_sample_lake(progress=_say)
+    empty = [f"${name}" for name in ("MICROMEGAS_LAKE",) + SERVER_ENV if os.environ.get(name) == ""]
+    # A CI job's `MICROMEGAS_LAKE=$LAKE` with $LAKE unset: set, but empty, so not used; say so.
+    unused = f"; {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty, so not used" if empty else ""
     _say(f"reading the built-in sample lake {path} (--lake DIR for a lake, --uri URI or --profile NAME for a "
-         "micromegas analytics server)")
+         f"micromegas analytics server{unused})")
     return LocalLake(path), False
 
 

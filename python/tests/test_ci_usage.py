@@ -233,3 +233,17 @@ def test_started_with_stderr_closed_still_exits_with_the_status(small_lake, tmp_
                        close=(2,))
     assert result.returncode == 2 and result.stdout == ""
     assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_source_variables_are_named_when_the_sample_lake_is_read(tmp_path):
+    """`MICROMEGAS_LAKE=$LAKE` with $LAKE unset: the variable is empty, so the built-in sample
+    lake is read (as documented: a variable that is empty is not used); the stderr line says
+    which variables were empty, so the CI log shows why the job's lake was not read."""
+    result = run_cli("list-processes", "--ids", env={"MICROMEGAS_LAKE": "", "MICROMEGAS_ANALYTICS_URI": None,
+                                                     "MICROMEGAS_PROFILE": "", "MICROMEGAS_TOKEN": None,
+                                                     "MICROMEGAS_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.split()) == 3
+    line = result.stderr.splitlines()[-1]
+    assert line.startswith("reading the built-in sample lake"), result.stderr
+    assert "$MICROMEGAS_LAKE and $MICROMEGAS_PROFILE are empty, so not used" in line
