@@ -558,9 +558,16 @@ class _TraceOnStdout:
         return getattr(self._stdout, name)
 
 
+def _is_stdout(filename: str) -> bool:
+    """Whether the trace goes to standard output: `-`, or a name of descriptor 1 such as
+    /dev/stdout (then the summary and any text printed go to stderr, as for `-`)."""
+    from .output import descriptor_named
+    return filename == "-" or (filename.startswith("/") and descriptor_named(filename) == 1)
+
+
 def cmd_write_perfetto(args) -> int:
     filename = args.filename if args.filename is not None else f"{args.process_id}.perfetto"
-    if filename != "-":
+    if not _is_stdout(filename):
         return _write_perfetto(args, filename)
     if sys.stdout is None:
         raise RequestError("standard output is closed: there is nowhere to write the trace (--filename -)")
@@ -577,7 +584,7 @@ def _write_perfetto(args, filename: str) -> int:
     from .generation import write_process_trace
     if filename == "":
         raise RequestError("--filename is empty")
-    if args.open and filename == "-":
+    if args.open and _is_stdout(filename):
         raise RequestError("--open serves a written file; it cannot serve standard output (--filename -)")
     if args.server_side and args.async_layout not in (None, "micromegas"):
         raise RequestError(f"--server-side writes micromegas' one-track layout (perfetto_trace_chunks); "
@@ -595,7 +602,7 @@ def _write_perfetto(args, filename: str) -> int:
             progress=_Notes() if args.quiet else _Bar(), logs=args.logs, metrics=args.metrics,
             span_args=not args.no_span_args, flows=not args.no_flows)
     if not args.quiet:  # on stderr when the trace itself goes to standard output
-        print(f"wrote {describe(summary)}", file=sys.stderr if filename == "-" else sys.stdout)
+        print(f"wrote {describe(summary)}", file=sys.stderr if _is_stdout(filename) else sys.stdout)
     if args.validate and not os.path.isfile(filename):
         _say(f"note: --validate reads the trace back from a regular file; {filename} is not one")
     elif args.validate:
@@ -647,11 +654,11 @@ def cmd_validate(args) -> int:
 
 def cmd_write_scenario(args) -> int:
     from .scenario import write_scenario
-    if args.output == "-" and sys.stdout is None:
+    if _is_stdout(args.output) and sys.stdout is None:
         raise RequestError("standard output is closed: there is nowhere to write the trace (OUT.perfetto -)")
     size = write_scenario(args.scenario, args.output, chunk_size=args.chunk_size or 0)
     print(f"wrote {args.output}" + (f": {size} bytes" if size is not None else ""),
-          file=sys.stderr if args.output == "-" else sys.stdout)
+          file=sys.stderr if _is_stdout(args.output) else sys.stdout)
     return 0
 
 

@@ -2,7 +2,9 @@
 
 `atomic_output(target)` opens what `target` names for writing:
 
-- `-`: standard output, written directly;
+- `-`: standard output, written directly; so are `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`
+  and `/proc/self/fd/N`, through that descriptor (`descriptor_named`);
+- a name ending with `/` that is not a folder: an `OutputError` (it names a folder);
 - an existing file that is not a regular file (a FIFO, a character or block device such as
   `/dev/null`, a socket): written into directly, never replaced;
 - a symbolic link: resolved; its final target is written as below, the link itself is kept;
@@ -23,6 +25,7 @@ A missing or unwritable output folder, or a target that is a folder, is an `Outp
 """
 import errno
 import os
+import re
 import stat
 import sys
 from contextlib import contextmanager
@@ -235,6 +238,31 @@ def _sync_folder(folder_fd: int) -> None:
         pass
 
 
+_DESCRIPTOR_NAME = re.compile(r"^/(?:dev/fd|proc/self/fd)/(\d+)$")
+
+
+def descriptor_named(name: str) -> Optional[int]:
+    """The open descriptor that `name` stands for: 1 for `-` and `/dev/stdout`, 2 for
+    `/dev/stderr`, N for `/dev/fd/N` and `/proc/self/fd/N` (bash's `>(gzip > t.gz)` names
+    /dev/fd/63); None for any other name, or a descriptor that is not open. Such a name is
+    written through the descriptor itself, as `-` is: opening the name again would fail for
+    a pipe or socket (`/proc/self/fd/1 -> pipe:[N]`) and, for a file the shell opened, start
+    at its beginning or replace it instead of appending where the shell's redirection says."""
+    if name == "-":
+        return 1
+    fd = {"/dev/stdout": 1, "/dev/stderr": 2}.get(name)
+    if fd is None:
+        match = _DESCRIPTOR_NAME.match(name)
+        fd = int(match.group(1)) if match and len(match.group(1)) < 10 else None
+    if fd is None:
+        return None
+    try:
+        os.fstat(fd)
+    except OSError:
+        return None
+    return fd
+
+
 @contextmanager
 def atomic_output(target) -> Iterator[Output]:
     """Opens `target` for writing as the module documentation describes; yields an `Output`.
@@ -256,6 +284,17 @@ def atomic_output(target) -> Iterator[Output]:
         out = Output(fd, None, False, "standard output")
         yield out
         return
+    fd = descriptor_named(shown)
+    if fd is not None:  # /dev/stdout, /dev/fd/N: the descriptor itself, as for "-"
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+        yield Output(fd, None, False, shown)
+        return
+    if shown.endswith(os.sep) and not os.path.isdir(shown):  # Path() drops the slash: "out/" became a file "out"
+        raise OutputError(f"output {shown} ends with {os.sep}, so it names a folder, and "
+                          f"{'that is a file' if os.path.lexists(shown.rstrip(os.sep)) else 'none exists'}: "
+                          "give a file name")
     path = Path(shown)
     try:
         if path.is_symlink():

@@ -247,3 +247,73 @@ def test_empty_source_variables_are_named_when_the_sample_lake_is_read(tmp_path)
     line = result.stderr.splitlines()[-1]
     assert line.startswith("reading the built-in sample lake"), result.stderr
     assert "$MICROMEGAS_LAKE and $MICROMEGAS_PROFILE are empty, so not used" in line
+
+
+@pytest.fixture
+def reference_trace(small_lake, tmp_path_factory):
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    out = tmp_path_factory.mktemp("reference") / "t.perfetto"
+    assert run_cli("write_perfetto", pid, "--lake", lake, "--filename", out, "--quiet").returncode == 0
+    return lake, pid, out.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/1"])
+def test_dev_stdout_into_a_pipe_is_the_trace(reference_trace, tmp_path, name):
+    """`--filename /dev/stdout | ...` (for tools without `-`) was `error: cannot create
+    /dev/stdout: No such file or directory`, exit 2: the name resolved to /proc/PID/fd/pipe:[N].
+    Now it is `-`: the trace on the pipe, the summary on stderr."""
+    lake, pid, reference = reference_trace
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-m", "micromegas", "write_perfetto", pid, "--lake", str(lake),
+                             "--filename", name], capture_output=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == reference
+    assert result.stderr.decode().startswith(f"wrote {name}: ")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dev_stdout_appended_by_the_shell_keeps_what_the_shell_wrote(reference_trace, tmp_path):
+    """`{ echo header; ... --filename /dev/stdout; } >> log`: the name was resolved to the log
+    file, which was replaced (what was before it lost, the shell's later writes going to the
+    replaced file). Now the trace goes where the shell's descriptor is."""
+    lake, pid, reference = reference_trace
+    log = tmp_path / "log"
+    log.write_bytes(b"header\n")
+    with open(log, "ab") as out:
+        result = _run_with(["write_perfetto", pid, "--lake", lake, "--filename", "/dev/stdout", "--quiet"], stdout=out)
+    assert result.returncode == 0, result.stderr
+    assert log.read_bytes() == b"header\n" + reference
+
+
+def test_dev_fd_of_a_pipe_is_written(reference_trace, tmp_path):
+    """bash's process substitution, `--filename >(gzip > t.gz)`, names /dev/fd/63."""
+    import os
+    import subprocess
+    import sys
+    lake, pid, reference = reference_trace
+    read_end, write_end = os.pipe()
+    process = subprocess.Popen([sys.executable, "-m", "micromegas", "write_perfetto", pid, "--lake", str(lake),
+                                "--filename", f"/dev/fd/{write_end}", "--quiet"], pass_fds=(write_end,),
+                               stderr=subprocess.PIPE)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    assert process.wait(timeout=120) == 0, process.stderr.read()
+    assert data == reference
+
+
+@pytest.mark.parametrize("case", ["missing folder", "existing file"])
+def test_output_name_ending_with_a_slash_is_a_folder_and_exits_2(small_lake, tmp_path, case):
+    """`--filename out/` (meaning a folder) wrote a file named `out`; `t.perfetto/` replaced
+    t.perfetto. Both are one line, exit 2, nothing written."""
+    lake, processes = small_lake
+    (tmp_path / "t.perfetto").write_bytes(b"keep")
+    name = {"missing folder": "out/", "existing file": "t.perfetto/"}[case]
+    result = run_cli("write_perfetto", processes[0]["process_id"], "--lake", lake, "--filename", name, "--quiet",
+                     cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: output {name} ends with /, so it names a folder"), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.perfetto"]
+    assert (tmp_path / "t.perfetto").read_bytes() == b"keep"
