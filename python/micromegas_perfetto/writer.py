@@ -5,6 +5,7 @@ writer's lock, and `close()` waits for a call in progress.
 """
 import ctypes
 import threading
+import warnings
 from typing import Optional
 
 from . import _args, _native
@@ -38,7 +39,8 @@ class PerfettoWriter:
         there, not closed; the writer keeps the file object referenced until `close()`.
 
     Use it as a context manager, or call `close()`: that flushes the last chunk (a writer
-    dropped without either is freed unflushed: what it buffered is not written).
+    dropped without either is freed unflushed: what it buffered is not written, and a file or
+    callable writer says so with a ResourceWarning, as an unclosed file does).
     Errors raise `PerfettoError` subclasses carrying the library's message.
     """
 
@@ -54,6 +56,7 @@ class PerfettoWriter:
         self._output = None
         self.is_memory = output is None
         pid = utf8(process_id, "process_id")
+        self._process_id = pid.decode("utf-8", "replace")
         if output is None:
             check(self._lib.pmm_writer_new_buffer(pid, len(pid), capacity, ctypes.byref(self._handle)))
         elif callable(output):
@@ -154,6 +157,11 @@ class PerfettoWriter:
 
     def __del__(self):
         if getattr(self, "_handle", None):
+            if not self.is_memory:
+                # As Python does for an unclosed file: the buffered packets are lost, say so
+                # (shown under -X dev, -W default and pytest).
+                warnings.warn(f"unclosed PerfettoWriter of process {self._process_id}: what it buffered was not "
+                              "written (use close() or a with block)", ResourceWarning, stacklevel=2, source=self)
             self._lib.pmm_writer_free(self._handle)
 
     # -- internals ---------------------------------------------------------------------------

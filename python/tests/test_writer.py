@@ -68,3 +68,27 @@ def test_bad_file_descriptor_is_an_io_error():
     assert caught.value.errno == 9
     assert str(caught.value) == (f"I/O error (errno 9): write to file descriptor {wfd} failed: Bad file descriptor; "
                                  "the writer is stopped"), str(caught.value)
+
+
+def test_a_file_writer_dropped_unclosed_warns_as_an_unclosed_file_does(tmp_path):
+    """What it buffered is lost (it is not flushed from __del__, where a callable output would
+    run during garbage collection): a ResourceWarning says so, as Python's files do. A memory
+    writer (read with getvalue()) and a closed one do not warn."""
+    import gc
+    import warnings
+    with open(tmp_path / "t.perfetto", "wb") as f:
+        w = PerfettoWriter("proc-1", f)
+        w.emit_process_descriptor("exe")
+        with pytest.warns(ResourceWarning, match="unclosed PerfettoWriter of process proc-1: what it buffered"):
+            del w
+            gc.collect()
+    assert (tmp_path / "t.perfetto").read_bytes() == b""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        memory = PerfettoWriter("p")
+        memory.emit_process_descriptor("exe")
+        del memory
+        with PerfettoWriter("p", lambda chunk_id, data: None) as closed:
+            closed.emit_process_descriptor("exe")
+        del closed
+        gc.collect()
