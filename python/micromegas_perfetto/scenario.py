@@ -36,8 +36,14 @@ def load(path) -> dict:
             scenario = json.load(f)
     except FileNotFoundError:
         raise RequestError(f"scenario file {path} not found") from None
+    except IsADirectoryError:
+        raise RequestError(f"scenario file {path} is a folder") from None
+    except OSError as e:  # permission denied, an I/O error: "[Errno 13] ..." said nothing of the file's role
+        raise RequestError(f"cannot read the scenario file {path}: {e.strerror or e}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RequestError(f"scenario file {path} is not valid JSON: {e}") from None
+    if not isinstance(scenario, dict):
+        raise RequestError(f"scenario file {path} holds a JSON {type(scenario).__name__}, not an object")
     missing = [k for k in ("process_id", "exe", "span_types", "threads", "async_spans") if k not in scenario]
     if missing:
         raise RequestError(f"scenario file {path} lacks {', '.join(missing)}")

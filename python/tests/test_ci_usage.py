@@ -317,3 +317,21 @@ def test_output_name_ending_with_a_slash_is_a_folder_and_exits_2(small_lake, tmp
     assert result.stderr.startswith(f"error: output {name} ends with /, so it names a folder"), result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.perfetto"]
     assert (tmp_path / "t.perfetto").read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("a folder", "scenario file {path} is a folder"),
+    ("a JSON array", "scenario file {path} holds a JSON list, not an object"),
+])
+def test_write_scenario_input_mistakes_exit_2_with_one_line(tmp_path, case, message):
+    """A folder as the scenario was `error: [Errno 21] Is a directory: '...'`, exit 1; a JSON
+    array "lacked" every key."""
+    path = tmp_path / "s"
+    if case == "a folder":
+        path.mkdir()
+    else:
+        path.write_text("[1, 2]")
+    result = run_cli("write_scenario", path, tmp_path / "t.perfetto")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"error: {message.format(path=path)}\n"
+    assert not (tmp_path / "t.perfetto").exists()
