@@ -672,11 +672,6 @@ def cmd_sample_lake(args) -> int:
         raise RequestError(f"{args.folder} already holds a lake")
     if folder.exists() and not folder.is_dir():
         raise RequestError(f"{args.folder} is not a folder")
-    created = not folder.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise RequestError(f"cannot create the lake folder {args.folder}: {e.strerror or e}") from None
     try:
         variant = LakeVariant(layout=args.layout, time_unit=args.time_unit,
                               time_zone=None if args.time_zone.lower() == "none" else args.time_zone,
@@ -684,6 +679,11 @@ def cmd_sample_lake(args) -> int:
                               row_group_rows=args.row_group_rows)
     except (ValueError, TypeError) as e:
         raise RequestError(f"sample lake: {e}") from None
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RequestError(f"cannot create the lake folder {args.folder}: {e.strerror or e}") from None
     started = time.monotonic()
     try:
         processes = write_sample_lake(args.folder, seed=args.seed, threads=args.threads,

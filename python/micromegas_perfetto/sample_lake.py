@@ -80,6 +80,13 @@ class LakeVariant:
                 raise ValueError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
         if self.row_group_rows < 1 or self.parts < 1:
             raise ValueError("row_group_rows and parts must be >= 1")
+        if self.time_zone is not None:  # pyarrow takes any text as a zone; readers of the lake then fail on it
+            import pyarrow.compute as pc
+            try:
+                pc.hour(pa.array([0], pa.timestamp("s", tz=self.time_zone)))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise ValueError(f"time zone {self.time_zone!r} is neither an offset (+HH:MM) nor a zone of the time zone "
+                                 "database (e.g. Europe/Paris, UTC)") from None
 
     @property
     def time_type(self) -> pa.DataType:

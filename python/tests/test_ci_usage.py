@@ -335,3 +335,16 @@ def test_write_scenario_input_mistakes_exit_2_with_one_line(tmp_path, case, mess
     assert result.returncode == 2, result.stderr
     assert result.stderr == f"error: {message.format(path=path)}\n"
     assert not (tmp_path / "t.perfetto").exists()
+
+
+def test_sample_lake_refuses_an_unknown_time_zone(tmp_path):
+    """`--time-zone Mars/Phobos` wrote a lake whose time columns carry a zone no reader knows
+    (pyarrow's to_pandas, DuckDB fail on it), exit 0. Offsets and database zones still work."""
+    result = run_cli("sample-lake", tmp_path / "lake", "--time-zone", "Mars/Phobos", "--quiet", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == ("error: sample lake: time zone 'Mars/Phobos' is neither an offset (+HH:MM) nor a zone of "
+                             "the time zone database (e.g. Europe/Paris, UTC)\n")
+    assert list(tmp_path.iterdir()) == []
+    from micromegas_perfetto.sample_lake import LakeVariant
+    for zone in ("+00:00", "-05:30", "UTC", "Europe/Paris", None):
+        LakeVariant(time_zone=zone)
