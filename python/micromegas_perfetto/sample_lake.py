@@ -16,6 +16,7 @@ ns (coarser units stretch the timeline so every value stays exact); threads miss
 """
 import os
 import random
+import re
 import shutil
 import tempfile
 import uuid
@@ -80,7 +81,9 @@ class LakeVariant:
                 raise ValueError(f"{what} must be one of {', '.join(allowed)}, got {value!r}")
         if self.row_group_rows < 1 or self.parts < 1:
             raise ValueError("row_group_rows and parts must be >= 1")
-        if self.time_zone is not None:  # pyarrow takes any text as a zone; readers of the lake then fail on it
+        # pyarrow takes any text as a zone; readers of the lake then fail on it. An offset is
+        # checked here; a name by pyarrow's time zone database (pyarrow.compute: imported then only).
+        if self.time_zone is not None and not re.match(r"^[+-]([01]\d|2[0-3]):[0-5]\d$", self.time_zone):
             import pyarrow.compute as pc
             try:
                 pc.hour(pa.array([0], pa.timestamp("s", tz=self.time_zone)))
