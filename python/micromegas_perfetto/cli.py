@@ -160,7 +160,8 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
                     "and interned data, track references, and slice nesting (misplaced_end_event, depth "
                     "limit); counts the slices Perfetto shows with a wrong duration. Streams the file.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Exit status: 0 no problems; 1 problems found; 2 not a trace, or the file cannot be read.")
+        epilog="Exit status: 0 no problems; 1 problems found; 2 not a trace, the file cannot be read, or the "
+               "validator cannot run (libperfetto_mm cannot be loaded).")
     v.add_argument("trace", metavar="TRACE", help="the .perfetto file ('-' for standard input)")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -638,6 +639,11 @@ def cmd_validate(args) -> int:
         report = validate(sys.stdin.buffer if args.trace == "-" else args.trace)
     except OSError as e:
         _say(f"error: cannot read {args.trace}: {e.strerror or e}")
+        return 2
+    except PerfettoError as e:  # the validator cannot run (the library cannot be loaded): no verdict, so not 1
+        if args.debug:
+            traceback.print_exc()
+        _say(f"error: {e}")
         return 2
     if args.json:
         print(json.dumps(dict(report.to_dict(), trace=args.trace), indent=2))

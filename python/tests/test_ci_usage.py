@@ -348,3 +348,16 @@ def test_sample_lake_refuses_an_unknown_time_zone(tmp_path):
     from micromegas_perfetto.sample_lake import LakeVariant
     for zone in ("+00:00", "-05:30", "UTC", "Europe/Paris", None):
         LakeVariant(time_zone=zone)
+
+
+def test_validate_that_cannot_load_the_library_is_no_verdict_exit_2(tmp_path):
+    """`validate` exits 1 for "problems found": a library that cannot be loaded gave 1 too, so a
+    CI job read a broken installation as a broken trace. It is exit 2, as an unreadable file."""
+    trace = tmp_path / "t.perfetto"
+    shutil.copy(GOLDEN / "basic_thread.perfetto", trace)
+    not_a_library = tmp_path / "libperfetto_mm.so"
+    not_a_library.write_text("not ELF")
+    result = run_cli("validate", trace, env={"MICROMEGAS_PERFETTO_LIB": str(not_a_library)})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: cannot load {not_a_library}") and result.stderr.count("\n") == 1
+    assert run_cli("validate", trace).returncode == 0
