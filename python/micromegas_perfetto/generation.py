@@ -294,6 +294,7 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
     if begin_ns is not None and end_ns is not None and begin_ns > end_ns:
         raise InvalidTimeError(f"begin ({ns_to_iso(begin_ns)}) is after end ({ns_to_iso(end_ns)})")
     info = _source_result(source.process_info(process_id), ProcessInfo, source, "process_info")
+    given = (begin_ns is not None, end_ns is not None)
     if begin_ns is None or end_ns is None:
         default_range = source.time_range(info)
         if not isinstance(default_range, (tuple, list)) or len(default_range) != 2:
@@ -305,7 +306,10 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
     if begin_ns < 0:
         raise InvalidTimeError(f"begin {begin_ns} ns is before 1970")
     if begin_ns > end_ns:
-        raise InvalidTimeError(f"begin ({ns_to_iso(begin_ns)}) is after end ({ns_to_iso(end_ns)})")
+        # One of them is the process's own (it was not given): say which.
+        begin_text = f"begin ({ns_to_iso(begin_ns)})" if given[0] else f"the process's start ({ns_to_iso(begin_ns)})"
+        end_text = f"end ({ns_to_iso(end_ns)})" if given[1] else f"the process's end ({ns_to_iso(end_ns)})"
+        raise InvalidTimeError(f"{begin_text} is after {end_text}")
     threads = list(_source_result(source.threads(info.process_id, begin_ns, end_ns), (list, tuple), source,
                                   "threads", "a list of ThreadInfo"))
     for thread in threads:

@@ -361,3 +361,21 @@ def test_validate_that_cannot_load_the_library_is_no_verdict_exit_2(tmp_path):
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith(f"error: cannot load {not_a_library}") and result.stderr.count("\n") == 1
     assert run_cli("validate", trace).returncode == 0
+
+
+@pytest.mark.parametrize("given, message", [
+    (["--begin", "2030-01-01"], "begin (2030-01-01T00:00:00.000000000Z) is after the process's end ({end})"),
+    (["--end", "2020-01-01"], "the process's start ({start}) is after end (2020-01-01T00:00:00.000000000Z)"),
+])
+def test_one_bound_beyond_the_process_names_the_process_bound(small_lake, tmp_path, given, message):
+    """`--begin` after the process's end (no --end) said "begin (...) is after end (...)", an end
+    the user never gave."""
+    from micromegas_perfetto.timeutil import ns_to_iso
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    info = LocalLake(lake).process_info(pid)
+    start, end = LocalLake(lake).time_range(info)
+    result = run_cli("write_perfetto", pid, "--lake", lake, *given, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == f"error: {message.format(start=ns_to_iso(start), end=ns_to_iso(end))}\n"
+    assert list(tmp_path.iterdir()) == []
