@@ -6,10 +6,11 @@
 /// it lies within the parent and within the innermost slice still open there; any other
 /// span takes the lowest-numbered free lane, and a new lane only when none is free. A
 /// lane is free once its outermost slice has ended, so lanes never outnumber the spans
-/// open at one instant.
+/// open at one instant. A child is nested only while its lane's stack stays within
+/// Perfetto's depth limit (`maxNesting`); deeper, it takes a lane like any other span.
 ///
 /// Spans are matcher records (by index): per record, 8 bytes of layout state
-/// (`LaneRecordState`, shared by a generation's layouts); per lane, 24 bytes, in raw
+/// (`LaneRecordState`, shared by a generation's layouts); per lane, 28 bytes, in raw
 /// storage that grows by doubling.
 ///
 /// Busy lanes are found free again by the end of their outermost slice: in a ring of
@@ -28,6 +29,10 @@ final class LaneLayout {
     static let openBit: UInt32 = 1 << 31
     static let ringSize = 1024
     static let initialLaneCapacity = 1024
+    /// The most slices open at once on one lane: Perfetto's trace processor stops pushing
+    /// slices at depth 512 (`kMaxDepth`), so a slice begun deeper is never ended there and
+    /// every duration on the lane goes wrong (`TraceValidator`'s `depth_limit`).
+    static let maxNesting = 512
 
     /// Lanes created so far.
     @exclusivity(unchecked) private(set) var laneCount = 0
@@ -38,6 +43,9 @@ final class LaneLayout {
     private let below: UnsafeMutablePointer<UInt32>
     /// Per lane: the innermost open slice (top of the stack), or `none`.
     @exclusivity(unchecked) private var tops: UnsafeMutablePointer<UInt32>
+    /// Per lane: how many slices its stack holds (those still open once the ended ones
+    /// above the innermost open slice are popped).
+    @exclusivity(unchecked) private var depths: UnsafeMutablePointer<Int32>
     /// Per lane in the ring: the end of its outermost slice, and the next lane of its bucket (-1: none).
     @exclusivity(unchecked) private var laneEnds: UnsafeMutablePointer<Int64>
     @exclusivity(unchecked) private var laneNext: UnsafeMutablePointer<Int32>
@@ -61,6 +69,7 @@ final class LaneLayout {
         state = records.state
         below = records.below
         tops = .allocate(capacity: 1)
+        depths = .allocate(capacity: 1)
         laneEnds = .allocate(capacity: 1)
         laneNext = .allocate(capacity: 1)
         buckets = .allocate(capacity: Self.ringSize)
@@ -73,6 +82,7 @@ final class LaneLayout {
 
     deinit {
         tops.deallocate()
+        depths.deallocate()
         laneEnds.deallocate()
         laneNext.deallocate()
         buckets.deallocate()
@@ -90,12 +100,16 @@ final class LaneLayout {
             if p.pointee.begin <= begin, end <= p.pointee.end {
                 let lane = Int(state[parent] & ~Self.openBit) - 1
                 var last = tops[lane]
+                var depth = depths[lane]
                 while last != Self.none, records[Int(last)].pointee.end <= begin {
                     state[Int(last)] &= ~Self.openBit
                     last = below[Int(last)]
+                    depth -= 1
                 }
                 tops[lane] = last
-                if state[parent] & Self.openBit != 0, last != Self.none, end <= records[Int(last)].pointee.end {
+                depths[lane] = depth
+                if state[parent] & Self.openBit != 0, last != Self.none, end <= records[Int(last)].pointee.end,
+                   depth < Int32(Self.maxNesting) {
                     push(index, lane)
                     return Placement(lane: lane, isNewLane: false)
                 }
@@ -111,6 +125,7 @@ final class LaneLayout {
             if lane == laneCapacity { grow(to: laneCapacity * 2) }
             laneCount += 1
             tops[lane] = Self.none
+            depths[lane] = 0
             isNew = true
         }
         push(index, lane)
@@ -172,6 +187,7 @@ final class LaneLayout {
             p = below[Int(p)]
         }
         tops[lane] = Self.none
+        depths[lane] = 0
         free.insert(lane)
     }
 
@@ -179,6 +195,7 @@ final class LaneLayout {
     private func push(_ index: Int, _ lane: Int) {
         below[index] = tops[lane]
         tops[lane] = UInt32(truncatingIfNeeded: index)
+        depths[lane] &+= 1
         state[index] = UInt32(truncatingIfNeeded: lane + 1) | Self.openBit
     }
 
@@ -192,6 +209,7 @@ final class LaneLayout {
             return q
         }
         tops = grown(tops)
+        depths = grown(depths)
         laneEnds = grown(laneEnds)
         laneNext = grown(laneNext)
         busy.reserve(capacity)

@@ -227,6 +227,31 @@ struct LanesContentTests {
         #expect(report.flows == 2 && report.isClean, "\(report.examples.map(\.message))")
     }
 
+    /// A parent chain deeper than Perfetto's depth limit (512): each span the child of the one
+    /// before and inside it. Nesting it all on one lane made Perfetto drop every begin past
+    /// depth 512 and close the wrong slices (every duration of the lane wrong); the spans
+    /// past the limit now go on another lane, where they nest again.
+    @Test(arguments: [AsyncLayout.lanes, .threadLanes])
+    func parentChainDeeperThanPerfettoNestsAcrossLanes(_ layout: AsyncLayout) throws {
+        let count = 1_200
+        var events: [AsyncEvent] = []
+        for i in 0..<count {
+            let id = Int64(i + 1)
+            events.append(AsyncEvent(time: 10_000 + Int64(i), isBegin: true, spanId: id, parentSpanId: Int64(i),
+                                     depth: UInt32(i)))
+            events.append(AsyncEvent(time: 900_000 - Int64(i), isBegin: false, spanId: id, parentSpanId: Int64(i),
+                                     depth: UInt32(i)))
+        }
+        let (bytes, stats) = try generateBytes(events, layout: layout)
+        #expect(stats.asyncSpans == count)
+        let report = bytes.withUnsafeBytes { TraceValidator.validate($0) }
+        #expect(report.isClean, "\(report.examples.map(\.message))")
+        #expect(report.maxDepth == SliceTrackModel.maxDepth)
+        #expect(report.slices == count)
+        // 512 + 512 + 176 spans: three lanes (thread-lanes: plus the process's empty one).
+        #expect(stats.asyncTracks == (layout == .lanes ? 3 : 4))
+    }
+
     @Test func optionsTurnArgsAndFlowsOff() throws {
         let (events, _) = Self.workload(count: 200)
         let both = try generate(events, layout: .lanes).packets
