@@ -11,7 +11,9 @@
 ///
 /// Spans are matcher records (by index): per record, 8 bytes of layout state
 /// (`LaneRecordState`, shared by a generation's layouts); per lane, 28 bytes, in raw
-/// storage that grows by doubling.
+/// storage that grows by doubling; the ring, 4 bytes a bucket. Both are sized by the spans
+/// the layout will place, so the many small layouts of `thread-lanes` (one per thread)
+/// stay small.
 ///
 /// Busy lanes are found free again by the end of their outermost slice: in a ring of
 /// time buckets of 2^`timeShift` ns (a lane sits in the bucket of its end), so that
@@ -27,7 +29,8 @@ final class LaneLayout {
 
     static let none = UInt32.max
     static let openBit: UInt32 = 1 << 31
-    static let ringSize = 1024
+    /// The most buckets of the ring (a layout of fewer spans has fewer, a power of two).
+    static let maxRingSize = 1024
     static let initialLaneCapacity = 1024
     /// The most slices open at once on one lane: Perfetto's trace processor stops pushing
     /// slices at depth 512 (`kMaxDepth`), so a slice begun deeper is never ended there and
@@ -52,6 +55,8 @@ final class LaneLayout {
     @exclusivity(unchecked) private var laneCapacity = 0
     /// Per bucket of the ring (bucket number mod `ringSize`): its first lane, or -1.
     private let buckets: UnsafeMutablePointer<Int32>
+    /// Buckets in the ring (a power of two; any size gives the same placements).
+    private let ringSize: Int
     private let timeShift: UInt64
     /// The bucket of the last span placed: the ring holds the lanes ending in buckets
     /// `cursor + 1 ..< cursor + ringSize`.
@@ -72,8 +77,11 @@ final class LaneLayout {
         depths = .allocate(capacity: 1)
         laneEnds = .allocate(capacity: 1)
         laneNext = .allocate(capacity: 1)
-        buckets = .allocate(capacity: Self.ringSize)
-        buckets.initialize(repeating: -1, count: Self.ringSize)
+        var ring = 16
+        while ring < Swift.min(spanCount, Self.maxRingSize) { ring <<= 1 }
+        ringSize = ring
+        buckets = .allocate(capacity: ring)
+        buckets.initialize(repeating: -1, count: ring)
         timeShift = UInt64(63 - UInt64(Swift.max(typicalGap, 1)).leadingZeroBitCount)
         // Room for the lanes of most traces up front: placing then allocates nothing (it
         // may run on a worker thread, whose allocations would open a malloc arena of its own).
@@ -131,8 +139,8 @@ final class LaneLayout {
         push(index, lane)
         // Busy until `end`: in the ring when its bucket is ahead of this one and within reach.
         let bucket = Int64(bitPattern: UInt64(bitPattern: end) >> timeShift)
-        if bucket > cursor, bucket - cursor < Int64(Self.ringSize) {
-            let b = Int(bucket) & (Self.ringSize - 1)
+        if bucket > cursor, bucket - cursor < Int64(ringSize) {
+            let b = Int(bucket) & (ringSize - 1)
             laneEnds[lane] = end
             laneNext[lane] = buckets[b]
             buckets[b] = Int32(truncatingIfNeeded: lane)
@@ -149,10 +157,10 @@ final class LaneLayout {
     private func releaseEnded(by time: Int64) {
         let bucket = Int64(bitPattern: UInt64(bitPattern: time) >> timeShift)
         if bucket > cursor {
-            let steps = Swift.min(bucket - cursor, Int64(Self.ringSize))
+            let steps = Swift.min(bucket - cursor, Int64(ringSize))
             var passed = cursor
             for _ in 0..<steps {
-                let b = Int(passed) & (Self.ringSize - 1)
+                let b = Int(passed) & (ringSize - 1)
                 var lane = buckets[b]
                 buckets[b] = -1
                 while lane >= 0 {
@@ -164,7 +172,7 @@ final class LaneLayout {
             }
             cursor = bucket
         }
-        let b = Int(bucket) & (Self.ringSize - 1)
+        let b = Int(bucket) & (ringSize - 1)
         var lane = buckets[b]
         if lane >= 0 {
             buckets[b] = -1
@@ -201,7 +209,7 @@ final class LaneLayout {
 
     /// Room for `capacity` lanes (there are never more lanes than records, < 2^31).
     private func grow(to capacity: Int) {
-        let capacity = (Swift.max(64, capacity) + 63) & ~63  // whole words of the free-lane bit set
+        let capacity = Swift.max(1, capacity)
         func grown<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<T> {
             let q = UnsafeMutablePointer<T>.allocate(capacity: capacity)
             q.moveInitialize(from: p, count: laneCount)
@@ -402,9 +410,9 @@ struct LaneSet {
     /// No word below this one has a bit set.
     private var firstWord = 0
 
-    /// Room for lanes 0 ..< `capacity` (a multiple of 64, growing).
+    /// Room for lanes 0 ..< `capacity` (growing).
     mutating func reserve(_ capacity: Int) {
-        let count = capacity >> 6
+        let count = (capacity + 63) >> 6
         guard count > wordCount else { return }
         let grown = UnsafeMutablePointer<UInt64>.allocate(capacity: count)
         grown.update(from: words, count: wordCount)
