@@ -344,18 +344,15 @@ final class SliceTrackModel {
 
 /// An open-addressing map from non-negative Int64 keys (slice ids) to values, with
 /// deletion (backward shift, no tombstones): the short-lived per-slice records of the
-/// model, without hashing through `Hasher`.
+/// model, without hashing through `Hasher`. Empty until the first `set` (every track has
+/// two, and a trace may have millions of tracks).
 struct SliceMap<Value> {
-    private var keys: [Int64]
-    private var values: [Value?]
-    private var mask: Int
+    private var keys: [Int64] = []
+    private var values: [Value?] = []
+    private var mask = -1
     private(set) var count = 0
 
-    init() {
-        keys = [Int64](repeating: -1, count: 64)
-        values = [Value?](repeating: nil, count: 64)
-        mask = 63
-    }
+    init() {}
 
     @inline(__always)
     private func slot(_ key: Int64) -> Int {
@@ -373,6 +370,7 @@ struct SliceMap<Value> {
 
     /// Removes `key` and returns its value, if present.
     mutating func remove(_ key: Int64) -> Value? {
+        guard count > 0 else { return nil }
         var i = slot(key)
         while keys[i] != key {
             if keys[i] < 0 { return nil }
@@ -410,7 +408,7 @@ struct SliceMap<Value> {
 
     private mutating func grow() {
         let old = entries
-        let size = (mask + 1) * 2
+        let size = Swift.max(8, (mask + 1) * 2)
         keys = [Int64](repeating: -1, count: size)
         values = [Value?](repeating: nil, count: size)
         mask = size - 1

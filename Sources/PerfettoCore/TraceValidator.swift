@@ -400,18 +400,22 @@ public final class TraceValidator {
             }
         }
 
-        // Interned references.
+        // Interned references. Only slice begins and ends use the name and category (to pair
+        // them); an inline one is kept only for those, so that inline names of instants and
+        // counters (the log messages past the generator's interning cap) cost no memory.
+        let isSlice = type == 1 || type == 2
         var name: Int32 = 0
         if nameIid != 0 {
             if let entry = lookup(seq, .name, nameIid, offset) { name = entry }
-        } else if let inlineName {
+        } else if isSlice, let inlineName {
             name = state.intern(inlineName)
         }
         var category: Int32 = 0
         if categoryIidCount == 1 && inlineCategoryCount == 0 {
-            category = lookup(seq, .category, categoryIid, offset) ?? state.intern("unknown(\(categoryIid))")
+            category = lookup(seq, .category, categoryIid, offset)
+                ?? (isSlice ? state.intern("unknown(\(categoryIid))") : 0)
         } else if categoryIidCount == 0 && inlineCategoryCount == 1 {
-            category = state.intern(inlineCategory)
+            category = isSlice ? state.intern(inlineCategory) : 0
         } else if categoryIidCount + inlineCategoryCount > 1 {
             category = try joinedCategories(bytes, seq, offset)
         }
