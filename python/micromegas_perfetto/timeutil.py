@@ -16,8 +16,10 @@ TimeLike = Union[None, int, str, datetime]
 NS_MIN, NS_MAX = -(1 << 63), (1 << 63) - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ISO = re.compile(
-    r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[T ](?P<hms>\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<frac>\d{1,9}))?)?"
-    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$", re.IGNORECASE | re.ASCII)  # ASCII digits only, not any Unicode digit
+    r"^(?P<date>\d{4}-\d{2}-\d{2})(?:[T ](?P<hms>\d{2}:\d{2}(?::\d{2})?)(?:[.,](?P<frac>\d{1,9}))?)?"
+    r"(?P<tz>Z|[+-]\d{2}(?::?\d{2})?)?$", re.IGNORECASE | re.ASCII)  # ASCII digits only, not any Unicode digit
+# The decimal sign may be a comma, as ISO 8601 prefers and GNU `date -Ins` / `--iso-8601=ns`
+# print it (2024-05-01T12:00:00,123456789+00:00); a UTC offset may be hours alone (+01).
 
 
 def _in_range(ns: int, what: str, value) -> int:
@@ -116,7 +118,7 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
         match = _ISO.match(text)
         if match:
             tz = match["tz"] or "+00:00"
-            tz = "+00:00" if tz.upper() == "Z" else (tz if ":" in tz else f"{tz[:3]}:{tz[3:]}")
+            tz = "+00:00" if tz.upper() == "Z" else (tz if ":" in tz else f"{tz[:3]}:{tz[3:] or '00'}")
             if int(tz[1:3]) > 23 or int(tz[4:6]) > 59:  # datetime's own message names its internals
                 raise InvalidTimeError(f"cannot read {what} {value!r}: the UTC offset {tz} is out of range "
                                        "(-23:59 to +23:59)")

@@ -101,3 +101,24 @@ def test_numpy_integers_are_integer_nanoseconds_and_nat_is_refused_plainly():
         to_ns(pd.NaT, "end")
     with pytest.raises(InvalidTimeError, match=r"^cannot read begin \(a Series\): use ISO 8601"):
         to_ns(pd.Series([1, 2]), "begin")
+
+
+@pytest.mark.parametrize("text", ["2023-11-14T22:13:20,05Z", "2023-11-14T22:13:20,050000000+00:00",
+                                  "2023-11-14 23:13:20,05+01:00", "2023-11-14T23:13:20.05+01",
+                                  "2023-11-14T21:13:20.05-01"])
+def test_comma_decimal_sign_and_hour_offsets_as_gnu_date_prints_them(text):
+    """`--begin "$(date -Ins -d '5 min ago')"` (GNU date: 2024-05-01T12:00:00,123456789+00:00,
+    a comma as ISO 8601's decimal sign) was "cannot read begin", as was an offset of hours
+    alone (+01)."""
+    assert to_ns(text, "begin") == 1_700_000_000_050_000_000
+
+
+def test_gnu_date_iso_output_is_read_to_the_nanosecond():
+    import subprocess
+    import shutil
+    if shutil.which("date") is None:
+        pytest.skip("no date command")
+    done = subprocess.run(["date", "-u", "-d", "@1700000000.123456789", "-Ins"], capture_output=True, text=True)
+    if done.returncode != 0 or "," not in done.stdout:  # not GNU date
+        pytest.skip("date -Ins is GNU date's")
+    assert to_ns(done.stdout.strip(), "begin") == 1_700_000_000_123_456_789
