@@ -291,17 +291,29 @@ class LocalLake(Source):
         rows = []
         names = [c for c in ("process_id", "exe") if c in table.column_names]
         columns = [_pylist(table.column(c), c, path) for c in names]
+        starts, ends = self._times(table, "start_time"), self._times(table, "end_time")
         for i, values in enumerate(zip(*columns)):
             row = dict(zip(names, values))
             if row["process_id"] is None:  # no process can be asked for by it
                 continue
-            start = self._ns(table.slice(i, 1), "start_time")
+            start = starts[i] if starts is not None else self._ns(table.slice(i, 1), "start_time")
             if start is not None and ((begin_ns is not None and start < begin_ns)
                                       or (end_ns is not None and start > end_ns)):
                 continue
             rows.append({**row, "threads": counts.get(row["process_id"], 0), "start_ns": start,
-                         "end_ns": self._ns(table.slice(i, 1), "end_time")})
+                         "end_ns": ends[i] if ends is not None else self._ns(table.slice(i, 1), "end_time")})
         return rows[:limit] if limit is not None else rows
+
+    def _times(self, table: pa.Table, column: str) -> Optional[List[Optional[int]]]:
+        """Every row's time in `column` (ns; None where missing or null), converted at once;
+        None when some value cannot be converted: then each row's is read by itself (`_ns`),
+        so that only a row that is listed fails."""
+        if column not in table.column_names:
+            return [None] * table.num_rows
+        try:
+            return time_ns(table.column(column), column, str(self.path / "processes.parquet")).to_pylist()
+        except (DataError, SchemaError):
+            return None
 
 
 Stats = Callable[[str], Tuple[float, float]]
@@ -388,10 +400,21 @@ def _ids_as_text(table: pa.Table) -> pa.Table:
 
 
 def _rows_of(table: pa.Table, process_id: str, where: Path) -> pa.Table:
-    """The rows of `table` whose process_id is `process_id`."""
+    """The rows of `table` whose process_id is `process_id`: one slice per run of
+    consecutive such rows (a table of 100,000 streams of one process is one slice, not
+    100,000 one-row tables concatenated)."""
     ids = _pylist(table.column("process_id"), "process_id", where)
-    rows = [table.slice(i, 1) for i, value in enumerate(ids) if value == process_id]
-    return pa.concat_tables(rows) if rows else table.slice(0, 0)
+    runs, start = [], None
+    for i, value in enumerate(ids):
+        if value == process_id:
+            if start is None:
+                start = i
+        elif start is not None:
+            runs.append(table.slice(start, i - start))
+            start = None
+    if start is not None:
+        runs.append(table.slice(start, len(ids) - start))
+    return pa.concat_tables(runs) if runs else table.slice(0, 0)
 
 
 def _pylist(values, column: str, where) -> list:
