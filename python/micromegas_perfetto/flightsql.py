@@ -120,7 +120,8 @@ class FlightSQLClient:
             (b"query_range_end", ns_to_iso(end_ns).encode()),
             (b"preserve_dictionary", b"true"),
             (b"x-client-type", b"micromegas-perfetto"),
-            (b"x-client-entrypoint", b"write_perfetto"),
+            # The tool, as the official client is told when this package connects through it.
+            (b"x-client-entrypoint", b"micromegas-perfetto"),
         ]
         if self.token:
             headers.append((b"authorization", f"Bearer {self.token}".encode()))

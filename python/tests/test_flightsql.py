@@ -71,6 +71,9 @@ def test_every_query_carries_the_range_and_dictionary_headers(small_lake, server
         assert headers["preserve_dictionary"] == "true"
         assert "query_range_begin" in headers and "query_range_end" in headers
         assert "authorization" not in headers
+        # The same entry point as through the official client (test_official_client), for
+        # every command: list-processes is not write_perfetto.
+        assert headers["x-client-type"] == headers["x-client-entrypoint"] == "micromegas-perfetto"
     data_calls = [c for c in server.calls if "view_instance" in c["sql"] or "GROUP BY" in c["sql"]]
     assert data_calls and all(c["headers"]["query_range_begin"] == begin and c["headers"]["query_range_end"] == end
                               for c in data_calls)
