@@ -324,6 +324,11 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
                 bool(metrics), bool(span_args), bool(flows))
 
 
+# Threads without thread spans named one note each; past these, one note counts the rest
+# (a process of 50,000 streams may have thousands without spans).
+THREAD_NOTES = 20
+
+
 def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Progress,
               group_rows: Optional[int] = None) -> Iterator[Optional[TraceSummary]]:
     """Runs a generation step by step: yields None after each library call (so a chunk
@@ -351,17 +356,25 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
         yield None
         if plan.span_types != "async":
             last = len(plan.threads) - 1
+            missing = 0
             for i, (thread, reader) in enumerate(source.iter_thread_spans(plan.threads, plan.begin_ns, plan.end_ns)):
                 if i == last:
                     upcoming = open_next(0)
                 if source.has_no_data("thread_spans", thread.stream_id):
-                    progress.note(f"thread {thread.name} (stream {thread.stream_id}) has no thread spans in "
-                                  f"{source.description}: its track is empty")
+                    missing += 1
+                    if missing <= THREAD_NOTES:
+                        progress.note(f"thread {thread.name} (stream {thread.stream_id}) has no thread spans in "
+                                      f"{source.description}: its track is empty")
                 reader = _counting(_reader(reader, source, "thread_spans"), progress.rows)
                 for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
                     generator.add_thread_spans(thread.stream_id, group)
                     yield None
                 progress.thread_done()
+            if missing > THREAD_NOTES:
+                more = missing - THREAD_NOTES
+                progress.note(f"{more:,} more threads have no thread spans in {source.description}: their tracks "
+                              "are empty" if more > 1 else f"1 more thread has no thread spans in "
+                              f"{source.description}: its track is empty")
         if upcoming is None:
             upcoming = open_next(0)
         for i, (kind, phase, add) in enumerate(later):

@@ -154,3 +154,16 @@ def test_the_thread_list_of_a_process_of_100k_streams(tmp_path):
     base = peak_mb("threads", small, 10)
     many = peak_mb("threads", big, n)
     assert many - base < 280, (base, many)
+
+
+def test_threads_without_spans_are_named_up_to_twenty_then_counted(tmp_path):
+    # A note line each for 30,000 streams without a thread spans file flooded the terminal.
+    from conftest import run_cli
+    lake = make_lake(tmp_path / "lake", 45)
+    result = run_cli("write_perfetto", PID, "--lake", lake, "--spans", "thread", "--filename", tmp_path / "t.perfetto",
+                     "--quiet")
+    assert result.returncode == 0, result.stderr
+    notes = result.stderr.splitlines()
+    assert len(notes) == 21, notes
+    assert all(line.startswith("note: thread ") and line.endswith("its track is empty") for line in notes[:20])
+    assert notes[20] == f"note: 25 more threads have no thread spans in lake {lake}: their tracks are empty"
