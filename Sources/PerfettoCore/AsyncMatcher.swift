@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Pairs async begin/end events into spans by span id (docs/async-spans.md, Pairing).
 ///
 /// Events may arrive in any order, with duplicates. Memory is one 52-byte record per
@@ -359,25 +365,44 @@ final class AsyncRecords {
 /// Span id -> record index: open addressing over 4-byte slots, linear probing, at most
 /// 80% full. A slot holds the record index + 1 in its low `bits` bits and a fingerprint of
 /// the id in the others, so probing past other ids rarely reads a record. Fibonacci
-/// hashing spreads sequential ids (as micromegas assigns them) evenly.
+/// hashing spreads sequential ids (as micromegas assigns them) evenly; the id is first
+/// mixed with a secret of the index, so that ids cannot be chosen to share a home slot
+/// (span ids are outside data: multiples of the hash constant's inverse all went to slot
+/// 0, and each insertion probed past every id before it, quadratic time).
 final class SpanIndex {
     /// log2 of the slot count; at most 30, leaving at least 2 fingerprint bits.
     @exclusivity(unchecked) private var bits = 10
     @exclusivity(unchecked) private var slots: UnsafeMutablePointer<UInt32>
     @exclusivity(unchecked) private(set) var count = 0
+    /// Mixed into every id before hashing (not part of any output: records keep their
+    /// insertion order whatever the slots).
+    private let seed: UInt64
     static let maxBits = 30
 
     init() {
         slots = .allocate(capacity: 1 << bits)
         slots.initialize(repeating: 0, count: 1 << bits)
+        seed = Self.makeSeed(UnsafeRawPointer(slots))
+    }
+
+    /// A value an input cannot know in advance: the address of an allocation (randomized
+    /// by the system) and the clocks, hashed.
+    private static func makeSeed(_ address: UnsafeRawPointer) -> UInt64 {
+        var monotonic = timespec(), realtime = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &monotonic)
+        clock_gettime(CLOCK_REALTIME, &realtime)
+        var words = (UInt64(UInt(bitPattern: address)), UInt64(truncatingIfNeeded: monotonic.tv_sec),
+                     UInt64(truncatingIfNeeded: monotonic.tv_nsec), UInt64(truncatingIfNeeded: realtime.tv_sec),
+                     UInt64(truncatingIfNeeded: realtime.tv_nsec))
+        return withUnsafeBytes(of: &words) { XXH64.hash($0, seed: 0x5EED_1D5) }
     }
 
     deinit { slots.deallocate() }
 
     /// The home slot and the fingerprint (already shifted) of `id`.
     @inline(__always)
-    private static func hash(_ id: Int64, _ bits: Int) -> (slot: Int, fingerprint: UInt32) {
-        let h = UInt64(bitPattern: id) &* 0x9E37_79B9_7F4A_7C15
+    private static func hash(_ id: Int64, _ bits: Int, _ seed: UInt64) -> (slot: Int, fingerprint: UInt32) {
+        let h = (UInt64(bitPattern: id) ^ seed) &* 0x9E37_79B9_7F4A_7C15
         let slot = Int(truncatingIfNeeded: h >> UInt64(64 - bits))
         let fingerprint = UInt32(truncatingIfNeeded: h >> UInt64(32 - bits)) & ~((UInt32(1) << UInt32(bits)) - 1)
         return (slot, fingerprint)
@@ -387,9 +412,9 @@ final class SpanIndex {
     /// cache misses of a tile's lookups overlap instead of coming one after the other.
     @inline(__always)
     func touch(_ ids: UnsafePointer<Int64>, _ n: Int) {
-        let bits = self.bits
+        let bits = self.bits, seed = self.seed
         var seen: UInt32 = 0
-        for j in 0..<n { seen |= slots[Self.hash(ids[j], bits).slot] }
+        for j in 0..<n { seen |= slots[Self.hash(ids[j], bits, seed).slot] }
         touched = seen
     }
 
@@ -406,7 +431,7 @@ final class SpanIndex {
     /// `id` would go) and its fingerprint.
     @inline(__always)
     private func probe(_ id: Int64, _ records: AsyncRecords) -> (index: Int, slot: Int, fingerprint: UInt32) {
-        let (home, fp) = Self.hash(id, bits)
+        let (home, fp) = Self.hash(id, bits, seed)
         let mask = (1 << bits) - 1
         let low = UInt32(truncatingIfNeeded: mask)
         var i = home
@@ -443,11 +468,11 @@ final class SpanIndex {
         }
         slots.deallocate()
         bits += 1
-        let size = 1 << bits, mask = size - 1, bits = self.bits
+        let size = 1 << bits, mask = size - 1, bits = self.bits, seed = self.seed
         let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: size)
         grown.initialize(repeating: 0, count: size)
         records.forEachId { index, id in
-            let (home, fp) = Self.hash(id, bits)
+            let (home, fp) = Self.hash(id, bits, seed)
             var i = home
             while grown[i] != 0 { i = (i + 1) & mask }
             grown[i] = fp | UInt32(truncatingIfNeeded: index + 1)

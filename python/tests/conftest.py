@@ -24,12 +24,12 @@ def small_lake(tmp_path_factory):
     return folder, processes
 
 
-def run_cli(*args, env=None, cwd=None):
+def run_cli(*args, env=None, cwd=None, timeout=300):
     """Runs `python -m micromegas ARGS` and returns the completed process (`env` entries that
-    are None are removed from the environment)."""
+    are None are removed from the environment); subprocess.TimeoutExpired after `timeout` s."""
     environment = dict(os.environ, **{k: v for k, v in (env or {}).items() if v is not None})
     for key, value in (env or {}).items():
         if value is None:
             environment.pop(key, None)
     return subprocess.run([sys.executable, "-m", "micromegas", *map(str, args)], capture_output=True, text=True,
-                          env=environment, cwd=cwd, timeout=300)
+                          env=environment, cwd=cwd, timeout=timeout)
