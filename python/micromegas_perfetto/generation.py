@@ -17,7 +17,9 @@ import ctypes
 import functools
 import os
 import re
+import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
@@ -330,12 +332,13 @@ THREAD_NOTES = 20
 
 
 def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Progress,
-              group_rows: Optional[int] = None) -> Iterator[Optional[TraceSummary]]:
+              group_rows: Optional[int] = None, finisher=None) -> Iterator[Optional[TraceSummary]]:
     """Runs a generation step by step: yields None after each library call (so a chunk
     consumer can hand over what was produced), then the summary.
 
     With `group_rows`, a thread's batches go to the library in groups of about that many
-    rows, which bounds what one call produces.
+    rows, which bounds what one call produces. `finisher(finish)`, a generator, runs the
+    last call (which writes every async span) and yields None as its output comes.
     """
     started = time.monotonic()
     progress.start(len(plan.threads), plan.process_id)
@@ -397,7 +400,7 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
             for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
                 add(group)
                 yield None
-        stats = generator.finish()
+        stats = (yield from finisher(generator.finish)) if finisher is not None else generator.finish()
     finally:
         generator.close()
         progress.close()
@@ -491,11 +494,73 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
             yield from enumerate(_server_chunks(plan, source, progress))
             return
         pending: List[Tuple[int, bytes]] = []
-        with PerfettoWriter(plan.process_id, lambda i, data: pending.append((i, data)), chunk_size=chunk_size) as writer:
-            for _ in _generate(plan, source, writer, progress, group_rows=1 << 16):
+        handoff = _Handoff(pending)
+        with PerfettoWriter(plan.process_id, handoff.sink, chunk_size=chunk_size) as writer:
+            for _ in _generate(plan, source, writer, progress, group_rows=1 << 16, finisher=handoff.finish):
                 yield from pending
                 pending.clear()
         yield from pending  # the last chunk, flushed when the writer closed
+
+
+class _ChunksAbandoned(Exception):
+    """Raised by the chunk sink once the consumer of the chunks has gone: stops the library."""
+
+
+_FINISHED = object()
+
+
+class _Handoff:
+    """The chunks of a generation for its consumer (`generate_trace_chunks`). Chunks go to
+    `pending`, except during the last library call (`finish`, which writes every async span
+    at once): that call runs on a thread of its own and hands its chunks over through a small
+    queue, as they come, so the async part of a trace is never held whole."""
+
+    def __init__(self, pending: List[Tuple[int, bytes]]):
+        self._pending = pending
+        self._queue: Optional[queue.Queue] = None
+        self._abandoned = False
+
+    def sink(self, chunk_id: int, data: bytes) -> None:
+        if self._queue is None:
+            self._pending.append((chunk_id, data))
+            return
+        if self._abandoned:
+            raise _ChunksAbandoned()
+        self._queue.put((chunk_id, data))  # waits while the consumer is behind (at most 2 ahead)
+
+    def finish(self, call: Callable[[], Dict[str, int]]) -> Iterator[None]:
+        outcome: Dict[str, object] = {}
+        chunks = self._queue = queue.Queue(maxsize=2)
+
+        def run() -> None:
+            try:
+                outcome["stats"] = call()
+            except BaseException as e:  # raised on the consumer's thread
+                outcome["error"] = e
+            finally:
+                chunks.put(_FINISHED)
+
+        worker = threading.Thread(target=run, name="micromegas-finish", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = chunks.get()
+                if item is _FINISHED:
+                    break
+                self._pending.append(item)
+                yield None
+        except BaseException:  # the consumer stopped (closed the generator, Ctrl-C): stop the library
+            self._abandoned = True
+            while chunks.get() is not _FINISHED:  # unblocks the sink; its next chunk stops the call
+                pass
+            raise
+        finally:
+            worker.join()
+            self._queue = None
+        error = outcome.get("error")
+        if error is not None:
+            raise error
+        return outcome["stats"]
 
 
 _PROGRESS_METHODS = ("start", "rows", "thread_done", "phase", "bytes", "note", "close")

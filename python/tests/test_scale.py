@@ -27,6 +27,11 @@ if step == "write":
 elif step == "write-logs":
     lake, out = args
     mp.write_process_trace(lake, "%s", None, None, out, span_types="thread", logs=True)
+elif step == "chunks":
+    lake, out = args
+    with open(out, "wb") as f:
+        for _, data in mp.generate_trace_chunks(lake, "%s", span_types="async"):
+            f.write(data)
 elif step == "threads":
     from micromegas_perfetto.lake import LocalLake
     assert len(LocalLake(args[0]).threads("%s", 0, 2**62)) == int(args[1])
@@ -36,12 +41,12 @@ else:
 for line in open("/proc/self/status"):
     if line.startswith("VmHWM:"):
         print(int(line.split()[1]) // 1024)
-""" % (PID, PID, PID)
+""" % (PID, PID, PID, PID)
 
 
 def peak_mb(*args) -> int:
-    """Runs one step (`write LAKE OUT LAYOUT`, `write-logs LAKE OUT`, `threads LAKE COUNT`,
-    `validate TRACE`) in a fresh interpreter; returns its peak RSS in MB."""
+    """Runs one step (`write LAKE OUT LAYOUT`, `write-logs LAKE OUT`, `chunks LAKE OUT`,
+    `threads LAKE COUNT`, `validate TRACE`) in a fresh interpreter; returns its peak RSS in MB."""
     result = subprocess.run([sys.executable, "-c", _CHILD, *map(str, args)], capture_output=True, text=True,
                             env=dict(os.environ), timeout=300)
     assert result.returncode == 0, result.stderr
@@ -133,11 +138,12 @@ def test_validating_many_tracks_costs_little_per_track(tmp_path):
 
 def test_validating_logs_does_not_keep_their_inline_messages(tmp_path):
     # Past 4,096 distinct messages the generator writes log names inline, so that memory
-    # stays bounded; the validator kept every inline name (600,000 here: ~90 MB).
+    # stays bounded; the validator kept every inline name (600,000 here: +76 MB of peak).
     n = 600_000
-    many = make_lake(tmp_path / "many", 1, log_messages=[f"request {i:09d} served from the cache tier" for i in range(n)])
-    few = make_lake(tmp_path / "few", 1, log_messages=[f"request {i % 1000:09d} served from the cache tier"
-                                                       for i in range(n)])
+    many = make_lake(tmp_path / "many", 1,
+                     log_messages=[f"request {i:09d} served from the cache tier" for i in range(n)])
+    few = make_lake(tmp_path / "few", 1,
+                    log_messages=[f"request {i % 1000:09d} served from the cache tier" for i in range(n)])
     peak_mb("write-logs", many, tmp_path / "many.perfetto")
     peak_mb("write-logs", few, tmp_path / "few.perfetto")
     base = peak_mb("validate", tmp_path / "few.perfetto")
@@ -186,3 +192,37 @@ def test_span_ids_chosen_to_collide_in_the_hash_do_not_make_pairing_quadratic(tm
                      "--filename", out, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"{n} async spans on 1 track" in result.stdout, result.stdout
+
+
+def async_spans(n: int):
+    """`n` async spans, 40 open at a time, ids 1..n."""
+    times = [T0 + 10 * k for k in range(n)] + [T0 + 10 * k + 400 for k in range(n)]
+    return times, [0] * n + [1] * n, list(range(1, n + 1)) * 2, [0] * (2 * n), [0] * (2 * n)
+
+
+def test_generate_trace_chunks_streams_the_async_spans(tmp_path):
+    # The library writes every async span in its last call; generate_trace_chunks kept that
+    # call's chunks until it returned, so the async part of the trace (177 MB here) was held
+    # whole: +178 MB of peak over writing the file, against "memory stays bounded". Now the
+    # call runs on a thread and hands its chunks over as they come: the same peak (+0-4 MB).
+    lake = make_lake(tmp_path / "lake", 1, async_rows=async_spans(2_000_000))
+    written = peak_mb("write", lake, tmp_path / "written.perfetto", "lanes")
+    chunked = peak_mb("chunks", lake, tmp_path / "chunked.perfetto")
+    assert (tmp_path / "chunked.perfetto").read_bytes() == (tmp_path / "written.perfetto").read_bytes()
+    assert chunked - written < 30, (written, chunked)
+
+
+def test_chunks_abandoned_while_the_async_spans_are_written(tmp_path):
+    import threading
+    import micromegas_perfetto as mp
+    lake = make_lake(tmp_path / "lake", 1, async_rows=async_spans(200_000))
+    before = threading.active_count()
+    chunks = mp.generate_trace_chunks(str(lake), PID, span_types="async", chunk_size=4096)
+    for chunk_id, _ in chunks:
+        if chunk_id == 50:  # within the last call, which writes the async spans
+            break
+    chunks.close()  # stops the library's call: no thread left, no hang
+    assert threading.active_count() == before
+    whole = b"".join(data for _, data in mp.generate_trace_chunks(str(lake), PID, span_types="async"))
+    mp.write_process_trace(str(lake), PID, None, None, str(tmp_path / "t.perfetto"), span_types="async")
+    assert whole == (tmp_path / "t.perfetto").read_bytes()
