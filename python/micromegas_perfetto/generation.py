@@ -524,9 +524,14 @@ class _Handoff:
         if self._queue is None:
             self._pending.append((chunk_id, data))
             return
-        if self._abandoned:
-            raise _ChunksAbandoned()
-        self._queue.put((chunk_id, data))  # waits while the consumer is behind (at most 2 ahead)
+        while True:  # waits while the consumer is behind (at most 2 ahead), unless it has gone
+            if self._abandoned:
+                raise _ChunksAbandoned()
+            try:
+                self._queue.put((chunk_id, data), timeout=0.1)
+                return
+            except queue.Full:
+                pass  # a consumer interrupted while draining the queue stops draining it
 
     def finish(self, call: Callable[[], Dict[str, int]]) -> Iterator[None]:
         outcome: Dict[str, object] = {}
