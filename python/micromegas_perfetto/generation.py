@@ -543,7 +543,13 @@ class _Handoff:
             except BaseException as e:  # raised on the consumer's thread
                 outcome["error"] = e
             finally:
-                chunks.put(_FINISHED)
+                while True:  # the marker the consumer waits for; a consumer gone waits in join() instead
+                    try:
+                        chunks.put(_FINISHED, timeout=0.1)
+                        break
+                    except queue.Full:
+                        if self._abandoned:
+                            break
 
         worker = threading.Thread(target=run, name="micromegas-finish", daemon=True)
         worker.start()
@@ -556,8 +562,11 @@ class _Handoff:
                 yield None
         except BaseException:  # the consumer stopped (closed the generator, Ctrl-C): stop the library
             self._abandoned = True
-            while chunks.get() is not _FINISHED:  # unblocks the sink; its next chunk stops the call
-                pass
+            while worker.is_alive():  # unblocks the sink; its next chunk stops the call
+                try:
+                    chunks.get(timeout=0.1)
+                except queue.Empty:
+                    pass
             raise
         finally:
             worker.join()
