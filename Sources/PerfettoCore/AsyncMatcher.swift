@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Pairs async begin/end events into spans by span id (docs/async-spans.md, Pairing).
 ///
 /// Events may arrive in any order, with duplicates. Memory is one 52-byte record per
@@ -382,19 +376,7 @@ final class SpanIndex {
     init() {
         slots = .allocate(capacity: 1 << bits)
         slots.initialize(repeating: 0, count: 1 << bits)
-        seed = Self.makeSeed(UnsafeRawPointer(slots))
-    }
-
-    /// A value an input cannot know in advance: the address of an allocation (randomized
-    /// by the system) and the clocks, hashed.
-    private static func makeSeed(_ address: UnsafeRawPointer) -> UInt64 {
-        var monotonic = timespec(), realtime = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &monotonic)
-        clock_gettime(CLOCK_REALTIME, &realtime)
-        var words = (UInt64(UInt(bitPattern: address)), UInt64(truncatingIfNeeded: monotonic.tv_sec),
-                     UInt64(truncatingIfNeeded: monotonic.tv_nsec), UInt64(truncatingIfNeeded: realtime.tv_sec),
-                     UInt64(truncatingIfNeeded: realtime.tv_nsec))
-        return withUnsafeBytes(of: &words) { XXH64.hash($0, seed: 0x5EED_1D5) }
+        seed = HashSeed.make(UnsafeRawPointer(slots))
     }
 
     deinit { slots.deallocate() }
