@@ -101,8 +101,8 @@ test-tsan:
 # The C example writes the `basic` golden scenario through the header, whole and in
 # 256-byte chunks; the README's C example is built as C99, C++11 and C++17 and its trace
 # validated; the misuse test exercises every error path and the hostile-Arrow test
-# streams no producer should make (and the fuzzer's finds), both under valgrind. Every C
-# file also compiles as C++11 and C++17.
+# streams no producer should make (and the fuzzer's finds), both under valgrind; running out
+# of memory with async spans is an error. Every C file also compiles as C++11 and C++17.
 test-c: build
 	@mkdir -p $(OUT)
 	cc $(CFLAGS) examples/c/write_basic.c $(CLINK) -o $(OUT)/write_basic
@@ -123,8 +123,12 @@ test-c: build
 	$(VALGRIND) $(OUT)/abi_misuse
 	cc $(CFLAGS) Tests/c/hostile_arrow.c $(CLINK) -o $(OUT)/hostile_arrow
 	$(VALGRIND) $(OUT)/hostile_arrow
+	@# Out of memory while pairing and placing async spans (a limited address space, as
+	@# `ulimit -v` sets): an error, not an abort. Not under valgrind (an address space of its own).
+	cc $(CFLAGS) Tests/c/async_oom.c $(CLINK) -o $(OUT)/async_oom
+	$(OUT)/async_oom
 	cc $(CFLAGS) Tests/c/validate_trace.c $(CLINK) -o $(OUT)/validate_trace
-	for f in Tests/c/validate_trace.c Tests/c/abi_misuse.c Tests/c/hostile_arrow.c; do \
+	for f in Tests/c/validate_trace.c Tests/c/abi_misuse.c Tests/c/hostile_arrow.c Tests/c/async_oom.c; do \
 	  for std in c++11 c++17; do g++ -x c++ -std=$$std -D_POSIX_C_SOURCE=200809L $(CXXFLAGS) -fsyntax-only $$f || exit 1; done; done
 	$(VALGRIND) $(OUT)/validate_trace $(GOLDEN)
 	@for f in $(GOLDEN)/*.json; do n=$$(basename $$f .json); \

@@ -279,9 +279,12 @@ void pmm_buffer_free(uint8_t *data);
    Buffers need not be aligned. Memory does not grow with a claimed length: dictionary
    entries are mapped when an index first references them, so memory follows the rows
    and strings actually read. A failed allocation of the buffers that grow with the data
-   (the trace buffer, string and interning tables, dictionary id caches) is
-   PMM_ERR_OUT_OF_MEMORY; the async spans held until pmm_generator_finish() are kept in
-   Swift arrays, whose growth failing ends the process, as running out of memory would.
+   (the trace buffer, string and interning tables, dictionary id caches, the async span
+   records and their index) is PMM_ERR_OUT_OF_MEMORY. pmm_generator_finish() orders and
+   places the async spans in Swift arrays, whose allocation failing would end the
+   process: it first allocates (and gives back) the most they take, about 48 bytes a span
+   (56 for thread-lanes, 24 for micromegas), and returns PMM_ERR_OUT_OF_MEMORY when that
+   fails.
 
    Failure: an error other than PMM_ERR_INVALID_ARGUMENT or PMM_ERR_INVALID_UTF8 (which
    read and write nothing) or PMM_ERR_CALL_ORDER fails the generator: its trace is

@@ -1,6 +1,9 @@
-/* The CThreadSupport target: inline atomics (include/pmm_thread_support.h) and the CPU count. */
+/* The CThreadSupport target: inline atomics (include/pmm_thread_support.h), the CPU count and
+   the allocation probe. */
 #define _GNU_SOURCE
 #include "pmm_thread_support.h"
+
+#include <stdlib.h>
 
 #if defined(__linux__)
 #include <sched.h>
@@ -19,4 +22,12 @@ int pmm_usable_cpu_count(void) {
   long count = sysconf(_SC_NPROCESSORS_ONLN);
   return count > 0 ? (int)count : 1;
 #endif
+}
+
+int pmm_can_allocate(size_t bytes) {
+  /* Through a volatile: a malloc freed unused may be removed by the compiler, and the test with it. */
+  void *volatile p = malloc(bytes);
+  int ok = p != NULL;
+  free(p);
+  return ok;
 }

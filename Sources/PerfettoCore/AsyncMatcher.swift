@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Pairs async begin/end events into spans by span id (docs/async-spans.md, Pairing).
 ///
 /// Events may arrive in any order, with duplicates. Memory is one 52-byte record per
@@ -301,8 +307,8 @@ final class AsyncRecords {
     deinit {
         for (c, chunk) in chunks.enumerated() {
             chunk.deinitialize(count: Swift.min(Self.chunkSize, count - c * Self.chunkSize))
-            chunk.deallocate()
-            idChunks[c].deallocate()
+            free(chunk)
+            free(idChunks[c])
         }
     }
 
@@ -318,19 +324,27 @@ final class AsyncRecords {
         idChunks[i >> Self.chunkShift][i & (Self.chunkSize - 1)]
     }
 
-    /// Appends a record for `spanId` and returns it.
+    /// Appends a record for `spanId` and returns it. Chunks come from malloc, so that running
+    /// out of memory is an error the caller gets, not the end of the process.
     @inline(__always)
-    func append(_ spanId: Int64) -> UnsafeMutablePointer<AsyncRecord> {
+    func append(_ spanId: Int64) throws(PerfettoError) -> UnsafeMutablePointer<AsyncRecord> {
         let offset = count & (Self.chunkSize - 1)
-        if offset == 0 {
-            chunks.append(.allocate(capacity: Self.chunkSize))
-            idChunks.append(.allocate(capacity: Self.chunkSize))
-        }
+        if offset == 0 { try addChunk() }
         let p = chunks[chunks.count - 1] + offset
         p.initialize(to: AsyncRecord())
         idChunks[idChunks.count - 1][offset] = spanId
         count += 1
         return p
+    }
+
+    private func addChunk() throws(PerfettoError) {
+        guard let records = malloc(Self.chunkSize * MemoryLayout<AsyncRecord>.stride) else { throw .outOfMemory }
+        guard let ids = malloc(Self.chunkSize * MemoryLayout<Int64>.stride) else {
+            free(records)
+            throw .outOfMemory
+        }
+        chunks.append(records.bindMemory(to: AsyncRecord.self, capacity: Self.chunkSize))
+        idChunks.append(ids.bindMemory(to: Int64.self, capacity: Self.chunkSize))
     }
 
     /// Calls `body` with each record's index and address, in order.
@@ -374,12 +388,17 @@ final class SpanIndex {
     static let maxBits = 30
 
     init() {
-        slots = .allocate(capacity: 1 << bits)
-        slots.initialize(repeating: 0, count: 1 << bits)
+        // calloc'ed, as growing is (a failed growth is an error, see grow); 4 KiB: if even
+        // that fails, there is nothing to report it with.
+        let size = 1 << bits
+        let memory = calloc(size, MemoryLayout<UInt32>.stride)
+            ?? UnsafeMutableRawPointer(UnsafeMutablePointer<UInt32>.allocate(capacity: size))
+        memset(memory, 0, size * MemoryLayout<UInt32>.stride)
+        slots = memory.bindMemory(to: UInt32.self, capacity: size)
         seed = HashSeed.make(UnsafeRawPointer(slots))
     }
 
-    deinit { slots.deallocate() }
+    deinit { free(slots) }
 
     /// The home slot and the fingerprint (already shifted) of `id`.
     @inline(__always)
@@ -435,7 +454,7 @@ final class SpanIndex {
             let found = probe(id, records)
             if found.index >= 0 { return records[found.index] }
             if (count + 1) * 5 <= (1 << bits) * 4 {
-                let record = records.append(id)
+                let record = try records.append(id)
                 count += 1
                 slots[found.slot] = found.fingerprint | UInt32(truncatingIfNeeded: records.count)
                 return record
@@ -448,11 +467,11 @@ final class SpanIndex {
         guard bits < Self.maxBits else {
             throw .invalidData("async events: more than \(count) distinct span ids")
         }
-        slots.deallocate()
-        bits += 1
-        let size = 1 << bits, mask = size - 1, bits = self.bits, seed = self.seed
-        let grown = UnsafeMutablePointer<UInt32>.allocate(capacity: size)
-        grown.initialize(repeating: 0, count: size)
+        let size = 1 << (bits + 1), mask = size - 1, bits = self.bits + 1, seed = self.seed
+        guard let memory = calloc(size, MemoryLayout<UInt32>.stride) else { throw .outOfMemory }
+        free(slots)
+        self.bits = bits
+        let grown = memory.bindMemory(to: UInt32.self, capacity: size)
         records.forEachId { index, id in
             let (home, fp) = Self.hash(id, bits, seed)
             var i = home

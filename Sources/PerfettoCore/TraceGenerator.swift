@@ -1,4 +1,5 @@
 import CArrowABI
+import CThreadSupport
 
 /// How async spans are laid out on tracks.
 public enum AsyncLayout: String, Sendable, CaseIterable {
@@ -288,6 +289,7 @@ public final class TraceGenerator {
 
     private func writeAsyncSpansAndFlush() throws(PerfettoError) {
         if spanTypes.includesAsync {
+            try checkWorkingMemory()
             switch layout {
             case .micromegas: try writeMicromegasLayout()
             case .lanes: try writeLanes()
@@ -295,6 +297,28 @@ public final class TraceGenerator {
             }
         }
         try writer.flush()
+    }
+
+    /// The most bytes per async record that ordering, placing and writing hold at once (in
+    /// Swift arrays, whose allocation failing would end the process): lanes and thread-lanes
+    /// the order, parent, placement, lane-state and flow arrays; micromegas the order and
+    /// its sort keys.
+    static func workingBytesPerRecord(_ layout: AsyncLayout) -> Int {
+        switch layout {
+        case .micromegas: return 24
+        case .lanes: return 48
+        case .threadLanes: return 56
+        }
+    }
+
+    /// Running out of memory while ordering and placing is an error, not the end of the
+    /// process: that much memory is allocated (and given back) first, so that a process
+    /// without it (a `ulimit -v`, a container limit enforced by malloc) is told.
+    private func checkWorkingMemory() throws(PerfettoError) {
+        let (bytes, overflow) = matcher.records.count.multipliedReportingOverflow(by: Self.workingBytesPerRecord(layout))
+        guard !overflow else { throw .outOfMemory }
+        guard bytes >= 1 << 20 else { return }
+        guard pmm_can_allocate(bytes) != 0 else { throw .outOfMemory }
     }
 
     /// micromegas' layout: complete spans with begin < end, by begin then span id, on one track.

@@ -2,10 +2,13 @@
  * Atomic loads and stores for the core's two-thread phase (a worker publishes how far
  * it got; the calling thread reads it): the compiler's __atomic builtins (C11 memory
  * orders) on a plain `long`, which Swift code accesses only through these functions, and
- * the number of CPUs the calling thread may run on. Not part of the public C ABI.
+ * the number of CPUs the calling thread may run on, and whether an allocation of a given
+ * size can be made now. Not part of the public C ABI.
  */
 #ifndef PMM_THREAD_SUPPORT_H
 #define PMM_THREAD_SUPPORT_H
+
+#include <stddef.h>
 
 /* Publishes `value` at `p`: every write made before it is visible to a reader that sees it. */
 static inline void pmm_store_release(long *p, long value) { __atomic_store_n(p, value, __ATOMIC_RELEASE); }
@@ -19,11 +22,17 @@ static inline void pmm_cpu_relax(void) {
   __builtin_ia32_pause();
 #elif defined(__aarch64__)
   __asm__ __volatile__("yield");
+/* Whether `bytes` can be allocated now: malloc'ed and freed at once (1: yes, 0: no). Hidden. */
+__attribute__((visibility("hidden"))) int pmm_can_allocate(size_t bytes);
+
 #endif
 }
 
 /* How many CPUs the calling thread may run on (its affinity mask; 1 when unknown). Hidden:
  * internal to libperfetto_mm.so, not part of its ABI (include/perfetto_mm.h). */
 __attribute__((visibility("hidden"))) int pmm_usable_cpu_count(void);
+
+/* Whether `bytes` can be allocated now: malloc'ed and freed at once (1: yes, 0: no). Hidden. */
+__attribute__((visibility("hidden"))) int pmm_can_allocate(size_t bytes);
 
 #endif
