@@ -147,7 +147,8 @@ class LakeFlightServer(flight.FlightServerBase):
         self.fault: Optional[tuple] = None
         self.delay = 0.0  # seconds each DoGet waits before answering (a slow server)
         self.batch_delay = 0.0  # seconds before each batch after the first (a slow result)
-        self.log_calls = False  # print each query's SQL (main(), for a server run in another process)
+        # Print each query's SQL, and "sent N" per batch (main(), for a server in another process).
+        self.log_calls = False
         self.blocks_table: Optional[pa.Table] = None  # the `blocks` rows (None: one block per stream, see blocks())
         self._blocks: Optional[pa.Table] = None
 
@@ -187,6 +188,8 @@ class LakeFlightServer(flight.FlightServerBase):
                     raise flight.FlightUnavailableError("the server stopped")
                 if fault is not None and i >= 1:
                     raise fault[0]
+                if i and self.log_calls:
+                    print("sent", i, flush=True)  # batch i - 1 has been taken for sending
                 if i and self.batch_delay:
                     time.sleep(self.batch_delay)
                 yield batch
@@ -379,7 +382,8 @@ def main() -> None:
     parser.add_argument("--rows-per-batch", type=int, default=1000, help="rows per result batch")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds each query waits before its first batch")
     parser.add_argument("--batch-delay", type=float, default=0.0, help="seconds before each batch but the first")
-    parser.add_argument("--log-calls", action="store_true", help="print 'call <SQL>' on stdout for each query")
+    parser.add_argument("--log-calls", action="store_true",
+                        help="print 'call <SQL>' on stdout for each query, and 'sent N' when its batch N is asked for")
     args = parser.parse_args()
     server = LakeFlightServer(args.lake, token=args.token, port=args.port)
     server.rows_per_batch, server.batch_delay, server.log_calls = args.rows_per_batch, args.batch_delay, args.log_calls

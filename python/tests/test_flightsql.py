@@ -100,34 +100,52 @@ def test_bearer_token(small_lake, tmp_path):
         s.shutdown()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on (now)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_process(lake, *options):
+    """The fixture server in a process of its own (that a test can kill), with --log-calls;
+    returns it, serving, and its URI. The caller kills it."""
+    port = free_port()
+    fixture = os.path.join(os.path.dirname(__file__), "flight_fixture.py")
+    server = subprocess.Popen([sys.executable, fixture, str(lake), "--port", str(port), *options, "--log-calls"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert "serving" in server.stdout.readline()
+    except BaseException:
+        server.kill()
+        server.wait()
+        raise
+    return server, f"grpc://127.0.0.1:{port}"
+
+
 @pytest.mark.parametrize("server_side", [False, True])
 def test_server_gone_mid_stream_is_a_lost_connection_and_leaves_no_file(small_lake, tmp_path, server_side):
     """The server process killed while a result streams (gRPC UNAVAILABLE, "Socket closed")."""
-    lake, _ = small_lake
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    fixture = os.path.join(os.path.dirname(__file__), "flight_fixture.py")
-    server = subprocess.Popen([sys.executable, fixture, str(lake), "--port", str(port), "--rows-per-batch", "50",
-                               "--batch-delay", "0.2", "--log-calls"], stdout=subprocess.PIPE, text=True)
+    server, uri = server_process(small_lake[0], "--rows-per-batch", "50", "--batch-delay", "0.2")
     try:
-        assert "serving" in server.stdout.readline()
         args = ["--server-side"] if server_side else []
         client = subprocess.Popen([sys.executable, "-m", "micromegas", "write_perfetto", pid_of(small_lake), "--uri",
-                                   f"grpc://127.0.0.1:{port}", "--filename", tmp_path / "t.perfetto", *args],
+                                   uri, "--filename", tmp_path / "t.perfetto", *args],
                                   stderr=subprocess.PIPE, text=True)
         streaming = "perfetto_trace_chunks" if server_side else "view_instance('thread_spans'"
         for line in server.stdout:
             if streaming in line:
                 break
-        time.sleep(0.5)  # the result has begun: batches come every 0.2 s
+        for line in server.stdout:  # the result has begun (not only the query: under load its first
+            if line.startswith("sent 2"):  # batch can take longer than a fixed wait): batches come every 0.2 s
+                break
         server.kill()
         _, stderr = client.communicate(timeout=60)
     finally:
         server.kill()
         server.wait()
     assert client.returncode == 1, stderr
-    assert "lost while reading" in stderr and f"grpc://127.0.0.1:{port}" in stderr, stderr
+    assert "lost while reading" in stderr and uri in stderr, stderr
     assert len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -139,18 +157,10 @@ def test_a_signal_during_a_first_query_that_is_never_answered_ends_the_run_at_on
     """The main thread waits inside pyarrow's do_get, where Python runs no signal handler: the
     watchdog ends the run in well under a second (it used to wait its 5 s grace), exit 128 +
     signal, one line, no file."""
-    lake, _ = small_lake
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    fixture = os.path.join(os.path.dirname(__file__), "flight_fixture.py")
-    server = subprocess.Popen([sys.executable, fixture, str(lake), "--port", str(port), "--delay", "60",
-                               "--log-calls"], stdout=subprocess.PIPE, text=True)
+    server, uri = server_process(small_lake[0], "--delay", "60")
     try:
-        assert "serving" in server.stdout.readline()
         client = subprocess.Popen([sys.executable, "-m", "micromegas", "write_perfetto", pid_of(small_lake), "--uri",
-                                   f"grpc://127.0.0.1:{port}", "--filename", tmp_path / "t.perfetto"],
-                                  stderr=subprocess.PIPE, text=True)
+                                   uri, "--filename", tmp_path / "t.perfetto"], stderr=subprocess.PIPE, text=True)
         assert server.stdout.readline().startswith("call ")  # the first query is waiting
         time.sleep(0.2)
         sent = time.monotonic()
@@ -222,10 +232,7 @@ def test_chunk_id_faults_are_errors(small_lake, server, tmp_path, fault, word):
 
 
 def test_unreachable_server(small_lake, tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    uri = f"grpc://127.0.0.1:{port}"
+    uri = f"grpc://127.0.0.1:{free_port()}"
     result = run_cli("write_perfetto", pid_of(small_lake), "--uri", uri, "--filename", tmp_path / "t.perfetto")
     assert result.returncode == 1 and "cannot reach" in result.stderr and uri in result.stderr
     assert "process query" in result.stderr and list(tmp_path.iterdir()) == []
