@@ -847,6 +847,13 @@ def _run(args, debug: bool) -> int:
     except BrokenPipeError:  # a listing piped into `head` and closed: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except MemoryError as e:  # the library's OutOfMemoryError, pyarrow's ArrowMemoryError, Python's own
+        if debug:
+            traceback.print_exc()
+        detail = str(e)
+        detail = "" if detail in ("", "out of memory") else f" ({detail})"
+        _say(f"error: out of memory{detail}: a narrower range (--begin, --end) or fewer --spans need less")
+        return 1
     except (PerfettoError, OSError) as e:  # includes OutputWriteError ("disk full writing t.perfetto")
         if debug:
             traceback.print_exc()

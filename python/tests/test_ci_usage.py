@@ -379,3 +379,25 @@ def test_one_bound_beyond_the_process_names_the_process_bound(small_lake, tmp_pa
     assert result.returncode == 2, result.stderr
     assert result.stderr == f"error: {message.format(start=ns_to_iso(start), end=ns_to_iso(end))}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("error, line", [
+    ("library", "error: out of memory: a narrower range (--begin, --end) or fewer --spans need less"),
+    ("pyarrow", "error: out of memory (malloc of size 524288 failed): a narrower range (--begin, --end) or fewer "
+                "--spans need less"),
+])
+def test_running_out_of_memory_is_one_line_saying_so_not_a_bug(monkeypatch, capsys, error, line):
+    """The library's OutOfMemoryError (a ulimit -v, a container limit) and pyarrow's
+    ArrowMemoryError are MemoryErrors: one line, exit 1. pyarrow's used to be reported as a
+    bug ("error: ArrowMemoryError: ... (run with --debug for details)")."""
+    import argparse
+    import pyarrow as pa
+    from micromegas_perfetto import cli
+    from micromegas_perfetto.errors import OutOfMemoryError
+
+    def command(args):
+        raise OutOfMemoryError("out of memory") if error == "library" else pa.ArrowMemoryError(
+            "malloc of size 524288 failed")
+    monkeypatch.setitem(cli.COMMANDS, "write_perfetto", command)
+    assert cli._run(argparse.Namespace(command="write_perfetto"), debug=False) == 1
+    assert capsys.readouterr().err.strip() == line
