@@ -228,8 +228,19 @@ class _Notes(Progress):
         _say(f"note: {text}")
 
 
+def _bar_wanted() -> Optional[bool]:
+    """tqdm's `disable`: None (a bar when stderr is a terminal), or True under $CI (set by CI
+    services, some of which give the job a terminal whose log keeps every redraw) or
+    TERM=dumb (a terminal that cannot redraw a line)."""
+    ci = os.environ.get("CI", "").strip().lower()
+    if (ci and ci not in ("0", "false", "no")) or os.environ.get("TERM") == "dumb":
+        return True
+    return None
+
+
 class _Bar(_Notes):
-    """A tqdm bar on stderr (only when stderr is a terminal): threads done, spans so far."""
+    """A tqdm bar on stderr (only when stderr is a terminal, not under $CI or TERM=dumb):
+    threads done, spans so far."""
 
     def __init__(self):
         self.bar = None
@@ -239,7 +250,7 @@ class _Bar(_Notes):
         from tqdm import tqdm
         # disable=None: no bar when stderr is not a terminal (CI logs, pipes).
         self.bar = tqdm(total=threads, unit="thread", desc=f"trace {process_id[:8]}", leave=False,
-                        dynamic_ncols=True, disable=None)
+                        dynamic_ncols=True, disable=_bar_wanted())
 
     def rows(self, n: int) -> None:
         self.spans += n

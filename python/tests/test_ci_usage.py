@@ -401,3 +401,40 @@ def test_running_out_of_memory_is_one_line_saying_so_not_a_bug(monkeypatch, caps
     monkeypatch.setitem(cli.COMMANDS, "write_perfetto", command)
     assert cli._run(argparse.Namespace(command="write_perfetto"), debug=False) == 1
     assert capsys.readouterr().err.strip() == line
+
+
+@pytest.mark.parametrize("env, bar", [({"CI": None, "TERM": "xterm"}, True), ({"CI": "true", "TERM": "xterm"}, False),
+                                      ({"CI": "false", "TERM": "xterm"}, True), ({"CI": None, "TERM": "dumb"}, False)])
+def test_progress_bar_on_a_terminal_but_not_under_ci_or_a_dumb_terminal(small_lake, tmp_path, env, bar):
+    """Some CI runners give the job a terminal, whose log then keeps every redraw of the bar;
+    they set $CI. There was no way to leave the bar out but --quiet, which drops the summary too."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+    lake, processes = small_lake
+    environment = dict(os.environ)
+    for key, value in env.items():
+        environment.pop(key, None) if value is None else environment.__setitem__(key, value)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0 x 0
+    child = subprocess.Popen([sys.executable, "-m", "micromegas", "write_perfetto", processes[0]["process_id"], "--lake",
+                              str(lake), "--filename", str(tmp_path / "t.perfetto")],
+                             stdout=subprocess.PIPE, stderr=slave, env=environment)
+    os.close(slave)
+    err = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        err += data
+    out, _ = child.communicate(timeout=120)
+    os.close(master)
+    assert child.returncode == 0 and out.startswith(b"wrote "), (out, err)
+    assert (f"trace {processes[0]['process_id'][:8]}".encode() in err) == bar, err
