@@ -524,14 +524,19 @@ class _Handoff:
         if self._queue is None:
             self._pending.append((chunk_id, data))
             return
-        while True:  # waits while the consumer is behind (at most 2 ahead), unless it has gone
-            if self._abandoned:
-                raise _ChunksAbandoned()
+        if not self._put(self._queue, (chunk_id, data)):
+            raise _ChunksAbandoned()
+
+    def _put(self, chunks: queue.Queue, item) -> bool:
+        """Puts `item`, waiting while the consumer is behind (at most 2 ahead); False, not put,
+        once the consumer has gone (interrupted while draining the queue, it stops draining)."""
+        while not self._abandoned:
             try:
-                self._queue.put((chunk_id, data), timeout=0.1)
-                return
+                chunks.put(item, timeout=0.1)
+                return True
             except queue.Full:
-                pass  # a consumer interrupted while draining the queue stops draining it
+                pass
+        return False
 
     def finish(self, call: Callable[[], Dict[str, int]]) -> Iterator[None]:
         outcome: Dict[str, object] = {}
@@ -542,14 +547,8 @@ class _Handoff:
                 outcome["stats"] = call()
             except BaseException as e:  # raised on the consumer's thread
                 outcome["error"] = e
-            finally:
-                while True:  # the marker the consumer waits for; a consumer gone waits in join() instead
-                    try:
-                        chunks.put(_FINISHED, timeout=0.1)
-                        break
-                    except queue.Full:
-                        if self._abandoned:
-                            break
+            finally:  # the marker the consumer waits for; a consumer gone waits in join() instead
+                self._put(chunks, _FINISHED)
 
         worker = threading.Thread(target=run, name="micromegas-finish", daemon=True)
         worker.start()
