@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager
 
 from . import output
-from .errors import Interrupted, interruption_message
+from .errors import Interrupted, interruption_in, interruption_message
 
 SIGNALS = tuple(s for s in (getattr(signal, n, None) for n in ("SIGINT", "SIGTERM", "SIGHUP")) if s is not None)
 GRACE = 5.0
@@ -153,6 +153,15 @@ def installed():
         os.close(write_fd)  # the watchdog sees end of file and returns
         watchdog.join(1.0)
         os.close(read_fd)
+
+
+def interruption_behind(error: BaseException):
+    """The interruption `error` follows from (errors.interruption_in), or the one raised during
+    this run when the chain lost it; None when the run was not interrupted."""
+    interruption = interruption_in(error)
+    if interruption is None and _raised:
+        interruption = Interrupted(_raised[0])
+    return interruption
 
 
 def exit_code(error: KeyboardInterrupt) -> int:

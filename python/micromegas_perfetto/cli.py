@@ -13,6 +13,7 @@ from typing import List, Optional
 from .errors import DataError, PerfettoError, RequestError, SourceError
 from ._native import PMM_LAYOUTS, PMM_SPANS
 from .progress import Progress
+from . import _signals
 
 SPAN_TYPES, ASYNC_LAYOUTS = tuple(PMM_SPANS), tuple(PMM_LAYOUTS)  # (generation imports pyarrow: not here)
 
@@ -755,7 +756,6 @@ def main(argv: Optional[List[str]] = None, prog: Optional[str] = None) -> int:
     """Runs the command line; returns the exit status: 0 done; 2 the request cannot be done
     as asked; 1 a failure while doing it; 128 + signal when interrupted by SIGINT (130),
     SIGTERM or SIGHUP. Errors are one line on stderr (a traceback too with --debug)."""
-    from . import _signals
     try:
         with _signals.installed():
             return _main(argv, prog)
@@ -842,36 +842,37 @@ def _run_command(args) -> int:
 
 
 def _run(args, debug: bool) -> int:
-    """A command, its exceptions mapped to exit codes and one line on stderr."""
+    """A command, its exceptions mapped to exit codes and one line on stderr. A failure that
+    follows an interruption is the interruption: a signal lands at any bytecode, and what it
+    breaks on the way out (a lock's release inside `queue`'s wait: "release unlocked lock")
+    is reported as what the user did, exit 128 + signal."""
     try:
         return COMMANDS[args.command](args)
-    except RequestError as e:
-        if debug:
-            traceback.print_exc()
-        _say(f"error: {e}")
-        return 2
-    except (DataError, SourceError) as e:
-        if debug:
-            traceback.print_exc()
-        _say(f"error: {e}")
-        return 1
-    except BrokenPipeError:  # a listing piped into `head` and closed: not an error
+    except Exception as e:
+        interruption = _signals.interruption_behind(e)
+        if interruption is not None:
+            raise interruption from None
+        return _reported(e, debug)
+
+
+def _reported(e: Exception, debug: bool) -> int:
+    """The exit code for a command's failure `e`, after its one line (and, with --debug, the
+    traceback: called within the except block)."""
+    if isinstance(e, BrokenPipeError):  # a listing piped into `head` and closed: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except MemoryError as e:  # the library's OutOfMemoryError, pyarrow's ArrowMemoryError, Python's own
-        if debug:
-            traceback.print_exc()
+    if debug:
+        traceback.print_exc()
+    if isinstance(e, (RequestError, DataError, SourceError)):
+        _say(f"error: {e}")
+        return 2 if isinstance(e, RequestError) else 1
+    if isinstance(e, MemoryError):  # the library's OutOfMemoryError, pyarrow's ArrowMemoryError, Python's own
         detail = str(e)
         detail = "" if detail in ("", "out of memory") else f" ({detail})"
         _say(f"error: out of memory{detail}: a narrower range (--begin, --end) or fewer --spans need less")
         return 1
-    except (PerfettoError, OSError) as e:  # includes OutputWriteError ("disk full writing t.perfetto")
-        if debug:
-            traceback.print_exc()
+    if isinstance(e, (PerfettoError, OSError)):  # includes OutputWriteError ("disk full writing t.perfetto")
         _say(f"error: {e}")
         return 1
-    except Exception as e:  # a bug: one line unless --debug
-        if debug:
-            traceback.print_exc()
-        _say(f"error: {type(e).__name__}: {e} (run with --debug for details)")
-        return 1
+    _say(f"error: {type(e).__name__}: {e} (run with --debug for details)")  # a bug: one line unless --debug
+    return 1

@@ -183,3 +183,16 @@ class Interrupted(KeyboardInterrupt):
 # Every Interrupted raised in this process, latest last: a signal can land at any bytecode, even
 # before a reader's own exception handling starts, so a failed library call checks this too.
 interruptions = []
+
+
+def interruption_in(error: BaseException):
+    """The KeyboardInterrupt `error` follows from (itself or one in its context chain), or
+    None. An interrupt landing in a lock's handoff (inside queue's wait) surfaces as the
+    RuntimeError "release unlocked lock" of the `with` around it, its context the interrupt."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        seen.add(id(error))
+        error = error.__context__
+    return None

@@ -559,14 +559,14 @@ class _Handoff:
                     break
                 self._pending.append(item)
                 yield None
-        except BaseException:  # the consumer stopped (closed the generator, Ctrl-C): stop the library
+        except BaseException as e:  # the consumer stopped (closed the generator, Ctrl-C): stop the library
             self._abandoned = True
             while worker.is_alive():  # unblocks the sink; its next chunk stops the call
                 try:
                     chunks.get(timeout=0.1)
                 except queue.Empty:
                     pass
-            raise
+            raise errors.interruption_in(e) or e
         finally:
             worker.join()
             self._queue = None

@@ -15,7 +15,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pyarrow as pa
 
-from .errors import DataError, SchemaError
+from .errors import DataError, SchemaError, interruption_in
 
 # -- the column contract ----------------------------------------------------------------------
 
@@ -439,9 +439,9 @@ class ReadAhead:
         self.start()
         try:
             group, error = self._state.items.get()
-        except BaseException:  # interrupted while waiting
+        except BaseException as e:  # interrupted while waiting
             self.close()
-            raise
+            raise interruption_in(e) or e
         if error is not None:
             self.close()
             raise error

@@ -1,6 +1,8 @@
 """Reading ahead (sources.read_ahead, Source.open_ahead): bounded, in order, errors where
 they belong, nothing left running when a read is abandoned."""
 import gc
+import subprocess
+import sys
 import threading
 import time
 
@@ -228,3 +230,46 @@ def test_a_subclass_overriding_read_table_as_documented_still_works(lake, tmp_pa
     write_process_trace(LocalLake(path), pid, None, None, tmp_path / "own.perfetto", logs=True, metrics=True)
     assert (tmp_path / "sub.perfetto").read_bytes() == (tmp_path / "own.perfetto").read_bytes()
     assert {"thread_spans", "async_events", "log_entries", "measures"} <= set(calls)
+
+
+INTERRUPTED_IN_THE_HANDOFF = """
+import signal, threading, time
+import pyarrow as pa
+from micromegas_perfetto.sources import read_ahead
+
+release = threading.Event()
+def batches():
+    release.wait(5)
+    yield pa.record_batch([pa.array([1])], names=["x"])
+
+stream = read_ahead(batches(), depth=2)
+items = stream._state.items
+main = threading.get_ident()
+
+def handler(signum, frame):  # the producer lets go of the queue's lock between the two
+    items.mutex.release()
+    raise KeyboardInterrupt
+
+def meddle():
+    time.sleep(0.3)  # the main thread waits in get()
+    items.mutex.acquire()
+    items.not_empty.notify()  # it wakes, and blocks taking the queue's lock back,
+    time.sleep(0.3)
+    signal.pthread_kill(main, signal.SIGINT)  # which the interrupt breaks off
+
+signal.signal(signal.SIGINT, handler)
+threading.Thread(target=meddle, daemon=True).start()
+try:
+    next(stream)
+except BaseException as e:
+    release.set()
+    print(type(e).__name__)
+"""
+
+
+def test_an_interrupt_in_the_queue_handoff_is_raised_as_the_interrupt():
+    """Queue.get's `with` then released a lock nobody held: the consumer got RuntimeError
+    "release unlocked lock" for a Ctrl-C (the CLI said so, exit 1, instead of 130)."""
+    result = subprocess.run([sys.executable, "-c", INTERRUPTED_IN_THE_HANDOFF], capture_output=True, text=True,
+                            timeout=60)
+    assert (result.stdout.strip(), result.stderr) == ("KeyboardInterrupt", ""), result

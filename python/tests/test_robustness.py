@@ -534,3 +534,37 @@ def test_an_interruption_inside_a_weakref_callback_is_raised_again_not_printed()
     printed as "Exception ignored ... Traceback" and lost; it is raised at the next safe point."""
     result = subprocess.run([sys.executable, "-c", UNRAISABLE], capture_output=True, text=True, timeout=60)
     assert result.stderr == "" and result.stdout.strip() == str(int(signal.SIGINT)), result
+
+
+BROKEN_ON_THE_WAY_OUT = """
+import os, signal, sys, time
+from micromegas_perfetto import cli
+
+def broken(args):  # a lock released by a `with` whose acquire the signal interrupted
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    finally:
+        raise RuntimeError("release unlocked lock")
+
+def swallowed(args):  # the interruption caught on the way, another failure later
+    try:
+        os.kill(os.getpid(), signal.SIGHUP)
+        time.sleep(5)
+    except KeyboardInterrupt:
+        pass
+    raise OSError("[Errno 5] Input/output error")
+
+cli.COMMANDS["validate"] = {"broken": broken, "swallowed": swallowed}[sys.argv[1]]
+sys.exit(cli.main(["validate", "t.perfetto"]))
+"""
+
+
+@pytest.mark.parametrize("case, sig", [("broken", signal.SIGTERM), ("swallowed", signal.SIGHUP)])
+def test_a_failure_that_follows_an_interruption_is_reported_as_the_interruption(case, sig):
+    """A SIGTERM landing in queue's lock handoff made the `with` release an unlocked lock: the
+    run said "error: RuntimeError: release unlocked lock (run with --debug ...)", exit 1."""
+    result = subprocess.run([sys.executable, "-c", BROKEN_ON_THE_WAY_OUT, case],
+                            capture_output=True, text=True, timeout=60)
+    expected = f"interrupted by {signal.Signals(sig).name}: nothing written"
+    assert (result.returncode, result.stderr.strip()) == (128 + sig, expected), result
