@@ -251,7 +251,8 @@ def handler(signum, frame):  # the producer lets go of the queue's lock between 
     raise KeyboardInterrupt
 
 def meddle():
-    time.sleep(0.3)  # the main thread waits in get()
+    while not items.not_empty._waiters:  # until the main thread waits in get()
+        time.sleep(0.01)
     items.mutex.acquire()
     items.not_empty.notify()  # it wakes, and blocks taking the queue's lock back,
     time.sleep(0.3)
