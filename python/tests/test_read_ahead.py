@@ -242,7 +242,7 @@ def batches():
     release.wait(5)
     yield pa.record_batch([pa.array([1])], names=["x"])
 
-stream = read_ahead(batches(), depth=2)
+stream = read_ahead(batches(), depth=2, on_stop=release.set)
 items = stream._state.items
 main = threading.get_ident()
 
