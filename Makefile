@@ -16,9 +16,11 @@ export SWIFT_BACKTRACE ?= enable=no
 # libperfetto_mm.so that needs the Swift runtime. python/setup.py builds in the same path.
 RELEASE_SCRATCH := $(shell pwd)/.build-release-static
 # The linker's version script keeps the library's dynamic symbols to the header's pmm_* functions.
+# Its SONAME is libperfetto_mm.so: a program linked by the library's path records that name
+# (found through its rpath or LD_LIBRARY_PATH), not the build folder's path.
 EXPORTS_MAP := $(shell pwd)/Sources/PerfettoMM/exports.map
 SWIFT_RELEASE := swift build -c release -Xswiftc -static-stdlib -Xlinker --version-script=$(EXPORTS_MAP) \
-  --scratch-path $(RELEASE_SCRATCH)
+  -Xlinker -soname=libperfetto_mm.so --scratch-path $(RELEASE_SCRATCH)
 BIN := $(RELEASE_SCRATCH)/release
 OUT := $(shell pwd)/.build/out
 LIB := $(BIN)/libperfetto_mm.so
@@ -147,6 +149,14 @@ test-library: build python-install
 	  for d in $$deps; do case $$d in linux-vdso.so.*|libc.so.*|libm.so.*|libstdc++.so.*|libgcc_s.so.*|/lib64/ld-linux*|libdl.so.*|libpthread.so.*|librt.so.*) ;; \
 	    *) echo "FAIL: $$lib: unexpected dependency $$d"; exit 1;; esac; done; \
 	done; echo "ldd: only the system C/C++ runtime, in the build and in the installed package"
+	@for lib in $(LIB) $(INSTALLED_LIB); do readelf -d $$lib | grep -q 'SONAME.*\[libperfetto_mm\.so\]' || \
+	  { echo "FAIL: $$lib: no SONAME libperfetto_mm.so"; readelf -d $$lib | grep SONAME; exit 1; }; done
+	@# Linked by its path, a program records the library's name, and runs through its rpath.
+	@mkdir -p $(OUT) && cc $(CFLAGS) examples/c/write_basic.c $(LIB) -Wl,-rpath,$(BIN) -o $(OUT)/write_basic_by_path
+	@readelf -d $(OUT)/write_basic_by_path | grep NEEDED | grep -q '\[libperfetto_mm\.so\]' || \
+	  { echo "FAIL: a program linked by the library's path does not need it by name"; exit 1; }
+	@$(OUT)/write_basic_by_path $(OUT)/by_path.perfetto $(OUT)/by_path_chunked.perfetto && cmp $(OUT)/by_path.perfetto $(GOLDEN)/basic.perfetto
+	@echo "SONAME libperfetto_mm.so, in the build and in the installed package"
 
 # The libFuzzer target (Tests/fuzz/arrow_fuzz.c) against the library built with
 # AddressSanitizer and coverage, in its own scratch path. It starts from the seed corpus in

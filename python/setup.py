@@ -65,10 +65,11 @@ class BuildWithSwift(build_py):
         # Its own scratch path (the Makefile's too): what a plain `swift build` left in .build
         # can never end up in the wheel, and everything there is built with -static-stdlib.
         scratch = root / ".build-release-static"
-        # The version script (the Makefile passes it too) exports the header's pmm_* functions only.
+        # The version script (the Makefile passes it too) exports the header's pmm_* functions only;
+        # the SONAME is the file's name, as the Makefile's.
         exports = root / "Sources" / "PerfettoMM" / "exports.map"
         command = [find_swift(), "build", "-c", "release", "-Xswiftc", "-static-stdlib",
-                   "-Xlinker", f"--version-script={exports}", "--scratch-path", str(scratch), "--product", "perfetto_mm"]
+                   "-Xlinker", f"--version-script={exports}", "-Xlinker", "-soname=libperfetto_mm.so", "--scratch-path", str(scratch), "--product", "perfetto_mm"]
         print("micromegas-perfetto build:", " ".join(command), f"(in {root})", flush=True)
         subprocess.run(command, cwd=root, check=True)
         library = scratch / "release" / "libperfetto_mm.so"
