@@ -65,6 +65,12 @@ def _non_negative(text: str) -> int:
     return _integer(text, 0)
 
 
+def _path(text: str) -> str:
+    """A path argument, `~` and `~user` at its start expanded as the shell does: the shell
+    leaves `--filename=~/t.perfetto` as it is (a folder named "~" did not exist: exit 2)."""
+    return os.path.expanduser(text) if text.startswith("~") else text
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -76,7 +82,7 @@ def _seconds(text: str) -> float:
 
 
 def _add_source_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    parser.add_argument("--lake", metavar="DIR", help="local lake folder (default: $MICROMEGAS_LAKE)")
+    parser.add_argument("--lake", type=_path, metavar="DIR", help="local lake folder (default: $MICROMEGAS_LAKE)")
     server = parser.add_argument_group(
         "micromegas analytics server (FlightSQL)",
         "Read from a server instead of a lake (see 'where the telemetry comes from' below).")
@@ -122,7 +128,7 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
     w.add_argument("process_id", metavar="PROCESS_ID", help="the process id (uuid)")
     w.add_argument("--begin", metavar="TIME", help="start of the time range (default: the process start)")
     w.add_argument("--end", metavar="TIME", help="end of the time range (default: the process end)")
-    w.add_argument("--filename", metavar="FILE",
+    w.add_argument("--filename", type=_path, metavar="FILE",
                    help="output file (default: PROCESS_ID.perfetto); '-' for standard output")
     w.add_argument("--spans", choices=SPAN_TYPES, default="both",
                    help="which spans to include (default: both)")
@@ -163,14 +169,14 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Exit status: 0 no problems; 1 problems found; 2 not a trace, the file cannot be read, or the "
                "validator cannot run (libperfetto_mm cannot be loaded).")
-    v.add_argument("trace", metavar="TRACE", help="the .perfetto file ('-' for standard input)")
+    v.add_argument("trace", type=_path, metavar="TRACE", help="the .perfetto file ('-' for standard input)")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.add_argument("--debug", action="store_true", help="show tracebacks")
 
     s = commands.add_parser("write_scenario", help="write the trace of a scenario JSON file (golden format)",
                             description="Replay a writer scenario (docs/byte-format.md) through the C ABI.")
-    s.add_argument("scenario", metavar="SCENARIO.json", help="the scenario (Tests/Fixtures/golden/*.json)")
-    s.add_argument("output", metavar="OUT.perfetto", help="the trace to write ('-' for standard output)")
+    s.add_argument("scenario", type=_path, metavar="SCENARIO.json", help="the scenario (Tests/Fixtures/golden/*.json)")
+    s.add_argument("output", type=_path, metavar="OUT.perfetto", help="the trace to write ('-' for standard output)")
     s.add_argument("--chunk-size", type=_positive, metavar="N", default=None,
                    help="write the file in pieces of at least N bytes of whole packets (default: 1 MiB)")
     s.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -178,7 +184,7 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
     g = commands.add_parser("sample-lake", help="write a realistic sample lake",
                             description="Write a sample lake: a game-like process with nested call trees and "
                                         "heavily overlapping async spans, plus two small processes.")
-    g.add_argument("folder", metavar="DIR", help="the lake folder to write (must not hold a lake yet)")
+    g.add_argument("folder", type=_path, metavar="DIR", help="the lake folder to write (must not hold a lake yet)")
     g.add_argument("--seed", type=int, default=42, help="random seed: the same seed, the same lake (default 42)")
     g.add_argument("--threads", type=_positive, default=8, help="threads of the main process (default 8)")
     g.add_argument("--spans-per-thread", type=_non_negative, default=25_000, metavar="N",

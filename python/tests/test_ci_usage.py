@@ -438,3 +438,27 @@ def test_progress_bar_on_a_terminal_but_not_under_ci_or_a_dumb_terminal(small_la
     os.close(master)
     assert child.returncode == 0 and out.startswith(b"wrote "), (out, err)
     assert (f"trace {processes[0]['process_id'][:8]}".encode() in err) == bar, err
+
+
+def test_paths_given_as_option_equals_tilde_are_under_home(small_lake, tmp_path):
+    """The shell leaves `--filename=~/t.perfetto` as it is: "output folder ~ does not exist",
+    exit 2. Every path argument starting with ~ is now the shell's ~."""
+    lake, processes = small_lake
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copytree(lake, home / "lake")
+    env = {"HOME": str(home)}
+    pid = processes[0]["process_id"]
+    result = run_cli("write_perfetto", pid, "--lake=~/lake", "--filename=~/t.perfetto", "--quiet", env=env,
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (home / "t.perfetto").stat().st_size > 0 and not (tmp_path / "~").exists()
+    assert run_cli("validate", "~/t.perfetto", env=env, cwd=tmp_path).returncode == 0
+    result = run_cli("sample-lake", "~/sample", "--threads", "1", "--spans-per-thread", "10", "--async-spans", "0",
+                     env=env, cwd=tmp_path)
+    assert result.returncode == 0 and (home / "sample" / "processes.parquet").exists(), result.stderr
+    scenario = GOLDEN / "minimal.json"
+    shutil.copy(scenario, home / "s.json")
+    result = run_cli("write_scenario", "~/s.json", "~/s.perfetto", env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (home / "s.perfetto").read_bytes() == (GOLDEN / "minimal.perfetto").read_bytes()
