@@ -17,11 +17,23 @@ def _early(signum, frame):
         output = sys.modules.get("micromegas_perfetto.output")
         line = interruption_message(signum, getattr(output, "last_committed", None))
     except BaseException:  # the signal landed while `errors` itself was being imported
-        line = "interrupted"
+        line = _line_before_errors(signum)
     try:
         os.write(2, (line + "\n").encode())
     finally:
         os._exit(128 + signum)
+
+
+def _line_before_errors(signum) -> str:
+    """errors.interruption_message's line for a signal that lands while `errors` is being
+    imported (half run, it cannot be imported from: "interrupted" alone was printed). Nothing
+    can have been written then (output needs errors), so it is the "nothing written" wording;
+    test_robustness checks that both say the same."""
+    try:
+        name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+    except ValueError:
+        name = f" by signal {signum}"
+    return f"interrupted{name}: nothing written"
 
 
 for _signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
