@@ -28,6 +28,10 @@ public final class InternTable {
     @exclusivity(unchecked) public private(set) var count: Int = 0
     /// Arena offset and length of each entry's key, by id - 1.
     @exclusivity(unchecked) @usableFromInline var keyRanges: [(offset: Int, length: Int)] = []
+    /// wyhash's two constants, each mixed with a secret of this table (HashSeed): the keys
+    /// are outside data (names, targets, files), which then cannot be chosen to collide,
+    /// e.g. by a key word equal to the constant, which zeroes its multiply.
+    @usableFromInline let k0: UInt64, k1: UInt64
 
     public init() {
         let capacity = 1024
@@ -39,16 +43,19 @@ public final class InternTable {
         slots = raw.bindMemory(to: Slot.self, capacity: capacity)
         slots.initialize(repeating: Slot(), count: capacity)
         mask = capacity - 1
+        let secret = HashSeed.make(UnsafeRawPointer(raw))
+        k0 = 0xA076_1D64_78BD_642F ^ secret
+        k1 = 0xE703_7ED1_A0B4_28DB ^ (secret &* 0x9E37_79B9_7F4A_7C15 | 1)
     }
 
     deinit { free(slots) }
 
-    /// The hash of a key: wyhash's mixing (two 64x64->128 multiplies for keys up to 16
-    /// bytes, one more per further 16). Not part of any output, so any good hash would
-    /// do; hits are confirmed with memcmp.
+    /// The hash of a key in this table: wyhash's mixing (two 64x64->128 multiplies for keys
+    /// up to 16 bytes, one more per further 16) with this table's secrets. Not part of any
+    /// output (ids go by first use), so any good hash would do; hits are confirmed with memcmp.
     @inline(__always)
-    public static func hash(_ key: UnsafeRawBufferPointer, extra: UInt32) -> UInt64 {
-        let s0: UInt64 = 0xA076_1D64_78BD_642F, s1: UInt64 = 0xE703_7ED1_A0B4_28DB
+    public func hash(_ key: UnsafeRawBufferPointer, extra: UInt32) -> UInt64 {
+        let s0 = k0, s1 = k1
         var seed = UInt64(extra) ^ s0
         let n = key.count
         var a: UInt64 = 0, b: UInt64 = 0
@@ -56,8 +63,8 @@ public final class InternTable {
             if n <= 16 {
                 if n >= 4 {
                     let middle = (n >> 3) << 2
-                    a = UInt64(load32(p)) << 32 | UInt64(load32(p + middle))
-                    b = UInt64(load32(p + n - 4)) << 32 | UInt64(load32(p + n - 4 - middle))
+                    a = UInt64(Self.load32(p)) << 32 | UInt64(Self.load32(p + middle))
+                    b = UInt64(Self.load32(p + n - 4)) << 32 | UInt64(Self.load32(p + n - 4 - middle))
                 } else {
                     a = UInt64(p.load(as: UInt8.self)) << 16 | UInt64(p.load(fromByteOffset: n >> 1, as: UInt8.self)) << 8
                         | UInt64(p.load(fromByteOffset: n - 1, as: UInt8.self))
@@ -65,14 +72,14 @@ public final class InternTable {
             } else {
                 var offset = 0
                 while n - offset > 16 {
-                    seed = mix(load64(p + offset) ^ s1, load64(p + offset + 8) ^ seed)
+                    seed = Self.mix(Self.load64(p + offset) ^ s1, Self.load64(p + offset + 8) ^ seed)
                     offset += 16
                 }
-                a = load64(p + n - 16)
-                b = load64(p + n - 8)
+                a = Self.load64(p + n - 16)
+                b = Self.load64(p + n - 8)
             }
         }
-        return mix(s1 ^ UInt64(n), mix(a ^ s1, b ^ seed))
+        return Self.mix(0xE703_7ED1_A0B4_28DB ^ UInt64(n), Self.mix(a ^ s1, b ^ seed))
     }
 
     @inline(__always) static func mix(_ a: UInt64, _ b: UInt64) -> UInt64 {

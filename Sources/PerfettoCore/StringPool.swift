@@ -11,7 +11,7 @@ public final class StringPool {
     /// `column` names the source in the error.
     @inline(__always)
     public func id(_ bytes: UnsafeRawBufferPointer, column: String) throws(PerfettoError) -> UInt32 {
-        let hash = InternTable.hash(bytes, extra: 0)
+        let hash = table.hash(bytes, extra: 0)
         let found = table.lookup(bytes, extra: 0, hash: hash)
         if found != 0 { return UInt32(truncatingIfNeeded: found) }
         guard UTF8Validation.isValid(bytes) else { throw .invalidData("invalid UTF-8 in column '\(column)'") }

@@ -110,7 +110,7 @@ extension TraceWriter {
                 new.category = bytes
                 store(ids.category, at: t, in: &pooledCategoryIids)
             }
-            let hash = InternTable.hash(name, extra: 0)
+            let hash = names.hash(name, extra: 0)
             ids.name = names.lookup(name, extra: 0, hash: hash)
             if ids.name == 0 && internedLogNames < Self.maxInternedLogNames {
                 ids.name = try names.insert(name, extra: 0, hash: hash)

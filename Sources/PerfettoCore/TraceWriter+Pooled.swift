@@ -53,7 +53,7 @@ extension TraceWriter {
     /// The iid of already-validated `bytes` in `table`, and whether it is new.
     func internValid(_ bytes: UnsafeRawBufferPointer, extra: UInt32,
                              in table: InternTable) throws(PerfettoError) -> (UInt64, Bool) {
-        let hash = InternTable.hash(bytes, extra: extra)
+        let hash = table.hash(bytes, extra: extra)
         let found = table.lookup(bytes, extra: extra, hash: hash)
         if found != 0 { return (found, false) }
         return (try table.insert(bytes, extra: extra, hash: hash), true)

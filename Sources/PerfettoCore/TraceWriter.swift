@@ -279,9 +279,9 @@ public final class TraceWriter {
     func intern(name: UnsafeRawBufferPointer, target: UnsafeRawBufferPointer, filename: UnsafeRawBufferPointer,
                 line: UInt32) throws(PerfettoError) -> (PacketEncoder.EventIds, PacketEncoder.NewEntries) {
         try checkRunning()
-        let nameHash = InternTable.hash(name, extra: 0)
-        let targetHash = InternTable.hash(target, extra: 0)
-        let locationHash = InternTable.hash(filename, extra: line)
+        let nameHash = names.hash(name, extra: 0)
+        let targetHash = categories.hash(target, extra: 0)
+        let locationHash = locations.hash(filename, extra: line)
         var ids = PacketEncoder.EventIds(
             category: categories.lookup(target, extra: 0, hash: targetHash),
             name: names.lookup(name, extra: 0, hash: nameHash),
