@@ -687,6 +687,7 @@ def cmd_write_scenario(args) -> int:
 
 
 def cmd_sample_lake(args) -> int:
+    from .output import uninterrupted
     from .sample_lake import LakeVariant, write_sample_lake
     from pathlib import Path
     if not args.folder:
@@ -714,11 +715,12 @@ def cmd_sample_lake(args) -> int:
                                       spans_per_thread=args.spans_per_thread, async_spans=args.async_spans,
                                       progress=None if args.quiet else _say, variant=variant)
     except BaseException:  # write_sample_lake removed what it wrote; the folder made here goes too
-        if created:
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
+        with uninterrupted():
+            if created:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
         raise
     if not args.quiet:
         print(f"wrote sample lake {args.folder} in {time.monotonic() - started:.1f} s:")

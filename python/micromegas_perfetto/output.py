@@ -92,6 +92,16 @@ def _putting_in_place():
         raise Interrupted(signum)
 
 
+@contextmanager
+def uninterrupted():
+    """A block that SIGINT, SIGTERM and SIGHUP do not cut short under the command line, not
+    even a second one (the watchdog of _signals waits too): a signal during it is raised as
+    the block ends. For a clean-up that must finish once begun, such as removing a half-written
+    sample lake (a second Ctrl-C during it left the half lake); not for long work."""
+    with _putting_in_place():
+        yield
+
+
 def _fail(shown: str, e: OSError, doing: str) -> OutputError:
     reason = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
               errno.EROFS: "read-only file system", errno.ENOTDIR: "a component of the path is not a folder",

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import MicromegasPerfettoError, OutputWriteError, output_write_error
+from .output import uninterrupted
 
 T0 = 1_700_000_000_000_000_000  # ns
 
@@ -319,11 +320,12 @@ def write_sample_lake(folder, seed: int = 42, threads: int = 8, spans_per_thread
     try:
         return _write_sample_lake(folder, seed, threads, spans_per_thread, async_spans, progress, variant)
     except BaseException as e:  # also an interruption: no half lake stays (a later run would refuse it)
-        if existed:
-            for name in set(os.listdir(folder)) - before:
-                _remove(folder / name)
-        else:
-            _remove(folder)
+        with uninterrupted():  # a second signal during the removal waits for it
+            if existed:
+                for name in set(os.listdir(folder)) - before:
+                    _remove(folder / name)
+            else:
+                _remove(folder)
         if isinstance(e, OSError) and not isinstance(e, MicromegasPerfettoError):
             raise _write_failure(e, f"the sample lake {folder}") from None
         raise

@@ -47,3 +47,42 @@ def test_a_signal_while_errors_is_half_imported_is_the_usual_line(sig):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_the_entry_points_own_wording_is_the_errors_one(sig):
     assert _entry._line_before_errors(sig) == interruption_message(sig)
+
+
+SECOND_SIGNAL_DURING_LAKE_REMOVAL = """
+import os, signal, sys, time
+from micromegas_perfetto import cli, sample_lake
+
+written = []
+real_write = sample_lake.pq.write_table
+def write_table(*args, **kwargs):  # the first signal: once a few of the lake's files are written
+    real_write(*args, **kwargs)
+    written.append(1)
+    if len(written) == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+sample_lake.pq.write_table = write_table
+
+removing = []
+real_remove = sample_lake._remove
+def remove(path):  # the second: as the half-written lake is being removed
+    if not removing:
+        removing.append(1)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(2)  # the watchdog of _signals exited here, leaving the half lake
+    real_remove(path)
+sample_lake._remove = remove
+
+sys.exit(cli.main(["sample-lake", sys.argv[1], "--quiet", "--threads", "2", "--spans-per-thread", "100",
+                   "--async-spans", "100"]))
+"""
+
+
+def test_a_second_signal_while_an_interrupted_sample_lake_is_removed_waits_for_the_removal(tmp_path):
+    """Campaign: SIGTERM then SIGINT on `sample-lake` left a half lake (thread_spans/ and
+    log_entries/, no processes.parquet): the second signal exited at once, in the middle of
+    the removal of what the first had interrupted. The removal now finishes first."""
+    folder = tmp_path / "lake"
+    result = run_child(SECOND_SIGNAL_DURING_LAKE_REMOVAL, str(folder))
+    assert (result.returncode, result.stderr.strip()) == (130, "interrupted: nothing written"), result
+    assert list(tmp_path.iterdir()) == []
