@@ -11,6 +11,10 @@ import sys
 
 
 def _early(signum, frame):
+    signals = sys.modules.get("micromegas_perfetto._signals")
+    done = getattr(signals, "reported", None)
+    if done:  # the run was interrupted and has said so: a second line would contradict it
+        os._exit(done[0])
     try:
         # Imported here, so the handlers are in place before anything else is imported.
         from .errors import interruption_message

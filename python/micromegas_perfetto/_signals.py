@@ -131,6 +131,7 @@ def installed():
     _raised.clear()
     _seen.clear()
     _pending.clear()
+    reported.clear()
     old_hook, alarm = sys.unraisablehook, hasattr(signal, "setitimer")
     if alarm:
         old_alarm = signal.signal(signal.SIGALRM, _raise_pending)
@@ -168,8 +169,18 @@ def exit_code(error: KeyboardInterrupt) -> int:
     return 128 + (error.signum if isinstance(error, Interrupted) else signal.SIGINT)
 
 
+# The exit code of the interruption whose line was printed (report): a signal after it, as
+# the process exits, ends it with that code and no second line (_entry's handler reads it).
+reported = []
+
+
 def report(error: KeyboardInterrupt) -> int:
-    """Prints the interruption's line; returns its exit code."""
+    """Prints the interruption's line (one write, so a signal cannot split it); returns its exit code."""
     signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
-    print(message(signum), file=sys.stderr, flush=True)
+    reported[:] = [128 + signum]
+    try:
+        sys.stderr.write(message(signum) + "\n")
+        sys.stderr.flush()
+    except (OSError, AttributeError, ValueError):  # stderr a closed pipe, closed: the status still says it
+        pass
     return 128 + signum

@@ -5,6 +5,7 @@ the moment that broke, so nothing depends on timing or load.
 The children start with SIGINT, SIGTERM and SIGHUP at their default dispositions (a test run
 started in the background, `make test &`, inherits SIGINT ignored, and the command line
 rightly keeps an ignored signal ignored)."""
+import os
 import signal
 import subprocess
 import sys
@@ -86,3 +87,67 @@ def test_a_second_signal_while_an_interrupted_sample_lake_is_removed_waits_for_t
     result = run_child(SECOND_SIGNAL_DURING_LAKE_REMOVAL, str(folder))
     assert (result.returncode, result.stderr.strip()) == (130, "interrupted: nothing written"), result
     assert list(tmp_path.iterdir()) == []
+
+
+SECOND_SIGNAL_AFTER_THE_LINE = """
+import os, signal, sys, time
+from micromegas_perfetto import _entry, cli
+
+def interrupted(args):
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+cli.COMMANDS["validate"] = interrupted
+
+class Stderr:  # a second signal the moment the interruption's line is out (a double Ctrl-C)
+    def __init__(self, stream):
+        self.stream = stream
+    def write(self, text):
+        written = self.stream.write(text)
+        if text.startswith("interrupted"):
+            self.stream.flush()
+            os.kill(os.getpid(), signal.{second})
+            for _ in range(100_000):  # what follows the line (the entry point's flushes) takes a moment
+                pass
+        return written
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+sys.stderr = Stderr(sys.stderr)
+sys.argv[1:] = ["validate", "t.perfetto"]
+_entry.run()
+"""
+
+
+@pytest.mark.parametrize("second", ["SIGINT", "SIGTERM"])
+def test_a_second_signal_after_the_interruptions_line_adds_no_line(second):
+    """Campaign (double signals): a second signal landing after the first one's line was
+    printed, as the run exited, printed a second line ("interrupted by SIGTERM: nothing
+    written") and changed the exit status: the entry point's handler, in place again once
+    the run's were restored, did not know the run had already reported."""
+    result = run_child(SECOND_SIGNAL_AFTER_THE_LINE.replace("{second}", second))
+    assert (result.returncode, result.stderr) == (130, "interrupted: nothing written\n"), result
+
+
+INTERRUPTED = """
+import os, signal, sys, time
+from micromegas_perfetto import _entry, cli
+
+def interrupted(args):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)
+cli.COMMANDS["validate"] = interrupted
+sys.argv[1:] = ["validate", "t.perfetto"]
+_entry.run()
+"""
+
+
+def test_an_interruption_with_stderr_a_closed_pipe_still_exits_128_plus_signal():
+    """`... 2>&1 | head -1` gone: the interruption's line cannot be written (EPIPE), and that
+    failure made the exit status 1 (an uncaught BrokenPipeError) instead of 143."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        child = subprocess.run([sys.executable, "-c", DEFAULTS + INTERRUPTED], stderr=write, stdout=subprocess.DEVNULL,
+                               timeout=60)
+    finally:
+        os.close(write)
+    assert child.returncode == 143
