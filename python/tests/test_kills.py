@@ -119,10 +119,11 @@ _entry.run()
 
 @pytest.mark.parametrize("second", ["SIGINT", "SIGTERM"])
 def test_a_second_signal_after_the_interruptions_line_adds_no_line(second):
-    """Campaign (double signals): a second signal landing after the first one's line was
-    printed, as the run exited, printed a second line ("interrupted by SIGTERM: nothing
-    written") and changed the exit status: the entry point's handler, in place again once
-    the run's were restored, did not know the run had already reported."""
+    """(Seen reading the code for the campaign's double signals.) A second signal landing
+    after the first one's line was printed, as the run exited, printed a second line
+    ("interrupted by SIGTERM: nothing written") and changed the exit status: the entry
+    point's handler, in place again once the run's were restored, did not know the run had
+    already reported."""
     result = run_child(SECOND_SIGNAL_AFTER_THE_LINE.replace("{second}", second))
     assert (result.returncode, result.stderr) == (130, "interrupted: nothing written\n"), result
 
@@ -141,7 +142,7 @@ _entry.run()
 
 
 def test_an_interruption_with_stderr_a_closed_pipe_still_exits_128_plus_signal():
-    """`... 2>&1 | head -1` gone: the interruption's line cannot be written (EPIPE), and that
+    """(Seen reading the code.) `... 2>&1 | head -1` gone: the interruption's line cannot be written (EPIPE), and that
     failure made the exit status 1 (an uncaught BrokenPipeError) instead of 143."""
     read, write = os.pipe()
     os.close(read)
