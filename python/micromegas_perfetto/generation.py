@@ -166,9 +166,9 @@ class _Generator:
 
     def close(self) -> None:
         with self._writer.lock:
-            if self._handle:
-                self._lib.pmm_generator_free(self._handle)
-                self._handle = ctypes.c_void_p()
+            if self._handle:  # dropped before it is freed, as PerfettoWriter.close does
+                handle, self._handle = self._handle, ctypes.c_void_p()
+                self._lib.pmm_generator_free(handle)
 
 
 def _export(reader: pa.RecordBatchReader) -> _native.ArrowArrayStream:

@@ -145,8 +145,10 @@ class PerfettoWriter:
                 if flush and not self.is_memory:
                     self.flush()
             finally:
-                self._lib.pmm_writer_free(self._handle)
-                self._handle = ctypes.c_void_p()
+                # Dropped before it is freed: a KeyboardInterrupt handled as the free returned
+                # left it set, and __del__ freed it again (SIGSEGV).
+                handle, self._handle = self._handle, ctypes.c_void_p()
+                self._lib.pmm_writer_free(handle)
                 self._output = None
 
     def __enter__(self):

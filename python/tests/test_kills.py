@@ -152,3 +152,48 @@ def test_an_interruption_with_stderr_a_closed_pipe_still_exits_128_plus_signal()
     finally:
         os.close(write)
     assert child.returncode == 143
+
+
+FREED_AS_INTERRUPTED = """
+import gc, os, signal
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own Ctrl-C, as in a notebook
+from micromegas_perfetto.writer import PerfettoWriter
+
+FREED = []
+
+class Lib:  # the library, with a Ctrl-C arriving while the writer is freed
+    def __init__(self, lib):
+        self._lib = lib
+    def __getattr__(self, name):
+        function = getattr(self._lib, name)
+        if name != "pmm_writer_free":
+            return function
+        def free(handle):
+            FREED.append(getattr(handle, "value", handle))
+            result = function(handle)
+            if len(FREED) == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # handled as the call returns: it came during it
+            return result
+        return free
+
+fd = os.open(os.devnull, os.O_WRONLY)
+writer = PerfettoWriter("bdd640fb-0667-4ad1-9c80-317fa3b1799d", fd)
+writer.emit_process_descriptor("exe")
+writer._lib = Lib(writer._lib)
+try:
+    writer.close()
+except KeyboardInterrupt:
+    pass
+del writer
+gc.collect()
+print(len(FREED), len(set(FREED)))
+"""
+
+
+def test_a_ctrl_c_as_the_writer_is_freed_does_not_free_it_twice():
+    """(Seen reading the code for the campaign's finish phase.) A KeyboardInterrupt handled as
+    pmm_writer_free returned (a Ctrl-C during it, under Python's own handler: a notebook, a
+    script) left the handle set; the writer's __del__ freed it again: SIGSEGV. (The command
+    line keeps its interruptions, so there the writer was never collected before the exit.)"""
+    result = subprocess.run([sys.executable, "-c", FREED_AS_INTERRUPTED], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout.split()) == (0, ["1", "1"]), result
