@@ -22,6 +22,7 @@ files of one table disagree on a column's type: then that column is cast to one 
 """
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -320,10 +321,27 @@ Stats = Callable[[str], Tuple[float, float]]
 
 
 def _folder_files(folder: Path) -> List[Path]:
-    """The `*.parquet` files under `folder`, recursively, in sorted path order (other files,
-    such as `_SUCCESS`, `.crc` or `_metadata`, are not data)."""
-    return sorted((p for p in folder.rglob("*.parquet") if p.is_file()),
-                  key=lambda p: p.relative_to(folder).as_posix())
+    """The `*.parquet` files under `folder`, recursively, in sorted path order, a run of
+    digits compared as a number (pyarrow's dataset writer names parts `part-0` ... `part-10`
+    unpadded: `part-10` after `part-9`). Other files (`_SUCCESS`, `.crc`, `_metadata`) are not
+    data, nor is anything whose name below `folder` starts with `_` or `.` (Spark's
+    `_temporary/` task attempts, hidden files), as Spark, Hive and pyarrow's datasets skip them."""
+    files = []
+    for path in folder.rglob("*.parquet"):
+        parts = path.relative_to(folder).parts
+        if not any(part.startswith(("_", ".")) for part in parts) and path.is_file():
+            files.append((_path_order(parts), path))
+    return [path for _, path in sorted(files)]
+
+
+def _path_order(parts: Tuple[str, ...]) -> list:
+    """Sort key of a relative path: per component, text runs compared as text and digit runs as
+    numbers (then as text: `01` and `1` keep an order)."""
+    key = []
+    for part in parts:
+        runs = re.split(r"([0-9]+)", part)  # text, digits, text, ...: every odd run is digits
+        key.append([(int(run), run) if i % 2 else run for i, run in enumerate(runs)])
+    return key
 
 
 def _folder_dataset(path: Path):

@@ -1,0 +1,84 @@
+"""Lakes as other producers write them (pyarrow's dataset writer, Spark, DuckDB, polars, pandas),
+built here with pyarrow alone: the same telemetry must give the same trace bytes as the sample
+lake it was rewritten from, or one error line naming the file and the column."""
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from micromegas_perfetto.generation import write_process_trace
+from micromegas_perfetto.lake import LocalLake
+from micromegas_perfetto.sample_lake import write_sample_lake
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """A small sample lake and the bytes of its main process's trace (logs and metrics too)."""
+    folder = tmp_path_factory.mktemp("producers") / "ref"
+    processes = write_sample_lake(folder, seed=5, threads=2, spans_per_thread=400, async_spans=300)
+    pid = processes[0]["process_id"]
+    out = folder.parent / "ref.perfetto"
+    write_process_trace(folder, pid, None, None, out, logs=True, metrics=True)
+    return folder, pid, out.read_bytes()
+
+
+def rewritten(reference, tmp_path: Path, rewrite) -> Path:
+    """A copy of the reference lake where `rewrite(kind, file)` replaced each per-stream or
+    per-process table file (it removes `file` and writes what it wants instead)."""
+    lake = tmp_path / "lake"
+    shutil.copytree(reference[0], lake)
+    for kind in ("thread_spans", "async_events", "log_entries", "measures"):
+        for file in sorted((lake / kind).glob("*.parquet")):
+            rewrite(kind, file)
+    return lake
+
+
+def trace(lake: Path, pid: str, tmp_path: Path) -> bytes:
+    out = tmp_path / "t.perfetto"
+    write_process_trace(lake, pid, None, None, out, logs=True, metrics=True)
+    return out.read_bytes()
+
+
+def test_unpadded_part_numbers_are_read_in_number_order(reference, tmp_path):
+    """pyarrow's dataset writer names a table's files part-0 ... part-12, unpadded (so does
+    DuckDB: data_0 ... data_12): part-10 comes after part-9, not after part-1 (read in text
+    order, thread spans were out of begin order: a different, out-of-order trace)."""
+    def rewrite(kind, file):
+        table = pq.read_table(file)
+        file.unlink()
+        ds.write_dataset(table, file.with_suffix(""), format="parquet", basename_template="part-{i}.parquet",
+                         max_rows_per_file=30, max_rows_per_group=30)
+    lake = rewritten(reference, tmp_path, rewrite)
+    folder = next(p for p in (lake / "thread_spans").iterdir() if len(list(p.iterdir())) > 10)
+    names = [f.name for f in LocalLake(lake).table_files("thread_spans", folder.name)]
+    assert names == [f"part-{i}.parquet" for i in range(len(names))]
+    assert trace(lake, reference[1], tmp_path) == reference[2]
+
+
+def test_spark_temporary_attempts_and_hidden_files_are_not_data(reference, tmp_path):
+    """A Spark output folder holds committed part files and, while a job runs or after it
+    failed, task attempts under `_temporary/` (and `.crc` side files): only the committed
+    parts are the table (the attempts were read too: every span twice)."""
+    def rewrite(kind, file):
+        table = pq.read_table(file)
+        file.unlink()
+        folder = file.with_suffix("")
+        folder.mkdir()
+        half = table.num_rows // 2
+        job = "5f0c6ab1-93a8-4b1e-9b0e-2f3b1c6f7d10"
+        for i, part in enumerate((table.slice(0, half), table.slice(half))):
+            name = f"part-{i:05d}-{job}.c000.snappy.parquet"
+            pq.write_table(part, folder / name, use_deprecated_int96_timestamps=True)
+            (folder / f".{name}.crc").write_bytes(b"crc")
+        (folder / "_SUCCESS").write_bytes(b"")
+        attempt = folder / "_temporary" / "0" / "_temporary" / "attempt_202611302200_0001_m_000000_0"
+        attempt.mkdir(parents=True)
+        pq.write_table(table, attempt / f"part-00000-{job}.c000.snappy.parquet")
+        pq.write_table(table, folder / ".part-00002.parquet")
+    lake = rewritten(reference, tmp_path, rewrite)
+    stream = next((lake / "thread_spans").iterdir()).name
+    assert [f.name[:10] for f in LocalLake(lake).table_files("thread_spans", stream)] == ["part-00000", "part-00001"]
+    assert trace(lake, reference[1], tmp_path) == reference[2]
