@@ -145,7 +145,7 @@ class LocalLake(Source):
                 table = _ids_as_text(dataset.to_table(columns=list(dict.fromkeys(present + ["process_id"]))))
                 return _rows_of(table, process_id, path).select(present)
             return _ids_as_text(dataset.to_table(columns=present, filter=ds.field("process_id") == process_id))
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        except (pa.ArrowException, OSError) as e:  # ArrowTypeError too: files that cannot be one table
             raise DataError(f"cannot read {path}: {_first_line(e)}") from None
 
     def process_info(self, process_id: str) -> ProcessInfo:
@@ -346,9 +346,15 @@ def _path_order(parts: Tuple[str, ...]) -> list:
 
 def _folder_dataset(path: Path):
     """A folder's `*.parquet` files as one dataset, hive-style partition folders
-    (`process_id=.../`) giving the columns the files leave out."""
+    (`process_id=.../`) giving, as text, the columns the files leave out. A column the files
+    keep as well (polars' partitioned write) is read from the files: as a partition field it
+    clashed with the files' own type (large_string vs string)."""
     import pyarrow.dataset as ds
-    return ds.dataset(_folder_files(path), format="parquet", partitioning="hive", partition_base_dir=str(path))
+    files = _folder_files(path)
+    stored = set(pq.read_schema(files[0]).names) if files else set()
+    keys = dict.fromkeys(key for file in files for key in _partition_values(file, path) if key not in stored)
+    partitioning = ds.partitioning(pa.schema([(key, pa.string()) for key in keys]), flavor="hive") if keys else None
+    return ds.dataset(files, format="parquet", partitioning=partitioning, partition_base_dir=str(path))
 
 
 def _read_whole(path: Path, columns: Optional[List[str]] = None) -> pa.Table:

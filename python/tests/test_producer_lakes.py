@@ -82,3 +82,34 @@ def test_spark_temporary_attempts_and_hidden_files_are_not_data(reference, tmp_p
     stream = next((lake / "thread_spans").iterdir()).name
     assert [f.name[:10] for f in LocalLake(lake).table_files("thread_spans", stream)] == ["part-00000", "part-00001"]
     assert trace(lake, reference[1], tmp_path) == reference[2]
+
+
+def large_strings(table: pa.Table) -> pa.Table:
+    """`table` as polars hands it to Parquet: every string a large_string."""
+    def wide(t):
+        if pa.types.is_string(t):
+            return pa.large_string()
+        if pa.types.is_list(t):
+            item = t.value_type
+            return pa.large_list(pa.struct([(f.name, wide(f.type)) for f in item]) if pa.types.is_struct(item)
+                                 else wide(item))
+        return t
+    return table.cast(pa.schema([pa.field(f.name, wide(f.type)) for f in table.schema]))
+
+
+def test_small_tables_partitioned_by_polars_keep_the_partition_column(reference, tmp_path):
+    """polars' `write_parquet(..., partition_by="process_id")` writes `process_id=<id>/00000000.parquet`
+    folders whose files keep the column, as large_string: the folder's partition field (text)
+    clashed with it ('ArrowTypeError: Unable to merge', exit 1, for every command)."""
+    lake = tmp_path / "lake"
+    shutil.copytree(reference[0], lake)
+    for name in ("processes.parquet", "streams.parquet"):
+        table = large_strings(pq.read_table(lake / name))
+        (lake / name).unlink()
+        for pid in dict.fromkeys(table.column("process_id").to_pylist()):
+            part = lake / name / f"process_id={pid}"
+            part.mkdir(parents=True)
+            pq.write_table(table.filter(pa.compute.equal(table.column("process_id"), pid)), part / "00000000.parquet")
+    assert trace(lake, reference[1], tmp_path) == reference[2]
+    listed = {p["process_id"]: (p["exe"], p["threads"]) for p in LocalLake(lake).processes()}
+    assert listed == {p["process_id"]: (p["exe"], p["threads"]) for p in LocalLake(reference[0]).processes()}
