@@ -547,6 +547,20 @@ def _unified(schemas: List[pa.Schema], columns: List[str], required: Dict[str, s
     return pa.schema(fields)
 
 
+# What an all-null column of Arrow's null type (pandas' and polars' type for a column of None
+# only) is read as, by kind: the same rows as a typed column of nulls.
+_NULL_AS = {"string": pa.string(), "integer": pa.int64(), "float64": pa.float64()}
+
+
+def _typed_nulls(schema: pa.Schema, kinds: Dict[str, str]) -> pa.Schema:
+    """`schema` with its null-typed string, integer and float64 columns typed (`_NULL_AS`):
+    a batch is then cast to it (`_conform`). A null-typed time column stays a mistyped one."""
+    for i, field in enumerate(schema):
+        if pa.types.is_null(field.type) and kinds.get(field.name) in _NULL_AS:
+            schema = schema.set(i, pa.field(field.name, _NULL_AS[kinds[field.name]]))
+    return schema
+
+
 def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordBatch:
     """`batch` with `schema`'s types: time columns converted exactly to ns (an out-of-range
     value is a DataError naming the column), other columns cast."""
@@ -582,6 +596,7 @@ def _parquet_reader(files: List[Tuple[Path, Dict[str, Optional[str]]]], columns:
         full = stored
         for name, value, kind in given:
             full = full.append(pa.field(name, _partition_column(name, value, kind, 0, file).type))
+        full = _typed_nulls(full, kinds)
         check_schema(full, required, str(file))
         # Closed until read (its footer kept): a table of thousands of part files must not
         # hold a file descriptor per part (EMFILE past `ulimit -n`, often 1,024).

@@ -113,3 +113,40 @@ def test_small_tables_partitioned_by_polars_keep_the_partition_column(reference,
     assert trace(lake, reference[1], tmp_path) == reference[2]
     listed = {p["process_id"]: (p["exe"], p["threads"]) for p in LocalLake(lake).processes()}
     assert listed == {p["process_id"]: (p["exe"], p["threads"]) for p in LocalLake(reference[0]).processes()}
+
+
+def with_nulls(file: Path, column: str, null_type: bool, parts: int = 1) -> None:
+    """Rewrites a table file with `column` all null: typed as it was, or of Arrow's null type
+    (pandas' and polars' type for a column of None only), in `parts` part files of a folder."""
+    table = pq.read_table(file)
+    i = table.schema.get_field_index(column)
+    table = table.set_column(i, column, pa.nulls(table.num_rows, pa.null() if null_type else table.schema[i].type))
+    file.unlink()
+    if parts == 1:
+        pq.write_table(table, file)
+        return
+    file.mkdir()
+    step = -(-table.num_rows // parts)
+    for p in range(parts):
+        part = table.slice(p * step, step)
+        if p % 2:  # every other part typed: part files of one table may differ in type
+            part = part.set_column(i, column, pa.nulls(part.num_rows, pa.string()))
+        pq.write_table(part, file / f"part-{p}.parquet")
+
+
+@pytest.mark.parametrize("kind, column", [("measures", "unit"), ("log_entries", "target"), ("log_entries", "msg"),
+                                          ("thread_spans", "target"), ("async_events", "filename")])
+def test_all_null_columns_of_the_null_type_read_as_typed_nulls(reference, tmp_path, kind, column):
+    """A column of None only is of Arrow's null type when pandas (`to_parquet`) or polars
+    writes it: it reads as the same column of nulls typed string (it was a schema error,
+    'has type null', exit 2, where the typed column gave a trace)."""
+    traces = []
+    for name, null_type, parts in (("typed", False, 1), ("null", True, 1), ("mixed", True, 3)):
+        def rewrite(k, file):
+            if k == kind:
+                with_nulls(file, column, null_type, parts)
+        (tmp_path / name).mkdir()
+        lake = rewritten(reference, tmp_path / name, rewrite)
+        traces.append(trace(lake, reference[1], tmp_path / name))
+    assert traces[0] != reference[2]
+    assert traces[1] == traces[0] and traces[2] == traces[0]
