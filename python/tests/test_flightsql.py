@@ -107,20 +107,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def read_ahead_threads() -> set:
+    """The read-ahead threads alive now (a test compares them with those alive before it:
+    one an earlier test's garbage still holds is not this test's)."""
+    import threading
+    return {t for t in threading.enumerate() if t.name == "micromegas-read-ahead"}
+
+
 def server_process(lake, *options):
     """The fixture server in a process of its own (that a test can kill), with --log-calls;
-    returns it, serving, and its URI. The caller kills it."""
-    port = free_port()
+    returns it, serving, and its URI. The caller kills it. The server takes any free port
+    and says which ("serving LAKE at URI ..."): a port found free here first could be taken
+    by another process before the server bound it."""
     fixture = os.path.join(os.path.dirname(__file__), "flight_fixture.py")
-    server = subprocess.Popen([sys.executable, fixture, str(lake), "--port", str(port), *options, "--log-calls"],
+    server = subprocess.Popen([sys.executable, fixture, str(lake), "--port", "0", *options, "--log-calls"],
                               stdout=subprocess.PIPE, text=True)
     try:
-        assert "serving" in server.stdout.readline()
+        line = server.stdout.readline()
+        assert line.startswith("serving ") and " at grpc://127.0.0.1:" in line, line
+        uri = line.rsplit(" at ", 1)[1].split()[0]
     except BaseException:
         server.kill()
         server.wait()
         raise
-    return server, f"grpc://127.0.0.1:{port}"
+    return server, uri
 
 
 @pytest.mark.parametrize("server_side", [False, True])
@@ -291,6 +301,7 @@ def test_read_ahead_is_bounded_keeps_the_cause_and_cancels_an_abandoned_stream()
     import time as _time
     from micromegas_perfetto.sources import read_ahead
 
+    before = read_ahead_threads()
     pulled = []
 
     def batches(n, fail_at=None):
@@ -315,7 +326,7 @@ def test_read_ahead_is_bounded_keeps_the_cause_and_cancels_an_abandoned_stream()
     # ...and waits for it: no read-ahead thread is left running (a daemon thread still inside
     # pyarrow at interpreter exit aborted interrupted runs: "terminate called without an
     # active exception").
-    assert not [t for t in threading.enumerate() if t.name == "micromegas-read-ahead"]
+    assert not read_ahead_threads() - before
 
     def slow(n):
         for i in range(n):
@@ -325,7 +336,7 @@ def test_read_ahead_is_bounded_keeps_the_cause_and_cancels_an_abandoned_stream()
     stream = read_ahead(slow(100), depth=2)
     next(stream)
     stream.close()
-    assert not [t for t in threading.enumerate() if t.name == "micromegas-read-ahead"]
+    assert not read_ahead_threads() - before
 
     with pytest.raises(ValueError, match="lost at batch 3") as raised:
         list(read_ahead(batches(10, fail_at=3)))
@@ -589,11 +600,12 @@ def test_a_refused_chunk_result_is_closed_at_once_not_when_the_exception_goes(sm
     from micromegas_perfetto.errors import SourceError
     server.chunk_fault = fault
     server.chunk_bytes = 64  # thousands of chunks: more than the read-ahead holds
+    before = read_ahead_threads()
     with pytest.raises(SourceError) as kept:
         write_process_trace(FlightSQLClient(server.uri), pid_of(small_lake), None, None, tmp_path / "t.perfetto",
                             server_side=True)
     assert kept.value is not None
-    assert not [t for t in threading.enumerate() if t.name == "micromegas-read-ahead"]
+    assert not read_ahead_threads() - before
     done = threading.Thread(target=server.shutdown, daemon=True)
     done.start()
     done.join(20)
