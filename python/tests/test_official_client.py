@@ -227,8 +227,11 @@ def test_cli_uses_the_users_profile(venvs, served, tmp_path):
     """`python -m micromegas write_perfetto PID --profile NAME`: the profile's URI and API key
     file (~/.micromegas/config.json) authenticate, through the official connect_with_profile."""
     venv = venvs["client-first"]
-    config = venv.home / ".micromegas"
-    config.mkdir(exist_ok=True)
+    # A home of its own: profiles left in the venvs' home would be read by the other tests'
+    # commands through the official client ("no profile selected; pass --profile ...").
+    home = tmp_path / "home"
+    config = home / ".micromegas"
+    config.mkdir(parents=True)
     key = config / "test.key"
     key.write_text("s3cret-key\n")
     wrong = config / "wrong.key"
@@ -238,14 +241,15 @@ def test_cli_uses_the_users_profile(venvs, served, tmp_path):
         "wrong": {"uri": served["server"].uri, "api_key_file": str(wrong)}}}))
     out = tmp_path / "profile.perfetto"
     args = ["write_perfetto", served["pid"], "--begin", BEGIN, "--end", END, "--quiet"]
-    venv.run(venv.python, "-m", "micromegas", *args, "--profile", "test", "--filename", str(out))
+    own_home = {"HOME": str(home)}
+    venv.run(venv.python, "-m", "micromegas", *args, "--profile", "test", "--filename", str(out), env=own_home)
     assert out.read_bytes() == served["reference"]
     by_env = tmp_path / "profile-env.perfetto"
     venv.run(venv.python, "-m", "micromegas_perfetto", *args, "--filename", str(by_env),
-             env={"MICROMEGAS_PROFILE": "test"})
+             env={**own_home, "MICROMEGAS_PROFILE": "test"})
     assert by_env.read_bytes() == served["reference"]
     refused = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "wrong", "--filename",
-                       str(tmp_path / "no.perfetto"), check=False)
+                       str(tmp_path / "no.perfetto"), env=own_home, check=False)
     assert refused.returncode == 1, refused.stderr
     # One line, naming the profile's server, as with this package's own client (the official
     # client's middleware also printed the exception itself: two lines, the first unexplained).
@@ -257,15 +261,15 @@ def test_cli_uses_the_users_profile(venvs, served, tmp_path):
     # from --uri; a token (here $MICROMEGAS_TOKEN) selects this package's own client instead.
     by_uri = tmp_path / "uri.perfetto"
     venv.run(venv.python, "-m", "micromegas", *args, "--uri", served["server"].uri, "--filename", str(by_uri),
-             env={"MICROMEGAS_TOKEN": "s3cret-key"})
+             env={**own_home, "MICROMEGAS_TOKEN": "s3cret-key"})
     assert by_uri.read_bytes() == served["reference"]
     unknown = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "nope", "--filename",
-                       str(tmp_path / "no.perfetto"), check=False)
+                       str(tmp_path / "no.perfetto"), env=own_home, check=False)
     assert unknown.returncode == 2 and "profile" in unknown.stderr and "Traceback" not in unknown.stderr
     # A profile and a token: two logins, a usage error saying so (it said the official client
     # was not installed).
     both = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "test", "--token", "s3cret-key",
-                    "--filename", str(tmp_path / "no.perfetto"), check=False)
+                    "--filename", str(tmp_path / "no.perfetto"), env=own_home, check=False)
     assert both.returncode == 2 and "give one of them" in both.stderr and "pip install" not in both.stderr, \
         both.stderr
     assert not (tmp_path / "no.perfetto").exists()
@@ -306,8 +310,18 @@ def test_cli_server_mistakes_through_the_official_client_are_one_line(venvs, ser
 
 
 def test_uninstalling_either_leaves_the_other_working(venvs, served, tmp_path):
+    # The venvs are the module's: what is uninstalled here is installed again afterwards (in
+    # the venv's order), so the tests that run after this one, in any order, find both.
+    first, second = venvs["client-first"], venvs["ours-first"]
+    try:
+        _uninstall_each_and_use_the_other(first, second, served, tmp_path)
+    finally:
+        first.pip("install", WHEEL)
+        second.pip("install", OFFICIAL)
+
+
+def _uninstall_each_and_use_the_other(first, second, served, tmp_path):
     # Without ours, the official client is whole and works.
-    first = venvs["client-first"]
     official_files = first.record("micromegas")
     first.pip("uninstall", "-y", "micromegas-perfetto")
     _assert_record_intact(official_files)
@@ -317,7 +331,6 @@ def test_uninstalling_either_leaves_the_other_working(venvs, served, tmp_path):
     assert gone.returncode != 0
 
     # Without the official client, ours works, `python -m micromegas` included.
-    second = venvs["ours-first"]
     our_files = second.record("micromegas_perfetto")
     second.pip("uninstall", "-y", "micromegas")
     _assert_record_intact(our_files)
