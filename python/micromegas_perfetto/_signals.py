@@ -52,10 +52,14 @@ def _handler(signum, frame):
 
 def _die(signum: int) -> None:
     output.remove_temporaries()
+    code = 128 + signum
     try:
-        os.write(2, (message(signum) + "\n").encode())
+        if _claim_the_line(code):
+            os.write(2, (message(signum) + "\n").encode())
+        else:  # the run has printed its line (it exits with its code a moment later)
+            code = reported[0]
     finally:
-        os._exit(128 + signum)
+        os._exit(code)
 
 
 def _watch(read_fd: int) -> None:
@@ -133,14 +137,19 @@ def installed():
     _pending.clear()
     reported.clear()
     old_hook, alarm = sys.unraisablehook, hasattr(signal, "setitimer")
+    old_alarm = None
     if alarm:
         old_alarm = signal.signal(signal.SIGALRM, _raise_pending)
         sys.unraisablehook = _unraisable(old_hook)
     old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    for s in SIGNALS:
-        if previous[s] is not signal.SIG_IGN:  # e.g. SIGHUP ignored under nohup stays ignored
-            signal.signal(s, _handler)
+    # Up to here a signal meets the handlers in place before (the entry point's exit at
+    # once); from the first of ours on, what it raises is inside the try, so the watchdog is
+    # stopped and the previous handlers restored (a signal raised as the last one was
+    # installed left the watchdog running: it printed a line of its own beside the run's).
     try:
+        for s in SIGNALS:
+            if previous[s] is not signal.SIG_IGN:  # e.g. SIGHUP ignored under nohup stays ignored
+                signal.signal(s, _handler)
         yield
     finally:
         for s, handler in previous.items():
@@ -169,15 +178,27 @@ def exit_code(error: KeyboardInterrupt) -> int:
     return 128 + (error.signum if isinstance(error, Interrupted) else signal.SIGINT)
 
 
-# The exit code of the interruption whose line was printed (report): a signal after it, as
-# the process exits, ends it with that code and no second line (_entry's handler reads it).
+# The exit code of the interruption whose line was printed (report, or the watchdog's _die):
+# a signal after it, as the process exits, ends it with that code and no second line
+# (_entry's handler reads it).
 reported = []
+_line = threading.Lock()
+
+
+def _claim_the_line(code: int) -> bool:
+    """True for the first caller (the run's report or the watchdog), which prints the line."""
+    with _line:
+        if reported:
+            return False
+        reported[:] = [code]
+        return True
 
 
 def report(error: KeyboardInterrupt) -> int:
     """Prints the interruption's line (one write, so a signal cannot split it); returns its exit code."""
     signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
-    reported[:] = [128 + signum]
+    if not _claim_the_line(128 + signum):  # the watchdog has printed it and is exiting
+        return reported[0]
     try:
         sys.stderr.write(message(signum) + "\n")
         sys.stderr.flush()

@@ -197,3 +197,43 @@ def test_a_ctrl_c_as_the_writer_is_freed_does_not_free_it_twice():
     line keeps its interruptions, so there the writer was never collected before the exit.)"""
     result = subprocess.run([sys.executable, "-c", FREED_AS_INTERRUPTED], capture_output=True, text=True, timeout=60)
     assert (result.returncode, result.stdout.split()) == (0, ["1", "1"]), result
+
+
+SIGNAL_AS_THE_HANDLERS_ARE_INSTALLED = """
+import os, signal, sys, time
+from micromegas_perfetto import _entry, _signals, cli
+
+real_signal = signal.signal
+def installing(signum, handler):
+    previous = real_signal(signum, handler)
+    if handler is _signals._handler and signum == _signals.SIGNALS[-1]:
+        signal.signal = real_signal
+        os.kill(os.getpid(), signal.SIGINT)  # as the run's last handler is put in place
+    return previous
+signal.signal = installing
+
+class Stderr:  # then a second signal once the line is out (the burst goes on)
+    def __init__(self, stream):
+        self.stream = stream
+    def write(self, text):
+        written = self.stream.write(text)
+        if text.startswith("interrupted"):
+            self.stream.flush()
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(1)  # the watchdog said "interrupted by SIGHUP" here and exited 129
+        return written
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+sys.stderr = Stderr(sys.stderr)
+sys.argv[1:] = ["validate", "t.perfetto"]
+_entry.run()
+"""
+
+
+def test_a_signal_as_the_runs_handlers_are_installed_stops_the_watchdog_first():
+    """Campaign (bursts of 3-6 signals): 'interrupted: nothing written' then 'interrupted by
+    SIGHUP: nothing written', exit 129. A signal landing as the run's handlers were being
+    installed was raised before the block that restores them: the watchdog kept running,
+    and the next signal made it print its own line while the run printed its."""
+    result = run_child(SIGNAL_AS_THE_HANDLERS_ARE_INSTALLED)
+    assert (result.returncode, result.stderr) == (130, "interrupted: nothing written\n"), result
