@@ -553,11 +553,17 @@ _NULL_AS = {"string": pa.string(), "integer": pa.int64(), "float64": pa.float64(
 
 
 def _typed_nulls(schema: pa.Schema, kinds: Dict[str, str]) -> pa.Schema:
-    """`schema` with its null-typed string, integer and float64 columns typed (`_NULL_AS`):
-    a batch is then cast to it (`_conform`). A null-typed time column stays a mistyped one."""
+    """`schema` with its null-typed string, integer and float64 columns typed (`_NULL_AS`),
+    and a float64 column stored as another number (float32 as polars' Float32 or DuckDB's
+    REAL, an integer as a count metric, a decimal) as float64: a batch is then cast to it
+    (`_conform`). A null-typed time column stays a mistyped one."""
     for i, field in enumerate(schema):
-        if pa.types.is_null(field.type) and kinds.get(field.name) in _NULL_AS:
-            schema = schema.set(i, pa.field(field.name, _NULL_AS[kinds[field.name]]))
+        kind = kinds.get(field.name)
+        if pa.types.is_null(field.type) and kind in _NULL_AS:
+            schema = schema.set(i, pa.field(field.name, _NULL_AS[kind]))
+        elif kind == "float64" and (pa.types.is_floating(field.type) or pa.types.is_integer(field.type)
+                                    or pa.types.is_decimal(field.type)):
+            schema = schema.set(i, pa.field(field.name, pa.float64()))
     return schema
 
 
@@ -574,7 +580,11 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, file: Path) -> pa.RecordB
         elif field.type == TIME_NS:
             arrays.append(time_ns(array, field.name, str(file)).cast(TIME_NS))
         else:
-            arrays.append(array.cast(field.type))
+            try:
+                arrays.append(array.cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:  # an integer past 2**53 as float64
+                raise DataError(f"{file}: column '{field.name}' cannot be read as {field.type}: {_first_line(e)}") \
+                    from None
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 

@@ -150,3 +150,39 @@ def test_all_null_columns_of_the_null_type_read_as_typed_nulls(reference, tmp_pa
         traces.append(trace(lake, reference[1], tmp_path / name))
     assert traces[0] != reference[2]
     assert traces[1] == traces[0] and traces[2] == traces[0]
+
+
+@pytest.mark.parametrize("value_type", [pa.float32(), pa.int64(), pa.uint32(), pa.decimal128(18, 3)], ids=str)
+def test_measure_values_of_another_number_type_read_as_float64(reference, tmp_path, value_type):
+    """A measure's value stored as float32 (polars' Float32, DuckDB's REAL), an integer (a
+    count metric from DuckDB or polars) or a decimal (DuckDB's DECIMAL) reads as float64, the
+    same trace as the values stored as float64 (it was 'has type float, expected float64',
+    exit 2). An integer that float64 cannot hold exactly is an error naming the column."""
+    import decimal
+
+    def python_value(v):
+        return decimal.Decimal(repr(v)).quantize(decimal.Decimal("0.001")) if pa.types.is_decimal(value_type) else v
+
+    traces = []
+    for name, stored in (("float64", pa.float64()), ("other", value_type)):
+        def rewrite(kind, file):
+            if kind == "measures":
+                table = pq.read_table(file)
+                i = table.schema.get_field_index("value")
+                values = [python_value(abs(round(v))) if not pa.types.is_floating(value_type) else v
+                          for v in table.column(i).to_pylist()]
+                column = pa.array(values, value_type)  # the values the other type holds
+                pq.write_table(table.set_column(i, "value", column.cast(stored)), file)
+        (tmp_path / name).mkdir()
+        lake = rewritten(reference, tmp_path / name, rewrite)
+        traces.append(trace(lake, reference[1], tmp_path / name))
+    assert traces[1] == traces[0]
+    if pa.types.is_integer(value_type) and value_type.bit_width == 64:
+        file = next((lake / "measures").glob("*.parquet"))
+        table = pq.read_table(file)
+        i = table.schema.get_field_index("value")
+        pq.write_table(table.set_column(i, "value", pa.array([2**53 + 1] * table.num_rows, value_type)), file)
+        from micromegas_perfetto.errors import DataError
+        pid = file.stem
+        with pytest.raises(DataError, match=r"measures/.*\.parquet: column 'value' cannot be read as double"):
+            write_process_trace(lake, pid, None, None, tmp_path / "bad.perfetto", metrics=True)
