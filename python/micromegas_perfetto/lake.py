@@ -6,10 +6,12 @@
     LAKE/async_events/<process_id>...        one table per process
     LAKE/log_entries/<process_id>..., LAKE/measures/<process_id>...   (optional)
 
-Each per-stream or per-process table is stored one of three ways (`LocalLake.table_files`):
+Each per-stream or per-process table is stored one of four ways (`LocalLake.table_files`):
 a file `<id>.parquet`, a folder `<id>.parquet/` or a folder `<id>/` of Parquet files (as
-Spark, DuckDB or pyarrow's dataset writer partition), read recursively in sorted path order;
-hive-style `key=value/` folders give the columns such writers leave out of the files.
+Spark, DuckDB or pyarrow's dataset writer partition), or `stream_id=<id>/` / `process_id=<id>/`
+(the whole table partitioned by its id), read recursively in sorted path order (digit runs as
+numbers; names starting with `_` or `.` skipped); hive-style `key=value/` folders give the
+columns such writers leave out of the files.
 
 Spans and events are read batch by batch (plain reads, no memory mapping: a file truncated
 while it is read is an error, not a SIGBUS). The time filter is pushed into the scan: row
@@ -25,6 +27,7 @@ import os
 import re
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -37,6 +40,9 @@ from .sources import (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, LOG_ENTRY_COLUMNS,
 from .timeutil import NS_MAX, NS_MIN
 
 TABLES = ("thread_spans", "async_events", "log_entries", "measures")
+# The column each table is keyed by: its `<id>` is a stream id or a process id.
+_ID_COLUMNS = {"thread_spans": "stream_id", "async_events": "process_id", "log_entries": "process_id",
+               "measures": "process_id"}
 # Each table's columns, required columns and types, and the time columns of its row-group filter.
 _READS = {"thread_spans": (THREAD_SPAN_COLUMNS, THREAD_SPAN_TYPES, "begin", "end"),
           "async_events": (ASYNC_EVENT_COLUMNS, ASYNC_EVENT_TYPES, "time", "time"),
@@ -66,7 +72,8 @@ class LocalLake(Source):
         """The Parquet files of table `kind` ("thread_spans", "async_events", "log_entries",
         "measures") for `key` (a stream or process id), in reading order: the file
         `<key>.parquet`, else the `*.parquet` files under the folder `<key>.parquet/`, else
-        under `<key>/` (recursively, sorted by path). Empty when there is none (no rows)."""
+        under `<key>/`, else under `stream_id=<key>/` (thread spans) or `process_id=<key>/`
+        (recursively, sorted by path). Empty when there is none (no rows)."""
         return [file for file, _ in self.table_parts(kind, key)]
 
     def table_parts(self, kind: str, key: str) -> List[Tuple[Path, Dict[str, Optional[str]]]]:
@@ -78,7 +85,11 @@ class LocalLake(Source):
         if not key or "/" in key or "\\" in key or key in (".", ".."):
             return []
         folder = self.path / kind
-        for candidate in (folder / f"{key}.parquet", folder / key):
+        # The third form is the table of every stream or process partitioned by its id column, as
+        # DuckDB's `COPY ... TO 'LAKE/async_events' (PARTITION_BY process_id)` or Spark's
+        # partitionBy("process_id") write it: `process_id=<id>/` (URL-escaped).
+        hive = f"{_ID_COLUMNS[kind]}={quote(key, safe='')}"
+        for candidate in (folder / f"{key}.parquet", folder / key, folder / hive):
             if candidate.is_file():
                 return [(candidate, {})]
             if candidate.is_dir():

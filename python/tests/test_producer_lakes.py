@@ -186,3 +186,28 @@ def test_measure_values_of_another_number_type_read_as_float64(reference, tmp_pa
         pid = file.stem
         with pytest.raises(DataError, match=r"measures/.*\.parquet: column 'value' cannot be read as double"):
             write_process_trace(lake, pid, None, None, tmp_path / "bad.perfetto", metrics=True)
+
+
+def test_tables_partitioned_by_their_id_column(reference, tmp_path):
+    """The whole table partitioned by its id, as DuckDB's `COPY async_events TO 'LAKE/async_events'
+    (PARTITION_BY process_id)` or Spark's partitionBy write it: `async_events/process_id=<id>/`,
+    `thread_spans/stream_id=<id>/`, the id column left out of the files. The same trace, no
+    note (it was 'has no async events' and a trace without them)."""
+    from conftest import run_cli
+
+    def rewrite(kind, file):
+        table = pq.read_table(file)
+        column = "stream_id" if kind == "thread_spans" else "process_id"
+        folder = file.parent / f"{column}={file.stem}"
+        folder.mkdir()
+        if column in table.column_names:
+            table = table.drop_columns([column])
+        pq.write_table(table.slice(0, 50), folder / "data_0.parquet")
+        pq.write_table(table.slice(50), folder / "data_1.parquet")
+        file.unlink()
+    lake = rewritten(reference, tmp_path, rewrite)
+    assert not list((lake / "async_events").glob("*.parquet"))
+    result = run_cli("write_perfetto", reference[1], "--lake", lake, "--logs", "--metrics", "--quiet",
+                     "--filename", tmp_path / "cli.perfetto")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert (tmp_path / "cli.perfetto").read_bytes() == reference[2]
