@@ -184,8 +184,9 @@ def test_bad_columns_are_named(small_lake, tmp_path):
     shutil.copytree(lake, copy)
     path = copy / "measures" / f"{pid}.parquet"
     table = pq.read_table(path)
+    # (an integer or float32 value reads as float64: test_producer_lakes; text is no number)
     pq.write_table(table.set_column(table.schema.get_field_index("value"), "value",
-                                    pa.array([1] * table.num_rows, pa.int64())), path)
+                                    pa.array(["1"] * table.num_rows, pa.string())), path)
     done = run_cli("write_perfetto", pid, "--lake", copy, "--metrics", "--filename", tmp_path / "t.perfetto")
     assert done.returncode != 0 and "'value'" in done.stderr and "float64" in done.stderr
     assert not (tmp_path / "t.perfetto").exists()
