@@ -12,6 +12,8 @@ import sys
 
 def _early(signum, frame):
     signals = sys.modules.get("micromegas_perfetto._signals")
+    if getattr(signals, "reporting", None):  # the run is printing its interruption's line: it exits next
+        return
     done = getattr(signals, "reported", None)
     if done:  # the run was interrupted and has said so: a second line would contradict it
         os._exit(done[0])

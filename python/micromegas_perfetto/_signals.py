@@ -54,10 +54,8 @@ def _die(signum: int) -> None:
     output.remove_temporaries()
     code = 128 + signum
     try:
-        if _claim_the_line(code):
-            os.write(2, (message(signum) + "\n").encode())
-        else:  # the run has printed its line (it exits with its code a moment later)
-            code = reported[0]
+        line = (message(signum) + "\n").encode()
+        code = _print_the_line(code, lambda: os.write(2, line), timeout=1.0)
     finally:
         os._exit(code)
 
@@ -136,6 +134,7 @@ def installed():
     _seen.clear()
     _pending.clear()
     reported.clear()
+    reporting.clear()
     old_hook, alarm = sys.unraisablehook, hasattr(signal, "setitimer")
     old_alarm = None
     if alarm:
@@ -178,30 +177,43 @@ def exit_code(error: KeyboardInterrupt) -> int:
     return 128 + (error.signum if isinstance(error, Interrupted) else signal.SIGINT)
 
 
-# The exit code of the interruption whose line was printed (report, or the watchdog's _die):
-# a signal after it, as the process exits, ends it with that code and no second line
-# (_entry's handler reads it).
+# The interruption's line is printed once, by the run (report) or by the watchdog (_die),
+# whichever comes first; the other waits for it and prints nothing. `reported` holds the
+# exit code once the line is out; `reporting` is set while the run prints it. A signal then
+# (a double Ctrl-C as the run exits) meets the entry point's handler: it lets the run finish
+# its line while `reporting`, and ends the process with that code, silently, once `reported`.
 reported = []
+reporting = []
 _line = threading.Lock()
 
 
-def _claim_the_line(code: int) -> bool:
-    """True for the first caller (the run's report or the watchdog), which prints the line."""
-    with _line:
+def _print_the_line(code: int, write, timeout: float = -1) -> int:
+    """Calls `write()` unless the line is out already; returns the exit code to use."""
+    if not _line.acquire(timeout=timeout):  # the run is stuck writing it (stderr blocked)
+        return reported[0] if reported else code
+    try:
         if reported:
-            return False
+            return reported[0]
+        try:
+            write()
+        except (OSError, AttributeError, ValueError):  # stderr a closed pipe, or closed: the code says it
+            pass
         reported[:] = [code]
-        return True
+        return code
+    finally:
+        _line.release()
 
 
 def report(error: KeyboardInterrupt) -> int:
     """Prints the interruption's line (one write, so a signal cannot split it); returns its exit code."""
     signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
-    if not _claim_the_line(128 + signum):  # the watchdog has printed it and is exiting
-        return reported[0]
-    try:
-        sys.stderr.write(message(signum) + "\n")
+    line = message(signum) + "\n"
+
+    def write():
+        sys.stderr.write(line)
         sys.stderr.flush()
-    except (OSError, AttributeError, ValueError):  # stderr a closed pipe, closed: the status still says it
-        pass
-    return 128 + signum
+    reporting[:] = [True]
+    try:
+        return _print_the_line(128 + signum, write)
+    finally:
+        reporting.clear()

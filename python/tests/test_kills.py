@@ -102,6 +102,8 @@ class Stderr:  # a second signal the moment the interruption's line is out (a do
     def __init__(self, stream):
         self.stream = stream
     def write(self, text):
+        if text.startswith("interrupted") and "{when}" == "before":
+            os.kill(os.getpid(), signal.{second})  # as the line is being written
         written = self.stream.write(text)
         if text.startswith("interrupted"):
             self.stream.flush()
@@ -117,14 +119,16 @@ _entry.run()
 """
 
 
+@pytest.mark.parametrize("when", ["before", "after"])
 @pytest.mark.parametrize("second", ["SIGINT", "SIGTERM"])
-def test_a_second_signal_after_the_interruptions_line_adds_no_line(second):
+def test_a_second_signal_after_the_interruptions_line_adds_no_line(second, when):
     """(Seen reading the code for the campaign's double signals.) A second signal landing
     after the first one's line was printed, as the run exited, printed a second line
     ("interrupted by SIGTERM: nothing written") and changed the exit status: the entry
     point's handler, in place again once the run's were restored, did not know the run had
-    already reported."""
-    result = run_child(SECOND_SIGNAL_AFTER_THE_LINE.replace("{second}", second))
+    already reported. And one landing as the line was being written ('before') must not end
+    the process before it is out: the campaign saw exit 130 with nothing on stderr."""
+    result = run_child(SECOND_SIGNAL_AFTER_THE_LINE.replace("{second}", second).replace("{when}", when))
     assert (result.returncode, result.stderr) == (130, "interrupted: nothing written\n"), result
 
 
