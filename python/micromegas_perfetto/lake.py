@@ -472,11 +472,12 @@ def _check_stream_columns(schema: pa.Schema, where: Path) -> None:
     """`tags` is a list of strings; `properties` a list of {key, value} strings (or a map of
     strings to strings, as DuckDB or Spark may store it). SchemaError naming the column
     otherwise."""
-    if "tags" in schema.names:
+    # A column of None only (pandas' and polars' null type) is no tags or no properties.
+    if "tags" in schema.names and not pa.types.is_null(schema.field("tags").type):
         t = schema.field("tags").type
         if not (_is_list(t) and is_string(t.value_type)):
             raise SchemaError(f"{where}: column 'tags' has type {t}, expected list<string>")
-    if "properties" in schema.names:
+    if "properties" in schema.names and not pa.types.is_null(schema.field("properties").type):
         t = schema.field("properties").type
         if pa.types.is_map(t):
             ok = is_string(t.key_type) and is_string(t.item_type)

@@ -59,6 +59,8 @@ def time_ns(values, column: str, where: str) -> pa.Array:
     a DataError naming `where` and the column."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
+    if pa.types.is_null(values.type):  # a column of None only, as pandas and polars type it: no times
+        return pa.nulls(len(values), pa.int64())
     if not _is_time(values.type):
         raise SchemaError(f"{where}: column '{column}' has type {values.type}, expected a timestamp or int64")
     # A timestamp's raw values, in its unit: a view of the same buffers (a cast would import
