@@ -10,7 +10,9 @@ reads, a query to a server that does not answer): on a second signal, or when th
 has not ended the process within GRACE seconds (STUCK seconds when the handler has not run
 at all: the main thread is inside a C call, with no cleanup of its own under way), it removes
 the named temporaries (output.remove_temporaries), says so and exits with os._exit(128 + signal). An interruption raised where Python cannot propagate it (a
-weakref callback, a __del__) is raised again a moment later (`_unraisable`), not printed.
+weakref callback, a __del__) is raised again a moment later (`_unraisable`), not printed;
+so is one landing inside a pyarrow.flight client middleware (the official client's), which
+C++ calls and would log and drop it (`_in_flight_middleware`).
 
 This module imports nothing heavy, so it is installed before pyarrow is imported.
 """
@@ -47,7 +49,28 @@ def _handler(signum, frame):
     if _raised:  # unwinding from the first one already; the watchdog handles a stuck exit
         return
     _raised.append(signum)
+    if _in_flight_middleware(frame) and hasattr(signal, "setitimer"):
+        _pending[:] = [signum]  # raised a moment later, out of it (_raise_pending)
+        signal.setitimer(signal.ITIMER_REAL, 0.001)
+        return
     raise Interrupted(signum)
+
+
+def _in_flight_middleware(frame) -> bool:
+    """Whether `frame` runs inside a method of a pyarrow.flight client middleware (or its
+    factory), such as micromegas' official client's sending_headers: C++ calls those, and
+    an exception raised there is logged on stderr ("Python client middleware failed in
+    StartCall: ... Traceback ...") and dropped, so the run went on to exit 0."""
+    flight = sys.modules.get("pyarrow._flight")
+    kinds = tuple(k for k in (getattr(flight, "ClientMiddleware", None), getattr(flight, "ClientMiddlewareFactory", None))
+                  if isinstance(k, type))
+    depth = 0
+    while kinds and frame is not None and depth < 200:
+        code = frame.f_code
+        if code.co_argcount and code.co_varnames[0] == "self" and isinstance(frame.f_locals.get("self"), kinds):
+            return True
+        frame, depth = frame.f_back, depth + 1
+    return False
 
 
 def _die(signum: int) -> None:
@@ -114,6 +137,9 @@ def _raise_pending(signum, frame):
         return
     if output.in_critical_section():
         output.defer(_pending.pop())
+        return
+    if _in_flight_middleware(frame):  # still (or again) inside one: a moment later
+        signal.setitimer(signal.ITIMER_REAL, 0.001)
         return
     raise Interrupted(_pending.pop())
 

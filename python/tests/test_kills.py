@@ -241,3 +241,53 @@ def test_a_signal_as_the_runs_handlers_are_installed_stops_the_watchdog_first():
     and the next signal made it print its own line while the run printed its."""
     result = run_child(SIGNAL_AS_THE_HANDLERS_ARE_INSTALLED)
     assert (result.returncode, result.stderr) == (130, "interrupted: nothing written\n"), result
+
+
+INSIDE_FLIGHT_MIDDLEWARE = """
+import os, signal, sys, threading, time
+import pyarrow as pa
+import pyarrow.flight as flight
+from micromegas_perfetto import _signals
+from micromegas_perfetto.errors import Interrupted
+
+class Server(flight.FlightServerBase):
+    def do_get(self, context, ticket):
+        return flight.RecordBatchStream(pa.table({"x": list(range(1000))}))
+
+class Middleware(flight.ClientMiddleware):  # as micromegas' official client's
+    def sending_headers(self):
+        if threading.current_thread() is threading.main_thread():
+            os.kill(os.getpid(), signal.SIGINT)  # lands inside the middleware, called from C++
+        return {}
+    def received_headers(self, headers):
+        pass
+    def call_completed(self, exception):
+        pass
+
+class Factory(flight.ClientMiddlewareFactory):
+    def start_call(self, info):
+        return Middleware()
+
+server = Server("grpc://127.0.0.1:0")
+client = flight.connect(f"grpc://127.0.0.1:{server.port}", middleware=[Factory()])
+outcome = "not interrupted"
+with _signals.installed():
+    try:
+        client.do_get(flight.Ticket(b"t")).read_all()
+        for _ in range(3_000_000):  # the interruption comes at the next safe point, if not at once
+            pass
+    except Interrupted as e:
+        outcome = f"interrupted {e.signum}"
+print(outcome)
+server.shutdown()
+"""
+
+
+def test_an_interruption_inside_a_flight_middleware_is_raised_out_of_it():
+    """Campaign (the official client's connection): a SIGINT landing in its middleware's
+    sending_headers, which pyarrow's C++ calls, was logged on stderr ("Python client
+    middleware failed in StartCall: ... Traceback ... Interrupted: 2") and dropped: the run
+    went on and exited 0. It is raised a moment later, out of the middleware."""
+    result = run_child(INSIDE_FLIGHT_MIDDLEWARE)
+    assert (result.stdout.strip(), result.returncode) == (f"interrupted {int(signal.SIGINT)}", 0), result
+    assert "middleware failed" not in result.stderr and "Traceback" not in result.stderr, result.stderr
