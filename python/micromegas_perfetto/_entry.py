@@ -6,8 +6,14 @@ signal during the interpreter's own start-up, before this module runs, keeps Pyt
 default behaviour.)
 """
 import os
-import signal
 import sys
+
+# The interpreter's own signal module, loaded at start-up: the handlers go in before anything
+# is imported, signal.py itself included (its enums take a millisecond or more, and a Ctrl-C
+# then was Python's KeyboardInterrupt traceback).
+import _signal
+
+_NAMES = {_signal.SIGINT: "SIGINT", _signal.SIGTERM: "SIGTERM", getattr(_signal, "SIGHUP", None): "SIGHUP"}
 
 
 def _early(signum, frame):
@@ -34,17 +40,14 @@ def _line_before_errors(signum) -> str:
     """errors.interruption_message's line for a signal that lands while `errors` is being
     imported (half run, it cannot be imported from: "interrupted" alone was printed). Nothing
     can have been written then (output needs errors), so it is the "nothing written" wording;
-    test_robustness checks that both say the same."""
-    try:
-        name = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
-    except ValueError:
-        name = f" by signal {signum}"
+    test_kills checks that both say the same."""
+    name = "" if signum == _signal.SIGINT else f" by {_NAMES.get(signum) or f'signal {signum}'}"
     return f"interrupted{name}: nothing written"
 
 
-for _signum in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
-    if _signum is not None and signal.getsignal(_signum) is not signal.SIG_IGN:
-        signal.signal(_signum, _early)
+for _signum in (_signal.SIGINT, _signal.SIGTERM, getattr(_signal, "SIGHUP", None)):
+    if _signum is not None and _signal.getsignal(_signum) != _signal.SIG_IGN:
+        _signal.signal(_signum, _early)
 
 
 # A standard descriptor the command line was started without (`cmd >&-`) is opened on /dev/null

@@ -291,3 +291,28 @@ def test_an_interruption_inside_a_flight_middleware_is_raised_out_of_it():
     result = run_child(INSIDE_FLIGHT_MIDDLEWARE)
     assert (result.stdout.strip(), result.returncode) == (f"interrupted {int(signal.SIGINT)}", 0), result
     assert "middleware failed" not in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+WHILE_THE_ENTRY_POINT_IMPORTS_SIGNAL = """
+import _signal
+_signal.signal(_signal.SIGINT, _signal.default_int_handler)  # Python's own, as at start-up
+import builtins, os
+real = builtins.__import__
+def hooked(name, globals=None, locals=None, fromlist=(), level=0):
+    if name == "signal" and (globals or {}).get("__name__") == "micromegas_perfetto._entry":
+        os.kill(os.getpid(), _signal.SIGINT)  # lands as the entry point imports signal.py
+    return real(name, globals, locals, fromlist, level)
+builtins.__import__ = hooked
+import micromegas_perfetto._entry
+os.kill(os.getpid(), _signal.SIGINT)  # (an entry point that does not import it is interrupted here)
+"""
+
+
+def test_a_ctrl_c_while_the_entry_point_imports_signal_is_the_usual_line():
+    """Campaign: a SIGINT as the entry point imported signal.py (not loaded at start-up; its
+    enums take a millisecond or more) was Python's KeyboardInterrupt traceback, exit -2: the
+    handlers were put in place with signal.py's functions, after importing it. They go in
+    first, with the interpreter's own _signal."""
+    result = subprocess.run([sys.executable, "-c", WHILE_THE_ENTRY_POINT_IMPORTS_SIGNAL], capture_output=True,
+                            text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (130, "interrupted: nothing written\n"), result
