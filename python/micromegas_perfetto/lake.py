@@ -139,7 +139,7 @@ class LocalLake(Source):
         try:
             if path.is_file():
                 parquet = _open(path)
-                check_schema(parquet.schema_arrow, required, str(path))
+                check_schema(_typed_nulls(parquet.schema_arrow, required), required, str(path))
                 present = [c for c in columns if c in parquet.schema_arrow.names]
                 _check_int96_file(path, present, parquet)
                 table = _ids_as_text(parquet.read(columns=list(dict.fromkeys(present + ["process_id"]))))
@@ -148,7 +148,7 @@ class LocalLake(Source):
             # per-stream tables (markers such as _SUCCESS or .crc files are not data).
             import pyarrow.dataset as ds
             dataset = _folder_dataset(path)
-            check_schema(dataset.schema, required, str(path))
+            check_schema(_typed_nulls(dataset.schema, required), required, str(path))
             present = [c for c in columns if c in dataset.schema.names]
             for file in _folder_files(path):
                 _check_int96_file(file, present)
@@ -290,7 +290,7 @@ class LocalLake(Source):
             streams = _read_whole(streams_path, ["stream_id", "process_id", "tags"])
         except (pa.ArrowException, OSError) as e:
             raise DataError(f"cannot read the lake {self.path}: {_first_line(e)}") from None
-        check_schema(table.schema, {"process_id": "id", "exe": "string"}, str(path))
+        check_schema(_typed_nulls(table.schema, {"exe": "string"}), {"process_id": "id", "exe": "string"}, str(path))
         check_schema(streams.schema, {"stream_id": "id", "process_id": "id"}, str(streams_path))
         table, streams = _ids_as_text(table), _ids_as_text(streams)
         counts: Dict[str, int] = {}

@@ -216,17 +216,19 @@ def test_tables_partitioned_by_their_id_column(reference, tmp_path):
 def test_small_table_columns_of_none_only(reference, tmp_path):
     """pandas and polars type a column of None only as Arrow's null type: a processes table
     without end times (`df["end_time"] = None`) reads as end_time null (the range ends at the
-    last event), and a streams table whose streams have no properties as threads without
-    names (both were 'has type null', exit 2, for every command)."""
+    last event), one without exe names as exe null, and a streams table whose streams have no
+    properties as threads without names (all were 'has type null', exit 2, for every command)."""
     lake, typed = tmp_path / "lake", tmp_path / "typed"
     for folder, null_type in ((lake, pa.null()), (typed, None)):
         shutil.copytree(reference[0], folder)
-        for name, column in (("processes.parquet", "end_time"), ("streams.parquet", "properties")):
+        for name, column in (("processes.parquet", "end_time"), ("processes.parquet", "exe"),
+                             ("streams.parquet", "properties")):
             table = pq.read_table(folder / name)
             i = table.schema.get_field_index(column)
             pq.write_table(table.set_column(i, column, pa.nulls(table.num_rows, null_type or table.schema[i].type)),
                            folder / name)
     assert trace(lake, reference[1], tmp_path) == trace(typed, reference[1], tmp_path / "typed")
     assert [p["end_ns"] for p in LocalLake(lake).processes()] == [None, None, None]
+    assert LocalLake(lake).processes() == LocalLake(typed).processes()
     threads = LocalLake(lake).threads(reference[1], 0, 0)
     assert threads and all(t.name == t.stream_id for t in threads)
