@@ -1,6 +1,7 @@
 """Shared test fixtures: the repository paths (goldens, pmm-scenario), running the CLI in a
 fresh interpreter, and small sample lakes."""
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,15 @@ GOLDEN_NAMES = ["minimal", "basic", "basic_thread", "basic_async", "interning", 
 PMM_SCENARIO = ROOT / ".build-release-static" / "release" / "pmm-scenario"
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# The tests send SIGINT, SIGTERM and SIGHUP to the command lines they start, which inherit
+# an ignored signal (`nohup make test`, `make test &` from a script): the command line leaves
+# an ignored signal ignored, as it should, and those tests would fail. They start from the
+# defaults instead.
+for _name in ("SIGINT", "SIGTERM", "SIGHUP"):
+    _signum = getattr(signal, _name, None)
+    if _signum is not None and signal.getsignal(_signum) is signal.SIG_IGN:
+        signal.signal(_signum, signal.default_int_handler if _name == "SIGINT" else signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
