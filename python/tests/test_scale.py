@@ -209,7 +209,9 @@ def test_generate_trace_chunks_streams_the_async_spans(tmp_path):
     written = peak_mb("write", lake, tmp_path / "written.perfetto", "lanes")
     chunked = peak_mb("chunks", lake, tmp_path / "chunked.perfetto")
     assert (tmp_path / "chunked.perfetto").read_bytes() == (tmp_path / "written.perfetto").read_bytes()
-    assert chunked - written < 30, (written, chunked)
+    # (The peak of either run moves by up to ~35 MB from run to run, with timing: seen 339-379
+    # MB for the same write. The whole async part held was +178 MB.)
+    assert chunked - written < 80, (written, chunked)
 
 
 def test_chunks_abandoned_while_the_async_spans_are_written(tmp_path):
