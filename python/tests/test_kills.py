@@ -89,6 +89,29 @@ def test_a_second_signal_while_an_interrupted_sample_lake_is_removed_waits_for_t
     assert list(tmp_path.iterdir()) == []
 
 
+# The end of a child script: `validate` through the entry point, with sys.stderr calling the
+# script's before_line() and after_line() around the interruption's line.
+AROUND_THE_LINE = """
+class Stderr:
+    def __init__(self, stream):
+        self.stream = stream
+    def write(self, text):
+        line = text.startswith("interrupted")
+        if line:
+            before_line()
+        written = self.stream.write(text)
+        if line:
+            self.stream.flush()
+            after_line()
+        return written
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+sys.stderr = Stderr(sys.stderr)
+sys.argv[1:] = ["validate", "t.perfetto"]
+_entry.run()
+"""
+
+
 SECOND_SIGNAL_AFTER_THE_LINE = """
 import os, signal, sys, time
 from micromegas_perfetto import _entry, cli
@@ -98,25 +121,15 @@ def interrupted(args):
     time.sleep(5)
 cli.COMMANDS["validate"] = interrupted
 
-class Stderr:  # a second signal the moment the interruption's line is out (a double Ctrl-C)
-    def __init__(self, stream):
-        self.stream = stream
-    def write(self, text):
-        if text.startswith("interrupted") and "{when}" == "before":
-            os.kill(os.getpid(), signal.{second})  # as the line is being written
-        written = self.stream.write(text)
-        if text.startswith("interrupted"):
-            self.stream.flush()
-            os.kill(os.getpid(), signal.{second})
-            for _ in range(100_000):  # what follows the line (the entry point's flushes) takes a moment
-                pass
-        return written
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-sys.stderr = Stderr(sys.stderr)
-sys.argv[1:] = ["validate", "t.perfetto"]
-_entry.run()
-"""
+def before_line():  # a second signal as the interruption's line is being written
+    if "{when}" == "before":
+        os.kill(os.getpid(), signal.{second})
+
+def after_line():  # and the moment it is out (a double Ctrl-C)
+    os.kill(os.getpid(), signal.{second})
+    for _ in range(100_000):  # what follows the line (the entry point's flushes) takes a moment
+        pass
+""" + AROUND_THE_LINE
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
@@ -216,22 +229,13 @@ def installing(signum, handler):
     return previous
 signal.signal = installing
 
-class Stderr:  # then a second signal once the line is out (the burst goes on)
-    def __init__(self, stream):
-        self.stream = stream
-    def write(self, text):
-        written = self.stream.write(text)
-        if text.startswith("interrupted"):
-            self.stream.flush()
-            os.kill(os.getpid(), signal.SIGHUP)
-            time.sleep(1)  # the watchdog said "interrupted by SIGHUP" here and exited 129
-        return written
-    def __getattr__(self, name):
-        return getattr(self.stream, name)
-sys.stderr = Stderr(sys.stderr)
-sys.argv[1:] = ["validate", "t.perfetto"]
-_entry.run()
-"""
+def before_line():
+    pass
+
+def after_line():  # then a second signal once the line is out (the burst goes on)
+    os.kill(os.getpid(), signal.SIGHUP)
+    time.sleep(1)  # the watchdog said "interrupted by SIGHUP" here and exited 129
+""" + AROUND_THE_LINE
 
 
 def test_a_signal_as_the_runs_handlers_are_installed_stops_the_watchdog_first():
