@@ -4,8 +4,8 @@
 #   make test    build and run every test (Swift, C example, C ABI misuse under valgrind, pytest)
 #   make bench   writer, generator and end-to-end benchmarks, BENCH lines (docs/benchmarks.md)
 #   make wheel   the binary wheel of micromegas-perfetto (manylinux tag from auditwheel) in dist/
-#   make fuzz    the C ABI fuzzer for FUZZ_SECONDS (default 300; make test runs it for 60)
-#   make trace-fuzz  the trace validator's fuzzer for TRACE_FUZZ_SECONDS (default 120; make test: 30)
+#   make fuzz    the C ABI fuzzer for FUZZ_SECONDS (default 300; make test runs it for 30)
+#   make trace-fuzz  the trace validator's fuzzer for TRACE_FUZZ_SECONDS (default 120; make test: 15)
 
 SHELL := /bin/bash
 export PATH := $(PATH):/opt/swift/usr/bin
@@ -175,16 +175,20 @@ test-library: build python-install
 FUZZ_SECONDS ?= 300
 FUZZ_DIR := $(shell pwd)/.build-fuzz
 FUZZ_CC := /opt/swift/usr/bin/clang
-fuzz-build:
-	@rm -f $(FUZZ_DIR)/arrow_fuzz
+FUZZ_LIB := $(FUZZ_DIR)/release/libperfetto_mm.so
+# The instrumented library is rebuilt only when a source changed: its link alone takes ~35 s.
+SWIFT_SOURCES := Package.swift $(shell find Sources -type f)
+$(FUZZ_LIB): $(SWIFT_SOURCES)
 	swift build -c release --scratch-path $(FUZZ_DIR) --sanitize=address --sanitize=fuzzer --product perfetto_mm
+	@touch $@
+# A fuzzer: clang's output without the linker's notes about Swift's local symbols; its status kept.
+$(FUZZ_DIR)/%_fuzz: Tests/fuzz/%_fuzz.c $(FUZZ_LIB) include/perfetto_mm.h
+	@rm -f $@
 	$(FUZZ_CC) -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address -fuse-ld=lld -Iinclude \
-	  Tests/fuzz/arrow_fuzz.c -L$(FUZZ_DIR)/release -lperfetto_mm -Wl,-rpath,$(FUZZ_DIR)/release \
-	  -o $(FUZZ_DIR)/arrow_fuzz 2>&1 | { grep -v "Cannot export local symbol" || true; }
-	$(FUZZ_CC) -g -O1 -std=c99 -Wall -Wextra -Werror -fsanitize=fuzzer,address -fuse-ld=lld -Iinclude \
-	  Tests/fuzz/trace_fuzz.c -L$(FUZZ_DIR)/release -lperfetto_mm -Wl,-rpath,$(FUZZ_DIR)/release \
-	  -o $(FUZZ_DIR)/trace_fuzz 2>&1 | { grep -v "Cannot export local symbol" || true; }
-	@test -x $(FUZZ_DIR)/arrow_fuzz && test -x $(FUZZ_DIR)/trace_fuzz
+	  $< -L$(FUZZ_DIR)/release -lperfetto_mm -Wl,-rpath,$(FUZZ_DIR)/release -o $@ > $@.log 2>&1; \
+	  rc=$$?; grep -v "Cannot export local symbol" $@.log; exit $$rc
+$(FUZZ_DIR)/arrow_fuzz: Tests/c/arrow_build.h
+fuzz-build: $(FUZZ_DIR)/arrow_fuzz $(FUZZ_DIR)/trace_fuzz
 
 fuzz: fuzz-build
 	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
@@ -192,9 +196,11 @@ fuzz: fuzz-build
 	  -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ $(FUZZ_DIR)/corpus Tests/fuzz/corpus 2>&1 | \
 	  grep -v -E '^(#[0-9]+.*(NEW|REDUCE|pulse)|"|###### )' ; exit $${PIPESTATUS[0]}
 
-test-fuzz:
-	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=60
-	$(MAKE) --no-print-directory trace-fuzz TRACE_FUZZ_SECONDS=30
+# make test fuzzes briefly (the corpus it starts from holds the finds of longer runs); run
+# `make fuzz` and `make trace-fuzz` for longer campaigns.
+test-fuzz: fuzz-build
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=30
+	$(MAKE) --no-print-directory trace-fuzz TRACE_FUZZ_SECONDS=15
 
 # The trace validator's fuzzer (Tests/fuzz/trace_fuzz.c): any input as a trace, whole and
 # in pieces, from the small golden traces (Tests/fuzz/trace_corpus).

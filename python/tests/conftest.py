@@ -43,3 +43,17 @@ def run_cli(*args, env=None, cwd=None, timeout=300):
             environment.pop(key, None)
     return subprocess.run([sys.executable, "-m", "micromegas", *map(str, args)], capture_output=True, text=True,
                           env=environment, cwd=cwd, timeout=timeout)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Starts installing test_official_client's venvs in the background as soon as a test of
+    it is selected: the other tests run meanwhile (see official_venvs)."""
+    import official_venvs
+    if official_venvs.WHEEL and any(item.module.__name__ == "test_official_client" for item in items
+                                    if getattr(item, "module", None) is not None):
+        official_venvs.start()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import official_venvs
+    official_venvs.cleanup()

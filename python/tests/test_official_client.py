@@ -11,21 +11,17 @@ package leaves the other working.
 import base64
 import hashlib
 import json
-import os
-import shutil
 import socket
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from conftest import run_cli
+import official_venvs
 from flight_fixture import LakeFlightServer
+from official_venvs import OFFICIAL, WHEEL
 
-WHEEL = os.environ.get("MICROMEGAS_PERFETTO_WHEEL")
-OFFICIAL = "micromegas==0.32.0"
 OFFICIAL_SCRIPTS = ["micromegas-grants", "micromegas-groups", "micromegas-logout", "micromegas-query",
                     "micromegas-screens", "micromegas-setup-telemetry", "micromegas-views"]
 # Within the served process's data (it ends 4.1 ms after its start): the server lists only the
@@ -34,47 +30,6 @@ OFFICIAL_SCRIPTS = ["micromegas-grants", "micromegas-groups", "micromegas-logout
 BEGIN, END = "2023-11-14T22:13:20.001000000+00:00", "2023-11-14T22:13:20.003000000+00:00"
 
 pytestmark = pytest.mark.skipif(not WHEEL, reason="needs $MICROMEGAS_PERFETTO_WHEEL (make test sets it)")
-
-
-class Venv:
-    def __init__(self, path: Path, home: Path):
-        self.path = path
-        self.home = home
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-        self.python = str(path / "bin" / "python")
-        # No Swift toolchain, no user site: only what the venv holds.
-        self.env = {"PATH": f"{path / 'bin'}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home),
-                    "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_ROOT_USER_ACTION": "ignore", "LANG": "C.UTF-8"}
-        for key in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_CACHE_DIR", "XDG_CACHE_HOME"):
-            if key in os.environ:
-                self.env[key] = os.environ[key]
-        self.env.setdefault("PIP_CACHE_DIR", str(Path.home() / ".cache" / "pip"))
-
-    def run(self, *args, check=True, env=None, cwd=None):
-        result = subprocess.run(list(args), capture_output=True, text=True, env={**self.env, **(env or {})},
-                                cwd=cwd, timeout=600)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout}\n"
-                                 f"{result.stderr}")
-        return result
-
-    def pip(self, *args):
-        return self.run(self.python, "-m", "pip", "-q", *args)
-
-    def site(self) -> Path:
-        out = self.run(self.python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-        return Path(out.stdout.strip())
-
-    def record(self, distribution: str) -> list:
-        """(path, sha256) of every file in a distribution's RECORD (hash-less entries skipped)."""
-        site = self.site()
-        (info,) = site.glob(f"{distribution.replace('-', '_')}-*.dist-info")
-        rows = []
-        for line in (info / "RECORD").read_text().splitlines():
-            path, digest, _size = line.rsplit(",", 2)
-            if digest:
-                rows.append((site / path, digest))
-        return rows
 
 
 def _digest(path: Path) -> str:
@@ -88,20 +43,10 @@ def _assert_record_intact(rows) -> None:
 
 
 @pytest.fixture(scope="module")
-def venvs(tmp_path_factory):
-    """{"client-first": Venv, "ours-first": Venv} with both packages installed in that order."""
-    assert shutil.which("swift", path=f"/usr/local/bin:/usr/bin:/bin") is None, "swift must not be on the venv PATH"
-    root = tmp_path_factory.mktemp("venvs")
-    home = root / "home"
-    home.mkdir()
-    result = {}
-    for order in ("client-first", "ours-first"):
-        venv = Venv(root / order, home)
-        steps = [[OFFICIAL], [WHEEL]] if order == "client-first" else [[WHEEL], [OFFICIAL]]
-        for step in steps:
-            venv.pip("install", *step)
-        result[order] = venv
-    return result
+def venvs():
+    """{"client-first": Venv, "ours-first": Venv} with both packages installed in that order
+    (prepared in the background from the start of the session: see official_venvs)."""
+    return official_venvs.prepared()
 
 
 @pytest.fixture(scope="module")
