@@ -45,15 +45,18 @@ def run_cli(*args, env=None, cwd=None, timeout=300):
                           env=environment, cwd=cwd, timeout=timeout)
 
 
-def pytest_collection_modifyitems(session, config, items):
+def pytest_collection_finish(session):
     """Starts installing test_official_client's venvs in the background as soon as a test of
     it is selected: the other tests run meanwhile (see official_venvs)."""
     import official_venvs
-    if official_venvs.WHEEL and any(item.module.__name__ == "test_official_client" for item in items
-                                    if getattr(item, "module", None) is not None):
+    if session.config.option.collectonly or not official_venvs.WHEEL:
+        return
+    if any(getattr(item, "module", None) is not None and item.module.__name__ == "test_official_client"
+           for item in session.items):
         official_venvs.start()
 
 
 def pytest_sessionfinish(session, exitstatus):
     import official_venvs
-    official_venvs.cleanup()
+    # An interrupted session does not wait for the installs still running.
+    official_venvs.cleanup(wait=exitstatus != pytest.ExitCode.INTERRUPTED)

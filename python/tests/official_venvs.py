@@ -110,8 +110,12 @@ def prepared() -> dict:
     return _preparation.result()
 
 
-def cleanup() -> None:
-    """Removes the venvs' folder (at the session's end)."""
-    if _preparation is not None:
+def cleanup(wait: bool = True) -> None:
+    """Removes the venvs' folder (at the session's end); without `wait`, only if their
+    installs are over (they are left to finish otherwise)."""
+    if _preparation is None:
+        return
+    if wait:
         _preparation.thread.join()
+    if not _preparation.thread.is_alive():
         shutil.rmtree(_preparation.root, ignore_errors=True)
