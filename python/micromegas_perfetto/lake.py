@@ -110,7 +110,18 @@ class LocalLake(Source):
         return any(folder in target.parents for folder in (root / kind for kind in TABLES))
 
     def has_no_data(self, kind: str, key: str) -> bool:
-        return kind in TABLES and not self.table_files(kind, key)
+        """No file for the table, or files that hold no rows at all (a zero-row Parquet file,
+        as a writer leaves for a stream without spans): either way the table has no rows.
+        A file whose footer cannot be read is not "no data": reading it reports the error."""
+        if kind not in TABLES:
+            return False
+        for file in self.table_files(kind, key):
+            try:
+                if pq.read_metadata(file).num_rows > 0:
+                    return False
+            except (pa.ArrowException, OSError):
+                return False
+        return True
 
     def read_table(self, kind: str, key: str, columns: List[str], required: Dict[str, str],
                    time_range: Optional[Tuple[str, str, int, int]] = None, start: bool = False
