@@ -136,7 +136,10 @@ class LocalLake(Source):
         keep = None
         if time_range is not None:
             low, high, begin_ns, end_ns = time_range
-            keep = lambda stats: stats(low)[0] <= end_ns and stats(high)[1] >= begin_ns  # noqa: E731
+            # A group is also read when either column's statistics are unknown, or hold a value
+            # that does not fit in int64 ns (`_row_group_stats`): the library reports that one.
+            keep = lambda stats: (stats(low)[0] <= end_ns and stats(high)[1] >= begin_ns) or \
+                stats(low)[1] == float("inf") or stats(high)[0] == float("-inf")  # noqa: E731
         return _parquet_reader(self.table_parts(kind, key), columns, required, keep,
                                self._pipeline if start else None)
 
@@ -708,7 +711,12 @@ def _row_group_stats(parquet: pq.ParquetFile, index: int) -> Stats:
         if s is None or not s.has_min_max or not isinstance(s.min_raw, int):
             return float("-inf"), float("inf")
         factor = _stats_factor(parquet, j)
-        return s.min_raw * factor, s.max_raw * factor  # Python ints: exact, no overflow
+        low, high = s.min_raw * factor, s.max_raw * factor  # Python ints: exact, no overflow
+        if low < NS_MIN or high > NS_MAX:
+            # A value that does not fit in int64 ns is an error naming its column: the group is
+            # read (not skipped as outside the range) so that the library reports it.
+            return float("-inf"), float("inf")
+        return low, high
     return stats
 
 

@@ -294,3 +294,32 @@ def test_ticket_is_an_any_packing_a_ticket_statement_query():
     query = cls.FromString(ticket.value)
     assert query.statement_handle == sql.encode("utf-8")
     assert query.SerializeToString() == ticket.value  # nothing but that field
+
+
+# -- a time that does not fit in int64 ns is an error naming its column, window or not ---------------
+
+
+@pytest.mark.parametrize("table, column", [("thread_spans", "end"), ("thread_spans", "begin"),
+                                           ("async_events", "time")])
+@pytest.mark.parametrize("window", [False, True])
+def test_a_time_beyond_int64_ns_is_an_error_even_in_a_row_group_outside_the_window(tmp_path, table, column, window):
+    """The value alone in its row group, whose statistics put it outside the range asked for:
+    the group was skipped and the value never reported (exit 0, a trace without it)."""
+    stream = "00000000-0000-4000-8000-000000000001"
+    lake = make_lake(tmp_path / "lake", [(stream, ["cpu"], {"thread-name": "a", "thread-id": "1"})],
+                     events=[(2 * 10**9, "begin", 1, "x"), (3 * 10**9, "end", 1, "x")], start=0, end=10**18)
+    huge = 10**14  # ms: year ~5100
+    rows = [(1000, 2000, "a"), (3000, 4000, "b")]
+    if table == "thread_spans":
+        rows.append((5000, huge, "late") if column == "end" else (-huge, -huge + 1, "early"))
+    pq.write_table(span_table(rows, "ms"), lake / "thread_spans" / f"{stream}.parquet", row_group_size=1)
+    if table == "async_events":
+        events = pq.read_table(lake / "async_events" / f"{PID}.parquet")
+        events = events.set_column(events.schema.get_field_index("time"), "time",
+                                   pa.array([2000, huge], pa.int64()).cast(pa.timestamp("ms", tz="UTC")))
+        pq.write_table(events, lake / "async_events" / f"{PID}.parquet", row_group_size=1)
+    window_args = ["--begin", 10**9, "--end", 4 * 10**9] if window else []
+    run = run_cli("write_perfetto", PID, "--lake", lake, "--filename", tmp_path / "t.perfetto", "--quiet", *window_args)
+    assert run.returncode == 1, run.stderr
+    assert f"column '{column}'" in run.stderr and "int64 nanoseconds" in run.stderr, run.stderr
+    assert not (tmp_path / "t.perfetto").exists()
