@@ -323,3 +323,44 @@ def test_a_time_beyond_int64_ns_is_an_error_even_in_a_row_group_outside_the_wind
     assert run.returncode == 1, run.stderr
     assert f"column '{column}'" in run.stderr and "int64 nanoseconds" in run.stderr, run.stderr
     assert not (tmp_path / "t.perfetto").exists()
+
+
+# -- logs and metrics: the columns readers need, levels, one metric per (name, unit) ---------------
+
+
+def test_logs_and_metrics_from_their_needed_columns_only(tmp_path):
+    """log_entries of time, target, level, msg only and measures of time, name, unit, value
+    only (the columns the spec says readers need): levels 1..6 are fatal..trace, entries and
+    measures exactly at either end of the window are kept and one nanosecond beyond are not;
+    one counter track per (name, unit) pair, an empty or null unit being one unit."""
+    stream = "00000000-0000-4000-8000-000000000001"
+    lake = make_lake(tmp_path / "lake", [(stream, ["cpu"], {"thread-name": "a", "thread-id": "1"})],
+                     spans={stream: [(2000, 3000, "a")]}, events=[], start=0, end=100_000)
+    (lake / "log_entries").mkdir()
+    (lake / "measures").mkdir()
+    begin, end = 1000, 9000
+    log_times = [begin - 1, begin, 2000, 3000, 4000, 5000, end, end + 1]
+    levels = [4, 1, 2, 3, 4, 5, 6, 4]
+    pq.write_table(pa.table({"time": times(log_times), "target": strings(["t"] * 8), "level": pa.array(levels, pa.int32()),
+                             "msg": [f"m{i}" for i in range(8)]}), lake / "log_entries" / f"{PID}.parquet")
+    measures = [(begin - 1, "x", "ms", 0.5), (begin, "x", "ms", 1.0), (2000, "x", "bytes", 2.0), (3000, "x", "", 3.0),
+                (4000, "y", "", 4.0), (5000, "y", None, 5.0), (end, "x", "ms", 6.0), (end + 1, "y", "", 7.0)]
+    pq.write_table(pa.table({"time": times([m[0] for m in measures]), "name": strings([m[1] for m in measures]),
+                             "unit": pa.array([m[2] for m in measures], pa.string()).dictionary_encode(),
+                             "value": pa.array([m[3] for m in measures], pa.float64())}),
+                   lake / "measures" / f"{PID}.parquet")
+    run = run_cli("write_perfetto", PID, "--lake", lake, "--logs", "--metrics", "--begin", begin, "--end", end,
+                  "--filename", tmp_path / "t.perfetto")
+    assert run.returncode == 0, run.stderr
+    assert "6 log entries, 6 measures on 4 counter tracks" in run.stdout, run.stdout
+    trace = decode((tmp_path / "t.perfetto").read_bytes())
+    assert [(i.ts, i.args["level"], i.name) for i in trace.instants] == [
+        (1000, "fatal", "m1"), (2000, "error", "m2"), (3000, "warn", "m3"), (4000, "info", "m4"), (5000, "debug", "m5"),
+        (9000, "trace", "m6")]
+    tracks = {d.uuid: d for d in trace.counter_tracks}
+    assert len(tracks) == 4 and all(d.parent_uuid == trace.process.uuid for d in tracks.values())
+    by_track = {}
+    for track, ts, value in trace.counters:
+        by_track.setdefault(track, []).append((ts, value))
+    assert sorted(by_track.values()) == sorted([[(1000, 1.0), (9000, 6.0)], [(2000, 2.0)], [(3000, 3.0)],
+                                                [(4000, 4.0), (5000, 5.0)]])
