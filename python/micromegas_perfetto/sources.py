@@ -177,9 +177,14 @@ _RUST_I64 = re.compile(r"[+-]?[0-9]+\Z")
 def parse_thread_id(text: Optional[str]) -> int:
     """`thread-id` as micromegas reads it: Rust's `str::parse::<i64>` (an optional sign, ASCII
     digits only, within i64; anything else is 0), then truncated to int32 like `as i32`."""
-    if not text or not _RUST_I64.match(text) or text in ("+", "-"):
+    if not text or not _RUST_I64.match(text):
         return 0
-    value = int(text)
+    # Leading zeros are digits Rust accepts ("007" is 7); past them, more than 19 digits is
+    # out of the i64 range (and Python's int() refuses a text of over 4,300 digits).
+    digits = text.lstrip("+-").lstrip("0") or "0"
+    if len(digits) > 19:
+        return 0
+    value = -int(digits) if text[0] == "-" else int(digits)
     if not -(1 << 63) <= value < (1 << 63):
         return 0
     return (value + (1 << 31)) % (1 << 32) - (1 << 31)

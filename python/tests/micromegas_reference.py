@@ -216,7 +216,10 @@ def parse_thread_id(text: str) -> int:
     """Rust's `str::parse::<i64>` (optional sign, ASCII digits, in range; else 0), `as i32`."""
     if not re.fullmatch(r"[+-]?[0-9]+", text or "", flags=re.ASCII):
         return 0
-    value = int(text)
+    digits = text.lstrip("+-").lstrip("0") or "0"  # int() refuses over 4,300 digits
+    if len(digits) > 19:
+        return 0
+    value = -int(digits) if text[0] == "-" else int(digits)
     return _int32(value) if -(1 << 63) <= value < (1 << 63) else 0
 
 
