@@ -366,3 +366,41 @@ def test_logs_and_metrics_from_their_needed_columns_only(tmp_path):
         by_track.setdefault(track, []).append((ts, value))
     assert sorted(by_track.values()) == sorted([[(1000, 1.0), (9000, 6.0)], [(2000, 2.0)], [(3000, 3.0)],
                                                 [(4000, 4.0), (5000, 5.0)]])
+
+
+def test_logs_and_metrics_with_every_column_of_micromegas_schemas(tmp_path):
+    """The log and measure tables as micromegas' log_table_schema and measures schema have
+    them: ids, insert_time, exe, username, computer, JSONB `properties` and
+    `process_properties` (dictionary<int32, binary>), which readers may ignore; in the
+    folder form, with parts that have those columns and parts that do not."""
+    stream = "00000000-0000-4000-8000-000000000001"
+    lake = make_lake(tmp_path / "lake", [(stream, ["cpu"], {"thread-name": "a", "thread-id": "1"})],
+                     spans={stream: [(2000, 3000, "a")]}, events=[], start=0, end=100_000)
+    jsonb = pa.dictionary(pa.int32(), pa.binary())
+
+    def extra(n):
+        return {"process_id": strings([PID] * n), "stream_id": strings(["s"] * n), "block_id": strings(["b"] * n),
+                "insert_time": times([50_000] * n), "exe": strings(["exe"] * n), "username": strings(["u"] * n),
+                "computer": strings(["c"] * n),
+                "properties": pa.array([b"\x01\x02"] * n, pa.binary()).dictionary_encode().cast(jsonb),
+                "process_properties": pa.array([b"\x03"] * n, pa.binary()).dictionary_encode().cast(jsonb)}
+    for kind in ("log_entries", "measures"):
+        (lake / kind / PID).mkdir(parents=True)
+    logs = [(1000, "t1", 2, "first"), (4000, "t2", 5, "second")]
+    for i, (t, target, level, msg) in enumerate(logs):
+        columns = {"time": times([t]), "target": strings([target]), "level": pa.array([level], pa.int32()),
+                   "msg": pa.array([msg], pa.string())}
+        pq.write_table(pa.table({**(extra(1) if i == 0 else {}), **columns}), lake / "log_entries" / PID / f"{i}.parquet")
+    measures = [(1500, "frame_time", "ms", 16.5), (4500, "frame_time", "ms", 33.0)]
+    for i, (t, name, unit, value) in enumerate(measures):
+        columns = {"time": times([t]), "target": strings(["m"]), "name": strings([name]), "unit": strings([unit]),
+                   "value": pa.array([value], pa.float64())}
+        pq.write_table(pa.table({**(extra(1) if i == 1 else {}), **columns}), lake / "measures" / PID / f"{i}.parquet")
+    run = run_cli("write_perfetto", PID, "--lake", lake, "--logs", "--metrics", "--filename", tmp_path / "t.perfetto",
+                  "--quiet")
+    assert run.returncode == 0, run.stderr
+    trace = decode((tmp_path / "t.perfetto").read_bytes())
+    assert [(i.ts, i.category, i.args["level"], i.name) for i in trace.instants] == [
+        (1000, "t1", "error", "first"), (4000, "t2", "debug", "second")]
+    assert [d.name for d in trace.counter_tracks] == ["frame_time (ms)"]
+    assert [(ts, v) for _, ts, v in trace.counters] == [(1500, 16.5), (4500, 33.0)]
