@@ -302,7 +302,7 @@ def test_ticket_is_an_any_packing_a_ticket_statement_query():
 
 
 @pytest.mark.parametrize("table, column", [("thread_spans", "end"), ("thread_spans", "begin"),
-                                           ("async_events", "time")])
+                                           ("async_events", "time"), ("log_entries", "time"), ("measures", "time")])
 @pytest.mark.parametrize("window", [False, True])
 def test_a_time_beyond_int64_ns_is_an_error_even_in_a_row_group_outside_the_window(tmp_path, table, column, window):
     """The value alone in its row group, whose statistics put it outside the range asked for:
@@ -320,8 +320,15 @@ def test_a_time_beyond_int64_ns_is_an_error_even_in_a_row_group_outside_the_wind
         events = events.set_column(events.schema.get_field_index("time"), "time",
                                    pa.array([2000, huge], pa.int64()).cast(pa.timestamp("ms", tz="UTC")))
         pq.write_table(events, lake / "async_events" / f"{PID}.parquet", row_group_size=1)
+    if table in ("log_entries", "measures"):
+        (lake / table).mkdir()
+        rows = pa.array([2000, huge], pa.int64()).cast(pa.timestamp("ms", tz="UTC"))
+        columns = {"target": strings(["a", "b"]), "level": pa.array([1, 2], pa.int32()), "msg": ["x", "y"]} \
+            if table == "log_entries" else {"name": strings(["a", "b"]), "unit": strings(["", ""]), "value": [1.0, 2.0]}
+        pq.write_table(pa.table({"time": rows, **columns}), lake / table / f"{PID}.parquet", row_group_size=1)
     window_args = ["--begin", 10**9, "--end", 4 * 10**9] if window else []
-    run = run_cli("write_perfetto", PID, "--lake", lake, "--filename", tmp_path / "t.perfetto", "--quiet", *window_args)
+    run = run_cli("write_perfetto", PID, "--lake", lake, "--filename", tmp_path / "t.perfetto", "--quiet", "--logs",
+                  "--metrics", *window_args)
     assert run.returncode == 1, run.stderr
     assert f"column '{column}'" in run.stderr and "int64 nanoseconds" in run.stderr, run.stderr
     assert not (tmp_path / "t.perfetto").exists()
