@@ -363,15 +363,21 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
             for i, (thread, reader) in enumerate(source.iter_thread_spans(plan.threads, plan.begin_ns, plan.end_ns)):
                 if i == last:
                     upcoming = open_next(0)
-                if source.has_no_data("thread_spans", thread.stream_id):
+                pulled = [0]
+
+                def on_rows(n: int, pulled=pulled) -> None:
+                    pulled[0] += n
+                    progress.rows(n)
+                reader = _counting(_reader(reader, source, "thread_spans"), on_rows)
+                for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
+                    generator.add_thread_spans(thread.stream_id, group)
+                    yield None
+                # Asked only of a thread that gave no row (a lake reads file footers to tell).
+                if pulled[0] == 0 and source.has_no_data("thread_spans", thread.stream_id):
                     missing += 1
                     if missing <= THREAD_NOTES:
                         progress.note(f"thread {thread.name} (stream {thread.stream_id}) has no thread spans in "
                                       f"{source.description}: its track is empty")
-                reader = _counting(_reader(reader, source, "thread_spans"), progress.rows)
-                for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
-                    generator.add_thread_spans(thread.stream_id, group)
-                    yield None
                 progress.thread_done()
             if missing > THREAD_NOTES:
                 more = missing - THREAD_NOTES

@@ -259,7 +259,8 @@ class Source:
     def has_no_data(self, kind: str, key: str) -> bool:
         """True when the source knows it holds no data at all for table `kind`
         ("thread_spans", "async_events", ...) of `key` (a stream or process id), such as a lake
-        without the file; False when it has some or cannot tell (a server)."""
+        without the file; False when it has some or cannot tell (a server). For thread spans it
+        is asked only of a thread that gave no row."""
         return False
 
     def holds(self, path) -> bool:
