@@ -169,3 +169,13 @@ def test_make_demo_reads_the_sample_lake_whatever_the_environment():
             for part in re.split(r"\$\(|&&|\|", command):
                 if runs.search(part):
                     assert f"-u {variable}" in part, f"make demo runs {part.strip()!r} with ${variable} as it is"
+
+
+def test_every_c_test_is_in_the_architecture_table():
+    """Each file of Tests/c has its row in docs/architecture.md's C table (async_oom.c, run by
+    make test-c, had none)."""
+    section = _section(ROOT / "docs" / "architecture.md", "### C")
+    files = sorted(p.name for p in (ROOT / "Tests" / "c").iterdir() if p.is_file())
+    assert "abi_misuse.c" in files
+    missing = [f for f in files if f"`Tests/c/{f}`" not in section]
+    assert not missing, f"docs/architecture.md's C table has no row for {missing}"
