@@ -376,7 +376,8 @@ pmm_status pmm_generator_new(pmm_writer *writer, const pmm_generator_options *op
 
 /* Writes the spans of thread `stream_id` (one of the options' threads) from `stream`:
    record batches with columns begin, end (time columns), name, target,
-   filename (utf8, large_utf8 or dictionary<integer, utf8>; null reads as "") and line
+   filename (utf8, large_utf8, utf8_view, or a dictionary of any integer index over one
+   of those; null reads as "") and line
    (an integer type; null reads as 0), other columns ignored. Spans with begin <=
    range end and end >= range begin are written, in stream order. Takes ownership of
    `stream`. Ignored (the stream released) when thread spans are not requested. */
