@@ -177,7 +177,8 @@ FUZZ_DIR := $(shell pwd)/.build-fuzz
 FUZZ_CC := /opt/swift/usr/bin/clang
 FUZZ_LIB := $(FUZZ_DIR)/release/libperfetto_mm.so
 # The instrumented library is rebuilt only when a source changed: its link alone takes ~35 s.
-SWIFT_SOURCES := Package.swift $(shell find Sources -type f)
+# The public header is one (the core imports its constants and structs through CPerfettoMM).
+SWIFT_SOURCES := Package.swift include/perfetto_mm.h $(shell find Sources -type f)
 $(FUZZ_LIB): $(SWIFT_SOURCES)
 	swift build -c release --scratch-path $(FUZZ_DIR) --sanitize=address --sanitize=fuzzer --product perfetto_mm
 	@touch $@

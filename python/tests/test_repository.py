@@ -179,3 +179,27 @@ def test_every_c_test_is_in_the_architecture_table():
     assert "abi_misuse.c" in files
     missing = [f for f in files if f"`Tests/c/{f}`" not in section]
     assert not missing, f"docs/architecture.md's C table has no row for {missing}"
+
+
+def test_the_fuzz_library_is_rebuilt_when_anything_it_is_built_from_changes():
+    """make builds the instrumented fuzz library once and rebuilds it only when a prerequisite
+    changed: those are every file it is built from, the public header among them (the core
+    imports its constants and struct layouts through CPerfettoMM; it was left out, so a changed
+    header left fuzzers built against it linked to a library built from the old one)."""
+    import shutil
+    import subprocess
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("needs make")
+    # -p prints make's database, -q runs no recipe (its status says whether fuzz-build is up to date).
+    database = subprocess.run([make, "-pq", "--no-print-directory", "fuzz-build"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+    rule = [line for line in database.stdout.splitlines()
+            if ":" in line and line.split(":", 1)[0].endswith("/.build-fuzz/release/libperfetto_mm.so")]
+    assert len(rule) == 1, database.stderr
+    prerequisites = set(rule[0].split(":", 1)[1].split())
+    built_from = {"Package.swift", "include/perfetto_mm.h"}
+    built_from |= {str(p.relative_to(ROOT)) for p in (ROOT / "Sources").rglob("*") if p.is_file()}
+    assert "Sources/PerfettoCore/TraceGenerator.swift" in built_from
+    missing = sorted(built_from - prerequisites)
+    assert not missing, f"the fuzz library is not rebuilt when these change: {missing}"
