@@ -485,7 +485,9 @@ def _is_list(t: pa.DataType) -> bool:
 def _check_stream_columns(schema: pa.Schema, where: Path) -> None:
     """`tags` is a list of strings; `properties` a list of {key, value} strings (or a map of
     strings to strings, as DuckDB or Spark may store it). SchemaError naming the column
-    otherwise."""
+    otherwise, or when `tags` is missing (no stream would be a thread: an empty trace)."""
+    if "tags" not in schema.names:
+        raise SchemaError(f"{where}: missing column 'tags' (list<string>; thread streams carry 'cpu')")
     # A column of None only (pandas' and polars' null type) is no tags or no properties.
     if "tags" in schema.names and not pa.types.is_null(schema.field("tags").type):
         t = schema.field("tags").type

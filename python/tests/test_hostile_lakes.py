@@ -134,6 +134,18 @@ def test_mistyped_tags_or_properties_are_schema_errors(tmp_path, column, values,
     assert not out.exists()
 
 
+def test_a_streams_table_without_tags_is_a_schema_error(tmp_path):
+    # Without `tags` no stream is a thread: the trace was written with no thread and exit 0.
+    rows = [("s1", ["cpu"], {"thread-name": "a"}), ("s2", ["cpu"], {})]
+    lake = make_lake(tmp_path / "lake", rows, streams=streams_table(rows).drop_columns(["tags"]))
+    with pytest.raises(SchemaError, match="streams.parquet: missing column 'tags'"):
+        LocalLake(lake).threads(PID, 0, 0)
+    out = tmp_path / "t.perfetto"
+    one_error_line(run_cli("write_perfetto", PID, "--lake", lake, "--filename", out), 2, "tags", "list<string>")
+    assert not out.exists()
+    one_error_line(run_cli("list-processes", "--lake", lake), 2, "missing column 'tags'")
+
+
 # -- processes.parquet and streams.parquet stored as folders -----------------------------------
 
 
