@@ -179,8 +179,15 @@ FUZZ_LIB := $(FUZZ_DIR)/release/libperfetto_mm.so
 # The instrumented library is rebuilt only when a source changed: its link alone takes ~35 s.
 # The public header is one (the core imports its constants and structs through CPerfettoMM).
 SWIFT_SOURCES := Package.swift include/perfetto_mm.h $(shell find Sources -type f)
+# swiftc keeps only the last of SwiftPM's -sanitize=address -sanitize=fuzzer, so the Swift code
+# had AddressSanitizer but no coverage counters, and libFuzzer was guided by the fuzzers' C code
+# alone (cov 20 for trace_fuzz). -sanitize=address,fuzzer gives swiftc both; the counters are checked.
 $(FUZZ_LIB): $(SWIFT_SOURCES)
-	swift build -c release --scratch-path $(FUZZ_DIR) --sanitize=address --sanitize=fuzzer --product perfetto_mm
+	swift build -c release --scratch-path $(FUZZ_DIR) --sanitize=address --sanitize=fuzzer \
+	  -Xswiftc -sanitize=address,fuzzer --product perfetto_mm
+	@hex=$$(readelf -SW $@ | awk '{ for (i = 1; i < NF; i++) if ($$i == "__sancov_cntrs") print $$(i + 4) }'); \
+	  n=$$((16#$${hex:-0})); [ $$n -gt 1000 ] || \
+	  { echo "FAIL: $@ has $$n coverage counters: its Swift code is not instrumented for libFuzzer"; exit 1; }
 	@touch $@
 # A fuzzer: clang's output without the linker's notes about Swift's local symbols; its status kept.
 $(FUZZ_DIR)/%_fuzz: Tests/fuzz/%_fuzz.c $(FUZZ_LIB) include/perfetto_mm.h
