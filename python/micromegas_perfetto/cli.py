@@ -27,7 +27,7 @@ SOURCES = """\
 where the telemetry comes from (write_perfetto, list-processes), first match wins:
   --lake DIR, else $MICROMEGAS_LAKE              a local lake folder
   --uri, --profile, $MICROMEGAS_ANALYTICS_URI,   a micromegas analytics server (FlightSQL); with
-  $MICROMEGAS_PROFILE (or --flightsql)           micromegas' official client installed, through its
+  $MICROMEGAS_PROFILE (or --flightsql, --token)  micromegas' official client installed, through its
                                                  connect_with_profile (~/.micromegas/config.json
                                                  profiles, OIDC, API keys) unless --token is given
   otherwise                                      the built-in sample lake (~/.cache/micromegas)
@@ -333,8 +333,12 @@ def _official_client():
 
 
 def _wants_server(args) -> bool:
+    # A --token given on the command line is a server's credential: it asks for the server
+    # (the default address when none is given), as --flightsql does; $MICROMEGAS_TOKEN alone,
+    # often exported for every shell, does not.
     return bool(getattr(args, "uri", None) or getattr(args, "profile", None) or getattr(args, "flightsql", False)
-                or getattr(args, "server_side", False) or any(os.environ.get(v) for v in SERVER_ENV))
+                or getattr(args, "server_side", False) or getattr(args, "token", None)
+                or any(os.environ.get(v) for v in SERVER_ENV))
 
 
 def _connect(args):
@@ -420,15 +424,15 @@ def choose_source(args):
     module (and pyarrow.parquet) is imported only when a lake is read."""
     if args.lake is not None:
         if _wants_server(args) and (args.uri or args.profile or getattr(args, "server_side", False)
-                                    or getattr(args, "flightsql", False)):
-            raise RequestError("--lake reads a local lake; --uri, --profile, --flightsql and --server-side read "
-                               "a server: choose one")
+                                    or getattr(args, "flightsql", False) or getattr(args, "token", None)):
+            raise RequestError("--lake reads a local lake; --uri, --profile, --token, --flightsql and --server-side "
+                               "read a server: choose one")
         if not args.lake:
             raise RequestError("--lake is empty")
         from .lake import LocalLake
         return LocalLake(args.lake), False
     if os.environ.get("MICROMEGAS_LAKE"):
-        if args.uri or args.profile:
+        if args.uri or args.profile or getattr(args, "token", None):
             _say(f"note: reading the lake $MICROMEGAS_LAKE={os.environ['MICROMEGAS_LAKE']} (unset it to use "
                  "the server)")
         from .lake import LocalLake
@@ -441,6 +445,8 @@ def choose_source(args):
     empty = [f"${name}" for name in ("MICROMEGAS_LAKE",) + SERVER_ENV if os.environ.get(name) == ""]
     # A CI job's `MICROMEGAS_LAKE=$LAKE` with $LAKE unset: set, but empty, so not used; say so.
     unused = f"; {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty, so not used" if empty else ""
+    if os.environ.get("MICROMEGAS_TOKEN"):
+        unused += "; $MICROMEGAS_TOKEN is for a server, so not used"
     _say(f"reading the built-in sample lake {path} (--lake DIR for a lake, --uri URI or --profile NAME for a "
          f"micromegas analytics server{unused})")
     return LocalLake(path), False

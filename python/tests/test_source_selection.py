@@ -127,6 +127,43 @@ def test_nothing_given_reads_the_sample_lake(tmp_path):
         " ".join(readme.split())
 
 
+def _default_port_free() -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 50051))
+        except OSError:
+            return False
+    return True
+
+
+def test_a_token_alone_asks_for_the_server(small_lake, reference, tmp_path):
+    """`--token` with no lake and no address is a server's credential: the server at the
+    default address is read (it read the built-in sample lake without a word about the
+    token); with --lake it is a usage error; $MICROMEGAS_TOKEN alone, often exported for every
+    shell, still reads the sample lake, and its line says the token is not used."""
+    pid, expected = reference
+    if not _default_port_free():
+        pytest.skip("grpc://localhost:50051 is in use on this machine")
+    guarded = LakeFlightServer(small_lake[0], token="s3cret", port=50051)
+    try:
+        done, data = _write(tmp_path, pid, "--token", "s3cret", env={})
+        assert done.returncode == 0, done.stderr
+        assert data == expected and guarded.calls and "sample lake" not in done.stderr
+        listed = run_cli("list-processes", "--ids", "--token", "s3cret", env=CLEAN)
+        assert listed.returncode == 0 and pid in listed.stdout.split(), listed.stderr
+        assert "sample lake" not in listed.stderr
+    finally:
+        guarded.shutdown()
+    both, data = _write(tmp_path, pid, "--lake", small_lake[0], "--token", "s3cret", env={}, name="both.perfetto")
+    assert both.returncode == 2 and data is None
+    assert "--token" in both.stderr and "choose one" in both.stderr
+    cache = tmp_path / "cache"
+    listed = run_cli("list-processes", "--ids", env={**CLEAN, "MICROMEGAS_TOKEN": "s3cret",
+                                                     "MICROMEGAS_CACHE": str(cache)})
+    assert listed.returncode == 0, listed.stderr
+    assert "built-in sample lake" in listed.stderr and "$MICROMEGAS_TOKEN is for a server, so not used" in listed.stderr
+
+
 def test_list_processes_from_a_server(small_lake, server):
     lake, processes = small_lake
     done = run_cli("list-processes", "--uri", server.uri, "--limit", "2", env=CLEAN)
