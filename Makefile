@@ -216,7 +216,8 @@ test-fuzz: fuzz-build
 	$(MAKE) --no-print-directory trace-fuzz TRACE_FUZZ_SECONDS=15
 
 # The trace validator's fuzzer (Tests/fuzz/trace_fuzz.c): any input as a trace, whole and
-# in pieces, from the small golden traces (Tests/fuzz/trace_corpus).
+# in pieces, from Tests/fuzz/trace_corpus (the small golden traces, by name, and the minimised
+# finds of longer runs).
 TRACE_FUZZ_SECONDS ?= 120
 trace-fuzz: fuzz-build
 	@mkdir -p $(FUZZ_DIR)/trace_corpus $(FUZZ_DIR)/artifacts

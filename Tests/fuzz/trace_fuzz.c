@@ -6,7 +6,8 @@
  * AddressSanitizer report, leak, hang or disagreement is a bug.
  *
  * Built with clang -fsanitize=fuzzer,address against the library built with the same
- * sanitizers (make fuzz-build); seeds in Tests/fuzz/trace_corpus (small golden traces).
+ * sanitizers (make fuzz-build); seeds in Tests/fuzz/trace_corpus (small golden traces,
+ * by name, and the minimised finds of longer runs).
  */
 #include <stdint.h>
 #include <stdio.h>
