@@ -119,6 +119,10 @@ class _Generator:
         self._consume(reader, lambda stream: self._lib.pmm_generator_add_thread_spans(
             self._handle, sid, len(sid), ctypes.byref(stream)), ("thread", stream_id))
 
+    def thread_rows(self, stream_id: str) -> int:
+        """Rows of `stream_id`'s thread spans the library has pulled so far."""
+        return self._rows.get(("thread", stream_id), 0)
+
     def add_async_events(self, reader: pa.RecordBatchReader) -> None:
         self._consume(reader, lambda stream: self._lib.pmm_generator_add_async_events(self._handle, ctypes.byref(stream)),
                       ("async",))
@@ -363,17 +367,13 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
             for i, (thread, reader) in enumerate(source.iter_thread_spans(plan.threads, plan.begin_ns, plan.end_ns)):
                 if i == last:
                     upcoming = open_next(0)
-                pulled = [0]
-
-                def on_rows(n: int, pulled=pulled) -> None:
-                    pulled[0] += n
-                    progress.rows(n)
-                reader = _counting(_reader(reader, source, "thread_spans"), on_rows)
+                reader = _counting(_reader(reader, source, "thread_spans"), progress.rows)
                 for group in (_batch_groups(reader, group_rows) if group_rows else [reader]):
                     generator.add_thread_spans(thread.stream_id, group)
                     yield None
                 # Asked only of a thread that gave no row (a lake reads file footers to tell).
-                if pulled[0] == 0 and source.has_no_data("thread_spans", thread.stream_id):
+                if (generator.thread_rows(thread.stream_id) == 0
+                        and source.has_no_data("thread_spans", thread.stream_id)):
                     missing += 1
                     if missing <= THREAD_NOTES:
                         progress.note(f"thread {thread.name} (stream {thread.stream_id}) has no thread spans in "
