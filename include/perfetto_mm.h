@@ -518,7 +518,10 @@ typedef struct pmm_validator pmm_validator;
 pmm_status pmm_validator_new(pmm_validator **out);
 
 /* Validates the next `len` bytes of the trace (pieces may cut packets anywhere). The
-   bytes are read during the call only. PMM_ERR_CALL_ORDER after pmm_validator_finish(). */
+   bytes are read during the call only. PMM_ERR_CALL_ORDER after pmm_validator_finish().
+   A packet cut across pieces is buffered as its bytes arrive (at most 64 MiB, whatever
+   length its header claims); PMM_ERR_OUT_OF_MEMORY when that buffer cannot grow, after
+   which every feed is PMM_ERR_CALL_ORDER (pmm_validator_finish() reports the bytes read). */
 pmm_status pmm_validator_feed(pmm_validator *validator, const uint8_t *data, size_t len);
 
 /* Ends the input (a packet cut short is reported as PMM_PROBLEM_TRUNCATED) and fills

@@ -91,10 +91,15 @@ struct ProtoReader {
 /// Cuts a byte stream, fed in pieces of any size, into the records of a Perfetto
 /// `Trace`: each must be field 1 (`packet`), length-delimited. Whole packets inside a
 /// piece are handed over in place; a packet split across pieces is assembled in a carry
-/// buffer (at most `maxPacketSize` bytes; larger packets are skipped unread).
+/// buffer (at most `maxPacketSize` bytes; larger packets are skipped unread). The carry
+/// grows with the bytes that arrive, not with the length a header claims, and running
+/// out of memory for it is an error, not the end of the process.
 struct TraceFramer {
     /// Packets larger than this are skipped, not buffered.
     static let maxPacketSize = 64 << 20
+    /// The carry keeps at most this much storage between packets, and reserves at most
+    /// this much for a claimed length before the bytes arrive.
+    static let carryKeptCapacity = 1 << 20
 
     /// Bytes fed so far.
     private(set) var offset: Int64 = 0
@@ -102,7 +107,8 @@ struct TraceFramer {
     private(set) var framingErrorOffset: Int64? = nil
     private(set) var framingErrorMessage = ""
 
-    private var carry: [UInt8] = []
+    /// malloc storage (ByteBuffer): a failed growth throws `outOfMemory`.
+    private let carry = ByteBuffer()
     /// Offset of the record the carry buffer holds (header and, once known, its payload).
     private var carryStart: Int64 = 0
     /// Payload length of the carried record, once its header is complete.
@@ -171,20 +177,20 @@ struct TraceFramer {
             if carryPayload >= 0 {
                 // Completing a packet split across pieces.
                 let k = Swift.min(carryPayload - carry.count, n - p)
-                carry.append(contentsOf: UnsafeRawBufferPointer(rebasing: piece[p..<(p + k)]))
+                try carry.append(UnsafeRawBufferPointer(rebasing: piece[p..<(p + k)]))
                 p += k
                 if carry.count == carryPayload { try emitCarry(body) }
                 continue
             }
-            if !carry.isEmpty {
+            if carry.count > 0 {
                 // Completing a record header split across pieces (at most 11 bytes).
-                carry.append(piece[p])
+                try carry.append(UnsafeRawBufferPointer(rebasing: piece[p..<(p + 1)]))
                 p += 1
-                switch carry.withUnsafeBytes({ Self.header($0) }) {
+                switch Self.header(carry.bytes) {
                 case .incomplete: continue
                 case .invalid(let why): fail(carryStart, why); return
                 case .packet(let headerSize, let length):
-                    carry.removeAll(keepingCapacity: true)
+                    carry.removeAll()
                     try startPayload(carryStart, headerSize: headerSize, length: length, body)
                     continue
                 }
@@ -194,7 +200,8 @@ struct TraceFramer {
             let rest = UnsafeRawBufferPointer(rebasing: piece[p..<n])
             switch Self.header(rest) {
             case .incomplete:
-                carry = Array(rest)
+                carry.removeAll()
+                try carry.append(rest)
                 carryStart = recordStart
                 p = n
             case .invalid(let why):
@@ -227,27 +234,27 @@ struct TraceFramer {
         }
         carryStart = start
         carryPayload = Int(length)
-        carry.removeAll(keepingCapacity: true)
-        carry.reserveCapacity(carryPayload)
+        carry.removeAll()
+        _ = try carry.reserve(Swift.min(carryPayload, Self.carryKeptCapacity))
         if carryPayload == 0 { try emitCarry(body) }
     }
 
     private mutating func emitCarry(_ body: (Event) throws(PerfettoError) -> Void) throws(PerfettoError) {
-        let start = carryStart
-        let bytes = carry
-        carry.removeAll(keepingCapacity: true)
         carryPayload = -1
-        var failure: PerfettoError?
-        bytes.withUnsafeBytes { (b) in
-            do throws(PerfettoError) { try body(.packet(offset: start, bytes: b)) } catch { failure = error }
-        }
-        if let failure { throw failure }
+        defer { emptyCarry() }
+        try body(.packet(offset: carryStart, bytes: carry.bytes))
+    }
+
+    /// Empties the carry, giving back storage a large packet left.
+    private func emptyCarry() {
+        carry.removeAll()
+        if carry.capacity > Self.carryKeptCapacity { free(carry.take().storage) }
     }
 
     private mutating func fail(_ at: Int64, _ why: String) {
         framingErrorOffset = at
         framingErrorMessage = why
-        carry = []
+        emptyCarry()
         carryPayload = -1
     }
 
@@ -260,7 +267,7 @@ struct TraceFramer {
         if carryPayload >= 0 {
             return (carryStart, "trace ends inside a packet: \(carry.count) of \(carryPayload) payload bytes present")
         }
-        if !carry.isEmpty {
+        if carry.count > 0 {
             return (carryStart, "trace ends inside a packet header (\(carry.count) bytes)")
         }
         return nil

@@ -74,6 +74,9 @@ public final class TraceValidator {
     private var eventSeq: Int64 = 0
     private var latestTimestamp: Int64 = 0
     private var finished = false
+    /// The error a feed threw (the framer ran out of memory): the input after it was not
+    /// read, so later feeds are refused.
+    private var failure: PerfettoError?
     /// Events the slice models hold back for reordering, and the limit over which they
     /// stop lagging (see `SliceTrackModel`).
     private var heldEvents = 0
@@ -86,9 +89,18 @@ public final class TraceValidator {
         self.heldEventLimit = Swift.max(heldEventLimit, 0)
     }
 
-    /// Validates the next `bytes` of the trace. Trace problems are recorded, never thrown.
+    /// Validates the next `bytes` of the trace. Trace problems are recorded, never thrown;
+    /// running out of memory is thrown, and refuses every later feed.
     public func feed(_ bytes: UnsafeRawBufferPointer) throws(PerfettoError) {
         guard !finished else { throw .callOrder("feed after finish") }
+        if let failure { throw .callOrder("the validator failed on an earlier error: \(failure)") }
+        do { try feedFramer(bytes) } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    private func feedFramer(_ bytes: UnsafeRawBufferPointer) throws(PerfettoError) {
         try framer.feed(bytes) { (event) throws(PerfettoError) in
             switch event {
             case .packet(let offset, let packet):
@@ -156,10 +168,10 @@ public final class TraceValidator {
         return validator.finish()
     }
 
-    /// Validates a whole trace in memory.
-    public static func validate(_ bytes: UnsafeRawBufferPointer) -> ValidationReport {
+    /// Validates a whole trace in memory (throws only when out of memory).
+    public static func validate(_ bytes: UnsafeRawBufferPointer) throws(PerfettoError) -> ValidationReport {
         let validator = TraceValidator()
-        try? validator.feed(bytes)  // cannot fail before finish
+        try validator.feed(bytes)
         return validator.finish()
     }
 

@@ -223,7 +223,7 @@ struct LanesContentTests {
         #expect(terminating == [1: 0, 2: 1, 3: 0, 4: 0, 5: 1, 6: 0, 7: 0, 8: 0])
         let flowsFrom1 = all.first { spanId($0) == 1 }?.begin.flowIds.count
         #expect(flowsFrom1 == 2)
-        let report = bytes.withUnsafeBytes { TraceValidator.validate($0) }
+        let report = validatedReport(bytes)
         #expect(report.flows == 2 && report.isClean, "\(report.examples.map(\.message))")
     }
 
@@ -244,7 +244,7 @@ struct LanesContentTests {
         }
         let (bytes, stats) = try generateBytes(events, layout: layout)
         #expect(stats.asyncSpans == count)
-        let report = bytes.withUnsafeBytes { TraceValidator.validate($0) }
+        let report = validatedReport(bytes)
         #expect(report.isClean, "\(report.examples.map(\.message))")
         #expect(report.maxDepth == SliceTrackModel.maxDepth)
         #expect(report.slices == count)

@@ -35,7 +35,7 @@ struct ValidatorCABITests {
     @Test(arguments: ["basic", "many_threads", "large"])
     func cReportEqualsSwift(name: String) throws {
         let bytes = try Fixtures.golden(name)
-        let swift = bytes.withUnsafeBytes { TraceValidator.validate($0) }
+        let swift = validatedReport(bytes)
         var stats = pmm_validation_stats()
         var handle: OpaquePointer?
         #expect(bytes.withUnsafeBufferPointer { pmm_validate_buffer($0.baseAddress, $0.count, &stats, &handle) } == PMM_OK)

@@ -1,5 +1,17 @@
+import Testing
 @testable import PerfettoCore
 import ScenarioSupport
+
+/// The validator's report on a whole trace in memory; an error it throws (running out of
+/// memory) is recorded as a test failure.
+func validatedReport(_ bytes: [UInt8]) -> ValidationReport {
+    do {
+        return try bytes.withUnsafeBytes { (b) throws(PerfettoError) in try TraceValidator.validate(b) }
+    } catch {
+        Issue.record("the validator threw \(error)")
+        return ValidationReport()
+    }
+}
 
 /// Protobuf bytes built by hand, for traces the writer would never produce.
 enum PB {

@@ -7,7 +7,7 @@ import ScenarioSupport
 // traces reported clean.
 
 private func validate(_ bytes: [UInt8]) -> ValidationReport {
-    bytes.withUnsafeBytes { TraceValidator.validate($0) }
+    validatedReport(bytes)
 }
 
 private func describe(_ r: ValidationReport) -> String {

@@ -7,6 +7,7 @@
  */
 #define _DEFAULT_SOURCE
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -141,8 +142,61 @@ static void run(long long headroom, long long finish_headroom, pmm_status *added
     pmm_generator_free(g);
 }
 
+/* The validator buffers a packet cut across pieces as its bytes arrive: a header claiming
+   64 MiB followed by 3 bytes takes no 64 MiB (it reserved the claimed length, an abort
+   under such a limit), and a real 48 MiB packet that cannot be buffered is
+   PMM_ERR_OUT_OF_MEMORY, then PMM_ERR_CALL_ORDER, not an abort. Returns the failures. */
+static int validator_cases(void) {
+    enum { PIECE = 1 << 20, PACKET = 48 << 20 };
+    static const uint8_t claim[] = {0x0A, 0x80, 0x80, 0x80, 0x20, 1, 2, 3}; /* length 64 MiB */
+    /* A 48 MiB TracePacket: one unknown length-delimited field (1000) of zeros. */
+    static const uint8_t packet_header[] = {0x0A, 0x86, 0x80, 0x80, 0x18, 0xC2, 0x3E, 0x80, 0x80, 0x80, 0x18};
+    pmm_validation_stats stats;
+    pmm_validator *v = NULL;
+    pmm_status status = PMM_OK;
+    uint8_t *zeros = (uint8_t *)calloc(1, PIECE);
+    int failed = 0, limited;
+    size_t fed;
+    if (!zeros) exit(2);
+    for (limited = 0; limited < 2; limited++) {
+        if (pmm_validator_new(&v) != PMM_OK) exit(2);
+        if (limit_to(address_space() + (8 << 20)) != 0) { perror("setrlimit"); exit(2); }
+        status = pmm_validator_feed(v, claim, sizeof claim);
+        limit_to(-1);
+        memset(&stats, 0, sizeof stats);
+        if (status != PMM_OK || pmm_validator_finish(v, &stats) != PMM_OK || stats.problems[PMM_PROBLEM_TRUNCATED] != 1) {
+            fprintf(stderr, "FAIL: claimed 64 MiB packet under a limit: %d, truncated %llu (%s)\n", status,
+                    (unsigned long long)stats.problems[PMM_PROBLEM_TRUNCATED], pmm_last_error());
+            failed++;
+        }
+        pmm_validator_free(v);
+        /* The 48 MiB packet: read whole without a limit; 16 MiB above use with one. */
+        if (pmm_validator_new(&v) != PMM_OK) exit(2);
+        if (limited && limit_to(address_space() + (16 << 20)) != 0) { perror("setrlimit"); exit(2); }
+        status = pmm_validator_feed(v, packet_header, sizeof packet_header);
+        /* The packet's payload: the field's 6-byte header (fed above), then its 48 MiB. */
+        for (fed = 0; status == PMM_OK && fed < (size_t)PACKET; fed += PIECE) status = pmm_validator_feed(v, zeros, PIECE);
+        if (limited) {
+            pmm_status again = pmm_validator_feed(v, zeros, 1);
+            limit_to(-1);
+            if (status != PMM_ERR_OUT_OF_MEMORY || again != PMM_ERR_CALL_ORDER) {
+                fprintf(stderr, "FAIL: 48 MiB packet under a limit: %d then %d (%s)\n", status, again, pmm_last_error());
+                failed++;
+            }
+        } else if (status != PMM_OK || pmm_validator_finish(v, &stats) != PMM_OK || stats.packets != 1 ||
+                   stats.problems_total != 0) {
+            fprintf(stderr, "FAIL: 48 MiB packet: %d, %llu packets, %llu problems (%s)\n", status,
+                    (unsigned long long)stats.packets, (unsigned long long)stats.problems_total, pmm_last_error());
+            failed++;
+        }
+        pmm_validator_free(v);
+    }
+    free(zeros);
+    return failed;
+}
+
 int main(void) {
-    int failed = 0;
+    int failed = validator_cases();
     pmm_status added, finished;
     uint64_t spans;
     /* Without a limit: every span written. */
@@ -165,6 +219,6 @@ int main(void) {
         fprintf(stderr, "FAIL: finish out of memory: %d then %d (%s)\n", added, finished, pmm_last_error());
         failed++;
     }
-    printf("async_oom: %s\n", failed ? "FAILED" : "3 cases passed");
+    printf("async_oom: %s\n", failed ? "FAILED" : "7 cases passed");
     return failed ? 1 : 0;
 }
