@@ -139,8 +139,8 @@ test-c: build
 	$(VALGRIND) $(OUT)/abi_misuse
 	cc $(CFLAGS) Tests/c/hostile_arrow.c $(CLINK) -o $(OUT)/hostile_arrow
 	$(VALGRIND) $(OUT)/hostile_arrow
-	@# Out of memory while pairing and placing async spans (a limited address space, as
-	@# `ulimit -v` sets): an error, not an abort. Not under valgrind (an address space of its own).
+	@# Out of memory while pairing and placing async spans, or validating a packet cut across
+	@# pieces (a limited address space, as `ulimit -v` sets): an error, not an abort. Not under valgrind (an address space of its own).
 	cc $(CFLAGS) Tests/c/async_oom.c $(CLINK) -o $(OUT)/async_oom
 	$(OUT)/async_oom
 	cc $(CFLAGS) Tests/c/validate_trace.c $(CLINK) -o $(OUT)/validate_trace

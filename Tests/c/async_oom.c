@@ -1,7 +1,7 @@
 /*
  * async_oom: running out of memory while async events are paired (records, span index)
- * or ordered and placed (pmm_generator_finish) is PMM_ERR_OUT_OF_MEMORY, not the end of
- * the process. The address space is limited (RLIMIT_AS, as `ulimit -v` does) just above
+ * or ordered and placed (pmm_generator_finish), or while the validator assembles a packet
+ * cut across pieces, is PMM_ERR_OUT_OF_MEMORY, not the end of the process. The address space is limited (RLIMIT_AS, as `ulimit -v` does) just above
  * what the process uses once its 2,000,000 events are built. Not run under valgrind,
  * which has an address space of its own.
  */
