@@ -302,7 +302,9 @@ typedef struct pmm_generator pmm_generator;
 
 /* Async layouts (pmm_generator_options.async_layout). */
 /* Overlapping async spans spread over lane tracks named "Async Operations", on each of
-   which slices nest or are disjoint, so Perfetto shows every span correctly. */
+   which slices nest or are disjoint, so Perfetto shows every span correctly. With both
+   lanes layouts, thread spans nested 512 deep or deeper (Perfetto's limit) go on "depth
+   band" tracks under their thread (docs/async-spans.md, Thread spans). */
 #define PMM_LAYOUT_LANES 0
 /* micromegas' own layout: one track, only spans with both events in the range and
    begin < end; byte-identical to micromegas' server-side generation. */

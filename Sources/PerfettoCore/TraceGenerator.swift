@@ -91,6 +91,11 @@ public final class TraceGenerator {
     var threadTrackByStream: [UInt32: UInt64] = [:]
     /// The writer's source-location iid by matcher location id (0: not yet known).
     @exclusivity(unchecked) var asyncLocationIids: [UInt64] = []
+    /// Lanes layouts: thread display names by track uuid, the depth bands described, and the
+    /// open spans of the thread being written (TraceGenerator+DepthBands.swift).
+    var threadNames: [UInt64: String] = [:]
+    var describedDepthBands = Set<UInt64>()
+    let openThreadSpans = OpenSpanEnds()
 
     /// Writes the process, thread and async track descriptors to `writer`.
     public init(writer: TraceWriter, exe: String, threads: [ThreadInfo], spanTypes: SpanTypes,
@@ -121,6 +126,7 @@ public final class TraceGenerator {
             if layout == .threadLanes {
                 threadTrackByStream[try pool.id(thread.streamId)] = XXH64.hash(thread.streamId)
             }
+            if layout.isLanes { threadNames[XXH64.hash(thread.streamId)] = thread.name }
         }
         if spanTypes.includesAsync {
             if layout.isLanes {
@@ -155,6 +161,9 @@ public final class TraceGenerator {
         }
         let columns = try ThreadSpanColumns(reader)
         try writer.setCurrentThread(trackUUID: track)
+        // Lanes layouts: spans 512 deep or deeper go on depth bands (TraceGenerator+DepthBands).
+        let bands = layout.isLanes
+        openThreadSpans.removeAll()
         while let batch = try reader.next() {
             let begin = try TimeColumn(batch: batch, field: reader.fields[columns.begin], index: columns.begin,
                                        label: label)
@@ -172,9 +181,14 @@ public final class TraceGenerator {
                 let b = try begin.required(row), e = try end.required(row)
                 guard b <= rangeEnd, e >= rangeBegin else { continue }
                 guard b >= 0 else { throw .invalidData("\(label): negative begin time \(b)") }
+                var spanTrack = track
+                if bands {
+                    spanTrack = try threadSpanTrack(depth: try openThreadSpans.push(begin: b, end: e), thread: track)
+                }
                 try writer.emitPooledSlice(
-                    track: track, begin: UInt64(b), end: UInt64(e), name: try name.id(row), target: try target.id(row),
-                    filename: try filename.id(row), line: try lineValue(line, row, label), pool: pool)
+                    track: spanTrack, begin: UInt64(b), end: UInt64(e), name: try name.id(row),
+                    target: try target.id(row), filename: try filename.id(row), line: try lineValue(line, row, label),
+                    pool: pool)
                 written += 1
             }
             stats.threadSpans += written

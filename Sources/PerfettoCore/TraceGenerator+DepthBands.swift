@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Thread spans nested as deep as Perfetto's limit (`LaneLayout.maxNesting`, 512) or deeper,
+/// in the lanes layouts: Perfetto's trace processor never pushes a slice begun that deep,
+/// so it never ends, and its end closes a shallower slice of the same name early (every
+/// duration around it wrong). Such a span goes instead on a *depth band* track under its
+/// thread's track, band k holding the spans of depths 512 k ..< 512 (k + 1), where they
+/// nest again. The `micromegas` layout writes every span on the thread track, as micromegas does.
+extension TraceGenerator {
+    /// The uuid of depth band `band` (>= 1) of thread track `thread`.
+    public static func depthBandTrackUUID(_ band: Int, thread: UInt64) -> UInt64 {
+        XXH64.hash("thread_depth_band_\(band)", seed: thread)
+    }
+
+    /// The track of a span at nesting depth `depth` on thread track `thread`: the thread's
+    /// own below the limit, else its depth band's, described on first use.
+    @inline(__always)
+    func threadSpanTrack(depth: Int, thread: UInt64) throws(PerfettoError) -> UInt64 {
+        guard depth >= LaneLayout.maxNesting else { return thread }
+        return try depthBandTrack(depth / LaneLayout.maxNesting, thread: thread)
+    }
+
+    private func depthBandTrack(_ band: Int, thread: UInt64) throws(PerfettoError) -> UInt64 {
+        let uuid = Self.depthBandTrackUUID(band, thread: thread)
+        if describedDepthBands.insert(uuid).inserted {
+            let name = "\(threadNames[thread] ?? "") depth \(band * LaneLayout.maxNesting)+"
+            try writer.emitTrackDescriptor(uuid: uuid, name: name, parent: thread, counter: nil, mergeKey: nil)
+        }
+        return uuid
+    }
+}
+
+/// The ends of the thread spans still open at the latest begin, innermost last: their
+/// count is the nesting depth of the next span, as Perfetto's stack holds it (a slice
+/// that ended at or before a begin is popped before it). 8 bytes per open span, in
+/// malloc storage: running out of memory is an error.
+final class OpenSpanEnds {
+    /// Below the first end: `sentinels` slots of Int64.max, so that the top four ends can
+    /// be compared without checking the count (and without branches: the depth changes
+    /// from span to span in ways no predictor follows).
+    private static let sentinels = 4
+    @exclusivity(unchecked) private var storage: UnsafeMutablePointer<Int64>?
+    @exclusivity(unchecked) private var ends = UnsafeMutablePointer<Int64>(bitPattern: 8).unsafelyUnwrapped
+    @exclusivity(unchecked) private var capacity = 0
+    @exclusivity(unchecked) private(set) var count = 0
+
+    deinit { free(storage) }
+
+    func removeAll() { count = 0 }
+
+    /// Pops the spans ended by `begin`, pushes one ending at `end`, and returns the depth
+    /// the pushed span sits at (the spans open under it).
+    @inline(__always)
+    func push(begin: Int64, end: Int64) throws(PerfettoError) -> Int {
+        if capacity - count < 1 { try grow() }
+        let e = ends
+        var n = count
+        // Pops up to four ended spans without a branch (a sentinel ends at Int64.max, so
+        // only a begin of Int64.max goes past the bottom: clamped).
+        let p1 = e[n - 1] <= begin ? 1 : 0
+        let p2 = p1 & (e[n - 2] <= begin ? 1 : 0)
+        let p3 = p2 & (e[n - 3] <= begin ? 1 : 0)
+        let p4 = p3 & (e[n - 4] <= begin ? 1 : 0)
+        n -= p1 + p2 + p3 + p4
+        if p4 != 0 { while n > 0 && e[n - 1] <= begin { n -= 1 } }
+        n = Swift.max(n, 0)
+        e[n] = end
+        count = n + 1
+        return n
+    }
+
+    private func grow() throws(PerfettoError) {
+        let wanted = capacity == 0 ? (partialValue: 64, overflow: false) : capacity.multipliedReportingOverflow(by: 2)
+        let slots = wanted.partialValue.addingReportingOverflow(Self.sentinels)
+        let bytes = slots.partialValue.multipliedReportingOverflow(by: MemoryLayout<Int64>.stride)
+        guard !wanted.overflow, !slots.overflow, !bytes.overflow, let grown = realloc(storage, bytes.partialValue) else {
+            throw .outOfMemory
+        }
+        storage = grown.assumingMemoryBound(to: Int64.self)
+        storage.unsafelyUnwrapped.initialize(repeating: .max, count: Self.sentinels)
+        ends = storage.unsafelyUnwrapped + Self.sentinels
+        capacity = wanted.partialValue
+    }
+}

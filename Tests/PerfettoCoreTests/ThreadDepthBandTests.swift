@@ -1,0 +1,132 @@
+import ArrowTestSupport
+import Testing
+@testable import PerfettoCore
+import ScenarioSupport
+
+/// Thread spans nested 512 deep or deeper (a deep recursion): Perfetto never pushes a slice
+/// begun at depth 512, so in the lanes layouts such spans go on depth-band tracks under
+/// their thread, where they nest again; the micromegas layout keeps micromegas' bytes.
+struct ThreadDepthBandTests {
+    static let thread = ThreadInfo(streamId: "stream-a", threadId: 7, name: "worker-7")
+
+    /// A recursion `depth` calls deep (every call named `recurse`, as one function's calls
+    /// are), then a sibling tree, then a second recursion after the first has returned.
+    static func spans(depth: Int) -> [Scenario.Span] {
+        func span(_ b: Int, _ e: Int, _ name: String = "recurse") -> Scenario.Span {
+            Scenario.Span(begin: UInt64(b), end: UInt64(e), name: name, target: "t", filename: "f.rs", line: 3)
+        }
+        var spans: [Scenario.Span] = []
+        for k in 0..<depth { spans.append(span(1_000 + k, 1_000_000 - k)) }
+        spans.append(span(2_000_000, 2_000_100, "after"))
+        spans.append(span(2_000_010, 2_000_020, "child"))
+        for k in 0..<600 { spans.append(span(3_000_000 + k, 3_100_000 - k)) }
+        return spans
+    }
+
+    func generate(_ spans: [Scenario.Span], layout: AsyncLayout) throws -> [UInt8] {
+        let writer = try TraceWriter(processId: "11111111-2222-3333-4444-555555555555", sink: .memory())
+        let g = try TraceGenerator(writer: writer, exe: "e", threads: [Self.thread], spanTypes: .thread,
+                                   rangeBegin: 0, rangeEnd: .max, layout: layout)
+        let tracker = ArrowTestStream.Tracker()
+        let stream = ArrowTestStream.make(threadSpanBatches(spans, batchSize: 300), schema: threadSpanSchema,
+                                          tracker: tracker)
+        defer { ArrowTestStream.deallocate(stream) }
+        try g.addThreadSpans(streamId: Self.thread.streamId, stream: stream)
+        #expect(try g.finish().threadSpans == spans.count)
+        #expect(tracker.live == 0)
+        return try writer.takeBytes()
+    }
+
+    @Test(arguments: [AsyncLayout.lanes, .threadLanes])
+    func deepSpansGoOnDepthBands(_ layout: AsyncLayout) throws {
+        let depth = 1_300
+        let spans = Self.spans(depth: depth)
+        let bytes = try generate(spans, layout: layout)
+        let report = validatedReport(bytes)
+        #expect(report.isClean, "\(report.examples.map(\.message))")
+        #expect(report.maxDepth == LaneLayout.maxNesting)
+        #expect(report.slices == spans.count)
+
+        var decoder = TraceDecoder()
+        let packets = try decoder.decode(bytes)
+        let threadTrack = XXH64.hash(Self.thread.streamId)
+        let band1 = TraceGenerator.depthBandTrackUUID(1, thread: threadTrack)
+        let band2 = TraceGenerator.depthBandTrackUUID(2, thread: threadTrack)
+        // Each band described once, under the thread track, before its first slice.
+        let descriptors = packets.compactMap(\.descriptor).filter { $0.parent == threadTrack }
+        #expect(descriptors.map(\.uuid) == [band1, band2])
+        #expect(descriptors.map(\.name) == ["worker-7 depth 512+", "worker-7 depth 1024+"])
+        #expect(Set([threadTrack, band1, band2]).count == 3)
+        // Every span where its depth puts it, with its own times.
+        let begins = packets.compactMap(\.event).filter { $0.type == 1 }
+        #expect(begins.count == spans.count)
+        for (k, event) in begins.enumerated() {
+            let expected: UInt64
+            if k < depth { expected = k < 512 ? threadTrack : k < 1_024 ? band1 : band2 } else {
+                expected = k - depth >= 2 + 512 ? band1 : threadTrack  // the second recursion: 600 deep
+            }
+            #expect(event.track == expected, "span \(k)")
+            #expect(event.timestamp == spans[k].begin)
+        }
+        #expect(try rebuildSlices(packets.compactMap(\.event)).count == spans.count)
+    }
+
+    /// The micromegas layout writes micromegas' bytes: every span on the thread track, as
+    /// its writer does (so Perfetto's depth limit shows there, and validate reports it).
+    @Test func micromegasLayoutKeepsOneTrack() throws {
+        let spans = Self.spans(depth: 700)
+        let bytes = try generate(spans, layout: .micromegas)
+        var decoder = TraceDecoder()
+        let packets = try decoder.decode(bytes)
+        let threadTrack = XXH64.hash(Self.thread.streamId)
+        #expect(packets.compactMap(\.event).allSatisfy { $0.track == threadTrack })
+        #expect(validatedReport(bytes).count(.depthLimit) > 0)
+        // The same spans written one by one with the writer's own call, as micromegas does.
+        let writer = try TraceWriter(processId: "11111111-2222-3333-4444-555555555555", sink: .memory())
+        try writer.emitProcessDescriptor(exe: "e")
+        try writer.emitThreadDescriptor(streamId: Self.thread.streamId, threadId: Self.thread.threadId,
+                                        threadName: Self.thread.name)
+        try writer.setCurrentThread(streamId: Self.thread.streamId)
+        for s in spans { try writer.emitSpan(begin: s.begin, end: s.end, name: s.name, target: s.target,
+                                             filename: s.filename, line: s.line) }
+        try writer.flush()
+        #expect(try writer.takeBytes() == bytes)
+    }
+
+    /// Spans that end where the next begins are siblings, not nested (Perfetto pops a slice
+    /// ended at the next begin): 2,000 back-to-back spans stay on the thread track.
+    @Test func backToBackSpansAreNotNested() throws {
+        let spans = (0..<2_000).map {
+            Scenario.Span(begin: UInt64(10 * $0), end: UInt64(10 * $0 + 10), name: "tick", target: "t",
+                          filename: "f.rs", line: 1)
+        }
+        let bytes = try generate(spans, layout: .lanes)
+        var decoder = TraceDecoder()
+        let threadTrack = XXH64.hash(Self.thread.streamId)
+        #expect(try decoder.decode(bytes).compactMap(\.event).allSatisfy { $0.track == threadTrack })
+        #expect(validatedReport(bytes).isClean)
+    }
+
+    /// The open-span stack itself, against a plain reference (pops while the top ended by
+    /// the begin): nested, disjoint, equal times and improperly nested spans alike.
+    @Test func openSpanDepthsMatchTheStackRule() throws {
+        var rng: UInt64 = 12_345
+        func next(_ n: Int64) -> Int64 {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            return Int64((rng >> 33) % UInt64(n))
+        }
+        let ends = OpenSpanEnds()
+        var reference: [Int64] = []
+        var begin: Int64 = 0
+        for _ in 0..<20_000 {
+            begin += next(3)
+            let end = begin + next(40)
+            while let last = reference.last, last <= begin { reference.removeLast() }
+            #expect(try ends.push(begin: begin, end: end) == reference.count)
+            reference.append(end)
+        }
+        ends.removeAll()
+        #expect(try ends.push(begin: .max, end: .max) == 0)
+        #expect(try ends.push(begin: .max, end: .max) == 0)  // ended at Int64.max: popped
+    }
+}
