@@ -188,3 +188,33 @@ def test_options_off_and_thread_only_bytes(small_lake, tmp_path):
     mm = Decoded(write(lake, pid, tmp_path / "m.perfetto", "--async-layout", "micromegas"))
     assert all(not d.HasField("sibling_merge_key") for d in mm.tracks.values())
     assert all(args == {} and flows == [] and term == [] for *_, args, flows, term in mm.slices)
+
+
+def test_thread_recursion_deeper_than_perfetto_goes_on_depth_bands(tmp_path):
+    """A thread span nested 512 deep or deeper is never pushed by Perfetto (its end then closes
+    a shallower `recurse` early): the lanes layouts put it on a depth-band track under the
+    thread, where it nests again, and `validate` finds nothing; micromegas' layout keeps
+    every span on the thread track, as micromegas writes it, and `validate` reports it."""
+    from test_spec_rules import PID, make_lake
+    depth = 700
+    spans = [(1_000 + k, 9_000 - k, "recurse") for k in range(depth)] + [(9_500, 9_600, "after")]
+    lake = make_lake(tmp_path / "lake", [("s1", ["cpu"], {"thread-name": "main", "thread-id": "9"})],
+                     spans={"s1": spans})
+    for layout in ("lanes", "thread-lanes", "micromegas"):
+        out = tmp_path / f"{layout}.perfetto"
+        data = write(lake, PID, out, "--spans", "thread", "--async-layout", layout)
+        trace = Trace.FromString(data)
+        tracks = {p.track_descriptor.uuid: p.track_descriptor for p in trace.packet if p.HasField("track_descriptor")}
+        thread = next(d for d in tracks.values() if d.HasField("thread"))
+        begins = Counter(p.track_event.track_uuid for p in trace.packet
+                         if p.HasField("track_event") and p.track_event.type == 1)
+        checked = run_cli("validate", out)
+        if layout == "micromegas":
+            assert begins == {thread.uuid: depth + 1}
+            assert not [d for d in tracks.values() if d.parent_uuid == thread.uuid]
+            assert checked.returncode == 1 and "depth_limit" in checked.stdout
+            continue
+        band = next(d for d in tracks.values() if d.parent_uuid == thread.uuid)
+        assert band.name == "main-9 depth 512+" and not band.HasField("thread")
+        assert begins == {thread.uuid: 512 + 1, band.uuid: depth - 512}
+        assert checked.returncode == 0 and "no problems" in checked.stdout, checked.stdout
