@@ -106,13 +106,25 @@ extension TraceGenerator {
         }
     }
 
+    /// `shown` (metric `name`'s track name), or, when an earlier metric's track has that
+    /// name (`x` in bytes and `x` with no unit are both shown as `x`), the metric name with
+    /// its unit, `x (no unit)` for none, then numbered: two counter tracks never share a name.
+    func uniqueCounterTrackName(_ shown: String, name: String, unit: String) -> String {
+        if counterTrackNames.insert(shown).inserted { return shown }
+        let withUnit = "\(name) (\(unit.isEmpty ? "no unit" : unit))"
+        if counterTrackNames.insert(withUnit).inserted { return withUnit }
+        var n = 2
+        while !counterTrackNames.insert("\(withUnit) \(n)").inserted { n += 1 }
+        return "\(withUnit) \(n)"
+    }
+
     private func describeCounterTrack(_ key: UInt64) throws(PerfettoError) -> UInt64 {
         let name = pool.string(UInt32(truncatingIfNeeded: key >> 32))
         let unit = pool.string(UInt32(truncatingIfNeeded: key))
         let uuid = Self.counterTrackUUID(name: name, unit: unit, writer)
         let track = Self.counterTrack(name: name, unit: unit)
-        try writer.emitTrackDescriptor(uuid: uuid, name: track.name, parent: writer.processTrackUUID,
-                                       counter: track.unit, mergeKey: nil)
+        try writer.emitTrackDescriptor(uuid: uuid, name: uniqueCounterTrackName(track.name, name: name, unit: unit),
+                                       parent: writer.processTrackUUID, counter: track.unit, mergeKey: nil)
         counterTracks.set(key, uuid)
         stats.counterTracks += 1
         return uuid

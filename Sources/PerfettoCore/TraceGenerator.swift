@@ -79,8 +79,9 @@ public final class TraceGenerator {
     /// The error that failed the generator; every later call reports it.
     @exclusivity(unchecked) public private(set) var failure: PerfettoError?
     @exclusivity(unchecked) var logTrackDescribed = false
-    /// Counter track uuids by (pool name id << 32 | pool unit id).
+    /// Counter track uuids by (pool name id << 32 | pool unit id), and the names given.
     @exclusivity(unchecked) var counterTracks = IdMap(capacity: 16)
+    var counterTrackNames = Set<String>()
 
     /// What the lanes layouts add to async slices.
     public let options: AsyncOptions

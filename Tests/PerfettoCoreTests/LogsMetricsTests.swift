@@ -170,6 +170,21 @@ struct LogsMetricsTests {
         #expect(seen.map(\.0) == expected.map(\.0) && seen.map(\.1) == expected.map(\.1) && seen.map(\.2) == expected.map(\.2))
     }
 
+    /// Metrics that Perfetto would show under one name (`mem` in bytes, `mem` in B, `mem`
+    /// with no unit; `mem (ms)` with no unit and `mem` in ms) get distinct track names, in
+    /// order of first appearance: the first keeps its name.
+    @Test func counterTracksNeverShareAName() throws {
+        let metrics = [("mem", "bytes"), ("mem", ""), ("mem", "B"), ("mem (ms)", ""), ("mem", "ms"),
+                       ("mem (no unit)", ""), ("mem", "B"), ("other", "")]
+        let measures = metrics.enumerated().map { Measure(time: Int64($0.offset + 1), name: $0.element.0,
+                                                          unit: $0.element.1, value: 1) }
+        let (bytes, stats, _) = try generate(logs: [], measures: [measureBatch(measures)])
+        #expect(stats.counterTracks == 7)
+        let names = try decodeEvents(bytes).packets.compactMap(\.descriptor).filter { $0.counterUnit != nil }
+            .map { $0.name ?? "" }
+        #expect(names == ["mem", "mem (no unit)", "mem (B)", "mem (ms)", "mem (ms) 2", "mem (no unit) (no unit)", "other"])
+    }
+
     @Test func sameTraceTwice() throws {
         let logs = [logBatch([Log(time: 3, target: "a", level: 2, msg: "m")], .dictionary32)]
         let measures = [measureBatch([Measure(time: 4, name: "x", unit: "ms", value: 1)])]
