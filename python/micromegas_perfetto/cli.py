@@ -604,11 +604,37 @@ def cmd_write_perfetto(args) -> int:
         sys.stdout = stdout
 
 
+def _check_trace_descriptor(filename: str) -> None:
+    """A trace written through a descriptor (`-`, /dev/stdout, /dev/stderr, /dev/fd/N) needs
+    it to itself: not a terminal (a trace is binary: gzip refuses the same way), and not the
+    file or pipe standard error goes to (`> t 2>&1`, `2>&1 |`, `--filename /dev/stderr`),
+    where this command's notes, and the official client's login prompts, would land in the
+    middle of the trace. /dev/null for both is fine."""
+    import stat
+    from .output import descriptor_named
+    fd = descriptor_named(filename) if filename == "-" or filename.startswith("/") else None
+    if fd is None:
+        return
+    shown = "standard output" if fd == 1 else filename
+    if os.isatty(fd):
+        raise RequestError(f"--filename {filename}: {shown} is a terminal, and a trace is binary: redirect it "
+                           "(> trace.perfetto) or pipe it, or give a file name")
+    try:
+        out, err = os.fstat(fd), os.fstat(2)
+    except OSError:  # standard error closed: nothing to mix with
+        return
+    if (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino) and not stat.S_ISCHR(out.st_mode):
+        raise RequestError(f"--filename {filename}: standard error goes to the same place as the trace, so this "
+                           "command's messages would land inside it: send standard error elsewhere (2>FILE), or "
+                           "give a file name")
+
+
 def _write_perfetto(args, filename: str) -> int:
     _set_up_pyarrow(without_numpy=_reads_with_own_code(args))
     from .generation import write_process_trace
     if filename == "":
         raise RequestError("--filename is empty")
+    _check_trace_descriptor(filename)
     if args.open and _is_stdout(filename):
         raise RequestError("--open serves a written file; it cannot serve standard output (--filename -)")
     if args.server_side and args.async_layout not in (None, "micromegas"):

@@ -462,3 +462,69 @@ def test_paths_given_as_option_equals_tilde_are_under_home(small_lake, tmp_path)
     result = run_cli("write_scenario", "~/s.json", "~/s.perfetto", env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (home / "s.perfetto").read_bytes() == (GOLDEN / "minimal.perfetto").read_bytes()
+
+
+@pytest.mark.parametrize("case", ["> t 2>&1", "2>&1 |", "--filename /dev/stderr 2> t"])
+def test_trace_and_messages_on_one_descriptor_exit_2_before_writing(small_lake, tmp_path, case):
+    """`--filename - > t 2>&1` (or `2>&1 | ...`, or `--filename /dev/stderr`) put this
+    command's notes, and the official client's login prompts, inside the trace, which then did
+    not parse. It is now a usage mistake, exit 2, one line, and no trace byte is written."""
+    import subprocess
+    import sys
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    name = "/dev/stderr" if "/dev/stderr" in case else "-"
+    args = [sys.executable, "-m", "micromegas", "write_perfetto", pid, "--lake", str(lake), "--filename", name]
+    out = tmp_path / "t"
+    if case == "2>&1 |":
+        result = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        written = result.stdout
+    else:
+        with open(out, "wb") as f:
+            result = subprocess.run(args, stdout=f if case == "> t 2>&1" else subprocess.DEVNULL, stderr=f,
+                                    timeout=120)
+        written = out.read_bytes()
+    assert result.returncode == 2, written
+    text = written.decode()
+    assert text.startswith("error: --filename ") and "standard error goes to the same place" in text, text
+    assert len(text.strip().splitlines()) == 1
+
+
+def test_trace_to_a_terminal_exits_2(small_lake):
+    """A binary trace written to a terminal (`--filename -` typed without a redirection) filled
+    it with garbage; it is now exit 2 and one line, as gzip refuses to."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    lake, processes = small_lake
+    primary, secondary = pty.openpty()
+    try:
+        result = subprocess.run([sys.executable, "-m", "micromegas", "write_perfetto", processes[0]["process_id"],
+                                 "--lake", str(lake), "--filename", "-"], stdout=secondary, stderr=subprocess.PIPE,
+                                timeout=120)
+        os.close(secondary)
+        secondary = -1
+        os.set_blocking(primary, False)
+        try:
+            shown = os.read(primary, 1 << 16)
+        except OSError:  # nothing written (EAGAIN), or EIO once the terminal's last writer is gone
+            shown = b""
+    finally:
+        if secondary >= 0:
+            os.close(secondary)
+        os.close(primary)
+    assert result.returncode == 2, result.stderr
+    assert b"is a terminal" in result.stderr and len(result.stderr.decode().strip().splitlines()) == 1
+    assert shown == b""
+
+
+def test_trace_and_messages_both_to_dev_null_is_fine(small_lake):
+    """`--filename - > /dev/null 2>&1` (a dry run) is not refused: nothing is lost there."""
+    import subprocess
+    import sys
+    lake, processes = small_lake
+    result = subprocess.run([sys.executable, "-m", "micromegas", "write_perfetto", processes[0]["process_id"],
+                             "--lake", str(lake), "--filename", "-"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0
