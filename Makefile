@@ -62,10 +62,11 @@ build:
 # Python runtime dependencies (pyarrow, tqdm) and the build and test ones (pytest, Perfetto's
 # protos, DataFusion for the FlightSQL fixture server, wheel + auditwheel for `make wheel`,
 # numpy for the tests that numpy still imports after a numpy-free run and takes numpy
-# integers: pyarrow 16 and later do not pull it in, and a machine without it failed them).
+# integers: pyarrow 16 and later do not pull it in, and a machine without it failed them;
+# pandas for the tests of the pandas Timestamps notebooks pass, which skipped without it).
 python-deps:
 	$(PIP) install "pyarrow>=14" "tqdm>=4.60" "pytest>=7" "perfetto>=0.9" "protobuf>=4" "datafusion>=40" \
-	  "setuptools>=64" "wheel>=0.40" "auditwheel>=6" "numpy>=1.21"
+	  "setuptools>=64" "wheel>=0.40" "auditwheel>=6" "numpy>=1.21" "pandas>=1.3"
 
 # pip builds libperfetto_mm.so through the package's build hook and bundles it.
 python-install: build python-deps
