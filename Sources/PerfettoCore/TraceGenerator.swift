@@ -162,8 +162,11 @@ public final class TraceGenerator {
         }
         let columns = try ThreadSpanColumns(reader)
         try writer.setCurrentThread(trackUUID: track)
-        // Lanes layouts: spans 512 deep or deeper go on depth bands (TraceGenerator+DepthBands).
-        let bands = layout.isLanes
+        // Lanes layouts: spans 512 deep or deeper go on depth bands (TraceGenerator+DepthBands),
+        // as long as begins do not decrease: out of order (a producer's partitioned write), the
+        // stack says nothing of the depth, and the rest of the thread stays on its track.
+        var bands = layout.isLanes
+        var lastBegin = Int64.min
         openThreadSpans.removeAll()
         while let batch = try reader.next() {
             let begin = try TimeColumn(batch: batch, field: reader.fields[columns.begin], index: columns.begin,
@@ -184,7 +187,12 @@ public final class TraceGenerator {
                 guard b >= 0 else { throw .invalidData("\(label): negative begin time \(b)") }
                 var spanTrack = track
                 if bands {
-                    spanTrack = try threadSpanTrack(depth: try openThreadSpans.push(begin: b, end: e), thread: track)
+                    if b >= lastBegin {
+                        lastBegin = b
+                        spanTrack = try threadSpanTrack(depth: try openThreadSpans.push(begin: b, end: e), thread: track)
+                    } else {
+                        bands = false
+                    }
                 }
                 try writer.emitPooledSlice(
                     track: spanTrack, begin: UInt64(b), end: UInt64(e), name: try name.id(row),

@@ -107,6 +107,33 @@ struct ThreadDepthBandTests {
         #expect(validatedReport(bytes).isClean)
     }
 
+    /// Spans out of begin order (a producer's partitioned write; the spec says sorted, and
+    /// Perfetto sorts them anyway): from the first begin earlier than the one before, the
+    /// stack tells nothing, so the rest of the thread stays on its track; before it, spans
+    /// went where their depth put them. 2,000 disjoint spans in reverse order made 2,000 open
+    /// spans of the stack and three bogus bands.
+    @Test func spansOutOfBeginOrderStayOnTheThreadTrack() throws {
+        let reversed: [Scenario.Span] = (0..<2_000).reversed().map { (k: Int) in
+            Scenario.Span(begin: UInt64(10 * k), end: UInt64(10 * k + 5), name: "tick", target: "t", filename: "f.rs",
+                          line: 1)
+        }
+        let threadTrack = XXH64.hash(Self.thread.streamId)
+        var decoder = TraceDecoder()
+        let lanes = try generate(reversed, layout: .lanes)
+        #expect(try decoder.decode(lanes).compactMap(\.event).allSatisfy { $0.track == threadTrack })
+        #expect(lanes == (try generate(reversed, layout: .micromegas)))
+        // A deep recursion, then spans that begin before its end was reached: its deep part
+        // is banded, the late spans are not.
+        let deep = Self.spans(depth: 600) + [Scenario.Span(begin: 500, end: 600, name: "late", target: "t",
+                                                           filename: "f.rs", line: 1)]
+        var deepDecoder = TraceDecoder()
+        let events = try deepDecoder.decode(try generate(deep, layout: .lanes)).compactMap(\.event)
+        let band1 = TraceGenerator.depthBandTrackUUID(1, thread: threadTrack)
+        let onBand = events.filter { (e: TraceDecoder.Event) in e.track == band1 }.count
+        #expect(onBand == 2 * (88 + 88))
+        #expect(events.last { $0.type == 1 }?.track == threadTrack)
+    }
+
     /// The open-span stack itself, against a plain reference (pops while the top ended by
     /// the begin): nested, disjoint, equal times and improperly nested spans alike.
     @Test func openSpanDepthsMatchTheStackRule() throws {
