@@ -382,7 +382,9 @@ pmm_status pmm_generator_new(pmm_writer *writer, const pmm_generator_options *op
    of those; null reads as "") and line
    (an integer type; null reads as 0), other columns ignored. Spans with begin <=
    range end and end >= range begin are written, in stream order. Takes ownership of
-   `stream`. Ignored (the stream released) when thread spans are not requested. */
+   `stream`. Ignored (the stream released) when thread spans are not requested. A
+   thread's spans may also come in several consecutive calls (groups of its batches):
+   the depth bands of the lanes layouts count the spans still open from the calls before. */
 pmm_status pmm_generator_add_thread_spans(pmm_generator *generator, const char *stream_id,
                                           size_t stream_id_len, struct ArrowArrayStream *stream);
 

@@ -93,10 +93,15 @@ public final class TraceGenerator {
     /// The writer's source-location iid by matcher location id (0: not yet known).
     @exclusivity(unchecked) var asyncLocationIids: [UInt64] = []
     /// Lanes layouts: thread display names by track uuid, the depth bands described, and the
-    /// open spans of the thread being written (TraceGenerator+DepthBands.swift).
+    /// open spans of the thread being written (TraceGenerator+DepthBands.swift), kept across
+    /// that thread's calls (a thread's spans may come in several: generate_trace_chunks
+    /// hands them over in groups of rows).
     var threadNames: [UInt64: String] = [:]
     var describedDepthBands = Set<UInt64>()
     let openThreadSpans = OpenSpanEnds()
+    var openThreadSpansTrack: UInt64?
+    var threadSpansInOrder = true
+    var lastThreadSpanBegin = Int64.min
 
     /// Writes the process, thread and async track descriptors to `writer`.
     public init(writer: TraceWriter, exe: String, threads: [ThreadInfo], spanTypes: SpanTypes,
@@ -164,10 +169,20 @@ public final class TraceGenerator {
         try writer.setCurrentThread(trackUUID: track)
         // Lanes layouts: spans 512 deep or deeper go on depth bands (TraceGenerator+DepthBands),
         // as long as begins do not decrease: out of order (a producer's partitioned write), the
-        // stack says nothing of the depth, and the rest of the thread stays on its track.
-        var bands = layout.isLanes
-        var lastBegin = Int64.min
-        openThreadSpans.removeAll()
+        // stack says nothing of the depth, and the rest of the thread stays on its track. The
+        // stack and that order go on over a thread's consecutive calls.
+        if openThreadSpansTrack != track {
+            openThreadSpans.removeAll()
+            openThreadSpansTrack = track
+            threadSpansInOrder = true
+            lastThreadSpanBegin = Int64.min
+        }
+        var bands = layout.isLanes && threadSpansInOrder
+        var lastBegin = lastThreadSpanBegin
+        defer {
+            threadSpansInOrder = bands
+            lastThreadSpanBegin = lastBegin
+        }
         while let batch = try reader.next() {
             let begin = try TimeColumn(batch: batch, field: reader.fields[columns.begin], index: columns.begin,
                                        label: label)

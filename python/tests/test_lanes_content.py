@@ -218,3 +218,28 @@ def test_thread_recursion_deeper_than_perfetto_goes_on_depth_bands(tmp_path):
         assert band.name == "main-9 depth 512+" and not band.HasField("thread")
         assert begins == {thread.uuid: 512 + 1, band.uuid: depth - 512}
         assert checked.returncode == 0 and "no problems" in checked.stdout, checked.stdout
+
+
+@pytest.mark.parametrize("layout", ["lanes", "thread-lanes"])
+def test_thread_recursion_across_chunk_groups_still_goes_on_depth_bands(tmp_path, layout):
+    """generate_trace_chunks hands a thread's spans to the library in groups of about 65,536
+    rows, one call each. The open-span stack was emptied at each call, so a recursion whose
+    first 300 calls were in one group and the rest in the next was counted from depth 0 again
+    there: 700 deep on the thread track (depth_limit, wrong durations), and a trace other than
+    write_perfetto's. The chunks must be write_perfetto's trace, which validates clean."""
+    import pyarrow.parquet as pq
+    from micromegas_perfetto import generate_trace_chunks, validate
+    from test_spec_rules import PID, make_lake, span_table
+    flat = 65_700  # 66 batches of 1,000 rows make the first group: 300 of the recursion's calls
+    depth = 700
+    spans = [(1_000 + 2 * k, 1_001 + 2 * k, "tick") for k in range(flat)]
+    start = 1_000 + 2 * flat
+    spans += [(start + k, start + 10_000 - k, "recurse") for k in range(depth)]
+    lake = make_lake(tmp_path / "lake", [("s1", ["cpu"], {"thread-name": "main", "thread-id": "9"})],
+                     end=start + 20_000)
+    pq.write_table(span_table(spans), lake / "thread_spans" / "s1.parquet", row_group_size=1_000)
+    chunks = b"".join(data for _, data in generate_trace_chunks(str(lake), PID, span_types="thread",
+                                                                async_layout=layout))
+    report = validate(chunks)
+    assert report.clean, report.summary()
+    assert chunks == write(lake, PID, tmp_path / "t.perfetto", "--spans", "thread", "--async-layout", layout)
