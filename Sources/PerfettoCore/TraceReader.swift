@@ -91,7 +91,7 @@ struct ProtoReader {
 /// Cuts a byte stream, fed in pieces of any size, into the records of a Perfetto
 /// `Trace`: each must be field 1 (`packet`), length-delimited. Whole packets inside a
 /// piece are handed over in place; a packet split across pieces is assembled in a carry
-/// buffer (at most `maxPacketSize` bytes; larger packets are skipped unread). The carry
+/// buffer (at most `maxPacketSize` bytes; larger packets, split or not, are skipped unread). The carry
 /// grows with the bytes that arrive, not with the length a header claims, and running
 /// out of memory for it is an error, not the end of the process.
 struct TraceFramer {
@@ -208,7 +208,9 @@ struct TraceFramer {
                 fail(recordStart, why)
                 return
             case .packet(let headerSize, let length):
-                if length <= UInt64(rest.count - headerSize) {
+                // A packet over the limit is skipped even when the piece holds it whole:
+                // the report must not depend on how the trace is cut.
+                if length <= UInt64(Self.maxPacketSize) && length <= UInt64(rest.count - headerSize) {
                     let total = headerSize + Int(length)
                     try body(.packet(offset: recordStart,
                                      bytes: UnsafeRawBufferPointer(rebasing: rest[headerSize..<total])))
