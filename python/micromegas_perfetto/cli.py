@@ -573,11 +573,17 @@ class _TraceOnStdout:
         return self._stdout.fileno()
 
     def write(self, text):
-        return sys.stderr.write(text)
+        try:
+            return sys.stderr.write(text)
+        except OSError:  # stderr closed or unwritable: the text goes nowhere, as _say's notes
+            return len(text)
 
     def flush(self) -> None:
         self._stdout.flush()
-        sys.stderr.flush()
+        try:
+            sys.stderr.flush()
+        except OSError:
+            pass
 
     def __getattr__(self, name):
         return getattr(self._stdout, name)
@@ -652,8 +658,11 @@ def _write_perfetto(args, filename: str) -> int:
             async_layout=args.async_layout, server_side=args.server_side, chunk_size=args.chunk_size or 0,
             progress=_Notes() if args.quiet else _Bar(), logs=args.logs, metrics=args.metrics,
             span_args=not args.no_span_args, flows=not args.no_flows)
-    if not args.quiet:  # on stderr when the trace itself goes to standard output
-        print(f"wrote {describe(summary)}", file=sys.stderr if _is_stdout(filename) else sys.stdout)
+    if not args.quiet:  # on stderr when the trace itself goes to standard output (dropped if unwritable)
+        if _is_stdout(filename):
+            _say(f"wrote {describe(summary)}")
+        else:
+            print(f"wrote {describe(summary)}")
     if args.validate and not os.path.isfile(filename):
         _say(f"note: --validate reads the trace back from a regular file; {filename} is not one")
     elif args.validate:

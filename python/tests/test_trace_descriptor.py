@@ -196,3 +196,16 @@ def test_validate_and_open_with_a_trace_through_a_descriptor(reference, tmp_path
     assert (tmp_path / "t3").read_bytes() == b""
     assert result.stderr.startswith(b"error: --open serves a written file"), result.stderr
 
+
+@pytest.mark.parametrize("extra", [[], ["--validate"]])
+def test_unwritable_stderr_does_not_fail_a_written_trace(reference, tmp_path, extra):
+    """Standard error open but unwritable (`2</dev/null`; pyenv's `python3` shim run with
+    `2>&-` leaves descriptor 2 on its own script, read-only): the trace was written whole to
+    standard output, then the summary line (and --validate's verdict) failed with EBADF and the
+    command exited 1, where a trace file name exits 0 (notes to such a stderr are dropped)."""
+    lake, pid, expected = reference
+    with open(tmp_path / "t", "wb") as out, open(os.devnull, "rb") as err:
+        result = subprocess.run(command(lake, pid, "--filename", "/dev/stdout", *extra), stdout=out, stderr=err,
+                                timeout=120)
+    assert result.returncode == 0
+    assert (tmp_path / "t").read_bytes() == expected
