@@ -185,6 +185,57 @@ struct LogsMetricsTests {
         #expect(names == ["mem", "mem (no unit)", "mem (B)", "mem (ms)", "mem (ms) 2", "mem (no unit) (no unit)", "other"])
     }
 
+    /// Random metrics over names and units made to collide (`x (ms)` with no unit and `x` in
+    /// ms, the literal unit `no unit`, names that look numbered): every counter track has a
+    /// name of its own starting with its metric's name, one track per (name, unit), its values
+    /// on it; the first metric to want a free name gets it.
+    @Test(arguments: 0..<6)
+    func counterTrackNamesStayUniqueOnRandomMetrics(_ seed: Int) throws {
+        var rng = UInt64(seed) &* 0x9E3779B97F4A7C15 &+ 5
+        func next(_ n: Int) -> Int {
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            return Int((rng >> 33) % UInt64(n))
+        }
+        let names = ["x", "x (ms)", "x (no unit)", "x (no unit) 2", "x (ms) 2", "x (B)", "y", "x (bytes)"]
+        let units = ["", "ms", "B", "bytes", "byte", "ns", "nanoseconds", "count", "no unit", "ms) (x"]
+        let measures = (0..<300).map { i in
+            Measure(time: Int64(1 + i), name: names[next(names.count)], unit: units[next(units.count)],
+                    value: Double(i))
+        }
+        let batches = stride(from: 0, to: measures.count, by: 37).map {
+            measureBatch(Array(measures[$0..<min($0 + 37, measures.count)]))
+        }
+        let (bytes, stats, writer) = try generate(logs: [], measures: batches)
+        let decoded = try decodeEvents(bytes)
+        let counters = decoded.packets.compactMap(\.descriptor).filter { $0.counterUnit != nil }
+        var keys: [String: (name: String, unit: String)] = [:]
+        var order: [String] = []
+        for m in measures where keys.updateValue((m.name, m.unit), forKey: m.name + "\u{1F}" + m.unit) == nil {
+            order.append(m.name + "\u{1F}" + m.unit)
+        }
+        #expect(stats.counterTracks == keys.count)
+        #expect(counters.count == keys.count)
+        let shown = counters.map { $0.name ?? "" }
+        #expect(Set(shown).count == shown.count, "\(shown)")
+        // Each metric on the track of its (name, unit), in order of first appearance, named after it.
+        let uuids = order.map { TraceGenerator.counterTrackUUID(name: keys[$0]!.name, unit: keys[$0]!.unit, writer) }
+        #expect(counters.map(\.uuid) == uuids)
+        var taken = Set<String>()
+        for (k, key) in order.enumerated() {
+            let (name, unit) = keys[key]!
+            let wanted = TraceGenerator.counterTrack(name: name, unit: unit).name
+            #expect(shown[k].hasPrefix(name), "\(shown[k]) for \(name) in \(unit)")
+            if !taken.contains(wanted) { #expect(shown[k] == wanted, "\(name) in \(unit)") }
+            taken.insert(shown[k])
+        }
+        let values = decoded.events.filter { $0.counterValue != nil }
+        #expect(values.count == measures.count)
+        for (m, e) in zip(measures, values) {
+            #expect(e.track == TraceGenerator.counterTrackUUID(name: m.name, unit: m.unit, writer))
+            #expect(e.counterValue == m.value)
+        }
+    }
+
     @Test func sameTraceTwice() throws {
         let logs = [logBatch([Log(time: 3, target: "a", level: 2, msg: "m")], .dictionary32)]
         let measures = [measureBatch([Measure(time: 4, name: "x", unit: "ms", value: 1)])]
