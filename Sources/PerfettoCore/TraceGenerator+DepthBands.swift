@@ -16,21 +16,31 @@ extension TraceGenerator {
         XXH64.hash("thread_depth_band_\(band)", seed: thread)
     }
 
-    /// The track of a span at nesting depth `depth` on thread track `thread`: the thread's
-    /// own below the limit, else its depth band's, described on first use.
+    /// The track of a span at nesting depth `depth` on thread track `thread` (the thread of
+    /// `openThreadSpans`): the thread's own below the limit, else its depth band's, described
+    /// on first use. A band's uuid is kept for the thread (`threadBandTracks`), so a deep span
+    /// costs an array read, not a string, a hash and a set lookup.
     @inline(__always)
     func threadSpanTrack(depth: Int, thread: UInt64) throws(PerfettoError) -> UInt64 {
         guard depth >= LaneLayout.maxNesting else { return thread }
-        return try depthBandTrack(depth / LaneLayout.maxNesting, thread: thread)
+        let band = depth / LaneLayout.maxNesting
+        if band <= threadBandTracks.count { return threadBandTracks[band - 1] }
+        return try depthBandTrack(band, thread: thread)
     }
 
+    /// Bands up to `band` of `thread` (the stack's depth grows by one a span, so they come
+    /// in order), described unless an earlier call for the thread described them.
     private func depthBandTrack(_ band: Int, thread: UInt64) throws(PerfettoError) -> UInt64 {
-        let uuid = Self.depthBandTrackUUID(band, thread: thread)
-        if describedDepthBands.insert(uuid).inserted {
-            let name = "\(threadNames[thread] ?? "") depth \(band * LaneLayout.maxNesting)+"
-            try writer.emitTrackDescriptor(uuid: uuid, name: name, parent: thread, counter: nil, mergeKey: nil)
+        while threadBandTracks.count < band {
+            let k = threadBandTracks.count + 1
+            let uuid = Self.depthBandTrackUUID(k, thread: thread)
+            if describedDepthBands.insert(uuid).inserted {
+                let name = "\(threadNames[thread] ?? "") depth \(k * LaneLayout.maxNesting)+"
+                try writer.emitTrackDescriptor(uuid: uuid, name: name, parent: thread, counter: nil, mergeKey: nil)
+            }
+            threadBandTracks.append(uuid)
         }
-        return uuid
+        return threadBandTracks[band - 1]
     }
 }
 

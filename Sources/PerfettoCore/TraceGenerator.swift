@@ -100,6 +100,7 @@ public final class TraceGenerator {
     var describedDepthBands = Set<UInt64>()
     let openThreadSpans = OpenSpanEnds()
     var openThreadSpansTrack: UInt64?
+    var threadBandTracks: [UInt64] = []
     var threadSpansInOrder = true
     var lastThreadSpanBegin = Int64.min
 
@@ -174,6 +175,7 @@ public final class TraceGenerator {
         if openThreadSpansTrack != track {
             openThreadSpans.removeAll()
             openThreadSpansTrack = track
+            threadBandTracks.removeAll()
             threadSpansInOrder = true
             lastThreadSpanBegin = Int64.min
         }
