@@ -66,20 +66,21 @@ final class OpenSpanEnds {
     /// the pushed span sits at (the spans open under it).
     @inline(__always)
     func push(begin: Int64, end: Int64) throws(PerfettoError) -> Int {
-        if capacity - count < 1 { try grow() }
+        if count == capacity { try grow() }
         let e = ends
         var n = count
         // Pops up to four ended spans without a branch (a sentinel ends at Int64.max, so
-        // only a begin of Int64.max goes past the bottom: clamped).
-        let p1 = e[n - 1] <= begin ? 1 : 0
-        let p2 = p1 & (e[n - 2] <= begin ? 1 : 0)
-        let p3 = p2 & (e[n - 3] <= begin ? 1 : 0)
-        let p4 = p3 & (e[n - 4] <= begin ? 1 : 0)
-        n -= p1 + p2 + p3 + p4
-        if p4 != 0 { while n > 0 && e[n - 1] <= begin { n -= 1 } }
-        n = Swift.max(n, 0)
+        // only a begin of Int64.max goes past the bottom: clamped). 0 <= n < capacity, so
+        // the arithmetic cannot wrap.
+        let p1 = e[n &- 1] <= begin ? 1 : 0
+        let p2 = p1 & (e[n &- 2] <= begin ? 1 : 0)
+        let p3 = p2 & (e[n &- 3] <= begin ? 1 : 0)
+        let p4 = p3 & (e[n &- 4] <= begin ? 1 : 0)
+        n = n &- (p1 &+ p2 &+ p3 &+ p4)
+        if p4 != 0 { while n > 0 && e[n &- 1] <= begin { n = n &- 1 } }
+        n = n < 0 ? 0 : n
         e[n] = end
-        count = n + 1
+        count = n &+ 1
         return n
     }
 
