@@ -16,31 +16,68 @@ extension TraceGenerator {
         XXH64.hash("thread_depth_band_\(band)", seed: thread)
     }
 
-    /// The track of a span at nesting depth `depth` on thread track `thread` (the thread of
-    /// `openThreadSpans`): the thread's own below the limit, else its depth band's, described
-    /// on first use. A band's uuid is kept for the thread (`threadBandTracks`), so a deep span
-    /// costs an array read, not a string, a hash and a set lookup.
+    /// The track of a span at nesting depth `depth` (-1: unknown) on thread track `thread`
+    /// (the thread of `threadDepths`): the thread's own below the limit, else its depth band's,
+    /// described on first use. A band's uuid is kept for the thread (`threadDepths.bandTracks`),
+    /// so a deep span costs an array read, not a string, a hash and a set lookup.
     @inline(__always)
     func threadSpanTrack(depth: Int, thread: UInt64) throws(PerfettoError) -> UInt64 {
         guard depth >= LaneLayout.maxNesting else { return thread }
         let band = depth / LaneLayout.maxNesting
-        if band <= threadBandTracks.count { return threadBandTracks[band - 1] }
+        if band <= threadDepths.bandTracks.count { return threadDepths.bandTracks[band - 1] }
         return try depthBandTrack(band, thread: thread)
     }
 
     /// Bands up to `band` of `thread` (the stack's depth grows by one a span, so they come
     /// in order), described unless an earlier call for the thread described them.
     private func depthBandTrack(_ band: Int, thread: UInt64) throws(PerfettoError) -> UInt64 {
-        while threadBandTracks.count < band {
-            let k = threadBandTracks.count + 1
+        while threadDepths.bandTracks.count < band {
+            let k = threadDepths.bandTracks.count + 1
             let uuid = Self.depthBandTrackUUID(k, thread: thread)
             if describedDepthBands.insert(uuid).inserted {
                 let name = "\(threadNames[thread] ?? "") depth \(k * LaneLayout.maxNesting)+"
                 try writer.emitTrackDescriptor(uuid: uuid, name: name, parent: thread, counter: nil, mergeKey: nil)
             }
-            threadBandTracks.append(uuid)
+            threadDepths.bandTracks.append(uuid)
         }
-        return threadBandTracks[band - 1]
+        return threadDepths.bandTracks[band - 1]
+    }
+}
+
+/// The nesting depths of one thread's spans, over its consecutive `addThreadSpans` calls
+/// (a thread's spans may come in several: generate_trace_chunks hands them over in groups
+/// of rows), and the uuids of the thread's depth bands. Depths are known only while begins
+/// do not decrease: out of order (a producer's partitioned write), the stack says nothing
+/// of the depth, and the rest of the thread stays on its track.
+final class ThreadSpanDepths {
+    private let ends = OpenSpanEnds()
+    private var thread: UInt64?
+    @exclusivity(unchecked) private var inOrder = true
+    @exclusivity(unchecked) private var lastBegin = Int64.min
+    /// The uuid of band k + 1 of the thread at k.
+    var bandTracks: [UInt64] = []
+
+    /// Before spans of `thread`: a thread other than the last one starts afresh.
+    func start(thread: UInt64) {
+        guard thread != self.thread else { return }
+        self.thread = thread
+        ends.removeAll()
+        bandTracks.removeAll()
+        inOrder = true
+        lastBegin = Int64.min
+    }
+
+    /// The depth of the next span of the thread ([begin, end]), or -1 once a begin was
+    /// earlier than the one before it.
+    @inline(__always)
+    func depth(begin: Int64, end: Int64) throws(PerfettoError) -> Int {
+        guard inOrder else { return -1 }
+        guard begin >= lastBegin else {
+            inOrder = false
+            return -1
+        }
+        lastBegin = begin
+        return try ends.push(begin: begin, end: end)
     }
 }
 

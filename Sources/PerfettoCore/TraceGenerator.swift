@@ -93,16 +93,10 @@ public final class TraceGenerator {
     /// The writer's source-location iid by matcher location id (0: not yet known).
     @exclusivity(unchecked) var asyncLocationIids: [UInt64] = []
     /// Lanes layouts: thread display names by track uuid, the depth bands described, and the
-    /// open spans of the thread being written (TraceGenerator+DepthBands.swift), kept across
-    /// that thread's calls (a thread's spans may come in several: generate_trace_chunks
-    /// hands them over in groups of rows).
+    /// depths of the thread being written (TraceGenerator+DepthBands.swift).
     var threadNames: [UInt64: String] = [:]
     var describedDepthBands = Set<UInt64>()
-    let openThreadSpans = OpenSpanEnds()
-    var openThreadSpansTrack: UInt64?
-    var threadBandTracks: [UInt64] = []
-    var threadSpansInOrder = true
-    var lastThreadSpanBegin = Int64.min
+    let threadDepths = ThreadSpanDepths()
 
     /// Writes the process, thread and async track descriptors to `writer`.
     public init(writer: TraceWriter, exe: String, threads: [ThreadInfo], spanTypes: SpanTypes,
@@ -168,23 +162,9 @@ public final class TraceGenerator {
         }
         let columns = try ThreadSpanColumns(reader)
         try writer.setCurrentThread(trackUUID: track)
-        // Lanes layouts: spans 512 deep or deeper go on depth bands (TraceGenerator+DepthBands),
-        // as long as begins do not decrease: out of order (a producer's partitioned write), the
-        // stack says nothing of the depth, and the rest of the thread stays on its track. The
-        // stack and that order go on over a thread's consecutive calls.
-        if openThreadSpansTrack != track {
-            openThreadSpans.removeAll()
-            openThreadSpansTrack = track
-            threadBandTracks.removeAll()
-            threadSpansInOrder = true
-            lastThreadSpanBegin = Int64.min
-        }
-        var bands = layout.isLanes && threadSpansInOrder
-        var lastBegin = lastThreadSpanBegin
-        defer {
-            threadSpansInOrder = bands
-            lastThreadSpanBegin = lastBegin
-        }
+        // Lanes layouts: spans 512 deep or deeper go on depth bands (TraceGenerator+DepthBands).
+        let bands = layout.isLanes
+        threadDepths.start(thread: track)
         while let batch = try reader.next() {
             let begin = try TimeColumn(batch: batch, field: reader.fields[columns.begin], index: columns.begin,
                                        label: label)
@@ -203,14 +183,7 @@ public final class TraceGenerator {
                 guard b <= rangeEnd, e >= rangeBegin else { continue }
                 guard b >= 0 else { throw .invalidData("\(label): negative begin time \(b)") }
                 var spanTrack = track
-                if bands {
-                    if b >= lastBegin {
-                        lastBegin = b
-                        spanTrack = try threadSpanTrack(depth: try openThreadSpans.push(begin: b, end: e), thread: track)
-                    } else {
-                        bands = false
-                    }
-                }
+                if bands { spanTrack = try threadSpanTrack(depth: try threadDepths.depth(begin: b, end: e), thread: track) }
                 try writer.emitPooledSlice(
                     track: spanTrack, begin: UInt64(b), end: UInt64(e), name: try name.id(row),
                     target: try target.id(row), filename: try filename.id(row), line: try lineValue(line, row, label),
