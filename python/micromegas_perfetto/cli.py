@@ -610,7 +610,7 @@ def cmd_write_perfetto(args) -> int:
         sys.stdout = stdout
 
 
-def _check_trace_descriptor(filename: str) -> None:
+def _check_trace_descriptor(filename: str, option: str = "--filename") -> None:
     """A trace written through a descriptor (`-`, /dev/stdout, /dev/stderr, /dev/fd/N) needs
     it to itself: not a terminal (a trace is binary: gzip refuses the same way), and not the
     file or pipe standard error goes to (`> t 2>&1`, `2>&1 |`, `--filename /dev/stderr`),
@@ -623,14 +623,14 @@ def _check_trace_descriptor(filename: str) -> None:
         return
     shown = "standard output" if fd == 1 else filename
     if os.isatty(fd):
-        raise RequestError(f"--filename {filename}: {shown} is a terminal, and a trace is binary: redirect it "
+        raise RequestError(f"{option} {filename}: {shown} is a terminal, and a trace is binary: redirect it "
                            "(> trace.perfetto) or pipe it, or give a file name")
     try:
         out, err = os.fstat(fd), os.fstat(2)
     except OSError:  # standard error closed: nothing to mix with
         return
     if (out.st_dev, out.st_ino) == (err.st_dev, err.st_ino) and not stat.S_ISCHR(out.st_mode):
-        raise RequestError(f"--filename {filename}: standard error goes to the same place as the trace, so this "
+        raise RequestError(f"{option} {filename}: standard error goes to the same place as the trace, so this "
                            "command's messages would land inside it: send standard error elsewhere (2>FILE), or "
                            "give a file name")
 
@@ -721,6 +721,7 @@ def cmd_write_scenario(args) -> int:
     from .scenario import write_scenario
     if _is_stdout(args.output) and sys.stdout is None:
         raise RequestError("standard output is closed: there is nowhere to write the trace (OUT.perfetto -)")
+    _check_trace_descriptor(args.output, "OUT.perfetto")
     size = write_scenario(args.scenario, args.output, chunk_size=args.chunk_size or 0)
     print(f"wrote {args.output}" + (f": {size} bytes" if size is not None else ""),
           file=sys.stderr if _is_stdout(args.output) else sys.stdout)

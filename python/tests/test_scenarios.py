@@ -51,3 +51,30 @@ def test_file_writer_equals_golden(tmp_path):
     with open(tmp_path / "out.perfetto", "wb") as f, PerfettoWriter(scenario["process_id"], f) as w:
         replay(scenario, w)
     assert (tmp_path / "out.perfetto").read_bytes() == (GOLDEN / "long_strings.perfetto").read_bytes()
+
+
+def test_write_scenario_to_a_terminal_or_to_stderr_s_file_exits_2(tmp_path):
+    """`write_scenario S.json -` to a terminal wrote binary there, and with `> t 2>&1` its
+    `wrote -: N bytes` line went after the trace into t: both are exit 2 now, one line, no
+    trace byte (as write_perfetto)."""
+    import os
+    import pty
+    import sys
+    scenario = GOLDEN / f"{GOLDEN_NAMES[0]}.json"
+    args = [sys.executable, "-m", "micromegas", "write_scenario", str(scenario), "-"]
+    primary, secondary = pty.openpty()
+    try:
+        result = subprocess.run(args, stdout=secondary, stderr=subprocess.PIPE, timeout=120)
+    finally:
+        os.close(secondary)
+        os.close(primary)
+    assert result.returncode == 2 and b"OUT.perfetto -: standard output is a terminal" in result.stderr
+    out = tmp_path / "t"
+    with open(out, "wb") as f:
+        result = subprocess.run(args, stdout=f, stderr=f, timeout=120)
+    assert result.returncode == 2
+    text = out.read_text()
+    assert text.startswith("error: OUT.perfetto -: standard error goes to the same place") and text.count("\n") == 1
+    with open(out, "wb") as f:  # the trace alone in the file: written, byte for byte the golden
+        assert subprocess.run(args, stdout=f, stderr=subprocess.PIPE, timeout=120).returncode == 0
+    assert out.read_bytes() == (GOLDEN / f"{GOLDEN_NAMES[0]}.perfetto").read_bytes()
