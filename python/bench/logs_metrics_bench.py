@@ -5,27 +5,17 @@ A small sample lake (one thread) gets 500,000 log entries (distinct messages, al
 500,000 measures over 4 metrics spread over 10 s (1x), or 4x as many of each. Each run is a
 fresh interpreter; the peak RSS is that process's own (os.wait4). Prints `BENCH` lines,
 including the same-run ratio of the 4x peak RSS to the 1x one.
+
+This process imports no pyarrow (nor, through pq.read_table, pandas where it is installed):
+Linux keeps ru_maxrss across exec and subprocess starts children with vfork, so each child's
+peak RSS would count this process's pages. Only the child that makes a lake imports it.
 """
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-# pq.read_table imports pandas where it is installed (make python-deps installs it for the
-# tests): 30 MB more in this process, which each child's peak RSS counts (the pages shared at
-# fork). The command line itself never imports it.
-class _NoPandas:
-    """As if pandas were not installed (pyarrow's shim then does without it)."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "pandas":
-            raise ModuleNotFoundError("No module named 'pandas'", name=name)
-
-
-sys.meta_path.insert(0, _NoPandas())
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq
 
 BASE = 500_000
 SPREAD_NS = 10_000_000_000
@@ -35,15 +25,19 @@ def lake(folder: Path, scale: int) -> tuple:
     """The lake of `scale`, made in a child process: building it takes memory, which a child of
     this process would otherwise start with (its peak RSS counts the pages shared at fork)."""
     path = folder / f"logs-lake-{scale}x"
-    if not (path / "done").exists():
+    marker = path / "lake.txt"  # "<process id> <start ns>", written last by the child
+    if not marker.exists():
+        shutil.rmtree(path, ignore_errors=True)  # unfinished, or made before the marker said more
         subprocess.run([sys.executable, __file__, "--make-lake", str(path), str(scale)], check=True)
-    table = pq.read_table(path / "processes.parquet")
-    return path, table.column("process_id")[0].as_py(), table.column("start_time").cast(pa.int64())[0].as_py()
+    pid, start = marker.read_text().split()
+    return path, pid, int(start)
 
 
 def make_lake(path: Path, scale: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from micromegas_perfetto.sample_lake import write_sample_lake
-    marker = path / "done"
+    marker = path / "lake.txt"
     if not marker.exists():
         write_sample_lake(path, seed=3, threads=1, spans_per_thread=100, async_spans=0)
         pid = pq.read_table(path / "processes.parquet").column("process_id")[0].as_py()
@@ -65,7 +59,7 @@ def make_lake(path: Path, scale: int) -> None:
             "unit": pa.DictionaryArray.from_arrays(pa.array([i % 4 for i in range(n)], pa.int32()), pa.array(units)),
             "value": pa.array([float(i % 1000) * 0.5 for i in range(n)], pa.float64()),
         }), path / "measures" / f"{pid}.parquet", row_group_size=65_536)
-        marker.write_text("ok")
+        marker.write_text(f"{pid} {start}")
 
 
 def run(args):
