@@ -383,8 +383,9 @@ pmm_status pmm_generator_new(pmm_writer *writer, const pmm_generator_options *op
    (an integer type; null reads as 0), other columns ignored. Spans with begin <=
    range end and end >= range begin are written, in stream order. Takes ownership of
    `stream`. Ignored (the stream released) when thread spans are not requested. A
-   thread's spans may also come in several consecutive calls (groups of its batches):
-   the depth bands of the lanes layouts count the spans still open from the calls before. */
+   thread's spans may also come in several calls (groups of its batches), other threads'
+   calls between them or not: the depth bands of the lanes layouts count the spans of the
+   thread still open from its calls before. */
 pmm_status pmm_generator_add_thread_spans(pmm_generator *generator, const char *stream_id,
                                           size_t stream_id_len, struct ArrowArrayStream *stream);
 

@@ -28,6 +28,22 @@ extension TraceGenerator {
         return try depthBandTrack(band, thread: thread)
     }
 
+    /// Makes the depths of `thread` current: those its earlier calls left (its spans may
+    /// come in several calls, even with other threads' calls between them), or new ones.
+    /// The depths of a thread left are made as small as its open spans (a process may have
+    /// many thousand threads).
+    func selectThreadDepths(_ thread: UInt64) {
+        guard thread != depthsThread else { return }
+        threadDepths.compact()
+        depthsThread = thread
+        if let known = depthsByThread[thread] {
+            threadDepths = known
+        } else {
+            threadDepths = ThreadSpanDepths()
+            depthsByThread[thread] = threadDepths
+        }
+    }
+
     /// Bands up to `band` of `thread` (the stack's depth grows by one a span, so they come
     /// in order), described unless an earlier call for the thread described them.
     private func depthBandTrack(_ band: Int, thread: UInt64) throws(PerfettoError) -> UInt64 {
@@ -44,28 +60,20 @@ extension TraceGenerator {
     }
 }
 
-/// The nesting depths of one thread's spans, over its consecutive `addThreadSpans` calls
-/// (a thread's spans may come in several: generate_trace_chunks hands them over in groups
-/// of rows), and the uuids of the thread's depth bands. Depths are known only while begins
-/// do not decrease: out of order (a producer's partitioned write), the stack says nothing
-/// of the depth, and the rest of the thread stays on its track.
+/// The nesting depths of one thread's spans, over all its `addThreadSpans` calls (a
+/// thread's spans may come in several: generate_trace_chunks hands them over in groups of
+/// rows), and the uuids of the thread's depth bands. Depths are known only while begins do
+/// not decrease: out of order (a producer's partitioned write), the stack says nothing of
+/// the depth, and the rest of the thread stays on its track.
 final class ThreadSpanDepths {
     private let ends = OpenSpanEnds()
-    private var thread: UInt64?
     @exclusivity(unchecked) private var inOrder = true
     @exclusivity(unchecked) private var lastBegin = Int64.min
     /// The uuid of band k + 1 of the thread at k.
     var bandTracks: [UInt64] = []
 
-    /// Before spans of `thread`: a thread other than the last one starts afresh.
-    func start(thread: UInt64) {
-        guard thread != self.thread else { return }
-        self.thread = thread
-        ends.removeAll()
-        bandTracks.removeAll()
-        inOrder = true
-        lastBegin = Int64.min
-    }
+    /// Gives back the room beyond the spans still open.
+    func compact() { ends.compact() }
 
     /// The depth of the next span of the thread ([begin, end]), or -1 once a begin was
     /// earlier than the one before it.
@@ -97,8 +105,6 @@ final class OpenSpanEnds {
 
     deinit { free(storage) }
 
-    func removeAll() { count = 0 }
-
     /// Pops the spans ended by `begin`, pushes one ending at `end`, and returns the depth
     /// the pushed span sits at (the spans open under it).
     @inline(__always)
@@ -123,14 +129,24 @@ final class OpenSpanEnds {
 
     private func grow() throws(PerfettoError) {
         let wanted = capacity == 0 ? (partialValue: 64, overflow: false) : capacity.multipliedReportingOverflow(by: 2)
-        let slots = wanted.partialValue.addingReportingOverflow(Self.sentinels)
-        let bytes = slots.partialValue.multipliedReportingOverflow(by: MemoryLayout<Int64>.stride)
-        guard !wanted.overflow, !slots.overflow, !bytes.overflow, let grown = realloc(storage, bytes.partialValue) else {
-            throw .outOfMemory
-        }
-        storage = grown.assumingMemoryBound(to: Int64.self)
+        guard !wanted.overflow, resize(to: wanted.partialValue) else { throw .outOfMemory }
+    }
+
+    /// Shrinks the storage to the open ends plus a few (kept if shrinking fails).
+    func compact() {
+        let wanted = count + 4
+        if capacity > wanted { _ = resize(to: wanted) }
+    }
+
+    /// Room for `slots` ends (>= count), the sentinels below them; false when out of memory.
+    private func resize(to slots: Int) -> Bool {
+        let total = slots.addingReportingOverflow(Self.sentinels)
+        let bytes = total.partialValue.multipliedReportingOverflow(by: MemoryLayout<Int64>.stride)
+        guard !total.overflow, !bytes.overflow, let resized = realloc(storage, bytes.partialValue) else { return false }
+        storage = resized.assumingMemoryBound(to: Int64.self)
         storage.unsafelyUnwrapped.initialize(repeating: .max, count: Self.sentinels)
         ends = storage.unsafelyUnwrapped + Self.sentinels
-        capacity = wanted.partialValue
+        capacity = slots
+        return true
     }
 }

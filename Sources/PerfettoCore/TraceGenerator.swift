@@ -92,11 +92,14 @@ public final class TraceGenerator {
     var threadTrackByStream: [UInt32: UInt64] = [:]
     /// The writer's source-location iid by matcher location id (0: not yet known).
     @exclusivity(unchecked) var asyncLocationIids: [UInt64] = []
-    /// Lanes layouts: thread display names by track uuid, the depth bands described, and the
-    /// depths of the thread being written (TraceGenerator+DepthBands.swift).
+    /// Lanes layouts: thread display names by track uuid, the depth bands described, the
+    /// depths of every thread written so far by track uuid, and those of the thread being
+    /// written (TraceGenerator+DepthBands.swift).
     var threadNames: [UInt64: String] = [:]
     var describedDepthBands = Set<UInt64>()
-    let threadDepths = ThreadSpanDepths()
+    var depthsByThread: [UInt64: ThreadSpanDepths] = [:]
+    @exclusivity(unchecked) var threadDepths = ThreadSpanDepths()
+    var depthsThread: UInt64?
 
     /// Writes the process, thread and async track descriptors to `writer`.
     public init(writer: TraceWriter, exe: String, threads: [ThreadInfo], spanTypes: SpanTypes,
@@ -164,7 +167,7 @@ public final class TraceGenerator {
         try writer.setCurrentThread(trackUUID: track)
         // Lanes layouts: spans 512 deep or deeper go on depth bands (TraceGenerator+DepthBands).
         let bands = layout.isLanes
-        threadDepths.start(thread: track)
+        if bands { selectThreadDepths(track) }
         while let batch = try reader.next() {
             let begin = try TimeColumn(batch: batch, field: reader.fields[columns.begin], index: columns.begin,
                                        label: label)

@@ -151,9 +151,49 @@ struct ThreadDepthBandTests {
             while let last = reference.last, last <= begin { reference.removeLast() }
             #expect(try ends.push(begin: begin, end: end) == reference.count)
             reference.append(end)
+            if next(50) == 0 { ends.compact() }  // as when another thread's spans come between  // as when another thread's spans come between
         }
-        ends.removeAll()
-        #expect(try ends.push(begin: .max, end: .max) == 0)
-        #expect(try ends.push(begin: .max, end: .max) == 0)  // ended at Int64.max: popped
+        let fresh = OpenSpanEnds()
+        #expect(try fresh.push(begin: .max, end: .max) == 0)
+        #expect(try fresh.push(begin: .max, end: .max) == 0)  // ended at Int64.max: popped
+    }
+
+    /// A thread's spans in two calls with another thread's between them (A, B, A): the
+    /// second call goes on from the first one's open spans, as if A came in one call.
+    @Test(arguments: [AsyncLayout.lanes, .threadLanes])
+    func aThreadResumedAfterAnotherKeepsItsDepths(_ layout: AsyncLayout) throws {
+        let other = ThreadInfo(streamId: "stream-b", threadId: 8, name: "worker-8")
+        let spans = Self.spans(depth: 1_300)
+        let otherSpans = Self.spans(depth: 700)
+        func run(_ calls: [(ThreadInfo, ArraySlice<Scenario.Span>)]) throws -> [UInt8] {
+            let writer = try TraceWriter(processId: "11111111-2222-3333-4444-555555555555", sink: .memory())
+            let g = try TraceGenerator(writer: writer, exe: "e", threads: [Self.thread, other], spanTypes: .thread,
+                                       rangeBegin: 0, rangeEnd: .max, layout: layout)
+            for (thread, part) in calls {
+                let stream = ArrowTestStream.make(threadSpanBatches(Array(part), batchSize: 300),
+                                                  schema: threadSpanSchema)
+                defer { ArrowTestStream.deallocate(stream) }
+                try g.addThreadSpans(streamId: thread.streamId, stream: stream)
+            }
+            _ = try g.finish()
+            return try writer.takeBytes()
+        }
+        // Cut inside the first recursion, 800 calls deep (band 1 open).
+        let split = try run([(Self.thread, spans[..<800]), (other, otherSpans[...]), (Self.thread, spans[800...])])
+        let report = validatedReport(split)
+        #expect(report.isClean, "\(report.examples.map(\.message))")
+        #expect(report.slices == spans.count + otherSpans.count)
+
+        var decoder = TraceDecoder()
+        let tracks = try decoder.decode(split).compactMap(\.event).filter { $0.type == 1 }.map(\.track)
+        let threadTrack = XXH64.hash(Self.thread.streamId)
+        var wholeDecoder = TraceDecoder()
+        let whole = try wholeDecoder.decode(try run([(Self.thread, spans[...]), (other, otherSpans[...])]))
+            .compactMap(\.event).filter { $0.type == 1 }.map(\.track)
+        // A's spans are on the same tracks as in one call: its first 800, then its rest after B's.
+        let tracksOfA = Array(tracks[..<800]) + Array(tracks[(800 + otherSpans.count)...])
+        #expect(tracksOfA == Array(whole[..<spans.count]))
+        #expect(Array(tracks[800..<(800 + otherSpans.count)]) == Array(whole[spans.count...]))
+        #expect(tracksOfA[1_100] == TraceGenerator.depthBandTrackUUID(2, thread: threadTrack))
     }
 }
