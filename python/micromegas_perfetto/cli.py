@@ -5,6 +5,7 @@
 import argparse
 import gc
 import os
+import re
 import sys
 import time
 import traceback
@@ -121,7 +122,7 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
                     "spans (paired begin/end events), from a local lake or a micromegas analytics server.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Times are ISO 8601 (2024-05-01T12:00:00.123456789Z; no zone means UTC) or integer nanoseconds "
-               "since the epoch.\nExit status: 0 written; 2 the request cannot be done as asked (nothing "
+               "since the epoch (not seconds: 1700000000 is 1970-01-01T00:00:01.7Z).\nExit status: 0 written; 2 the request cannot be done as asked (nothing "
                "written); 1 a failure while doing it (nothing written), or --validate found problems or --open could "
                "not serve (the trace is kept); 128 + signal when interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; "
                "nothing written).\n\n" + SOURCES)
@@ -635,6 +636,21 @@ def _check_trace_descriptor(filename: str, option: str = "--filename") -> None:
                            "give a file name")
 
 
+def _note_integer_time_unit(option: str, value: Optional[str]) -> None:
+    """A note when an integer time, nanoseconds since the epoch, is before 2000 but would be
+    a time of this century in seconds, milliseconds or microseconds: a range in 1970 holds
+    no span, and the trace would be empty with no word why."""
+    if value is None or not re.fullmatch(r"\+?[0-9]{1,19}", value.strip()):
+        return
+    from .timeutil import coarser_unit, ns_to_iso
+    ns = int(value.strip())
+    guess = coarser_unit(ns)
+    if guess is not None:
+        unit, meant = guess
+        _say(f"note: {option} {value.strip()} is read as nanoseconds since the epoch, {ns_to_iso(ns)}; "
+             f"in {unit} it is {ns_to_iso(meant)}, which as nanoseconds is {option} {meant}")
+
+
 def _write_perfetto(args, filename: str) -> int:
     _set_up_pyarrow(without_numpy=_reads_with_own_code(args))
     from .generation import write_process_trace
@@ -646,6 +662,8 @@ def _write_perfetto(args, filename: str) -> int:
     if args.server_side and args.async_layout not in (None, "micromegas"):
         raise RequestError(f"--server-side writes micromegas' one-track layout (perfetto_trace_chunks); "
                            f"--async-layout {args.async_layout} needs client-side generation (without --server-side)")
+    for option, value in (("--begin", args.begin), ("--end", args.end)):
+        _note_integer_time_unit(option, value)
     source, remote = choose_source(args)
     with source:
         if remote:

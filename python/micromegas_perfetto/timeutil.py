@@ -7,7 +7,7 @@ import operator
 import re
 import sys
 from datetime import datetime, timezone
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from .errors import InvalidTimeError
 
@@ -136,6 +136,23 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
         shown = f"(a {type(value).__name__})"
     raise InvalidTimeError(f"cannot read {what} {shown}: use ISO 8601 (2024-05-01T12:00:00.123456789Z) "
                            "or integer nanoseconds since the epoch")
+
+
+# 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z in nanoseconds since the epoch.
+_YEAR_2000_NS = 946_684_800 * 10**9
+_YEAR_2100_NS = 4_102_444_800 * 10**9
+
+
+def coarser_unit(ns: int) -> Optional[Tuple[str, int]]:
+    """For an integer time read as nanoseconds but before 2000 (no micromegas telemetry is),
+    the unit it is likely in: ("seconds", ns) etc. with that reading in nanoseconds, when
+    it falls in 2000-2099; else None."""
+    if not 0 <= ns < _YEAR_2000_NS:
+        return None
+    for unit, factor in (("seconds", 10**9), ("milliseconds", 10**6), ("microseconds", 10**3)):
+        if _YEAR_2000_NS <= ns * factor < _YEAR_2100_NS:
+            return unit, ns * factor
+    return None
 
 
 def ns_to_iso(ns: int) -> str:

@@ -122,3 +122,40 @@ def test_gnu_date_iso_output_is_read_to_the_nanosecond():
     if done.returncode != 0 or "," not in done.stdout:  # not GNU date
         pytest.skip("date -Ins is GNU date's")
     assert to_ns(done.stdout.strip(), "begin") == 1_700_000_000_123_456_789
+
+
+@pytest.mark.parametrize("ns, guess", [
+    (1_700_000_000, ("seconds", BASE)),
+    (1_700_000_000_123, ("milliseconds", BASE + 123_000_000)),
+    (1_700_000_000_123_456, ("microseconds", BASE + 123_456_000)),
+    (BASE, None),  # nanoseconds in 2023: as meant
+    (0, None), (12, None),  # 1970 in every unit: no guess
+    (946_684_799_999_999_999, None),  # just before 2000, but 2100 or later in microseconds
+    (5_000_000_000, None),  # 2128 in seconds
+])
+def test_coarser_unit_of_an_integer_time_before_2000(ns, guess):
+    from micromegas_perfetto.timeutil import coarser_unit
+    assert coarser_unit(ns) == guess
+
+
+def test_an_integer_time_in_seconds_gets_a_note_with_its_nanoseconds(small_lake, tmp_path):
+    """`--begin 1700000000` (seconds, as `date +%s` prints) is read as nanoseconds, in 1970:
+    the trace is written (it is a valid request) and a note says what was read and what the
+    seconds would be in nanoseconds; times in nanoseconds, ISO times and --end alike."""
+    from conftest import run_cli
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    out = tmp_path / "t.perfetto"
+    result = run_cli("write_perfetto", pid, "--lake", lake, "--filename", out, "--quiet",
+                     "--begin", "1700000000", "--end", "1700000000000")
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: --begin 1700000000 is read as nanoseconds since the epoch, 1970-01-01T00:00:01.700000000Z; in seconds "
+        "it is 2023-11-14T22:13:20.000000000Z, which as nanoseconds is --begin 1700000000000000000",
+        "note: --end 1700000000000 is read as nanoseconds since the epoch, 1970-01-01T00:28:20.000000000Z; in "
+        "milliseconds it is 2023-11-14T22:13:20.000000000Z, which as nanoseconds is --end 1700000000000000000"]
+    assert out.stat().st_size > 0
+    for begin in (str(BASE), "2023-11-14T22:13:20Z", "1970-01-01T00:00:01Z"):
+        result = run_cli("write_perfetto", pid, "--lake", lake, "--filename", out, "--quiet", "--begin", begin)
+        assert "note: --begin" not in result.stderr, result.stderr
