@@ -406,3 +406,27 @@ def test_text_printed_by_the_source_stays_out_of_stdout_data(small_lake, tmp_pat
         assert done.stdout == expected.read_bytes()
     else:
         assert done.stdout.decode().split() == [p["process_id"] for p in processes]
+
+
+def test_an_empty_trace_of_a_range_outside_the_process_names_the_processs_range(small_lake, tmp_path):
+    """A range that misses the process (a date off by a day, a zone off by hours) writes an
+    empty trace, as asked, with a note giving the process's own range; a quiet moment inside
+    the process's range gets no note, and neither does a trace with spans."""
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    out = tmp_path / "t.perfetto"
+    day = 86_400 * 10**9
+    listed = run_cli("list-processes", "--lake", lake)
+    start = [line for line in listed.stdout.splitlines() if line.startswith(pid)][0].split()[-3]
+    from micromegas_perfetto.timeutil import ns_to_iso, to_ns
+    begin = to_ns(start)
+    result = run_cli("write_perfetto", pid, "--lake", lake, "--filename", out, "--quiet",
+                     "--begin", begin - day, "--end", begin - day + 10**9)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 1 and notes[0].startswith(
+        f"note: nothing in {ns_to_iso(begin - day)} .. {ns_to_iso(begin - day + 10**9)}: the process's telemetry "
+        f"runs from {ns_to_iso(begin)} to "), notes
+    for args in (["--begin", begin, "--end", begin], ["--begin", begin]):
+        result = run_cli("write_perfetto", pid, "--lake", lake, "--filename", out, "--quiet", *args)
+        assert result.returncode == 0 and "note: nothing in" not in result.stderr, result.stderr
