@@ -3,7 +3,8 @@
 exit at once with one line and 128 + signal: nothing is open for writing yet, so there is
 nothing to clean up. `cli.main` then installs the handlers of `_signals` for the run. (A
 signal during the interpreter's own start-up, before this module runs, keeps Python's
-default behaviour.)
+default behaviour; `python -m micromegas` has the same start-up handlers from its
+__main__'s first lines, before the package is imported.)
 """
 import os
 import sys

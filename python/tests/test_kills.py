@@ -320,3 +320,31 @@ def test_a_ctrl_c_while_the_entry_point_imports_signal_is_the_usual_line():
     result = subprocess.run([sys.executable, "-c", WHILE_THE_ENTRY_POINT_IMPORTS_SIGNAL], capture_output=True,
                             text=True, timeout=60)
     assert (result.returncode, result.stderr) == (130, "interrupted: nothing written\n"), result
+
+
+WHILE_MICROMEGAS_MAIN_IMPORTS_THE_ENTRY_POINT = """
+import _signal
+_signal.signal(_signal.SIGINT, _signal.default_int_handler)  # Python's own, as at start-up
+import builtins, os, runpy, sys
+real = builtins.__import__
+def hooked(name, globals=None, locals=None, fromlist=(), level=0):
+    if name == "micromegas_perfetto._entry" and (globals or {}).get("__name__") == "__main__":
+        builtins.__import__ = real
+        os.kill(os.getpid(), _signal.{sig})  # as `python -m micromegas` starts importing the package
+    return real(name, globals, locals, fromlist, level)
+builtins.__import__ = hooked
+sys.argv = ["micromegas", "--version"]
+runpy.run_module("micromegas", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_signal_as_python_m_micromegas_imports_the_package_is_the_usual_line(sig):
+    """Kill campaign (python/tools/kill_campaign.py): a SIGINT 28 ms into `python -m
+    micromegas`, as its __main__ imported micromegas_perfetto (the package, then _entry,
+    before _entry's handlers were in place), was Python's KeyboardInterrupt traceback, exit
+    -2 (SIGTERM and SIGHUP: killed, nothing said). micromegas/__main__.py puts the same
+    handlers in first."""
+    result = run_child(WHILE_MICROMEGAS_MAIN_IMPORTS_THE_ENTRY_POINT.replace("{sig}", sig))
+    signum = getattr(signal, sig)
+    assert (result.returncode, result.stderr) == (128 + signum, interruption_message(signum) + "\n"), result
