@@ -183,7 +183,9 @@ final class LaneLayout {
                 lane = next
             }
         }
-        while busy.minEnd <= time { release(busy.popMin()) }
+        // (`minEnd` is Int64.max when no lane is busy: a span beginning at Int64.max must
+        // not pop an empty heap.)
+        while !busy.isEmpty, busy.minEnd <= time { release(busy.popMin()) }
     }
 
     /// Lane `lane`'s outermost slice has ended: every slice on it is closed, it is free.
@@ -458,6 +460,10 @@ struct BusyLanes {
     /// The smallest end, or Int64.max when no lane is busy.
     var minEnd: Int64 {
         @inline(__always) get { count > 0 ? ends[0] : Int64.max }
+    }
+
+    var isEmpty: Bool {
+        @inline(__always) get { count == 0 }
     }
 
     mutating func reserve(_ newCapacity: Int) {

@@ -281,3 +281,21 @@ struct LanesContentTests {
         #expect(a == b && !a.isEmpty && Set(a).count == a.count)
     }
 }
+
+/// A span that begins at Int64.max ns (the largest time an int64 column holds) with no lane
+/// busy: freeing the lanes ended by its begin popped an empty heap (a read and write out of
+/// bounds, found by a differential oracle of the placement rules).
+struct LaneAtTheLastInstantTests {
+    @Test(arguments: [AsyncLayout.lanes, .threadLanes])
+    func aSpanBeginningAtInt64MaxIsPlaced(_ layout: AsyncLayout) throws {
+        let thread = ThreadInfo(streamId: "stream-a", threadId: 1, name: "a")
+        let events = [AsyncEvent(time: 1_000, isBegin: true, spanId: 1), AsyncEvent(time: 2_000, isBegin: false, spanId: 1),
+                      AsyncEvent(time: .max, isBegin: true, spanId: 2), AsyncEvent(time: .max, isBegin: false, spanId: 2)]
+        let (writer, stats) = try generate(processId: "p", exe: "e", threads: [(thread, [])],
+                                           asyncBatches: asyncEventBatches(events), spanTypes: .async,
+                                           range: 0...Int64.max, layout: layout)
+        #expect(stats.asyncSpans == 2)
+        let report = validatedReport(try writer.takeBytes())
+        #expect(report.slices == 2)
+    }
+}
