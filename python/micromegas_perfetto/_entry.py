@@ -28,7 +28,8 @@ def _early(signum, frame):
         # Imported here, so the handlers are in place before anything else is imported.
         from .errors import interruption_message
         output = sys.modules.get("micromegas_perfetto.output")
-        line = interruption_message(signum, getattr(output, "last_committed", None))
+        line = interruption_message(signum, getattr(output, "last_committed", None),
+                                    getattr(output, "last_direct", None))
     except BaseException:  # the signal landed while `errors` itself was being imported
         line = _line_before_errors(signum)
     try:

@@ -34,7 +34,7 @@ STUCK = 0.5
 
 def message(signum: int) -> str:
     """The line printed for an interruption by `signum`."""
-    return interruption_message(signum, output.last_committed)
+    return interruption_message(signum, output.last_committed, output.last_direct)
 
 
 _raised = []

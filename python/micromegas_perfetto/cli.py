@@ -125,7 +125,8 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
                "since the epoch (not seconds: 1700000000 is 1970-01-01T00:00:01.7Z).\nExit status: 0 written; 2 the request cannot be done as asked (nothing "
                "written); 1 a failure while doing it (nothing written), or --validate found problems or --open could "
                "not serve (the trace is kept); 128 + signal when interrupted (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; "
-               "nothing written).\n\n" + SOURCES)
+               "no file written; a trace on standard output, a FIFO or a device is cut short, and the line says "
+               "so).\n\n" + SOURCES)
     w.add_argument("process_id", metavar="PROCESS_ID", help="the process id (uuid)")
     w.add_argument("--begin", metavar="TIME", help="start of the time range (default: the process start)")
     w.add_argument("--end", metavar="TIME", help="end of the time range (default: the process end)")

@@ -164,11 +164,18 @@ def output_write_error(code, shown: str) -> OutputWriteError:
     return error
 
 
-def interruption_message(signum: int, written=None) -> str:
+def interruption_message(signum: int, written=None, direct=None) -> str:
     """The one line printed when the command line is interrupted by `signum`: which signal
-    (SIGINT goes unnamed, as a Ctrl-C), and the last file put in place, if any."""
+    (SIGINT goes unnamed, as a Ctrl-C), and what was written: the last file put in place, if
+    any, or the output written directly, `direct` = (its name, whether its trace is whole)."""
     name = "" if signum == _signal.SIGINT else f" by {_signal.Signals(signum).name}"
-    return f"interrupted{name} after {written} was written" if written else f"interrupted{name}: nothing written"
+    if direct is not None and not direct[1]:
+        return f"interrupted{name}: the trace on {direct[0]} is incomplete"
+    if written:
+        return f"interrupted{name} after {written} was written"
+    if direct is not None:
+        return f"interrupted{name} after the whole trace was written to {direct[0]}"
+    return f"interrupted{name}: nothing written"
 
 
 class Interrupted(KeyboardInterrupt):

@@ -30,7 +30,7 @@ import stat
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Set
+from typing import Iterator, Optional, Set, Tuple
 
 from .errors import OutputError
 
@@ -43,6 +43,9 @@ _deferred = []
 _critical = 0
 # The last file this process put in place (for the command line's interruption message).
 last_committed: Optional[str] = None
+# The last output written directly (standard output, a descriptor, a FIFO or device), as
+# (shown name, whether its trace was written whole): an interruption then says so.
+last_direct: Optional[Tuple[str, bool]] = None
 # When False, named temporaries are used even where unnamed files work (tests of the fallback).
 use_unnamed = True
 
@@ -274,6 +277,15 @@ def descriptor_named(name: str) -> Optional[int]:
 
 
 @contextmanager
+def _direct(out: Output) -> Iterator[Output]:
+    """`out`, written directly: `last_direct` names it, incomplete until the block ends well."""
+    global last_direct
+    last_direct = (out.shown, False)
+    yield out
+    last_direct = (out.shown, True)
+
+
+@contextmanager
 def atomic_output(target) -> Iterator[Output]:
     """Opens `target` for writing as the module documentation describes; yields an `Output`.
     On any error or interruption inside the block, a file being created is discarded."""
@@ -291,15 +303,16 @@ def atomic_output(target) -> Iterator[Output]:
                               f"replaced by {type(sys.stdout).__name__}): write to a file name, or use "
                               "generate_trace_chunks") from None
         sys.stdout.flush()
-        out = Output(fd, None, False, "standard output")
-        yield out
+        with _direct(Output(fd, None, False, "standard output")) as out:
+            yield out
         return
     fd = descriptor_named(shown)
     if fd is not None:  # /dev/stdout, /dev/fd/N: the descriptor itself, as for "-"
         for stream in (sys.stdout, sys.stderr):
             if stream is not None:
                 stream.flush()
-        yield Output(fd, None, False, shown)
+        with _direct(Output(fd, None, False, shown)) as out:
+            yield out
         return
     if shown.endswith(os.sep) and not os.path.isdir(shown):  # Path() drops the slash: "out/" became a file "out"
         raise OutputError(f"output {shown} ends with {os.sep}, so it names a folder, and "
@@ -322,7 +335,8 @@ def atomic_output(target) -> Iterator[Output]:
         except OSError as e:
             raise _fail(shown, e, "open") from None
         try:
-            yield Output(fd, path, False, shown)
+            with _direct(Output(fd, path, False, shown)) as out:
+                yield out
         finally:
             os.close(fd)
         return

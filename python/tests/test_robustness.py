@@ -138,6 +138,45 @@ def test_dash_is_standard_output(small_lake, reference):
     assert b"wrote standard output" in result.stderr
 
 
+DIRECT_INTERRUPTION = """
+import contextlib, os, signal, sys, time
+import micromegas_perfetto.generation as generation
+real, when = generation.atomic_output, sys.argv[1]
+@contextlib.contextmanager
+def hooked(target):
+    with real(target) as out:
+        if when == "during":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        yield out
+    if when == "after":
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)
+generation.atomic_output = hooked
+import micromegas_perfetto._entry as entry
+sys.argv[1:2] = ["write_perfetto"]
+entry.run()
+"""
+
+
+@pytest.mark.parametrize("when", ["during", "after"])
+@pytest.mark.parametrize("target", ["-", "/dev/stdout"])
+def test_an_interruption_of_a_trace_to_standard_output_says_whether_it_is_whole(small_lake, reference, when,
+                                                                                 target):
+    """Standard output is written directly, so its line cannot be "nothing written": a Ctrl-C
+    after the whole trace went out said so, and one in the middle hid a cut trace."""
+    result = subprocess.run([sys.executable, "-c", DIRECT_INTERRUPTION, when, pid_of(small_lake), "--lake",
+                             small_lake[0], "--filename", target], capture_output=True, timeout=120)
+    shown = "standard output" if target == "-" else target
+    assert result.returncode == 130, result.stderr
+    if when == "after":
+        assert result.stdout == reference
+        assert result.stderr.decode().strip() == f"interrupted after the whole trace was written to {shown}"
+    else:
+        assert result.stdout != reference
+        assert result.stderr.decode().strip() == f"interrupted: the trace on {shown} is incomplete"
+
+
 @pytest.mark.parametrize("case", ["missing folder", "a folder", "folder is a file", "empty", "unwritable folder"])
 def test_output_folder_problems_exit_2_with_one_line(small_lake, tmp_path, case):
     if case == "unwritable folder" and os.geteuid() == 0:

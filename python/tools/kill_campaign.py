@@ -378,6 +378,16 @@ class Campaign:
                     if lines[0] != want:
                         problems.append(f"line {lines[0]!r} for a complete file (want {want!r})")
                     outcome = "interrupted-after-written"
+                elif complete and stdout_mode:
+                    # the signal after the whole trace went out, or while the last bytes did
+                    if lines[0] not in (f"interrupted{named} after the whole trace was written to standard output",
+                                        f"interrupted{named}: the trace on standard output is incomplete"):
+                        problems.append(f"line {lines[0]!r} for a whole trace on standard output")
+                    outcome = "interrupted-after-written"
+                elif stdout_mode:
+                    if lines[0] not in (f"interrupted{named}: nothing written",
+                                        f"interrupted{named}: the trace on standard output is incomplete"):
+                        problems.append(f"line {lines[0]!r}")
                 elif lines[0] != f"interrupted{named}: nothing written":
                     problems.append(f"line {lines[0]!r}")
             elif rc == 0:
