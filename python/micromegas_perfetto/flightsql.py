@@ -20,6 +20,7 @@ layout) and server-side (`FlightSQLSource.trace_chunks`: the server's
 import os
 import re
 import time
+from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlparse
@@ -35,6 +36,10 @@ from .timeutil import ns_to_iso
 DEFAULT_URI = "grpc://localhost:50051"
 TICKET_TYPE_URL = "type.googleapis.com/arrow.flight.protocol.sql.TicketStatementQuery"
 READ_AHEAD_GROUP_ROWS = 16_384  # rows of a result's batches handed over together (sources.read_ahead)
+# Thread-span queries in flight beyond the thread being written: a server takes a while to
+# start each result (micromegas materializes the thread's view_instance), and traces have
+# tens or hundreds of threads; each result's read-ahead still waits for the one before it.
+THREAD_QUERIES_AHEAD = 3
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
@@ -512,9 +517,10 @@ class FlightSQLSource(Source):
 
     def iter_thread_spans(self, threads: List[ThreadInfo], begin_ns: int, end_ns: int
                           ) -> Iterator[Tuple[ThreadInfo, pa.RecordBatchReader]]:
-        """Each thread's spans; the next thread's query is sent (on a thread: the call waits
-        for the server to start the result) while this one is written, and its result read
-        ahead (bounded) once this one's is read."""
+        """Each thread's spans; the next THREAD_QUERIES_AHEAD threads' queries are sent (each
+        on a thread: the call waits for the server to start the result) while this one is
+        written, so the server's time to start each result overlaps the others' and the
+        writing, and each result is read ahead (bounded) once the one before it is read."""
         if not threads:
             return
         own = self._own("thread_spans")
@@ -523,15 +529,16 @@ class FlightSQLSource(Source):
             return self._read("thread_spans", stream_id, begin_ns, end_ns, True) if own and ahead \
                 else self.thread_spans(stream_id, begin_ns, end_ns)
         upcoming = read(threads[0].stream_id, self.prefetch)
+        sent = deque()  # the queries sent ahead, in thread order
         for i, thread in enumerate(threads):
             current = upcoming
-            if self.prefetch and i + 1 < len(threads):
-                upcoming = _InBackground(read, threads[i + 1].stream_id, True)
+            while self.prefetch and len(sent) < THREAD_QUERIES_AHEAD and i + 1 + len(sent) < len(threads):
+                sent.append(_InBackground(read, threads[i + 1 + len(sent)].stream_id, True))
             yield thread, current
             if not self.prefetch and i + 1 < len(threads):
                 upcoming = read(threads[i + 1].stream_id, False)
-            elif isinstance(upcoming, _InBackground):
-                upcoming = upcoming.result()
+            elif sent:
+                upcoming = sent.popleft().result()
 
     def trace_chunks(self, process_id: str, span_types: str, begin_ns: int, end_ns: int
                      ) -> Iterator[bytes]:

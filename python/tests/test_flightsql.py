@@ -610,3 +610,69 @@ def test_a_refused_chunk_result_is_closed_at_once_not_when_the_exception_goes(sm
     done.start()
     done.join(20)
     assert not done.is_alive(), "the server is still streaming the refused result"
+
+
+@pytest.fixture(scope="module")
+def eight_thread_lake(tmp_path_factory):
+    from micromegas_perfetto.sample_lake import write_sample_lake
+    folder = tmp_path_factory.mktemp("eight-threads")
+    processes = write_sample_lake(folder, seed=11, threads=8, spans_per_thread=200, async_spans=100)
+    return folder, processes
+
+
+def test_thread_queries_run_ahead_bounded_and_in_order(eight_thread_lake):
+    """While a thread's spans are written, the next THREAD_QUERIES_AHEAD threads' queries are
+    already at the server (a server's time to start each result overlapped; it was one at a
+    time: 40 threads from a server taking 20 ms a query, 1.3 s, now 0.55 s), never more, and
+    each thread still gets its own rows, in thread order."""
+    from micromegas_perfetto import flightsql
+    from micromegas_perfetto.flightsql import FlightSQLSource
+    lake, processes = eight_thread_lake
+    pid = processes[0]["process_id"]
+    local = LocalLake(lake)
+    begin, end = local.time_range(local.process_info(pid))
+    threads = local.threads(pid, begin, end)
+    assert len(threads) == 8
+    server = LakeFlightServer(lake)
+    server.delay = 0.1
+    try:
+        source = FlightSQLSource(server.uri)
+
+        def spans_queries():
+            return [c["sql"] for c in server.calls if "view_instance('thread_spans'" in c["sql"]]
+        seen = []
+        for thread, reader in source.iter_thread_spans(threads, begin, end):
+            time.sleep(0.3)  # the queries sent ahead are all at the server by now
+            # (the queries sent ahead, each from a thread of its own, reach the server in any order)
+            sent = {next(t.stream_id for t in threads if t.stream_id in q) for q in spans_queries()}
+            ahead = threads[:len(seen) + 1 + flightsql.THREAD_QUERIES_AHEAD]
+            assert sent == {t.stream_id for t in ahead} and len(spans_queries()) == len(ahead), sent
+            got = reader.read_all()
+            want = local.thread_spans(thread.stream_id, begin, end).read_all()
+            assert got.num_rows == want.num_rows > 0
+            assert got.column("begin").cast(pa.int64()) == want.column("begin").cast(pa.int64())
+            seen.append(thread.stream_id)
+        assert seen == [t.stream_id for t in threads]
+    finally:
+        server.shutdown()
+
+
+def test_thread_queries_sent_ahead_of_a_generation_that_stops_leave_no_thread(eight_thread_lake):
+    import gc
+    import threading
+    from micromegas_perfetto.flightsql import FlightSQLSource
+    lake, processes = eight_thread_lake
+    pid = processes[0]["process_id"]
+    local = LocalLake(lake)
+    begin, end = local.time_range(local.process_info(pid))
+    threads = local.threads(pid, begin, end)
+    server = LakeFlightServer(lake)
+    server.delay = 0.2
+    try:
+        spans = FlightSQLSource(server.uri).iter_thread_spans(threads, begin, end)
+        next(spans)  # three queries go out ahead, still waiting for the server
+        spans.close()
+        gc.collect()
+        assert not [t for t in threading.enumerate() if t.name == "micromegas-prefetch" and t.is_alive()]
+    finally:
+        server.shutdown()
