@@ -641,11 +641,13 @@ def _note_integer_time_unit(option: str, value: Optional[str]) -> None:
     """A note when an integer time, nanoseconds since the epoch, is before 2000 but would be
     a time of this century in seconds, milliseconds or microseconds: a range in 1970 holds
     no span, and the trace would be empty with no word why."""
-    if value is None or not re.fullmatch(r"\+?[0-9]{1,19}", value.strip()):
+    from .errors import InvalidTimeError
+    from .timeutil import coarser_unit, integer_text, ns_to_iso
+    try:
+        ns = integer_text(value.strip()) if value is not None else None
+    except InvalidTimeError:  # reading the range says so, in its own words
         return
-    from .timeutil import coarser_unit, ns_to_iso
-    ns = int(value.strip())
-    guess = coarser_unit(ns)
+    guess = coarser_unit(ns) if ns is not None else None
     if guess is not None:
         unit, meant = guess
         _say(f"note: {option} {value.strip()} is read as nanoseconds since the epoch, {ns_to_iso(ns)}; "

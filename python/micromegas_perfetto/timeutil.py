@@ -110,11 +110,9 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
         return _in_range(integer, what, value)
     if isinstance(value, str):
         text = value.strip()
-        if re.fullmatch(r"[+-]?[0-9]+", text):  # ASCII digits (int() takes any Unicode digit)
-            if len(text.lstrip("+-")) > 19:
-                raise InvalidTimeError(f"{what} {text[:30]}{'...' if len(text) > 30 else ''} is outside the range "
-                                       "of int64 nanoseconds (years 1678 to 2262)")
-            return _in_range(int(text), what, text)
+        integer = integer_text(text, what)
+        if integer is not None:
+            return _in_range(integer, what, text)
         match = _ISO.match(text)
         if match:
             tz = match["tz"] or "+00:00"
@@ -141,6 +139,18 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
 # 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z in nanoseconds since the epoch.
 _YEAR_2000_NS = 946_684_800 * 10**9
 _YEAR_2100_NS = 4_102_444_800 * 10**9
+
+
+def integer_text(text: str, what: str = "time") -> Optional[int]:
+    """The integer that `text` (already stripped) writes, if it is an integer time's text: an
+    optional sign then ASCII digits (int() takes any Unicode digit); None for other text.
+    More than 19 digits is an InvalidTimeError naming `what` (no int64 has them)."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text):
+        return None
+    if len(text.lstrip("+-")) > 19:
+        raise InvalidTimeError(f"{what} {text[:30]}{'...' if len(text) > 30 else ''} is outside the range "
+                               "of int64 nanoseconds (years 1678 to 2262)")
+    return int(text)
 
 
 def coarser_unit(ns: int) -> Optional[Tuple[str, int]]:
