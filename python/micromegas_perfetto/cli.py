@@ -688,7 +688,10 @@ def _write_perfetto(args, filename: str) -> int:
             from .flightsql import check_uuid
             check_uuid(args.process_id, "process id")
         elif args.server_side:
-            raise RequestError("--server-side needs a server (--uri or --profile)")
+            # Only $MICROMEGAS_LAKE gets here (--lake with --server-side is refused by choose_source,
+            # --server-side alone asks for a server), and it comes before --uri and --profile.
+            raise RequestError(f"--server-side needs a server, and $MICROMEGAS_LAKE={os.environ.get('MICROMEGAS_LAKE')} "
+                               "chooses a lake before --uri and --profile: unset it to use the server")
         summary = write_process_trace(
             source, args.process_id, args.begin, args.end, filename, args.spans,
             async_layout=args.async_layout, server_side=args.server_side, chunk_size=args.chunk_size or 0,
