@@ -53,3 +53,19 @@ def test_validate_summary_counts_in_the_singular(small_lake, tmp_path):
     cut = validate(data[:-3]).summary()  # a cut packet: one problem
     assert "1 problem," in cut and "0 slices shown with a wrong duration" in cut, cut
     assert "bytes, 4 packets," in summary, summary  # plural for more than one
+
+
+def test_list_processes_says_when_the_limit_cut_the_list(small_lake):
+    """`--limit` (default 100) cut the list silently: a lake or server with more processes
+    showed the first 100 as if they were all."""
+    lake, processes = small_lake
+    assert len(processes) == 3
+    cut = run_cli("list-processes", "--lake", lake, "--ids", "--limit", "2", env=CLEAN)
+    assert cut.returncode == 0 and len(cut.stdout.split()) == 2, cut.stderr
+    assert "note: more processes than --limit 2: only the first 2 are listed" in cut.stderr, cut.stderr
+    one = run_cli("list-processes", "--lake", lake, "--ids", "--limit", "1", env=CLEAN)
+    assert one.stdout.split() == cut.stdout.split()[:1] and "only the first is listed" in one.stderr, one.stderr
+    whole = run_cli("list-processes", "--lake", lake, "--ids", "--limit", "3", env=CLEAN)
+    assert whole.returncode == 0 and len(whole.stdout.split()) == 3 and whole.stderr == "", whole.stderr
+    biggest = run_cli("list-processes", "--lake", lake, "--ids", "--limit", str(2 ** 63 - 1), env=CLEAN)
+    assert biggest.returncode == 0 and len(biggest.stdout.split()) == 3 and biggest.stderr == "", biggest.stderr
