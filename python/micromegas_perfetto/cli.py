@@ -217,7 +217,8 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
     _add_source_options(p)
     p.add_argument("--begin", metavar="TIME", help="only processes started at or after TIME")
     p.add_argument("--end", metavar="TIME", help="only processes started at or before TIME")
-    p.add_argument("--limit", type=_positive, default=100, metavar="N", help="at most N processes (default 100)")
+    p.add_argument("--limit", type=_positive, default=100, metavar="N",
+                   help="at most N processes (default 100; a note on stderr says when there are more)")
     p.add_argument("--ids", action="store_true", help="print only the process ids")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -690,7 +691,10 @@ def _write_perfetto(args, filename: str) -> int:
             from .flightsql import check_uuid
             check_uuid(args.process_id, "process id")
         elif args.server_side:
-            raise RequestError("--server-side needs a server (--uri or --profile)")
+            # Only $MICROMEGAS_LAKE gets here (--lake with --server-side is refused by choose_source,
+            # --server-side alone asks for a server), and it comes before --uri and --profile.
+            raise RequestError(f"--server-side needs a server, and $MICROMEGAS_LAKE={os.environ.get('MICROMEGAS_LAKE')} "
+                               "chooses a lake before --uri and --profile: unset it to use the server")
         summary = write_process_trace(
             source, args.process_id, args.begin, args.end, filename, args.spans,
             async_layout=args.async_layout, server_side=args.server_side, chunk_size=args.chunk_size or 0,
@@ -824,7 +828,11 @@ def cmd_list_processes(args) -> int:
     with contextlib.redirect_stdout(sys.stderr):
         source, _ = choose_source(args)
         with source:
-            processes = source.processes(begin, end, args.limit)
+            # One more than asked tells whether the list was cut, which is then said on stderr
+            # (a lake or server with more processes than the default 100 was cut silently).
+            processes = source.processes(begin, end, min(args.limit + 1, 2 ** 63 - 1))
+    more = len(processes) > args.limit
+    processes = processes[:args.limit]
     for p in processes:
         if args.ids:
             print(p["process_id"])
@@ -835,6 +843,9 @@ def cmd_list_processes(args) -> int:
             count = p.get("threads")
             threads = f"{count:>3} {'thread ' if count == 1 else 'threads'}  " if count is not None else ""
             print(f"{p['process_id']}  {p['exe'] or '':<20} {threads}{span}")
+    if more:
+        listed = "only the first is listed" if args.limit == 1 else f"only the first {args.limit} are listed"
+        _say(f"note: more processes than --limit {args.limit}: {listed} (--limit N for more, --begin/--end to narrow)")
     return 0
 
 

@@ -282,6 +282,12 @@ class Plan:
     flows: bool = True
 
 
+def _before_epoch(what: str, ns: int) -> str:
+    """The message for a range beginning before the Unix epoch (Perfetto's packet timestamps
+    are unsigned): the time in ISO 8601, whichever form it was given in."""
+    return f"{what} ({ns_to_iso(ns)}) is before 1970-01-01T00:00:00Z: a trace range cannot begin before the Unix epoch"
+
+
 def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike, end: TimeLike,
                async_layout: str, logs: bool = False, metrics: bool = False, span_args: bool = True,
                flows: bool = True) -> Plan:
@@ -296,7 +302,7 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
     begin_ns = to_ns(begin, "begin") if begin is not None else None
     end_ns = to_ns(end, "end") if end is not None else None
     if begin_ns is not None and begin_ns < 0:
-        raise InvalidTimeError(f"begin {begin_ns} ns is before 1970")
+        raise InvalidTimeError(_before_epoch("begin", begin_ns))
     if begin_ns is not None and end_ns is not None and begin_ns > end_ns:
         raise InvalidTimeError(f"begin ({ns_to_iso(begin_ns)}) is after end ({ns_to_iso(end_ns)})")
     info = _source_result(source.process_info(process_id), ProcessInfo, source, "process_info")
@@ -310,7 +316,7 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
         begin_ns = default_begin if begin_ns is None else begin_ns
         end_ns = default_end if end_ns is None else end_ns
     if begin_ns < 0:
-        raise InvalidTimeError(f"begin {begin_ns} ns is before 1970")
+        raise InvalidTimeError(_before_epoch("the process's start" if not given[0] else "begin", begin_ns))
     if begin_ns > end_ns:
         # One of them is the process's own (it was not given): say which.
         begin_text = f"begin ({ns_to_iso(begin_ns)})" if given[0] else f"the process's start ({ns_to_iso(begin_ns)})"

@@ -78,12 +78,18 @@ class ValidationReport:
         s = self.stats
         if not self.is_trace:
             return "not a Perfetto trace"
-        holds = (f"{s['bytes']:,} bytes, {s['packets']:,} packets, {s['slices']:,} slices on "
-                 f"{s['slice_tracks']} tracks, {s['instants']:,} instants, {s['counters']:,} counter values")
+        holds = (f"{_count(s['bytes'], 'byte')}, {_count(s['packets'], 'packet')}, {_count(s['slices'], 'slice')} on "
+                 f"{_count(s['slice_tracks'], 'track')}, {_count(s['instants'], 'instant')}, "
+                 f"{_count(s['counters'], 'counter value')}")
         if self.clean:
             return f"{holds}: no problems"
-        return (f"{holds}: {self.problem_count:,} problems, {self.wrong_duration_slices:,} slices shown with a "
-                f"wrong duration")
+        return (f"{holds}: {_count(self.problem_count, 'problem')}, {_count(self.wrong_duration_slices, 'slice')} "
+                f"shown with a wrong duration")
+
+
+def _count(n: int, noun: str) -> str:
+    """`n noun`, the noun plural unless n is 1, n with thousands separators: '1 track', '2,048 slices'."""
+    return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
 def _report(stats: "_native.ValidationStats", handle) -> ValidationReport:

@@ -171,7 +171,9 @@ def test_list_processes_from_a_server(small_lake, server):
     rows = done.stdout.strip().splitlines()
     assert len(rows) == 2
     sql = [c["sql"] for c in server.calls if "FROM processes" in c["sql"]]
-    assert sql and "ORDER BY start_time DESC" in sql[0] and "LIMIT 2" in sql[0]
+    # One more than --limit tells whether the list was cut (the small lake has 3 processes).
+    assert sql and "ORDER BY start_time DESC" in sql[0] and "LIMIT 3" in sql[0]
+    assert "more processes than --limit 2" in done.stderr, done.stderr
     starts = sorted(((p["start_time"], p["process_id"]) for p in processes if p.get("start_time")), reverse=True)
     if starts:
         assert rows[0].split()[0] == starts[0][1]
