@@ -252,7 +252,10 @@ void pmm_buffer_free(uint8_t *data);
    Arrow streams: every function taking a `struct ArrowArrayStream *` takes ownership
    of it, whatever the outcome (even when it returns an error): the library moves the
    struct out (setting the caller's `release` to NULL) and releases the stream when
-   done. The caller's struct memory itself stays the caller's.
+   done. The caller's struct memory itself stays the caller's. A call refused before
+   reading (a finished or failed generator, a stream id not in the thread list, invalid
+   UTF-8) or ignored (its span type not requested) releases the stream without calling
+   get_schema or get_next, so the stream cannot fail the generator then.
 
    A stream whose get_schema or get_next callback returns non-zero is PMM_ERR_INVALID_DATA
    (a failure of the generator, below), with a message quoting the stream's

@@ -16,9 +16,8 @@ public final class ArrowStreamReader {
     /// Moves the stream out of `source` and reads its schema. On error the stream is released.
     public init(moving source: UnsafeMutablePointer<ArrowArrayStream>?, label: String) throws(PerfettoError) {
         self.label = label
-        guard let source, source.pointee.release != nil else {
-            throw .invalidArgument("\(label): the Arrow stream is NULL or already released")
-        }
+        try Self.checkMovable(source, label: label)
+        guard let source else { throw .invalidArgument("\(label): the Arrow stream is NULL or already released") }
         stream = .allocate(capacity: 1)
         stream.initialize(to: source.pointee)
         source.pointee.release = nil
@@ -83,6 +82,22 @@ public final class ArrowStreamReader {
             message = "\(String(cString: text)) (error \(status))"
         }
         return .invalidData("\(label): the Arrow stream failed \(what): \(message)")
+    }
+
+    /// Throws unless `source` is a stream that can be taken (not NULL, not released).
+    public static func checkMovable(_ source: UnsafeMutablePointer<ArrowArrayStream>?,
+                                    label: String) throws(PerfettoError) {
+        guard let source, source.pointee.release != nil else {
+            throw .invalidArgument("\(label): the Arrow stream is NULL or already released")
+        }
+    }
+
+    /// Takes `source` and releases it unread (no callback but its release is called): for a
+    /// call refused or with nothing to read, which must still consume the caller's stream.
+    public static func discard(_ source: UnsafeMutablePointer<ArrowArrayStream>?) {
+        guard let source, let release = source.pointee.release else { return }
+        release(source)
+        source.pointee.release = nil
     }
 
     private static func release(stream: UnsafeMutablePointer<ArrowArrayStream>, schema: UnsafeMutablePointer<ArrowSchema>) {

@@ -40,8 +40,8 @@ extension TraceGenerator {
 
     private func writeLogEntries(stream: UnsafeMutablePointer<ArrowArrayStream>?) throws(PerfettoError) {
         let label = "log entries"
+        try admit(stream, label: label)
         let reader = try ArrowStreamReader(moving: stream, label: label)
-        try checkOpen()
         let columns = try LogEntryColumns(reader)
         let (time, target, level, msg) = (columns.time, columns.target, columns.level, columns.msg)
         let track = Self.logTrackUUID(writer)
@@ -82,8 +82,8 @@ extension TraceGenerator {
 
     private func writeMeasures(stream: UnsafeMutablePointer<ArrowArrayStream>?) throws(PerfettoError) {
         let label = "measures"
+        try admit(stream, label: label)
         let reader = try ArrowStreamReader(moving: stream, label: label)
-        try checkOpen()
         let columns = try MeasureColumns(reader)
         let (time, name, unit, value) = (columns.time, columns.name, columns.unit, columns.value)
         while let batch = try reader.next() {

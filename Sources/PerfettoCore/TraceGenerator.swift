@@ -155,14 +155,25 @@ public final class TraceGenerator {
     private func writeThreadSpans(streamId: UnsafeRawBufferPointer,
                                   stream: UnsafeMutablePointer<ArrowArrayStream>?) throws(PerfettoError) {
         let label = "thread spans of stream '\(String(decoding: streamId, as: UTF8.self))'"
-        let reader = try ArrowStreamReader(moving: stream, label: label)
-        try checkOpen()
-        guard spanTypes.includesThread else { return }
-        guard UTF8Validation.isValid(streamId) else { throw .invalidUTF8("stream_id") }
-        let track = XXH64.hash(streamId)
-        guard threadTracks.contains(track) else {
-            throw .invalidArgument("stream '\(String(decoding: streamId, as: UTF8.self))' is not in the thread list")
+        // The call is checked before the stream is read: a refused call, or spans not asked
+        // for, release it unread (a failing stream cannot fail the generator then).
+        let track: UInt64
+        do throws(PerfettoError) {
+            try admit(stream, label: label)
+            guard spanTypes.includesThread else {
+                ArrowStreamReader.discard(stream)
+                return
+            }
+            guard UTF8Validation.isValid(streamId) else { throw .invalidUTF8("stream_id") }
+            track = XXH64.hash(streamId)
+            guard threadTracks.contains(track) else {
+                throw .invalidArgument("stream '\(String(decoding: streamId, as: UTF8.self))' is not in the thread list")
+            }
+        } catch {
+            ArrowStreamReader.discard(stream)
+            throw error
         }
+        let reader = try ArrowStreamReader(moving: stream, label: label)
         let columns = try ThreadSpanColumns(reader)
         try writer.setCurrentThread(trackUUID: track)
         // Lanes layouts: spans 512 deep or deeper go on depth bands (TraceGenerator+DepthBands).
@@ -217,9 +228,12 @@ public final class TraceGenerator {
     /// by row, which throws the error of its first faulty row.
     private func readAsyncEvents(stream: UnsafeMutablePointer<ArrowArrayStream>?) throws(PerfettoError) {
         let label = "async events"
+        try admit(stream, label: label)
+        guard spanTypes.includesAsync else {
+            ArrowStreamReader.discard(stream)
+            return
+        }
         let reader = try ArrowStreamReader(moving: stream, label: label)
-        try checkOpen()
-        guard spanTypes.includesAsync else { return }
         let columns = try AsyncEventColumns(reader)
         let tile = AsyncTile()
         while let batch = try reader.next() {
@@ -387,6 +401,18 @@ public final class TraceGenerator {
     }
 
     // MARK: - Helpers
+
+    /// A call given `stream`: refused (the stream released unread) when the generator is
+    /// finished or failed, or when the stream is NULL or released.
+    func admit(_ stream: UnsafeMutablePointer<ArrowArrayStream>?, label: String) throws(PerfettoError) {
+        do throws(PerfettoError) {
+            try checkOpen()
+        } catch {
+            ArrowStreamReader.discard(stream)
+            throw error
+        }
+        try ArrowStreamReader.checkMovable(stream, label: label)
+    }
 
     func checkOpen() throws(PerfettoError) {
         if let failure { throw Self.failedError(failure) }

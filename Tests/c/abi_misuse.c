@@ -224,6 +224,63 @@ static void test_last_error_threads(void) {
     pmm_writer_free(w);
 }
 
+/* A call refused (a finished generator, an unknown stream id) or ignored (span type not
+   asked for) releases its stream without reading it: a stream whose get_schema fails
+   then fails nothing (it made a finished generator lose its stats, and an unknown id
+   fail the generator for good). */
+static void test_refused_streams_are_released_unread(void) {
+    int unread = 0;
+    struct test_stream_state failing = {5, &unread};
+    struct ArrowArrayStream stream;
+    pmm_thread thread = {"stream", 6, 7, "main-7", 6};
+    pmm_generator_options options;
+    pmm_generator_stats stats;
+    pmm_writer *w = NULL;
+    pmm_generator *g = NULL;
+    int span_types;
+    for (span_types = 0; span_types < 2; span_types++) {
+        memset(&options, 0, sizeof options);
+        options.exe = "exe";
+        options.exe_len = 3;
+        options.threads = &thread;
+        options.thread_count = 1;
+        options.span_types = span_types ? PMM_SPANS_ASYNC : PMM_SPANS_THREAD;
+        options.async_layout = PMM_LAYOUT_LANES;
+        options.range_end_ns = 1000;
+        EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+        EXPECT_OK(pmm_generator_new(w, &options, &g));
+        pmm_writer_free(w);
+        unread = 0;
+        stream = test_stream(&failing);
+        if (span_types) { /* thread spans not asked for: ignored */
+            EXPECT_OK(pmm_generator_add_thread_spans(g, S("stream"), &stream));
+        } else {
+            EXPECT_OK(pmm_generator_add_async_events(g, &stream));
+        }
+        stream = test_stream(&failing);
+        if (span_types) { /* not asked for: ignored before the id is looked at */
+            EXPECT_OK(pmm_generator_add_thread_spans(g, S("unknown"), &stream));
+        } else {
+            EXPECT_ERR(pmm_generator_add_thread_spans(g, S("unknown"), &stream), PMM_ERR_INVALID_ARGUMENT,
+                       "not in the thread list");
+        }
+        expect(unread == 2 && stream.release == NULL, "released unread when ignored or refused", __LINE__);
+        EXPECT_OK(pmm_generator_finish(g, &stats));
+        stream = test_stream(&failing);
+        EXPECT_ERR(pmm_generator_add_log_entries(g, &stream), PMM_ERR_CALL_ORDER, "finished");
+        stream = test_stream(&failing);
+        EXPECT_ERR(pmm_generator_add_measures(g, &stream), PMM_ERR_CALL_ORDER, "finished");
+        stream = test_stream(&failing);
+        EXPECT_ERR(pmm_generator_add_thread_spans(g, S("stream"), &stream), PMM_ERR_CALL_ORDER, "finished");
+        stream = test_stream(&failing);
+        EXPECT_ERR(pmm_generator_add_async_events(g, &stream), PMM_ERR_CALL_ORDER, "finished");
+        expect(unread == 6, "released unread after finish", __LINE__);
+        EXPECT_OK(pmm_generator_get_stats(g, &stats)); /* the finished trace's stats stay */
+        pmm_generator_free(g);
+        g = NULL;
+    }
+}
+
 int main(void) {
     pmm_writer *w = NULL;
     uint8_t *data = NULL, *expected = NULL;
@@ -474,6 +531,7 @@ int main(void) {
     test_impossible_sizes();
     test_duplicate_threads();
     test_last_error_threads();
+    test_refused_streams_are_released_unread();
 
     printf("abi_misuse: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
