@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from perfetto.protos.perfetto.trace.perfetto_trace_pb2 import Trace, TrackDescriptor
 
+from micromegas_reference import xxh64  # the tests' own xxh64, not the package's
 from trace_check import Event, lake_table, ns, partial_overlaps, rebuild_slices, expected_async
 
 PID = "0a0a0a0a-1111-4222-8333-444444444444"
@@ -28,60 +29,6 @@ PROPERTIES = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
 I64_MIN, I64_MAX = -2 ** 63, 2 ** 63 - 1
 MAX_NESTING = 512  # Perfetto's trace processor pushes no slice at depth 512 or deeper
 BY_KEY = TrackDescriptor.SIBLING_MERGE_BEHAVIOR_BY_SIBLING_MERGE_KEY
-
-# -- xxh64, from the algorithm's description (no package of the project's) --------------------
-
-_P1, _P2, _P3, _P4, _P5 = (11400714785074694791, 14029467366897019727, 1609587929392839161,
-                           9650029242287828579, 2870177450012600261)
-_M = 2 ** 64 - 1
-
-
-def _rotl(x, r):
-    return ((x << r) | (x >> (64 - r))) & _M
-
-
-def _round(acc, lane):
-    return (_rotl((acc + lane * _P2) & _M, 31) * _P1) & _M
-
-
-def _merge(acc, val):
-    return (((acc ^ _round(0, val)) * _P1) + _P4) & _M
-
-
-def xxh64(data: bytes, seed: int = 0) -> int:
-    n, i = len(data), 0
-    if n >= 32:
-        v = [(seed + _P1 + _P2) & _M, (seed + _P2) & _M, seed & _M, (seed - _P1) & _M]
-        while i + 32 <= n:
-            for k in range(4):
-                v[k] = _round(v[k], struct.unpack_from("<Q", data, i + 8 * k)[0])
-            i += 32
-        h = (_rotl(v[0], 1) + _rotl(v[1], 7) + _rotl(v[2], 12) + _rotl(v[3], 18)) & _M
-        for x in v:
-            h = _merge(h, x)
-    else:
-        h = (seed + _P5) & _M
-    h = (h + n) & _M
-    while i + 8 <= n:
-        h ^= _round(0, struct.unpack_from("<Q", data, i)[0])
-        h = (_rotl(h, 27) * _P1 + _P4) & _M
-        i += 8
-    if i + 4 <= n:
-        h ^= (struct.unpack_from("<I", data, i)[0] * _P1) & _M
-        h = (_rotl(h, 23) * _P2 + _P3) & _M
-        i += 4
-    while i < n:
-        h ^= (data[i] * _P5) & _M
-        h = (_rotl(h, 11) * _P1) & _M
-        i += 1
-    h ^= h >> 33
-    h = (h * _P2) & _M
-    h ^= h >> 29
-    h = (h * _P3) & _M
-    return h ^ (h >> 32)
-
-
-assert xxh64(b"") == 0xEF46DB3751D8E999 and xxh64(b"a") == 0xD24EC4F1A98C6E5B
 
 
 def flow_id(child_span_id: int, process_uuid: int) -> int:
