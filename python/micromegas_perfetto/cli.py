@@ -31,7 +31,9 @@ where the telemetry comes from (write_perfetto, list-processes), first match win
   $MICROMEGAS_PROFILE (or --flightsql, --token)  micromegas' official client installed, through its
                                                  connect_with_profile (~/.micromegas/config.json
                                                  profiles, OIDC, API keys) unless --token is given
-  otherwise                                      the built-in sample lake (~/.cache/micromegas)
+  otherwise                                      the built-in sample lake, made on first use in
+                                                 ~/.cache/micromegas ($MICROMEGAS_CACHE or
+                                                 $XDG_CACHE_HOME in place of ~/.cache)
 """
 
 EPILOG = """\
@@ -149,7 +151,8 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
                    help="add the process's measures: one counter track per metric, e.g. 'frame_time (ms)'")
     w.add_argument("--open", action="store_true",
                    help="then open the trace in the Perfetto UI: serve it once on 127.0.0.1:9001 and open "
-                        "ui.perfetto.dev in the browser ($BROWSER is honoured)")
+                        "ui.perfetto.dev in the browser ($BROWSER is honoured); Ctrl-C stops serving (exit 0, "
+                        "the trace is kept)")
     w.add_argument("--open-timeout", type=_seconds, metavar="SECONDS", default=120.0,
                    help="with --open: stop serving after SECONDS if the UI has not fetched the trace (default 120)")
     server = _add_source_options(w)
@@ -160,7 +163,8 @@ def build_parser(prog: str = "micromegas-perfetto") -> argparse.ArgumentParser:
     w.add_argument("--validate", action="store_true",
                    help="validate the written trace as Perfetto reads it (see `validate`); exit 1 if it "
                         "has problems (the file is kept)")
-    w.add_argument("--quiet", action="store_true", help="no progress bar and no summary")
+    w.add_argument("--quiet", action="store_true",
+                   help="no progress bar and no summary (with --validate: the report only if it finds problems)")
     w.add_argument("--debug", action="store_true", help="show tracebacks")
 
     v = commands.add_parser(
@@ -325,6 +329,21 @@ def describe(summary) -> str:
 SERVER_ENV = ("MICROMEGAS_ANALYTICS_URI", "MICROMEGAS_PROFILE")
 
 
+def _configured_default_profile() -> Optional[str]:
+    """The `default_profile` of micromegas' config file (~/.micromegas/config.json, read by the
+    official client's connect_with_profile), or None: absent, unreadable or not a name. The
+    source rule does not use it (no option or variable asked for a server); the sample-lake
+    line names it, since that user most likely meant their server."""
+    import json
+    try:
+        with open(os.path.join(os.path.expanduser("~"), ".micromegas", "config.json"), "rb") as f:
+            config = json.loads(f.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+    name = config.get("default_profile") if isinstance(config, dict) else None
+    return name if isinstance(name, str) and name.strip() else None
+
+
 def _official_client():
     """micromegas' official client module, or None when it is not installed (`micromegas` is
     then only the namespace package holding this project's `__main__`)."""
@@ -450,6 +469,10 @@ def choose_source(args):
     unused = f"; {' and '.join(empty)} {'is' if len(empty) == 1 else 'are'} empty, so not used" if empty else ""
     if os.environ.get("MICROMEGAS_TOKEN"):
         unused += "; $MICROMEGAS_TOKEN is for a server, so not used"
+    profile = _configured_default_profile()
+    if profile is not None:
+        import shlex
+        unused += f"; ~/.micromegas/config.json's default_profile is used only when asked: --profile {shlex.quote(profile)}"
     _say(f"reading the built-in sample lake {path} (--lake DIR for a lake, --uri URI or --profile NAME for a "
          f"micromegas analytics server{unused})")
     return LocalLake(path), False
@@ -712,7 +735,8 @@ def _write_perfetto(args, filename: str) -> int:
     elif args.validate:
         from .validate import validate
         report = validate(filename)
-        print(f"validated {filename}: {report.summary()}")
+        if not args.quiet or not report.clean:  # --quiet: a clean trace is said by the exit status alone
+            print(f"validated {filename}: {report.summary()}")
         if not report.clean:
             _print_problems(report)
             return 1

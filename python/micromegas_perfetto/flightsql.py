@@ -59,8 +59,21 @@ def resolve_uri(uri: Optional[str]) -> str:
 def check_uuid(value: str, what: str) -> str:
     """Ids go into SQL text: anything but a UUID is refused before a query is sent."""
     if not isinstance(value, str) or not _UUID.match(value):
-        raise RequestError(f"{what} {value!r} is not a UUID")
+        raise RequestError(f"{what} {value!r} is not a UUID{_uuid_hint(value)}")
     return value
+
+
+def _uuid_hint(value) -> str:
+    """" (did you mean X?)" when `value` is a UUID within braces, after `urn:uuid:` or with
+    spaces around it (as copied from a log or a Windows tool); empty otherwise."""
+    if not isinstance(value, str):
+        return ""
+    bare = value.strip()
+    if bare.lower().startswith("urn:uuid:"):
+        bare = bare[len("urn:uuid:"):]
+    if bare.startswith("{") and bare.endswith("}"):
+        bare = bare[1:-1].strip()
+    return f" (did you mean {bare}?)" if bare != value and _UUID.match(bare) else ""
 
 
 def check_token(token: Optional[str], what: str) -> Optional[str]:

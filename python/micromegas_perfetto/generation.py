@@ -485,7 +485,8 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
                           logs: bool = False, metrics: bool = False, span_args: bool = True, flows: bool = True
                           ) -> Iterator[Tuple[int, bytes]]:
     """Yields a process's trace as `(chunk_id, chunk_data)`: ids 0, 1, 2..., each chunk whole
-    packets (it parses alone as a trace) of at least `chunk_size` bytes but the last.
+    packets (it parses alone as a trace) of at least `chunk_size` bytes but the last (0: the
+    default, 1 MiB).
 
     `begin`/`end` are datetimes (pandas Timestamps to the nanosecond; naive ones are UTC),
     numpy datetime64 or pyarrow timestamp scalars, ISO 8601 text or integer nanoseconds since
@@ -498,7 +499,8 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     async slice carries its span ids as args (`span_args=False`: not) and a flow arrow joins
     each span to its parent (`flows=False`: not).
     """
-    chunk_size = _args.int_in(chunk_size, 1, (1 << 63) - 1, "chunk_size")  # ArgumentError, a RequestError
+    # ArgumentError, a RequestError; 0 is the default, as for write_process_trace
+    chunk_size = _args.int_in(chunk_size, 0, (1 << 63) - 1, "chunk_size") or DEFAULT_CHUNK_SIZE
     progress = _progress(progress)
     with _planned(source, process_id, span_types, begin, end, server_side, async_layout, logs, metrics, span_args,
                   flows) as (source, plan):
@@ -642,7 +644,8 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
     the process's whole range. `trace_filepath` "-" is standard output; a FIFO or
     a device is written into; a file appears only when complete (see `output.atomic_output`):
     on any error or interruption no file is left behind. Writing failures raise
-    OutputWriteError ("disk full writing t.perfetto").
+    OutputWriteError ("disk full writing t.perfetto"). `chunk_size`: the file is written in
+    pieces of at least that many bytes of whole packets (0: the default, 1 MiB).
     `logs`, `metrics`, `span_args` and `flows`: see generate_trace_chunks.
     """
     if trace_filepath is None or os.fspath(trace_filepath) == "":

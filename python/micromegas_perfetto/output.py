@@ -21,7 +21,8 @@
   (`remove_temporaries`), not on SIGKILL.
 
 A missing or unwritable output folder, or a target that is a folder, is an `OutputError`
-(nothing is created). New files get the usual mode, 0666 less the umask.
+(nothing is created). New files get the usual mode, 0666 less the umask; a replaced file's
+permission bits are kept.
 """
 import errno
 import os
@@ -153,6 +154,16 @@ def _claim_temporary(path: Path, create):
                 pass
             _temporaries.discard(temp)
             raise
+
+
+def _keep_mode(fd: int, replaced: os.stat_result) -> None:
+    """Gives the new file the permission bits of the file it replaces (a trace made readable
+    by the group, or read-only, stays so when written again), not the set-id bits. Where the
+    file system refuses (vfat, some FUSE), the new file keeps the usual mode."""
+    try:
+        os.fchmod(fd, stat.S_IMODE(replaced.st_mode) & 0o777)
+    except OSError:
+        pass
 
 
 def _link_into_place(fd: int, path: Path, folder_fd: int) -> None:
@@ -360,6 +371,8 @@ def atomic_output(target) -> Iterator[Output]:
                     path, lambda temp: os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666))
         except OSError as e:
             raise _fail(shown, e, "create") from None
+        if info is not None:
+            _keep_mode(fd, info)
         out = Output(fd, path, True, shown)
         write_back = None
         try:

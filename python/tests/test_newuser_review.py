@@ -69,3 +69,93 @@ def test_list_processes_says_when_the_limit_cut_the_list(small_lake):
     assert whole.returncode == 0 and len(whole.stdout.split()) == 3 and whole.stderr == "", whole.stderr
     biggest = run_cli("list-processes", "--lake", lake, "--ids", "--limit", str(2 ** 63 - 1), env=CLEAN)
     assert biggest.returncode == 0 and len(biggest.stdout.split()) == 3 and biggest.stderr == "", biggest.stderr
+
+
+def test_validate_quiet_prints_nothing_for_a_clean_trace(small_lake, tmp_path):
+    """`--validate --quiet` printed the 'validated ...' report line anyway; with --quiet a
+    clean trace is said by the exit status alone (without --quiet the line stays)."""
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    quiet = run_cli("write_perfetto", pid, "--lake", lake, "--filename", tmp_path / "q.perfetto", "--validate",
+                    "--quiet", env=CLEAN)
+    assert quiet.returncode == 0 and quiet.stdout == "" and quiet.stderr == "", (quiet.stdout, quiet.stderr)
+    loud = run_cli("write_perfetto", pid, "--lake", lake, "--filename", tmp_path / "l.perfetto", "--validate",
+                   env=CLEAN)
+    assert loud.returncode == 0 and f"validated {tmp_path / 'l.perfetto'}: " in loud.stdout, loud.stdout
+    assert (tmp_path / "q.perfetto").read_bytes() == (tmp_path / "l.perfetto").read_bytes()
+
+
+def test_generate_trace_chunks_takes_0_as_the_default_chunk_size(small_lake):
+    """write_process_trace took chunk_size=0 as its default; generate_trace_chunks refused it
+    ('must be an integer in [1, ...]'). Both now read 0 as the default, 1 MiB."""
+    from micromegas_perfetto import generate_trace_chunks
+    from micromegas_perfetto.errors import ArgumentError
+    lake, processes = small_lake
+    pid = processes[0]["process_id"]
+    zero = list(generate_trace_chunks(lake, pid, chunk_size=0))
+    default = list(generate_trace_chunks(lake, pid))
+    mib = list(generate_trace_chunks(lake, pid, chunk_size=1 << 20))
+    assert zero == default == mib and len(zero) >= 1
+    try:
+        next(generate_trace_chunks(lake, pid, chunk_size=-1))
+    except ArgumentError as e:
+        assert "[0, " in str(e), e
+    else:
+        raise AssertionError("chunk_size=-1 was accepted")
+
+
+def test_writing_a_trace_again_keeps_the_file_mode(small_lake, tmp_path):
+    """A trace made group-readable (or read-only) came back 0644 when written again: the
+    atomic replace links a new file. Its permission bits are now the replaced file's."""
+    import os
+    import stat
+    lake, processes = small_lake
+    out = tmp_path / "t.perfetto"
+    for mode in (0o640, 0o444):
+        out.write_bytes(b"old")
+        os.chmod(out, mode)
+        done = run_cli("write_perfetto", processes[0]["process_id"], "--lake", lake, "--filename", out, "--quiet",
+                       env=CLEAN)
+        assert done.returncode == 0, done.stderr
+        assert stat.S_IMODE(out.stat().st_mode) == mode and out.read_bytes()[:3] != b"old"
+    fresh = tmp_path / "new.perfetto"
+    write_process_trace(lake, processes[0]["process_id"], None, None, fresh)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_braced_or_urn_process_id_for_a_server_gets_the_plain_id(tmp_path):
+    """'{uuid}' or 'urn:uuid:uuid' (as copied from a Windows tool or a log) was only 'not a
+    UUID' on a server; the lake already suggested the id. No query is sent for it."""
+    plain = "1b7e0000-0000-0000-0000-000000000001"
+    for given in ("{" + plain + "}", "urn:uuid:" + plain, " " + plain):
+        done = run_cli("write_perfetto", given, "--uri", "grpc://127.0.0.1:9", "--flightsql",
+                       "--filename", tmp_path / "t.perfetto", env=CLEAN)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.strip() == f"error: process id {given!r} is not a UUID (did you mean {plain}?)", done.stderr
+    done = run_cli("write_perfetto", "nope", "--uri", "grpc://127.0.0.1:9", "--flightsql", env=CLEAN)
+    assert done.stderr.strip() == "error: process id 'nope' is not a UUID", done.stderr
+    assert not (tmp_path / "t.perfetto").exists()
+
+
+def test_sample_lake_line_names_the_configured_default_profile(tmp_path):
+    """A user of the official client with a `default_profile` in ~/.micromegas/config.json ran
+    a plain `write_perfetto PID` and got the sample lake (the source rule asks for an option or
+    a variable), with no word of the profile they most likely meant; the line now names it."""
+    home = tmp_path / "home"
+    (home / ".micromegas").mkdir(parents=True)
+    env = {**CLEAN, "HOME": str(home), "MICROMEGAS_CACHE": str(tmp_path / "cache")}
+    plain = run_cli("list-processes", "--ids", env=env)
+    assert plain.returncode == 0 and "default_profile" not in plain.stderr, plain.stderr
+    (home / ".micromegas" / "config.json").write_text(
+        '{"default_profile": "prod eu", "profiles": {"prod eu": {"uri": "grpc://127.0.0.1:9"}}}')
+    named = run_cli("list-processes", "--ids", env=env)
+    assert named.returncode == 0 and named.stdout == plain.stdout, named.stderr
+    line = [x for x in named.stderr.splitlines() if x.startswith("reading the built-in sample lake")]
+    assert len(line) == 1 and line[0].endswith("default_profile is used only when asked: --profile 'prod eu')"), \
+        named.stderr
+    for broken in ("{not json", '["a list"]', '{"default_profile": 3}'):
+        (home / ".micromegas" / "config.json").write_text(broken)
+        done = run_cli("list-processes", "--ids", env=env)
+        assert done.returncode == 0 and "default_profile" not in done.stderr, (broken, done.stderr)
