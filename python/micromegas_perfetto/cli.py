@@ -383,7 +383,12 @@ def _connect(args):
             raise
         except Exception as e:  # ProfileError and whatever the user's auth setup raises
             if type(e).__name__ == "ProfileError":
-                raise RequestError(f"micromegas profile: {e}") from None
+                # --uri alone still goes through the config's default_profile (its credentials), as in
+                # micromegas' own tools: a broken one is not what the user asked about, so say why.
+                why = "" if args.profile or os.environ.get("MICROMEGAS_PROFILE") or not args.uri else \
+                    ("; --uri connects with the default_profile of ~/.micromegas/config.json, as micromegas' "
+                     "tools do: fix it, or choose a profile with --profile")
+                raise RequestError(f"micromegas profile: {e}{why}") from None
             raise SourceError(f"cannot connect with the micromegas client: {type(e).__name__}: {e}") from None
         finally:
             if args.uri:

@@ -211,6 +211,21 @@ def test_cli_uses_the_users_profile(venvs, served, tmp_path):
     unknown = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "nope", "--filename",
                        str(tmp_path / "no.perfetto"), env=own_home, check=False)
     assert unknown.returncode == 2 and "profile" in unknown.stderr and "Traceback" not in unknown.stderr
+    # --uri alone still reads the config's default_profile (as micromegas' tools do): a broken one
+    # failed with only the client's words, about a profile the user never named; the line says why.
+    other = tmp_path / "other-home"
+    (other / ".micromegas").mkdir(parents=True)
+    (other / ".micromegas" / "config.json").write_text(json.dumps({"default_profile": "gone", "profiles": {
+        "test": {"uri": served["server"].uri, "api_key_file": str(key)}}}))
+    broken = venv.run(venv.python, "-m", "micromegas", *args, "--uri", served["server"].uri, "--filename",
+                      str(tmp_path / "no.perfetto"), env={"HOME": str(other)}, check=False)
+    assert broken.returncode == 2 and len(broken.stderr.strip().splitlines()) == 1, broken.stderr
+    assert "'gone'" in broken.stderr and broken.stderr.rstrip().endswith(
+        "; --uri connects with the default_profile of ~/.micromegas/config.json, as micromegas' tools do: fix it, "
+        "or choose a profile with --profile"), broken.stderr
+    named = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "gone", "--filename",
+                     str(tmp_path / "no.perfetto"), env={"HOME": str(other)}, check=False)
+    assert named.returncode == 2 and "--uri connects" not in named.stderr, named.stderr
     # A profile and a token: two logins, a usage error saying so (it said the official client
     # was not installed).
     both = venv.run(venv.python, "-m", "micromegas", *args, "--profile", "test", "--token", "s3cret-key",
