@@ -146,7 +146,10 @@ int32_t pmm_abi_version(void);
    when no call failed on this thread yet. A successful call leaves it unchanged, so read
    it only after a call returned an error. Owned by the library; valid until the next
    failing pmm_ call on the same thread, or the thread's exit. Each thread has its own:
-   failures on other threads never change it. */
+   failures on other threads never change it. A message may quote the input (a stream id,
+   a string value), which is passed with a length and may hold NUL bytes: each NUL byte of
+   the message is shown as the two characters backslash and '0' ("stream 'a\0b'"), so
+   the string up to its terminating NUL is the whole message. UTF-8. */
 const char *pmm_last_error(void);
 
 /* ---- Writer ---------------------------------------------------------------------- */
@@ -514,7 +517,9 @@ typedef struct pmm_validation_stats {
 typedef struct pmm_validation_example {
     int32_t kind;           /* PMM_PROBLEM_* */
     uint64_t packet_offset; /* byte offset of the packet's record in the trace */
-    /* UTF-8, also NUL-terminated; owned by the validator, valid until pmm_validator_free(). */
+    /* message_len bytes of UTF-8, then a NUL. Every byte of the message is kept: one that
+       quotes a name of the trace may hold NUL bytes itself, so read message_len bytes, not
+       up to the first NUL. Owned by the validator, valid until pmm_validator_free(). */
     const char *message;
     size_t message_len;
 } pmm_validation_example;
