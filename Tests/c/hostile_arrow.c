@@ -220,6 +220,54 @@ int main(void) {
         }
     }
 
+    /* uint64 dictionary indices of 2^63 and 2^64 - 1 (read into a signed integer, they were
+       reported as "index -9223372036854775808" and "index -1"): the message shows the value
+       the producer wrote. Through a thread span's name (the pooled string reader) and a log
+       entry's msg (the unpooled one). */
+    {
+        static const char *const expected[2] = {"dictionary index 9223372036854775808 out of range (1 entries) (row 1",
+                                                "dictionary index 18446744073709551615 out of range (1 entries) (row 1"};
+        int k;
+        for (k = 0; k < 2; k++) {
+            uint64_t *indices;
+            s = ab_thread_spans(&counts, 3, 1);
+            s->schema.children[2]->format = "L";
+            indices = (uint64_t *)ab_alloc(s, 3 * 8);
+            indices[1] = k == 0 ? (uint64_t)1 << 63 : UINT64_MAX;
+            s->batches[0].children[2]->buffers[1] = indices;
+            check(s, &counts, PMM_ERR_INVALID_DATA, expected[k], 0, __LINE__);
+        }
+        {
+            static const char *const names[] = {"time", "target", "msg", "level"};
+            static const char *const formats[] = {"l", "u", "L", "l"};
+            static const char *const values[] = {NULL, NULL, "u", NULL};
+            static const int64_t times[2] = {10, 20}, levels[2] = {4, 4};
+            struct ArrowArrayStream stream;
+            pmm_generator *g = new_generator();
+            struct ArrowArray *b;
+            uint64_t *indices;
+            pmm_status status;
+            s = ab_new(&counts);
+            ab_set_fields(s, 4, names, formats, values);
+            b = ab_add_batch(s, 2, 4);
+            b->children[0] = ab_int64s(s, 2, times);
+            b->children[1] = ab_strings(s, 2, "target", 0);
+            b->children[2] = ab_dictionary(s, 2, "message");
+            indices = (uint64_t *)ab_alloc(s, 2 * 8);
+            indices[1] = UINT64_MAX;
+            b->children[2]->buffers[1] = indices;
+            b->children[3] = ab_int64s(s, 2, levels);
+            ab_export(s, &stream);
+            status = pmm_generator_add_log_entries(g, &stream);
+            expect(status == PMM_ERR_INVALID_DATA && strstr(pmm_last_error(), "log entries: column 'msg': "
+                   "dictionary index 18446744073709551615 out of range (1 entries) (row 1 of a batch)") != NULL,
+                   "log entries: a uint64 index shown unsigned", __LINE__);
+            expect(counts.streams == 1 && counts.batches == counts.delivered_batches, "log stream released", __LINE__);
+            pmm_generator_free(g);
+            memset(&counts, 0, sizeof counts);
+        }
+    }
+
     /* A string_view column: a view into a data buffer that does not exist, and one past
        the end of its buffer (utf8_view carries the data buffers' sizes). */
     {
