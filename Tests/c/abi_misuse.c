@@ -342,6 +342,102 @@ static void test_nul_in_messages(void) {
     pmm_buffer_free(data);
 }
 
+/* pmm_generator_new() on a stopped writer: PMM_ERR_WRITER_STOPPED (options are checked
+   first: bad ones are still PMM_ERR_INVALID_ARGUMENT); writing its descriptors can stop
+   the writer itself (PMM_ERR_SINK here). No generator either way. */
+static void test_generator_on_a_stopped_writer(void) {
+    pmm_thread thread = {"stream", 6, 7, "main-7", 6};
+    pmm_generator_options options;
+    pmm_generator *g = NULL;
+    pmm_writer *w = NULL;
+    int calls = 0;
+    memset(&options, 0, sizeof options);
+    options.exe = "exe";
+    options.exe_len = 3;
+    options.threads = &thread;
+    options.thread_count = 1;
+    options.span_types = PMM_SPANS_BOTH;
+    options.range_end_ns = 1000;
+    EXPECT_OK(pmm_writer_new_callback(S(pid), 1, failing_sink, &calls, &w));
+    g = (pmm_generator *)&calls;
+    EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_SINK, "42");
+    expect(g == NULL && calls == 1, "no generator when writing the descriptors fails", __LINE__);
+    g = (pmm_generator *)&calls;
+    EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_WRITER_STOPPED, "stopped");
+    expect(g == NULL && calls == 1, "no generator on a stopped writer, nothing written", __LINE__);
+    options.range_begin_ns = -1;
+    EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "negative");
+    pmm_writer_free(w);
+}
+
+/* A call that returns an error leaves its output parameters (stats, counts, examples,
+   buffers) as they were; only a creating call's *out is set to NULL. */
+static void test_outputs_untouched_on_error(void) {
+    pmm_generator_stats gstats, gsaved;
+    pmm_validation_stats vstats, vsaved;
+    pmm_validation_example example, esaved;
+    int released = 0;
+    struct test_stream_state failing = {5, &released};
+    struct ArrowArrayStream stream;
+    pmm_thread thread = {"stream", 6, 7, "main-7", 6};
+    pmm_generator_options options;
+    pmm_generator *g = NULL;
+    pmm_writer *w = NULL;
+    pmm_validator *v = NULL;
+    uint8_t *data = (uint8_t *)&released, *taken = NULL;
+    size_t len = 12345, count = 777;
+    int calls = 0, fd;
+    memset(&gstats, 0xab, sizeof gstats);
+    memcpy(&gsaved, &gstats, sizeof gstats);
+    memset(&vstats, 0xcd, sizeof vstats);
+    memcpy(&vsaved, &vstats, sizeof vstats);
+    memset(&example, 0xef, sizeof example);
+    memcpy(&esaved, &example, sizeof example);
+    memset(&options, 0, sizeof options);
+    options.exe = "exe";
+    options.exe_len = 3;
+    options.threads = &thread;
+    options.thread_count = 1;
+    options.span_types = PMM_SPANS_BOTH;
+    options.range_end_ns = 1000;
+    EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+    EXPECT_OK(pmm_generator_new(w, &options, &g));
+    stream = test_stream(&failing);
+    EXPECT_ERR(pmm_generator_add_thread_spans(g, S("stream"), &stream), PMM_ERR_INVALID_DATA, "schema refused");
+    EXPECT_ERR(pmm_generator_get_stats(g, &gstats), PMM_ERR_CALL_ORDER, "failed on an earlier error");
+    EXPECT_ERR(pmm_generator_finish(g, &gstats), PMM_ERR_CALL_ORDER, "failed on an earlier error");
+    expect(memcmp(&gstats, &gsaved, sizeof gstats) == 0, "generator stats untouched on error", __LINE__);
+    pmm_generator_free(g);
+    pmm_writer_free(w);
+
+    v = (pmm_validator *)&calls;
+    EXPECT_ERR(pmm_validate_buffer(NULL, 5, &vstats, &v), PMM_ERR_INVALID_ARGUMENT, "data");
+    expect(v == NULL, "validate_buffer: *out NULL on error", __LINE__);
+    fd = open(".", O_RDONLY);
+    if (fd >= 0) {
+        EXPECT_ERR(pmm_validate_fd(fd, &vstats, NULL), PMM_ERR_IO, "Is a directory");
+        close(fd);
+    }
+    expect(memcmp(&vstats, &vsaved, sizeof vstats) == 0, "validation stats untouched on error", __LINE__);
+    EXPECT_OK(pmm_validator_new(&v));
+    EXPECT_ERR(pmm_validator_get_example(v, 0, &example), PMM_ERR_CALL_ORDER, "before pmm_validator_finish");
+    EXPECT_OK(pmm_validator_finish(v, NULL));
+    EXPECT_ERR(pmm_validator_get_example(v, 0, &example), PMM_ERR_INVALID_ARGUMENT, "out of range");
+    expect(memcmp(&example, &esaved, sizeof example) == 0, "example untouched on error", __LINE__);
+    EXPECT_ERR(pmm_validator_example_count(NULL, &count), PMM_ERR_INVALID_ARGUMENT, "validator");
+    expect(count == 777, "count untouched on error", __LINE__);
+    pmm_validator_free(v);
+
+    EXPECT_OK(pmm_writer_new_callback(S(pid), 1, failing_sink, &calls, &w));
+    EXPECT_ERR(pmm_writer_take_buffer(w, &data, &len), PMM_ERR_CALL_ORDER, "memory sink");
+    expect(data == (uint8_t *)&released && len == 12345, "take_buffer outputs untouched on error", __LINE__);
+    pmm_writer_free(w);
+    EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+    EXPECT_ERR(pmm_writer_take_buffer(w, &taken, NULL), PMM_ERR_INVALID_ARGUMENT, "NULL");
+    expect(taken == NULL, "take_buffer: data untouched when len is NULL", __LINE__);
+    pmm_writer_free(w);
+}
+
 int main(void) {
     pmm_writer *w = NULL;
     uint8_t *data = NULL, *expected = NULL;
@@ -594,6 +690,8 @@ int main(void) {
     test_last_error_threads();
     test_refused_streams_are_released_unread();
     test_nul_in_messages();
+    test_generator_on_a_stopped_writer();
+    test_outputs_untouched_on_error();
 
     printf("abi_misuse: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -268,6 +268,97 @@ int main(void) {
         }
     }
 
+    /* A thread span with a negative begin: outside the range (its end before the range
+       begin, 0 here) it is skipped; overlapping the range it is PMM_ERR_INVALID_DATA and
+       fails the generator (the spans before it already written). */
+    s = ab_thread_spans(&counts, 3, 0);
+    ((int64_t *)s->batches[0].children[0]->buffers[1])[1] = -20;
+    ((int64_t *)s->batches[0].children[1]->buffers[1])[1] = -10;
+    check(s, &counts, PMM_OK, "", 2, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    ((int64_t *)s->batches[0].children[0]->buffers[1])[1] = -5;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "negative begin time -5", 0, __LINE__);
+
+    /* The NULL buffers the Arrow specification allows, accepted as the header says. */
+    /* The batch's own buffers array (its struct validity, never read). */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].buffers = NULL;
+    check(s, &counts, PMM_OK, "", 3, __LINE__);
+    /* A batch of 0 rows whose columns have only NULL buffers (validity, values, offsets,
+       data, dictionary indices; the dictionary itself absent). */
+    {
+        int k, i;
+        for (k = 0; k < 2; k++) {
+            s = ab_thread_spans(&counts, 0, k);
+            for (i = 0; i < 6; i++) {
+                column = s->batches[0].children[i];
+                memset(column->buffers, 0, (size_t)column->n_buffers * sizeof(void *));
+                column->dictionary = NULL;
+            }
+            check(s, &counts, PMM_OK, "", 0, __LINE__);
+        }
+    }
+    /* utf8 and large_utf8 with no data buffer, every string empty. */
+    {
+        int large;
+        for (large = 0; large < 2; large++) {
+            s = ab_thread_spans(&counts, 3, 0);
+            s->schema.children[3]->format = large ? "U" : "u";
+            s->batches[0].children[3] = ab_strings(s, 3, "", large);
+            s->batches[0].children[3]->buffers[2] = NULL;
+            check(s, &counts, PMM_OK, "", 3, __LINE__);
+        }
+    }
+    /* ... but a non-empty string needs it. */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[3]->buffers[2] = NULL;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "column 'target' has no string data buffer", 0, __LINE__);
+    /* A dictionary of length 0 with no offsets or data, every row null. */
+    {
+        uint8_t *bits;
+        s = ab_thread_spans(&counts, 3, 1);
+        column = s->batches[0].children[4];
+        bits = (uint8_t *)ab_alloc(s, 1); /* all rows null */
+        column->buffers[0] = bits;
+        column->null_count = 3;
+        column->dictionary->length = 0;
+        column->dictionary->buffers[1] = NULL;
+        column->dictionary->buffers[2] = NULL;
+        check(s, &counts, PMM_OK, "", 3, __LINE__);
+    }
+    /* utf8_view with no data buffer (n_buffers 3, the sizes buffer NULL), every string
+       inline (12 bytes or less); and a NULL data buffer no view points into. */
+    {
+        int k;
+        for (k = 0; k < 2; k++) {
+            int32_t *views;
+            int i;
+            s = ab_thread_spans(&counts, 3, 0);
+            s->schema.children[2]->format = "vu";
+            column = ab_array(s, 3, 0, k == 0 ? 3 : 4);
+            views = (int32_t *)ab_alloc(s, 3 * 16);
+            for (i = 0; i < 3; i++) {
+                views[4 * i] = 4;
+                memcpy(&views[4 * i + 1], "text", 4);
+            }
+            column->buffers[1] = views;
+            if (k == 1) {
+                int64_t *sizes = (int64_t *)ab_alloc(s, 8);
+                column->buffers[3] = sizes; /* buffers[2], the one data buffer, NULL */
+            }
+            s->batches[0].children[2] = column;
+            check(s, &counts, PMM_OK, "", 3, __LINE__);
+        }
+    }
+    /* Refused: a column's values NULL in a batch with rows; a column's buffers array NULL
+       even with 0 rows. */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[5]->buffers[1] = NULL;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "column 'line' has no value buffer", 0, __LINE__);
+    s = ab_thread_spans(&counts, 0, 0);
+    s->batches[0].children[5]->buffers = NULL;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "column 'line' has 2 buffers but its buffers pointer is NULL", 0, __LINE__);
+
     /* A string_view column: a view into a data buffer that does not exist, and one past
        the end of its buffer (utf8_view carries the data buffers' sizes). */
     {
