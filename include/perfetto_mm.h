@@ -307,9 +307,10 @@ void pmm_buffer_free(uint8_t *data);
    naming the column.
 
    Memory does not grow with a claimed length: dictionary entries are mapped when an
-   index first references them, so memory follows the rows and strings actually read. A failed allocation of the buffers that grow with the data
-   (the trace buffer, string and interning tables, dictionary id caches, the async span
-   records and their index) is PMM_ERR_OUT_OF_MEMORY. pmm_generator_finish() orders and
+   index first references them, so memory follows the rows and strings actually read. A
+   failed allocation of the buffers that grow with the data (the trace buffer, string
+   and interning tables, dictionary id caches, the async span records and their index)
+   is PMM_ERR_OUT_OF_MEMORY. pmm_generator_finish() orders and
    places the async spans in Swift arrays, whose allocation failing would end the
    process: it first allocates (and gives back) the most they take, about 48 bytes a span
    (56 for thread-lanes, 24 for micromegas), and returns PMM_ERR_OUT_OF_MEMORY when that
