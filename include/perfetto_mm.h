@@ -27,6 +27,9 @@
  *   and must not call pmm_writer_free() or pmm_generator_free() while another thread is
  *   in a call on them (take the lock first). pmm_last_error() is per thread: read it
  *   on the thread whose call failed (the Python package does all of this).
+ * - Output parameters: a call that returns an error leaves what its output pointers
+ *   point to as it was (stats, counts, examples, a taken buffer and its length), except
+ *   the `*out` of a call creating a handle, which is set to NULL (when `out` is not NULL).
  * - Ownership: a writer is owned by the caller from creation until pmm_writer_free().
  *   Memory returned by pmm_writer_take_buffer() is owned by the caller and released
  *   with pmm_buffer_free(). Every other pointer the library returns stays owned by
@@ -146,7 +149,10 @@ int32_t pmm_abi_version(void);
    when no call failed on this thread yet. A successful call leaves it unchanged, so read
    it only after a call returned an error. Owned by the library; valid until the next
    failing pmm_ call on the same thread, or the thread's exit. Each thread has its own:
-   failures on other threads never change it. */
+   failures on other threads never change it. A message may quote the input (a stream id,
+   a string value), which is passed with a length and may hold NUL bytes: each NUL byte of
+   the message is shown as the two characters backslash and '0' ("stream 'a\0b'"), so
+   the string up to its terminating NUL is the whole message. UTF-8. */
 const char *pmm_last_error(void);
 
 /* ---- Writer ---------------------------------------------------------------------- */
@@ -268,8 +274,9 @@ void pmm_buffer_free(uint8_t *data);
      >= 0 and their sums free of overflow; n_buffers exactly what the format has (struct
      1, integers and dictionary indices 2, utf8 and large_utf8 3, utf8_view 3 or more);
      n_children as the format has (the schema's column count for a batch, 0 otherwise);
-     a non-NULL buffers array; a column at least as long as the batch needs; a validity
-     bitmap when null_count > 0;
+     a non-NULL buffers array (each column and dictionary: the batch's is never read);
+     a column at least as long as the batch needs; a validity bitmap when null_count > 0;
+     a batch with null_count <= 0 (a null row of the batch itself is refused);
    - every buffer's extent (offset + length elements) within what memory can hold (the
      top of user address space, 2^47 bytes on x86-64): an impossible length or offset,
      such as an int64 offset of 2^59, is refused before any read;
@@ -279,11 +286,31 @@ void pmm_buffer_free(uint8_t *data);
    What cannot be validated: the C Data Interface carries no buffer sizes (but
    utf8_view's), so a plausible but wrong pointer, length or offset (a buffer shorter than
    the array says) is read as given, as the interface requires producers never to do.
-   Buffers need not be aligned. Memory does not grow with a claimed length: dictionary
-   entries are mapped when an index first references them, so memory follows the rows
-   and strings actually read. A failed allocation of the buffers that grow with the data
-   (the trace buffer, string and interning tables, dictionary id caches, the async span
-   records and their index) is PMM_ERR_OUT_OF_MEMORY. pmm_generator_finish() orders and
+   Buffers need not be aligned.
+
+   NULL buffers: where the Arrow specification lets a producer leave a buffer NULL, these
+   are accepted (in the buffers array, which must itself be non-NULL but the batch's):
+   - the batch's own buffers (its struct validity) and its buffers array: never read;
+   - a validity bitmap (buffers[0]) when null_count is 0 (a bitmap given is then not
+     read) or negative (-1, not computed: a bitmap given is read): every row valid;
+   - in a batch of 0 rows, every other buffer of its columns (values, offsets or views,
+     string data, dictionary indices; with no index buffer the dictionary is not read and
+     may be NULL);
+   - the data buffer of a utf8 or large_utf8 array (column or dictionary) while every
+     string read is empty (start offset = end offset);
+   - the offsets or views and data of a dictionary of length 0 (non-null rows then have
+     an index out of range: only null rows can use it);
+   - utf8_view: a data buffer no view longer than 12 bytes points into, and the sizes
+     buffer (the last) when there is no data buffer (n_buffers 3).
+   Any other NULL buffer read (the values of a column with rows, the offsets of a
+   non-empty dictionary, the data behind a non-empty string) is PMM_ERR_INVALID_DATA,
+   naming the column.
+
+   Memory does not grow with a claimed length: dictionary entries are mapped when an
+   index first references them, so memory follows the rows and strings actually read. A
+   failed allocation of the buffers that grow with the data (the trace buffer, string
+   and interning tables, dictionary id caches, the async span records and their index)
+   is PMM_ERR_OUT_OF_MEMORY. pmm_generator_finish() orders and
    places the async spans in Swift arrays, whose allocation failing would end the
    process: it first allocates (and gives back) the most they take, about 48 bytes a span
    (56 for thread-lanes, 24 for micromegas), and returns PMM_ERR_OUT_OF_MEMORY when that
@@ -370,7 +397,13 @@ typedef struct pmm_generator_stats {
    frees its writer handle first. `options` and its strings are read during the call
    only. *out receives the generator, owned by the caller. Options out of their domain
    (an unknown span type, layout or flag bit, range_begin_ns < 0 or after range_end_ns,
-   a stream id listed twice) are PMM_ERR_INVALID_ARGUMENT, and nothing is written. */
+   a stream id listed twice) are PMM_ERR_INVALID_ARGUMENT, and nothing is written.
+   The options and strings are checked first; then a writer already stopped (an earlier
+   PMM_ERR_SINK, PMM_ERR_IO or PMM_ERR_OUT_OF_MEMORY on it, through the writer's own
+   calls or another generator's) is PMM_ERR_WRITER_STOPPED, and nothing is written.
+   Writing the descriptors can stop the writer: that error (PMM_ERR_SINK, PMM_ERR_IO
+   or PMM_ERR_OUT_OF_MEMORY) is returned, and the descriptors before it were written.
+   On any error *out is NULL. */
 pmm_status pmm_generator_new(pmm_writer *writer, const pmm_generator_options *options,
                              pmm_generator **out);
 
@@ -384,7 +417,10 @@ pmm_status pmm_generator_new(pmm_writer *writer, const pmm_generator_options *op
    filename (utf8, large_utf8, utf8_view, or a dictionary of any integer index over one
    of those; null reads as "") and line
    (an integer type; null reads as 0), other columns ignored. Spans with begin <=
-   range end and end >= range begin are written, in stream order. Takes ownership of
+   range end and end >= range begin are written, in stream order. Such a span with a
+   negative begin (before 1970) is PMM_ERR_INVALID_DATA ("negative begin time"), which
+   fails the generator, the spans before it already written; a span with a negative
+   begin ending before range_begin_ns is outside the range (skipped). Takes ownership of
    `stream`. Ignored (the stream released) when thread spans are not requested. A
    thread's spans may also come in several calls (groups of its batches), other threads'
    calls between them or not: the depth bands of the lanes layouts count the spans of the
@@ -514,7 +550,9 @@ typedef struct pmm_validation_stats {
 typedef struct pmm_validation_example {
     int32_t kind;           /* PMM_PROBLEM_* */
     uint64_t packet_offset; /* byte offset of the packet's record in the trace */
-    /* UTF-8, also NUL-terminated; owned by the validator, valid until pmm_validator_free(). */
+    /* message_len bytes of UTF-8, then a NUL. Every byte of the message is kept: one that
+       quotes a name of the trace may hold NUL bytes itself, so read message_len bytes, not
+       up to the first NUL. Owned by the validator, valid until pmm_validator_free(). */
     const char *message;
     size_t message_len;
 } pmm_validation_example;

@@ -113,6 +113,12 @@ extension ArrowType.IntegerWidth {
         case .int64, .uint64: return 8
         }
     }
+
+    /// A value of this width read into an Int (a uint64 by its bit pattern), as the
+    /// producer wrote it: a uint64 of 2^63 or more is shown unsigned, not negative.
+    func shown(_ value: Int) -> String {
+        self == .uint64 ? String(UInt(bitPattern: value)) : String(value)
+    }
 }
 
 /// The string layouts the importer reads, for a column or a dictionary's values.
@@ -440,8 +446,8 @@ struct StringColumn {
             case .uint64: key = Int(truncatingIfNeeded: indices.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))
             }
             guard key >= 0, key < count else {
-                throw .invalidData("\(label): column '\(name)': dictionary index \(key) out of range (\(count) entries) "
-                                   + "(row \(row) of a batch)")
+                throw .invalidData("\(label): column '\(name)': dictionary index \(width.shown(key)) out of range "
+                                   + "(\(count) entries) (row \(row) of a batch)")
             }
             if let ids {
                 let cached = ids[key]
@@ -598,8 +604,8 @@ struct TextColumn {
             case .uint64: key = Int(truncatingIfNeeded: indices.loadUnaligned(fromByteOffset: i &* 8, as: UInt64.self))
             }
             guard key >= 0, key < count, let values else {
-                throw .invalidData("\(label): column '\(name)': dictionary index \(key) out of range (\(count) entries) "
-                                   + "(row \(row) of a batch)")
+                throw .invalidData("\(label): column '\(name)': dictionary index \(width.shown(key)) out of range "
+                                   + "(\(count) entries) (row \(row) of a batch)")
             }
             let k = base &+ key
             if let validity, validity[k >> 3] & (1 << UInt8(k & 7)) == 0 {

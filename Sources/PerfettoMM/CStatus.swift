@@ -35,10 +35,43 @@ private let lastErrorKey: pthread_key_t = {
 
 private let emptyMessage: StaticString = ""
 
-/// Records `message` as this thread's last error.
+/// A malloc'd copy of `message`'s UTF-8 bytes followed by a NUL, and its length (the
+/// NUL not counted); nil when malloc fails. The copy keeps every byte: a NUL inside the
+/// message (from a name or a value of the input) is kept, where strdup() would cut the
+/// message there. With `escapingNUL`, each such NUL is written as the two characters `\0`
+/// instead, for a NUL-terminated result that is the whole message (pmm_last_error()).
+func mallocCString(_ message: String, escapingNUL: Bool) -> (pointer: UnsafeMutablePointer<CChar>, count: Int)? {
+    var message = message
+    return message.withUTF8 { (bytes) -> (pointer: UnsafeMutablePointer<CChar>, count: Int)? in
+        let nuls = escapingNUL ? bytes.reduce(0) { $0 + ($1 == 0 ? 1 : 0) } : 0
+        let count = bytes.count + nuls
+        guard let memory = malloc(count + 1) else { return nil }
+        let out = memory.bindMemory(to: UInt8.self, capacity: count + 1)
+        if nuls == 0 {
+            if let base = bytes.baseAddress { memcpy(out, base, bytes.count) }
+        } else {
+            var i = 0
+            for byte in bytes {
+                if byte == 0 {
+                    out[i] = UInt8(ascii: "\\")
+                    out[i + 1] = UInt8(ascii: "0")
+                    i += 2
+                } else {
+                    out[i] = byte
+                    i += 1
+                }
+            }
+        }
+        out[count] = 0
+        return (UnsafeMutableRawPointer(memory).assumingMemoryBound(to: CChar.self), count)
+    }
+}
+
+/// Records `message` as this thread's last error, a NUL in it escaped as `\0` (the
+/// message is read as a C string). When no memory is left for it, the last error is "".
 func setLastError(_ message: String) {
     free(pthread_getspecific(lastErrorKey))
-    pthread_setspecific(lastErrorKey, strdup(message))
+    pthread_setspecific(lastErrorKey, mallocCString(message, escapingNUL: true)?.pointer)
 }
 
 /// Records `error` and returns its status code.

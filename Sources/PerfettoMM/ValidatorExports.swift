@@ -10,21 +10,22 @@ import PerfettoCore
 // translation to the core's TraceValidator.
 
 /// What a `pmm_validator*` points to: the validator, then its report and the examples'
-/// messages as NUL-terminated C strings.
+/// messages as C strings with their lengths: every byte of the message (a NUL inside it,
+/// from a name in the trace, is kept: the length says where it ends), then a NUL.
 final class ValidatorHandle {
     let validator = TraceValidator()
     var report: ValidationReport?
-    var messages: [UnsafeMutablePointer<CChar>?] = []
+    var messages: [(pointer: UnsafeMutablePointer<CChar>, count: Int)?] = []
 
     func finish() -> ValidationReport {
         if let report { return report }
         let r = validator.finish()
         report = r
-        messages = r.examples.map { strdup($0.message) }
+        messages = r.examples.map { mallocCString($0.message, escapingNUL: false) }
         return r
     }
 
-    deinit { for m in messages { free(m) } }
+    deinit { for m in messages { free(m?.pointer) } }
 }
 
 private func handle(_ pointer: OpaquePointer?) -> ValidatorHandle? {
@@ -116,7 +117,7 @@ public func pmm_validator_get_example(_ pointer: OpaquePointer?, _ index: Int,
     let e = report.examples[index]
     guard let message = h.messages[index] else { return fail(.outOfMemory) }
     example.pointee = pmm_validation_example(kind: e.kind.rawValue, packet_offset: UInt64(e.packetOffset),
-                                             message: UnsafePointer(message), message_len: strlen(message))
+                                             message: UnsafePointer(message.pointer), message_len: message.count)
     return PMM_OK
 }
 

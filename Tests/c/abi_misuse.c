@@ -281,6 +281,163 @@ static void test_refused_streams_are_released_unread(void) {
     }
 }
 
+/* A NUL inside a message (from a name or a value of the input, given with its length)
+   does not cut it: pmm_last_error() shows it as the two characters \0, and a validator
+   example's message keeps every byte, message_len long, NUL-terminated after them. The
+   library cut both at the NUL before ("stream 'ab"). */
+static void test_nul_in_messages(void) {
+    static const char id[] = "ab\0cd"; /* 5 bytes */
+    static const char name[] = "a\0b";  /* 3 bytes */
+    pmm_thread threads[2] = {{"stream", 6, 7, "main-7", 6}, {"x\0y", 3, 8, "io-8", 4}};
+    pmm_generator_options options;
+    pmm_generator *g = NULL;
+    pmm_writer *w = NULL;
+    pmm_validator *v = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0, count = 0, i;
+    int found = 0, stream_released = 0;
+    struct test_stream_state state = {0, &stream_released};
+    struct ArrowArrayStream stream;
+    memset(&options, 0, sizeof options);
+    options.exe = "exe";
+    options.exe_len = 3;
+    options.threads = threads;
+    options.thread_count = 2;
+    options.span_types = PMM_SPANS_THREAD;
+    options.range_end_ns = 1000;
+    EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+    EXPECT_OK(pmm_generator_new(w, &options, &g));
+    stream = test_stream(&state);
+    EXPECT_ERR(pmm_generator_add_thread_spans(g, id, sizeof id - 1, &stream), PMM_ERR_INVALID_ARGUMENT,
+               "stream 'ab\\0cd' is not in the thread list");
+    pmm_generator_free(g);
+    g = NULL;
+    threads[0] = threads[1];
+    EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT,
+               "threads[1]: stream 'x\\0y' is already in the thread list");
+    pmm_writer_free(w);
+
+    /* Two overlapping spans: Perfetto ends the inner one, named "a\0b", at the outer's end. */
+    EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+    EXPECT_OK(pmm_writer_emit_process_descriptor(w, S("exe")));
+    EXPECT_OK(pmm_writer_emit_thread_descriptor(w, S("stream"), 7, S("main-7")));
+    EXPECT_OK(pmm_writer_set_current_thread(w, S("stream")));
+    EXPECT_OK(pmm_writer_emit_span(w, 10, 30, S("outer"), S("t"), S("f.rs"), 1));
+    EXPECT_OK(pmm_writer_emit_span(w, 20, 40, name, sizeof name - 1, S("t"), S("f.rs"), 2));
+    EXPECT_OK(pmm_writer_take_buffer(w, &data, &len));
+    pmm_writer_free(w);
+    EXPECT_OK(pmm_validate_buffer(data, len, NULL, &v));
+    EXPECT_OK(pmm_validator_example_count(v, &count));
+    for (i = 0; i < count; i++) {
+        static const char want[] = "slice 'a\0b' at ts 20";
+        pmm_validation_example e;
+        size_t k;
+        EXPECT_OK(pmm_validator_get_example(v, i, &e));
+        expect(e.message != NULL && e.message[e.message_len] == '\0', "example message NUL-terminated", __LINE__);
+        for (k = 0; e.message && k + sizeof want - 1 <= e.message_len; k++)
+            if (memcmp(e.message + k, want, sizeof want - 1) == 0) found = 1;
+    }
+    expect(found, "an example's message keeps the NUL in the name and what follows it", __LINE__);
+    pmm_validator_free(v);
+    pmm_buffer_free(data);
+}
+
+/* pmm_generator_new() on a stopped writer: PMM_ERR_WRITER_STOPPED (options are checked
+   first: bad ones are still PMM_ERR_INVALID_ARGUMENT); writing its descriptors can stop
+   the writer itself (PMM_ERR_SINK here). No generator either way. */
+static void test_generator_on_a_stopped_writer(void) {
+    pmm_thread thread = {"stream", 6, 7, "main-7", 6};
+    pmm_generator_options options;
+    pmm_generator *g = NULL;
+    pmm_writer *w = NULL;
+    int calls = 0;
+    memset(&options, 0, sizeof options);
+    options.exe = "exe";
+    options.exe_len = 3;
+    options.threads = &thread;
+    options.thread_count = 1;
+    options.span_types = PMM_SPANS_BOTH;
+    options.range_end_ns = 1000;
+    EXPECT_OK(pmm_writer_new_callback(S(pid), 1, failing_sink, &calls, &w));
+    g = (pmm_generator *)&calls;
+    EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_SINK, "42");
+    expect(g == NULL && calls == 1, "no generator when writing the descriptors fails", __LINE__);
+    g = (pmm_generator *)&calls;
+    EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_WRITER_STOPPED, "stopped");
+    expect(g == NULL && calls == 1, "no generator on a stopped writer, nothing written", __LINE__);
+    options.range_begin_ns = -1;
+    EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_INVALID_ARGUMENT, "negative");
+    pmm_writer_free(w);
+}
+
+/* A call that returns an error leaves its output parameters (stats, counts, examples,
+   buffers) as they were; only a creating call's *out is set to NULL. */
+static void test_outputs_untouched_on_error(void) {
+    pmm_generator_stats gstats, gsaved;
+    pmm_validation_stats vstats, vsaved;
+    pmm_validation_example example, esaved;
+    int released = 0;
+    struct test_stream_state failing = {5, &released};
+    struct ArrowArrayStream stream;
+    pmm_thread thread = {"stream", 6, 7, "main-7", 6};
+    pmm_generator_options options;
+    pmm_generator *g = NULL;
+    pmm_writer *w = NULL;
+    pmm_validator *v = NULL;
+    uint8_t *data = (uint8_t *)&released, *taken = NULL;
+    size_t len = 12345, count = 777;
+    int calls = 0, fd;
+    memset(&gstats, 0xab, sizeof gstats);
+    memcpy(&gsaved, &gstats, sizeof gstats);
+    memset(&vstats, 0xcd, sizeof vstats);
+    memcpy(&vsaved, &vstats, sizeof vstats);
+    memset(&example, 0xef, sizeof example);
+    memcpy(&esaved, &example, sizeof example);
+    memset(&options, 0, sizeof options);
+    options.exe = "exe";
+    options.exe_len = 3;
+    options.threads = &thread;
+    options.thread_count = 1;
+    options.span_types = PMM_SPANS_BOTH;
+    options.range_end_ns = 1000;
+    EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+    EXPECT_OK(pmm_generator_new(w, &options, &g));
+    stream = test_stream(&failing);
+    EXPECT_ERR(pmm_generator_add_thread_spans(g, S("stream"), &stream), PMM_ERR_INVALID_DATA, "schema refused");
+    EXPECT_ERR(pmm_generator_get_stats(g, &gstats), PMM_ERR_CALL_ORDER, "failed on an earlier error");
+    EXPECT_ERR(pmm_generator_finish(g, &gstats), PMM_ERR_CALL_ORDER, "failed on an earlier error");
+    expect(memcmp(&gstats, &gsaved, sizeof gstats) == 0, "generator stats untouched on error", __LINE__);
+    pmm_generator_free(g);
+    pmm_writer_free(w);
+
+    v = (pmm_validator *)&calls;
+    EXPECT_ERR(pmm_validate_buffer(NULL, 5, &vstats, &v), PMM_ERR_INVALID_ARGUMENT, "data");
+    expect(v == NULL, "validate_buffer: *out NULL on error", __LINE__);
+    fd = open(".", O_RDONLY);
+    if (fd >= 0) {
+        EXPECT_ERR(pmm_validate_fd(fd, &vstats, NULL), PMM_ERR_IO, "Is a directory");
+        close(fd);
+    }
+    expect(memcmp(&vstats, &vsaved, sizeof vstats) == 0, "validation stats untouched on error", __LINE__);
+    EXPECT_OK(pmm_validator_new(&v));
+    EXPECT_ERR(pmm_validator_get_example(v, 0, &example), PMM_ERR_CALL_ORDER, "before pmm_validator_finish");
+    EXPECT_OK(pmm_validator_finish(v, NULL));
+    EXPECT_ERR(pmm_validator_get_example(v, 0, &example), PMM_ERR_INVALID_ARGUMENT, "out of range");
+    expect(memcmp(&example, &esaved, sizeof example) == 0, "example untouched on error", __LINE__);
+    EXPECT_ERR(pmm_validator_example_count(NULL, &count), PMM_ERR_INVALID_ARGUMENT, "validator");
+    expect(count == 777, "count untouched on error", __LINE__);
+    pmm_validator_free(v);
+
+    EXPECT_OK(pmm_writer_new_callback(S(pid), 1, failing_sink, &calls, &w));
+    EXPECT_ERR(pmm_writer_take_buffer(w, &data, &len), PMM_ERR_CALL_ORDER, "memory sink");
+    expect(data == (uint8_t *)&released && len == 12345, "take_buffer outputs untouched on error", __LINE__);
+    pmm_writer_free(w);
+    EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
+    EXPECT_ERR(pmm_writer_take_buffer(w, &taken, NULL), PMM_ERR_INVALID_ARGUMENT, "NULL");
+    expect(taken == NULL, "take_buffer: data untouched when len is NULL", __LINE__);
+    pmm_writer_free(w);
+}
+
 int main(void) {
     pmm_writer *w = NULL;
     uint8_t *data = NULL, *expected = NULL;
@@ -532,6 +689,9 @@ int main(void) {
     test_duplicate_threads();
     test_last_error_threads();
     test_refused_streams_are_released_unread();
+    test_nul_in_messages();
+    test_generator_on_a_stopped_writer();
+    test_outputs_untouched_on_error();
 
     printf("abi_misuse: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

@@ -220,6 +220,145 @@ int main(void) {
         }
     }
 
+    /* uint64 dictionary indices of 2^63 and 2^64 - 1 (read into a signed integer, they were
+       reported as "index -9223372036854775808" and "index -1"): the message shows the value
+       the producer wrote. Through a thread span's name (the pooled string reader) and a log
+       entry's msg (the unpooled one). */
+    {
+        static const char *const expected[2] = {"dictionary index 9223372036854775808 out of range (1 entries) (row 1",
+                                                "dictionary index 18446744073709551615 out of range (1 entries) (row 1"};
+        int k;
+        for (k = 0; k < 2; k++) {
+            uint64_t *indices;
+            s = ab_thread_spans(&counts, 3, 1);
+            s->schema.children[2]->format = "L";
+            indices = (uint64_t *)ab_alloc(s, 3 * 8);
+            indices[1] = k == 0 ? (uint64_t)1 << 63 : UINT64_MAX;
+            s->batches[0].children[2]->buffers[1] = indices;
+            check(s, &counts, PMM_ERR_INVALID_DATA, expected[k], 0, __LINE__);
+        }
+        {
+            static const char *const names[] = {"time", "target", "msg", "level"};
+            static const char *const formats[] = {"l", "u", "L", "l"};
+            static const char *const values[] = {NULL, NULL, "u", NULL};
+            static const int64_t times[2] = {10, 20}, levels[2] = {4, 4};
+            struct ArrowArrayStream stream;
+            pmm_generator *g = new_generator();
+            struct ArrowArray *b;
+            uint64_t *indices;
+            pmm_status status;
+            s = ab_new(&counts);
+            ab_set_fields(s, 4, names, formats, values);
+            b = ab_add_batch(s, 2, 4);
+            b->children[0] = ab_int64s(s, 2, times);
+            b->children[1] = ab_strings(s, 2, "target", 0);
+            b->children[2] = ab_dictionary(s, 2, "message");
+            indices = (uint64_t *)ab_alloc(s, 2 * 8);
+            indices[1] = UINT64_MAX;
+            b->children[2]->buffers[1] = indices;
+            b->children[3] = ab_int64s(s, 2, levels);
+            ab_export(s, &stream);
+            status = pmm_generator_add_log_entries(g, &stream);
+            expect(status == PMM_ERR_INVALID_DATA && strstr(pmm_last_error(), "log entries: column 'msg': "
+                   "dictionary index 18446744073709551615 out of range (1 entries) (row 1 of a batch)") != NULL,
+                   "log entries: a uint64 index shown unsigned", __LINE__);
+            expect(counts.streams == 1 && counts.batches == counts.delivered_batches, "log stream released", __LINE__);
+            pmm_generator_free(g);
+            memset(&counts, 0, sizeof counts);
+        }
+    }
+
+    /* A thread span with a negative begin: outside the range (its end before the range
+       begin, 0 here) it is skipped; overlapping the range it is PMM_ERR_INVALID_DATA and
+       fails the generator (the spans before it already written). */
+    s = ab_thread_spans(&counts, 3, 0);
+    ((int64_t *)s->batches[0].children[0]->buffers[1])[1] = -20;
+    ((int64_t *)s->batches[0].children[1]->buffers[1])[1] = -10;
+    check(s, &counts, PMM_OK, "", 2, __LINE__);
+    s = ab_thread_spans(&counts, 3, 0);
+    ((int64_t *)s->batches[0].children[0]->buffers[1])[1] = -5;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "negative begin time -5", 0, __LINE__);
+
+    /* The NULL buffers the Arrow specification allows, accepted as the header says. */
+    /* The batch's own buffers array (its struct validity, never read). */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].buffers = NULL;
+    check(s, &counts, PMM_OK, "", 3, __LINE__);
+    /* A batch of 0 rows whose columns have only NULL buffers (validity, values, offsets,
+       data, dictionary indices; the dictionary itself absent). */
+    {
+        int k, i;
+        for (k = 0; k < 2; k++) {
+            s = ab_thread_spans(&counts, 0, k);
+            for (i = 0; i < 6; i++) {
+                column = s->batches[0].children[i];
+                memset(column->buffers, 0, (size_t)column->n_buffers * sizeof(void *));
+                column->dictionary = NULL;
+            }
+            check(s, &counts, PMM_OK, "", 0, __LINE__);
+        }
+    }
+    /* utf8 and large_utf8 with no data buffer, every string empty. */
+    {
+        int large;
+        for (large = 0; large < 2; large++) {
+            s = ab_thread_spans(&counts, 3, 0);
+            s->schema.children[3]->format = large ? "U" : "u";
+            s->batches[0].children[3] = ab_strings(s, 3, "", large);
+            s->batches[0].children[3]->buffers[2] = NULL;
+            check(s, &counts, PMM_OK, "", 3, __LINE__);
+        }
+    }
+    /* ... but a non-empty string needs it. */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[3]->buffers[2] = NULL;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "column 'target' has no string data buffer", 0, __LINE__);
+    /* A dictionary of length 0 with no offsets or data, every row null. */
+    {
+        uint8_t *bits;
+        s = ab_thread_spans(&counts, 3, 1);
+        column = s->batches[0].children[4];
+        bits = (uint8_t *)ab_alloc(s, 1); /* all rows null */
+        column->buffers[0] = bits;
+        column->null_count = 3;
+        column->dictionary->length = 0;
+        column->dictionary->buffers[1] = NULL;
+        column->dictionary->buffers[2] = NULL;
+        check(s, &counts, PMM_OK, "", 3, __LINE__);
+    }
+    /* utf8_view with no data buffer (n_buffers 3, the sizes buffer NULL), every string
+       inline (12 bytes or less); and a NULL data buffer no view points into. */
+    {
+        int k;
+        for (k = 0; k < 2; k++) {
+            int32_t *views;
+            int i;
+            s = ab_thread_spans(&counts, 3, 0);
+            s->schema.children[2]->format = "vu";
+            column = ab_array(s, 3, 0, k == 0 ? 3 : 4);
+            views = (int32_t *)ab_alloc(s, 3 * 16);
+            for (i = 0; i < 3; i++) {
+                views[4 * i] = 4;
+                memcpy(&views[4 * i + 1], "text", 4);
+            }
+            column->buffers[1] = views;
+            if (k == 1) {
+                int64_t *sizes = (int64_t *)ab_alloc(s, 8);
+                column->buffers[3] = sizes; /* buffers[2], the one data buffer, NULL */
+            }
+            s->batches[0].children[2] = column;
+            check(s, &counts, PMM_OK, "", 3, __LINE__);
+        }
+    }
+    /* Refused: a column's values NULL in a batch with rows; a column's buffers array NULL
+       even with 0 rows. */
+    s = ab_thread_spans(&counts, 3, 0);
+    s->batches[0].children[5]->buffers[1] = NULL;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "column 'line' has no value buffer", 0, __LINE__);
+    s = ab_thread_spans(&counts, 0, 0);
+    s->batches[0].children[5]->buffers = NULL;
+    check(s, &counts, PMM_ERR_INVALID_DATA, "column 'line' has 2 buffers but its buffers pointer is NULL", 0, __LINE__);
+
     /* A string_view column: a view into a data buffer that does not exist, and one past
        the end of its buffer (utf8_view carries the data buffers' sizes). */
     {

@@ -127,7 +127,7 @@ class ValidationExample(ctypes.Structure):
     _fields_ = [
         ("kind", c_int32),
         ("packet_offset", c_uint64),
-        ("message", c_char_p),
+        ("message", POINTER(ctypes.c_char)),  # message_len bytes (a NUL among them is kept), then a NUL
         ("message_len", c_size_t),
     ]
 

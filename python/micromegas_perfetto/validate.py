@@ -104,7 +104,8 @@ def _report(stats: "_native.ValidationStats", handle) -> ValidationReport:
     for i in range(count.value):
         e = _native.ValidationExample()
         _native.check(lib.pmm_validator_get_example(handle, i, ctypes.byref(e)))
-        message = (e.message or b"")[:e.message_len].decode("utf-8", "replace")
+        # All message_len bytes: a name in the trace may hold a NUL, where c_char_p would cut it.
+        message = ctypes.string_at(e.message, e.message_len).decode("utf-8", "replace") if e.message_len else ""
         examples.append(Problem(lib.pmm_problem_name(e.kind).decode(), int(e.packet_offset), message))
     return ValidationReport(is_trace=bool(stats.is_trace), problems=problems, examples=examples,
                             stats={name: int(getattr(stats, name)) for name in STAT_NAMES})

@@ -284,3 +284,18 @@ def test_file_objects_whose_descriptor_is_not_their_bytes(tmp_path):
         micromegas_perfetto.validate(closed)
     with pytest.raises(IsADirectoryError, match=str(tmp_path)):
         micromegas_perfetto.validate(tmp_path)
+
+
+def test_an_example_message_keeps_a_nul_in_a_name():
+    """A slice name with a NUL in it: the example's message has all of it (message_len bytes),
+    not the bytes before the NUL (ctypes' c_char_p cut it there)."""
+    from micromegas_perfetto import PerfettoWriter
+    with PerfettoWriter("p") as w:
+        w.emit_process_descriptor("exe")
+        w.emit_thread_descriptor("s", 7, "main")
+        w.set_current_thread("s")
+        w.emit_span(10, 30, "outer", "t", "f.rs", 1)
+        w.emit_span(20, 40, "a\0b", "t", "f.rs", 2)  # Perfetto ends it at the outer's end
+        data = w.getvalue()
+    messages = [p.message for p in micromegas_perfetto.validate(data).examples]
+    assert any("slice 'a\0b' at ts 20" in m for m in messages), messages
