@@ -227,6 +227,22 @@ extension TraceWriter {
                 (names[ArgName.spanId.rawValue], spanId, names[ArgName.parentSpanId.rawValue], parentSpanId)
             }
         }
+        // Both packets at once when neither is the sequence's first and the begin cannot fill
+        // a chunk (the chunker never cuts between them then): the same bytes, packets and chunks.
+        let flowCount = flowIds?.count ?? 0
+        if packetCount > 0, flowCount < Int(Int32.max),
+           chunker.chunkSize - buffer.count > PacketEncoder.laneSliceBound(flowCount: flowCount) {
+            do {
+                try PacketEncoder.writeLaneSlice(begin: begin, end: end, track: track, ids: ids, args: args,
+                                                 flowIds: flowIds, terminatingFlowId: terminatingFlowId, into: buffer)
+                packetCount += 2
+                try chunker.packetEnded(buffer)
+            } catch {
+                stopOnError(error)
+                throw error
+            }
+            return
+        }
         var fields = PacketEncoder.LaneEndFields(packetEnd: -1, length: 0, category: 0..<0, rest: 0..<0)
         try writePacket { (sequence) throws(PerfettoError) in
             fields = try PacketEncoder.writeLaneBegin(timestamp: begin, track: track, ids: ids, args: args,
