@@ -427,8 +427,8 @@ extension PacketEncoder {
     /// `writeLaneBegin` then `writeLaneEnd`'s bytes, in one reservation. The end's fields are
     /// copied from the begin packet. `flowIds` holds fewer than 2^31 ids (the caller checks
     /// the bound: no overflow).
-    @inline(__always)
-    static func writeLaneSlice(begin: UInt64, end: UInt64, track: UInt64, ids: EventIds,
+    /// `track` is the slice's `TrackEvent.track_uuid` field (`trackField`).
+    static func writeLaneSlice(begin: UInt64, end: UInt64, track: PackedField, ids: EventIds,
                                args: (UInt64, Int64, UInt64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
                                terminatingFlowId: UInt64, into buffer: ByteBuffer) throws(PerfettoError) {
         let start = try buffer.reserve(laneSliceBound(flowCount: flowIds?.count ?? 0))
@@ -460,7 +460,12 @@ extension PacketEncoder {
         w.byte(0x48)  // TrackEvent.type = 9
         w.byte(1)     // TYPE_SLICE_BEGIN
         let rest = w.p
-        writeLaneNameTrackLocation(ids: ids, track: track, &w)
+        w.byte(0x50)  // TrackEvent.name_iid = 10
+        w.varint(ids.name)
+        w.field(track)
+        w.byte(0x90)  // TrackEvent.source_location_iid = 34
+        w.byte(0x02)
+        w.varint(ids.location)
         let restEnd = w.p
         if let flows = flowIds {
             for id in flows {
@@ -530,6 +535,29 @@ extension PacketEncoder {
         endStart[2] = trackEventTag
         endStart[3] = UInt8(truncatingIfNeeded: endEventSize)
         buffer.commit(beginLength &+ 4 &+ endBodySize)
+    }
+
+    /// A field's bytes (its tag and a varint: at most 11), as two little-endian words and
+    /// their count: written with two stores.
+    struct PackedField {
+        var low: UInt64
+        var high: UInt64
+        var count: Int
+    }
+
+    /// The `TrackEvent.track_uuid` field of `track` (the same bytes as
+    /// `writeLaneNameTrackLocation` writes for it), computed once per lane.
+    static func trackField(_ track: UInt64) -> PackedField {
+        var words: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 11 bytes and wideVarint's 8-byte stores
+        var count = 0
+        withUnsafeMutableBytes(of: &words) { raw in
+            guard let base = raw.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return }
+            var w = WireCursor(base)
+            w.byte(0x58)  // TrackEvent.track_uuid = 11
+            w.varint(track)
+            count = w.p - base
+        }
+        return PackedField(low: UInt64(littleEndian: words.0), high: UInt64(littleEndian: words.1), count: count)
     }
 
     /// The bytes from `a` to `b` (b >= a, both in one reservation), without overflow checks.

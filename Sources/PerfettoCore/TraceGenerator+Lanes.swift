@@ -232,8 +232,9 @@ extension TraceGenerator {
     /// Once its strings are interned (the writer's pool caches and the source-location
     /// iid per matcher location here), a slice is written without any lookup.
     @inline(__always)
+    /// `trackField`: `PacketEncoder.trackField(track)`.
     func writeLaneSpan(_ r: UnsafeMutablePointer<AsyncRecord>, index: Int, track: UInt64,
-                       flows: FlowPlan) throws(PerfettoError) {
+                       trackField: PacketEncoder.PackedField, flows: FlowPlan) throws(PerfettoError) {
         let s = r.pointee
         guard s.begin >= 0 else { throw .invalidData("async events: negative time \(s.begin)") }
         let ids: (Int64, Int64)? = options.spanArgs ? (matcher.records.spanId(index), s.parentSpanId) : nil
@@ -243,8 +244,9 @@ extension TraceGenerator {
         let (starting, ending) = flows.flows(index)
         if let known = writer.knownIds(name: s.name, target: s.target, location: locationIid, line: 0, pool: pool,
                                        spanArgs: options.spanArgs) {
-            try writer.emitKnownRichSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), ids: known,
-                                          spanIds: ids, flowIds: starting, terminatingFlowId: ending)
+            try writer.emitKnownRichSlice(track: track, trackField: trackField, begin: UInt64(s.begin),
+                                          end: UInt64(s.end), ids: known, spanIds: ids, flowIds: starting,
+                                          terminatingFlowId: ending)
         } else {
             let filename = matcher.filename(s.location), line = matcher.line(s.location)
             try writer.emitPooledRichSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), name: s.name,
@@ -302,6 +304,7 @@ extension TraceGenerator {
         }
         let groups = groupOf
         var lanes = [[UInt64]](repeating: [], count: groupParents.count)
+        var laneFields = [[PacketEncoder.PackedField]](repeating: [], count: groupParents.count)
         var laneCount = 0
         try placeAndWrite(order, makePlacer: { parents in
             let state = LaneRecordState(recordCount: records.count)
@@ -327,9 +330,11 @@ extension TraceGenerator {
                     try emitLaneDescriptor(uuid: uuid, parent: parentTrack)
                 }
                 lanes[g].append(uuid)
+                laneFields[g].append(PacketEncoder.trackField(uuid))
                 laneCount += 1
             }
-            try writeLaneSpan(records[i], index: i, track: lanes[g][placement.lane], flows: flows)
+            try writeLaneSpan(records[i], index: i, track: lanes[g][placement.lane],
+                              trackField: laneFields[g][placement.lane], flows: flows)
         })
         // The process-level `Async Operations` track is described even when no span uses it.
         stats.asyncTracks = laneCount + (groupByParent[process] == nil ? 1 : 0)

@@ -367,6 +367,7 @@ public final class TraceGenerator {
         if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: true, sortedPrefix: sortedPrefix) }
         let typicalGap = Self.typicalGap(order, records)
         var laneTracks: [UInt64] = []
+        var laneFields: [PacketEncoder.PackedField] = []
         try placeAndWrite(order, makePlacer: { parents in
             let layout = LaneLayout(records: LaneRecordState(recordCount: records.count), typicalGap: typicalGap,
                                     spanCount: order.count)
@@ -379,8 +380,10 @@ public final class TraceGenerator {
                 let uuid = laneTracks.isEmpty ? writer.asyncTrackUUID : Self.laneTrackUUID(placement.lane, writer)
                 if !laneTracks.isEmpty { try emitLaneDescriptor(uuid: uuid, parent: writer.processTrackUUID) }
                 laneTracks.append(uuid)
+                laneFields.append(PacketEncoder.trackField(uuid))
             }
-            try writeLaneSpan(records[i], index: i, track: laneTracks[placement.lane], flows: flows)
+            try writeLaneSpan(records[i], index: i, track: laneTracks[placement.lane],
+                              trackField: laneFields[placement.lane], flows: flows)
         })
         stats.asyncTracks = Swift.max(1, laneTracks.count)
     }

@@ -214,9 +214,10 @@ extension TraceWriter {
     }
 
     /// `emitPooledRichSlice` with `ids` from `knownIds` (nothing new to intern): the same bytes.
+    /// `trackField`: `PacketEncoder.trackField(track)`.
     @inline(__always)
-    func emitKnownRichSlice(track: UInt64, begin: UInt64, end: UInt64, ids: PacketEncoder.EventIds,
-                            spanIds: (Int64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
+    func emitKnownRichSlice(track: UInt64, trackField: PacketEncoder.PackedField, begin: UInt64, end: UInt64,
+                            ids: PacketEncoder.EventIds, spanIds: (Int64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
                             terminatingFlowId: UInt64) throws(PerfettoError) {
         try checkRunning()
         var args: (UInt64, Int64, UInt64, Int64)?
@@ -233,7 +234,7 @@ extension TraceWriter {
         if packetCount > 0, flowCount < Int(Int32.max),
            chunker.chunkSize - buffer.count > PacketEncoder.laneSliceBound(flowCount: flowCount) {
             do {
-                try PacketEncoder.writeLaneSlice(begin: begin, end: end, track: track, ids: ids, args: args,
+                try PacketEncoder.writeLaneSlice(begin: begin, end: end, track: trackField, ids: ids, args: args,
                                                  flowIds: flowIds, terminatingFlowId: terminatingFlowId, into: buffer)
                 packetCount += 2
                 try chunker.packetEnded(buffer)
@@ -243,6 +244,15 @@ extension TraceWriter {
             }
             return
         }
+        try emitKnownRichSliceApart(track: track, begin: begin, end: end, ids: ids, args: args, flowIds: flowIds,
+                                    terminatingFlowId: terminatingFlowId)
+    }
+
+    /// `emitKnownRichSlice`'s two packets one by one (the first of the sequence, or a chunk may be cut after the begin).
+    @inline(never)
+    func emitKnownRichSliceApart(track: UInt64, begin: UInt64, end: UInt64, ids: PacketEncoder.EventIds,
+                                 args: (UInt64, Int64, UInt64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
+                                 terminatingFlowId: UInt64) throws(PerfettoError) {
         var fields = PacketEncoder.LaneEndFields(packetEnd: -1, length: 0, category: 0..<0, rest: 0..<0)
         try writePacket { (sequence) throws(PerfettoError) in
             fields = try PacketEncoder.writeLaneBegin(timestamp: begin, track: track, ids: ids, args: args,
