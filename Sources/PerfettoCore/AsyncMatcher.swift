@@ -229,6 +229,9 @@ public struct AsyncMatcher: ~Copyable {
         order.reserveCapacity(records.count)
         var sorted = true, sortedPrefix = 0
         var previous = -1
+        // The previous kept record's key (`AsyncOrder.less` on it and the current one, without
+        // reading it again).
+        var previousBegin: Int64 = 0, previousEnd: Int64 = 0, previousDepth: UInt32 = 0
         let lanes = !completeWithDuration
         records.forEach { i, r in
             let begin = r.pointee.begin, end = r.pointee.end
@@ -248,12 +251,24 @@ public struct AsyncMatcher: ~Copyable {
                 counts.begunBeforeRange += 1
                 if completeWithDuration { return }
             }
+            // The record's final times (set above for open and begun-before spans).
+            let finalBegin = r.pointee.begin, finalEnd = r.pointee.end, depth = r.pointee.depth
             if sorted && previous >= 0 {
-                sorted = AsyncOrder.less(UInt32(truncatingIfNeeded: previous), UInt32(truncatingIfNeeded: i), records,
-                                         lanes: lanes)
+                if previousBegin != finalBegin {
+                    sorted = previousBegin < finalBegin
+                } else if lanes && previousEnd != finalEnd {
+                    sorted = previousEnd > finalEnd
+                } else if lanes && previousDepth != depth {
+                    sorted = previousDepth < depth
+                } else {
+                    sorted = records.spanId(previous) < records.spanId(i)
+                }
                 if !sorted { sortedPrefix = order.count }
             }
             previous = i
+            previousBegin = finalBegin
+            previousEnd = finalEnd
+            previousDepth = depth
             order.append(UInt32(truncatingIfNeeded: i))
         }
         return (order, counts, sorted ? order.count : sortedPrefix)
