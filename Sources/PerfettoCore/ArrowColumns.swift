@@ -397,8 +397,25 @@ struct StringColumn {
         let count = UInt(entries)
         @inline(__always) func map<T: FixedWidthInteger>(_ type: T.Type) -> Bool {
             let p = indices + b &* MemoryLayout<T>.size
+            if view.validity == nil {
+                // No nulls: the common loop, with no validity test.
+                for j in 0..<n {
+                    let key = Int(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: j &* MemoryLayout<T>.size,
+                                                                      as: T.self))
+                    // (A negative key is a large unsigned one: out of range too.)
+                    guard UInt(bitPattern: key) < count else { return false }
+                    let cached = dense[key]
+                    if cached != 0 {
+                        out[j] = cached
+                    } else {
+                        guard let id = try? dictionary.id(key) else { return false }
+                        out[j] = id
+                    }
+                }
+                return true
+            }
             for j in 0..<n {
-                if view.validity != nil && view.isNull(start &+ j) {
+                if view.isNull(start &+ j) {
                     out[j] = emptyId
                     continue
                 }

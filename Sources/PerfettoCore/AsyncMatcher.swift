@@ -84,6 +84,8 @@ public struct AsyncMatcher: ~Copyable {
     let index = SpanIndex()
     /// (filename pool id, line) pairs, interned: a record stores one 32-bit location id.
     var locationIds = IdMap(capacity: 64)
+    /// The last locations looked up (most are found here, without `locationIds`' hashing).
+    let recentLocations = LocationCache()
     var locationFiles: [UInt32] = []
     var locationLines: [UInt32] = []
     /// The span id of the last event read and its record (nil before the first).
@@ -162,12 +164,18 @@ public struct AsyncMatcher: ~Copyable {
     @inline(__always)
     private mutating func location(_ filename: UInt32, _ line: UInt32) -> UInt32 {
         let key = UInt64(filename) << 32 | UInt64(line)
+        let cached = recentLocations.get(key)
+        if cached != 0 { return UInt32(truncatingIfNeeded: cached &- 1) }
         let found = locationIds.get(key)
-        if found != 0 { return UInt32(truncatingIfNeeded: found - 1) }
+        if found != 0 {
+            recentLocations.set(key, found)
+            return UInt32(truncatingIfNeeded: found - 1)
+        }
         let id = UInt32(truncatingIfNeeded: locationFiles.count)
         locationFiles.append(filename)
         locationLines.append(line)
         locationIds.set(key, UInt64(id) + 1)
+        recentLocations.set(key, UInt64(id) + 1)
         return id
     }
 
@@ -221,6 +229,9 @@ public struct AsyncMatcher: ~Copyable {
         order.reserveCapacity(records.count)
         var sorted = true, sortedPrefix = 0
         var previous = -1
+        // The previous kept record's key (`AsyncOrder.less` on it and the current one, without
+        // reading it again).
+        var previousBegin: Int64 = 0, previousEnd: Int64 = 0, previousDepth: UInt32 = 0
         let lanes = !completeWithDuration
         records.forEach { i, r in
             let begin = r.pointee.begin, end = r.pointee.end
@@ -240,15 +251,66 @@ public struct AsyncMatcher: ~Copyable {
                 counts.begunBeforeRange += 1
                 if completeWithDuration { return }
             }
+            // The record's final times (set above for open and begun-before spans).
+            let finalBegin = r.pointee.begin, finalEnd = r.pointee.end, depth = r.pointee.depth
             if sorted && previous >= 0 {
-                sorted = AsyncOrder.less(UInt32(truncatingIfNeeded: previous), UInt32(truncatingIfNeeded: i), records,
-                                         lanes: lanes)
+                if previousBegin != finalBegin {
+                    sorted = previousBegin < finalBegin
+                } else if lanes && previousEnd != finalEnd {
+                    sorted = previousEnd > finalEnd
+                } else if lanes && previousDepth != depth {
+                    sorted = previousDepth < depth
+                } else {
+                    sorted = records.spanId(previous) < records.spanId(i)
+                }
                 if !sorted { sortedPrefix = order.count }
             }
             previous = i
+            previousBegin = finalBegin
+            previousEnd = finalEnd
+            previousDepth = depth
             order.append(UInt32(truncatingIfNeeded: i))
         }
         return (order, counts, sorted ? order.count : sortedPrefix)
+    }
+}
+
+/// (filename, line) keys recently interned and their location id + 1, direct-mapped (256
+/// entries, 0: empty): a begin event's location is usually found here, sparing `IdMap`'s
+/// hashing. Only a cache: keys that share a slot (outside data may choose them) evict each
+/// other and fall back to the map, which hashes with a secret.
+final class LocationCache {
+    static let size = 256
+    private let keys = UnsafeMutablePointer<UInt64>.allocate(capacity: size)
+    private let values = UnsafeMutablePointer<UInt64>.allocate(capacity: size)
+
+    init() {
+        keys.initialize(repeating: 0, count: Self.size)
+        values.initialize(repeating: 0, count: Self.size)
+    }
+
+    deinit {
+        keys.deallocate()
+        values.deallocate()
+    }
+
+    @inline(__always)
+    private static func slot(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) &>> 56)
+    }
+
+    /// The value cached for `key`, or 0.
+    @inline(__always)
+    func get(_ key: UInt64) -> UInt64 {
+        let s = Self.slot(key)
+        return keys[s] == key ? values[s] : 0
+    }
+
+    @inline(__always)
+    func set(_ key: UInt64, _ value: UInt64) {
+        let s = Self.slot(key)
+        keys[s] = key
+        values[s] = value
     }
 }
 
@@ -382,6 +444,8 @@ final class SpanIndex {
     @exclusivity(unchecked) private var bits = 10
     @exclusivity(unchecked) private var slots: UnsafeMutablePointer<UInt32>
     @exclusivity(unchecked) private(set) var count = 0
+    /// The most ids the slots hold before growing (80% of them).
+    @exclusivity(unchecked) private var limit = (1 << 10) * 4 / 5
     /// Mixed into every id before hashing (not part of any output: records keep their
     /// insertion order whatever the slots).
     private let seed: UInt64
@@ -400,12 +464,14 @@ final class SpanIndex {
 
     deinit { free(slots) }
 
-    /// The home slot and the fingerprint (already shifted) of `id`.
+    /// The home slot and the fingerprint (already shifted) of `id`. `bits` is 10 ... 30, so
+    /// the shifts are in range and the masking operators (no range checks) shift the same.
     @inline(__always)
     private static func hash(_ id: Int64, _ bits: Int, _ seed: UInt64) -> (slot: Int, fingerprint: UInt32) {
         let h = (UInt64(bitPattern: id) ^ seed) &* 0x9E37_79B9_7F4A_7C15
-        let slot = Int(truncatingIfNeeded: h >> UInt64(64 - bits))
-        let fingerprint = UInt32(truncatingIfNeeded: h >> UInt64(32 - bits)) & ~((UInt32(1) << UInt32(bits)) - 1)
+        let b = UInt64(truncatingIfNeeded: bits)
+        let slot = Int(truncatingIfNeeded: h &>> (64 &- b))
+        let fingerprint = UInt32(truncatingIfNeeded: h &>> (32 &- b)) & ~((UInt32(1) &<< UInt32(truncatingIfNeeded: b)) &- 1)
         return (slot, fingerprint)
     }
 
@@ -433,17 +499,18 @@ final class SpanIndex {
     @inline(__always)
     private func probe(_ id: Int64, _ records: AsyncRecords) -> (index: Int, slot: Int, fingerprint: UInt32) {
         let (home, fp) = Self.hash(id, bits, seed)
-        let mask = (1 << bits) - 1
+        let mask = (1 &<< bits) &- 1
         let low = UInt32(truncatingIfNeeded: mask)
         var i = home
         while true {
             let slot = slots[i]
             if slot == 0 { return (-1, i, fp) }
             if slot & ~low == fp {
-                let index = Int(slot & low) - 1
+                // A used slot holds its record index + 1 (>= 1) in its low bits.
+                let index = Int(slot & low) &- 1
                 if records.spanId(index) == id { return (index, i, fp) }
             }
-            i = (i + 1) & mask
+            i = (i &+ 1) & mask
         }
     }
 
@@ -453,7 +520,7 @@ final class SpanIndex {
         while true {
             let found = probe(id, records)
             if found.index >= 0 { return records[found.index] }
-            if (count + 1) * 5 <= (1 << bits) * 4 {
+            if count < limit {
                 let record = try records.append(id)
                 count += 1
                 slots[found.slot] = found.fingerprint | UInt32(truncatingIfNeeded: records.count)
@@ -471,6 +538,7 @@ final class SpanIndex {
         guard let memory = calloc(size, MemoryLayout<UInt32>.stride) else { throw .outOfMemory }
         free(slots)
         self.bits = bits
+        limit = size * 4 / 5
         let grown = memory.bindMemory(to: UInt32.self, capacity: size)
         records.forEachId { index, id in
             let (home, fp) = Self.hash(id, bits, seed)

@@ -34,7 +34,7 @@ struct FlowPlan {
     /// Children's flow ids, grouped by parent record: those of record `i` are
     /// `ids[starts[i] ..< starts[i + 1]]`. Empty when flows are off.
     private var starts: [Int32] = []
-    private var ids: [UInt64] = []
+    private var ids = FlowIds(count: 0)
     private var terminating: [UInt64] = []
 
     /// `order`: the indices of the records written; `parents`: each one's parent record
@@ -51,7 +51,7 @@ struct FlowPlan {
         // in the end p's group is starts[p] ..< starts[p + 1].
         var starts = [Int32](repeating: 0, count: n + 2)
         var terminating = [UInt64](repeating: 0, count: n)
-        var ids: [UInt64] = []
+        var ids = FlowIds(count: 0)
         guard order.count < Int(Int32.max) else { throw .outOfMemory }
         order.withUnsafeBufferPointer { order in
             position.withUnsafeMutableBufferPointer { position in
@@ -68,18 +68,17 @@ struct FlowPlan {
                         if p >= 0 { starts[p + 2] += 1 }
                     }
                     for i in 0...n { starts[i + 1] += starts[i] }
-                    ids = [UInt64](repeating: 0, count: Int(starts[n + 1]))
-                    ids.withUnsafeMutableBufferPointer { ids in
-                        terminating.withUnsafeMutableBufferPointer { terminating in
-                            for k in order {  // children in written order
-                                let i = Int(k)
-                                let p = flowParent(i)
-                                guard p >= 0 else { continue }
-                                let id = Self.flowId(childSpanId: records.spanId(i), processTrack: processTrack)
-                                ids[Int(starts[p + 1])] = id
-                                starts[p + 1] += 1
-                                terminating[i] = id
-                            }
+                    ids = FlowIds(count: Int(starts[n + 1]))
+                    let idBuffer = ids.buffer
+                    terminating.withUnsafeMutableBufferPointer { terminating in
+                        for k in order {  // children in written order
+                            let i = Int(k)
+                            let p = flowParent(i)
+                            guard p >= 0 else { continue }
+                            let id = Self.flowId(childSpanId: records.spanId(i), processTrack: processTrack)
+                            idBuffer[Int(starts[p + 1])] = id
+                            starts[p + 1] += 1
+                            terminating[i] = id
                         }
                     }
                 }
@@ -99,17 +98,28 @@ struct FlowPlan {
 
     var isEmpty: Bool { starts.isEmpty }
 
-    /// Calls `body` with the flows starting at span `i` and the one ending there.
+    /// The flows starting at span `i` (nil: none) and the one ending there (0: none). The
+    /// ids stay valid while this plan is alive.
     @inline(__always)
-    func withFlows<R>(_ i: Int, _ body: (UnsafeBufferPointer<UInt64>?, UInt64) throws(PerfettoError) -> R)
-        throws(PerfettoError) -> R {
-        guard !starts.isEmpty else { return try body(nil, 0) }
+    func flows(_ i: Int) -> (starting: UnsafeBufferPointer<UInt64>?, ending: UInt64) {
+        guard !starts.isEmpty else { return (nil, 0) }
         let from = Int(starts[i]), to = Int(starts[i + 1])
-        if from == to { return try body(nil, terminating[i]) }
-        return try ids.withUnsafeBufferPointer { (all) throws(PerfettoError) -> R in
-            try body(UnsafeBufferPointer(rebasing: all[from..<to]), terminating[i])
-        }
+        if from == to { return (nil, terminating[i]) }
+        return (UnsafeBufferPointer(rebasing: UnsafeBufferPointer(ids.buffer)[from..<to]), terminating[i])
     }
+}
+
+/// The children's flow ids of a `FlowPlan`, in storage of their own (zeroed), so that a
+/// span's ids are handed out as a pointer, without a closure.
+final class FlowIds {
+    let buffer: UnsafeMutableBufferPointer<UInt64>
+
+    init(count: Int) {
+        buffer = .allocate(capacity: Swift.max(count, 0))
+        buffer.initialize(repeating: 0)
+    }
+
+    deinit { buffer.deallocate() }
 }
 
 extension TraceGenerator {
@@ -222,27 +232,26 @@ extension TraceGenerator {
     /// Once its strings are interned (the writer's pool caches and the source-location
     /// iid per matcher location here), a slice is written without any lookup.
     @inline(__always)
+    /// `trackField`: `PacketEncoder.trackField(track)`.
     func writeLaneSpan(_ r: UnsafeMutablePointer<AsyncRecord>, index: Int, track: UInt64,
-                       flows: FlowPlan) throws(PerfettoError) {
+                       trackField: PacketEncoder.PackedField, flows: FlowPlan) throws(PerfettoError) {
         let s = r.pointee
         guard s.begin >= 0 else { throw .invalidData("async events: negative time \(s.begin)") }
         let ids: (Int64, Int64)? = options.spanArgs ? (matcher.records.spanId(index), s.parentSpanId) : nil
         let location = Int(s.location)
         let locationIid = location < asyncLocationIids.count ? asyncLocationIids[location] : 0
         // (The line only matters when a source location is new, never for known ids.)
+        let (starting, ending) = flows.flows(index)
         if let known = writer.knownIds(name: s.name, target: s.target, location: locationIid, line: 0, pool: pool,
                                        spanArgs: options.spanArgs) {
-            try flows.withFlows(index) { (starting, ending) throws(PerfettoError) in
-                try writer.emitKnownRichSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), ids: known,
-                                              spanIds: ids, flowIds: starting, terminatingFlowId: ending)
-            }
+            try writer.emitKnownRichSlice(track: track, trackField: trackField, begin: UInt64(s.begin),
+                                          end: UInt64(s.end), ids: known, spanIds: ids, flowIds: starting,
+                                          terminatingFlowId: ending)
         } else {
             let filename = matcher.filename(s.location), line = matcher.line(s.location)
-            try flows.withFlows(index) { (starting, ending) throws(PerfettoError) in
-                try writer.emitPooledRichSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), name: s.name,
-                                               target: s.target, filename: filename, line: line, pool: pool,
-                                               spanIds: ids, flowIds: starting, terminatingFlowId: ending)
-            }
+            try writer.emitPooledRichSlice(track: track, begin: UInt64(s.begin), end: UInt64(s.end), name: s.name,
+                                           target: s.target, filename: filename, line: line, pool: pool,
+                                           spanIds: ids, flowIds: starting, terminatingFlowId: ending)
             let iid = writer.knownLocationIid(filename: filename, line: line, pool: pool)
             if location >= asyncLocationIids.count {
                 asyncLocationIids.append(contentsOf: repeatElement(0, count: location + 1 - asyncLocationIids.count))
@@ -295,6 +304,7 @@ extension TraceGenerator {
         }
         let groups = groupOf
         var lanes = [[UInt64]](repeating: [], count: groupParents.count)
+        var laneFields = [[PacketEncoder.PackedField]](repeating: [], count: groupParents.count)
         var laneCount = 0
         try placeAndWrite(order, makePlacer: { parents in
             let state = LaneRecordState(recordCount: records.count)
@@ -320,9 +330,11 @@ extension TraceGenerator {
                     try emitLaneDescriptor(uuid: uuid, parent: parentTrack)
                 }
                 lanes[g].append(uuid)
+                laneFields[g].append(PacketEncoder.trackField(uuid))
                 laneCount += 1
             }
-            try writeLaneSpan(records[i], index: i, track: lanes[g][placement.lane], flows: flows)
+            try writeLaneSpan(records[i], index: i, track: lanes[g][placement.lane],
+                              trackField: laneFields[g][placement.lane], flows: flows)
         })
         // The process-level `Async Operations` track is described even when no span uses it.
         stats.asyncTracks = laneCount + (groupByParent[process] == nil ? 1 : 0)

@@ -367,6 +367,7 @@ public final class TraceGenerator {
         if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: true, sortedPrefix: sortedPrefix) }
         let typicalGap = Self.typicalGap(order, records)
         var laneTracks: [UInt64] = []
+        var laneFields: [PacketEncoder.PackedField] = []
         try placeAndWrite(order, makePlacer: { parents in
             let layout = LaneLayout(records: LaneRecordState(recordCount: records.count), typicalGap: typicalGap,
                                     spanCount: order.count)
@@ -379,8 +380,10 @@ public final class TraceGenerator {
                 let uuid = laneTracks.isEmpty ? writer.asyncTrackUUID : Self.laneTrackUUID(placement.lane, writer)
                 if !laneTracks.isEmpty { try emitLaneDescriptor(uuid: uuid, parent: writer.processTrackUUID) }
                 laneTracks.append(uuid)
+                laneFields.append(PacketEncoder.trackField(uuid))
             }
-            try writeLaneSpan(records[i], index: i, track: laneTracks[placement.lane], flows: flows)
+            try writeLaneSpan(records[i], index: i, track: laneTracks[placement.lane],
+                              trackField: laneFields[placement.lane], flows: flows)
         })
         stats.asyncTracks = Swift.max(1, laneTracks.count)
     }
@@ -472,6 +475,9 @@ final class AsyncTile {
     let target = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
     let filename = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
     let stream = UnsafeMutablePointer<UInt32>.allocate(capacity: rows)
+    /// `depth` and `stream` hold zeros (a batch without the column left them so): the next
+    /// batch without it need not fill them again.
+    private var depthZeroed = false, streamZeroed = false
 
     deinit {
         for p in [time, spanId, parent, depth, line] { p.deallocate() }
@@ -491,16 +497,20 @@ final class AsyncTile {
               c.line.decode(start, n, into: line, required: false, fallback: 0) else { return false }
         if let depthColumn = c.depth {
             _ = depthColumn.decode(start, n, into: depth, required: false, fallback: 0)
-        } else {
-            depth.update(repeating: 0, count: n)
+            depthZeroed = false
+        } else if !depthZeroed {
+            depth.update(repeating: 0, count: Self.rows)
+            depthZeroed = true
         }
         // The stream id is informative: an unreadable one reads as none.
         if let streamColumn = c.stream {
             if !streamColumn.decodeIds(start, n, into: stream) {
                 for j in 0..<n { stream[j] = (try? streamColumn.id(start + j)) ?? 0 }
             }
-        } else {
-            stream.update(repeating: 0, count: n)
+            streamZeroed = false
+        } else if !streamZeroed {
+            stream.update(repeating: 0, count: Self.rows)
+            streamZeroed = true
         }
         var bad = false
         for j in 0..<n {

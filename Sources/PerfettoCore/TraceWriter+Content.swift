@@ -214,9 +214,10 @@ extension TraceWriter {
     }
 
     /// `emitPooledRichSlice` with `ids` from `knownIds` (nothing new to intern): the same bytes.
+    /// `trackField`: `PacketEncoder.trackField(track)`.
     @inline(__always)
-    func emitKnownRichSlice(track: UInt64, begin: UInt64, end: UInt64, ids: PacketEncoder.EventIds,
-                            spanIds: (Int64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
+    func emitKnownRichSlice(track: UInt64, trackField: PacketEncoder.PackedField, begin: UInt64, end: UInt64,
+                            ids: PacketEncoder.EventIds, spanIds: (Int64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
                             terminatingFlowId: UInt64) throws(PerfettoError) {
         try checkRunning()
         var args: (UInt64, Int64, UInt64, Int64)?
@@ -227,6 +228,31 @@ extension TraceWriter {
                 (names[ArgName.spanId.rawValue], spanId, names[ArgName.parentSpanId.rawValue], parentSpanId)
             }
         }
+        // Both packets at once when neither is the sequence's first and the begin cannot fill
+        // a chunk (the chunker never cuts between them then): the same bytes, packets and chunks.
+        let flowCount = flowIds?.count ?? 0
+        if packetCount > 0, flowCount < Int(Int32.max),
+           chunker.chunkSize - buffer.count > PacketEncoder.laneSliceBound(flowCount: flowCount) {
+            do {
+                try PacketEncoder.writeLaneSlice(begin: begin, end: end, track: trackField, ids: ids, args: args,
+                                                 flowIds: flowIds, terminatingFlowId: terminatingFlowId, into: buffer)
+                packetCount += 2
+                try chunker.packetEnded(buffer)
+            } catch {
+                stopOnError(error)
+                throw error
+            }
+            return
+        }
+        try emitKnownRichSliceApart(track: track, begin: begin, end: end, ids: ids, args: args, flowIds: flowIds,
+                                    terminatingFlowId: terminatingFlowId)
+    }
+
+    /// `emitKnownRichSlice`'s two packets one by one (the first of the sequence, or a chunk may be cut after the begin).
+    @inline(never)
+    func emitKnownRichSliceApart(track: UInt64, begin: UInt64, end: UInt64, ids: PacketEncoder.EventIds,
+                                 args: (UInt64, Int64, UInt64, Int64)?, flowIds: UnsafeBufferPointer<UInt64>?,
+                                 terminatingFlowId: UInt64) throws(PerfettoError) {
         var fields = PacketEncoder.LaneEndFields(packetEnd: -1, length: 0, category: 0..<0, rest: 0..<0)
         try writePacket { (sequence) throws(PerfettoError) in
             fields = try PacketEncoder.writeLaneBegin(timestamp: begin, track: track, ids: ids, args: args,

@@ -36,7 +36,7 @@ public final class TraceWriter {
     @exclusivity(unchecked) var currentThreadTrack: UInt64?
     @exclusivity(unchecked) var asyncTrackDescribed = false
     /// Packets written so far (the first one opens the sequence).
-    @exclusivity(unchecked) public private(set) var packetCount = 0
+    @exclusivity(unchecked) public internal(set) var packetCount = 0
     /// The error that stopped the writer, if any.
     @exclusivity(unchecked) public private(set) var stopError: PerfettoError?
 

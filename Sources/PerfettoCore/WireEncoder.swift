@@ -77,6 +77,16 @@ struct WireCursor {
         }
     }
 
+    /// A precomputed field: 16 bytes stored (the reserved space must extend 16 bytes past
+    /// `p`), `field.count` of them kept.
+    @inline(__always)
+    mutating func field(_ field: PacketEncoder.PackedField) {
+        let raw = UnsafeMutableRawPointer(p)
+        raw.storeBytes(of: field.low.littleEndian, as: UInt64.self)
+        raw.storeBytes(of: field.high.littleEndian, toByteOffset: 8, as: UInt64.self)
+        p += field.count
+    }
+
     /// A fixed64 value, little-endian.
     @inline(__always) @usableFromInline
     mutating func fixed64(_ value: UInt64) {

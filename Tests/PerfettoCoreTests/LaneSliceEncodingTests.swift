@@ -36,8 +36,9 @@ struct LaneSliceEncodingTests {
                     let location = writer.knownLocationIid(filename: file, line: 3, pool: pool)
                     let known = try #require(writer.knownIds(name: name, target: target, location: location, line: 3,
                                                              pool: pool, spanArgs: spanArgs))
-                    try writer.emitKnownRichSlice(track: track, begin: begin, end: end, ids: known, spanIds: ids,
-                                                  flowIds: starting, terminatingFlowId: terminating)
+                    try writer.emitKnownRichSlice(track: track, trackField: PacketEncoder.trackField(track), begin: begin,
+                                                  end: end, ids: known, spanIds: ids, flowIds: starting,
+                                                  terminatingFlowId: terminating)
                 } else {
                     try writer.emitPooledRichSlice(track: track, begin: begin, end: end, name: name, target: target,
                                                    filename: file, line: 3, pool: pool, spanIds: ids, flowIds: starting,
@@ -64,5 +65,48 @@ struct LaneSliceEncodingTests {
                 }
             }
         }
+    }
+
+    /// With a chunk sink, the chunks (their bytes, and the packets they are cut after) are
+    /// the same whether the slices go through the fast encoder or the general one: both
+    /// packets at once only when the begin cannot fill a chunk, one by one otherwise.
+    @Test(arguments: [1, 60, 100, 150, 257, 4096])
+    func sameChunksAsTheGeneralEncoder(chunkSize: Int) throws {
+        final class Chunks { var all: [[UInt8]] = [] }
+        var results: [[[UInt8]]] = []
+        for fast in [false, true] {
+            let chunks = Chunks()
+            let writer = try TraceWriter(processId: "p", sink: .chunks(chunkSize: chunkSize) {
+                (_, bytes) throws(PerfettoError) in chunks.all.append(Array(bytes))
+            })
+            try writer.emitProcessDescriptor(exe: "e")
+            let pool = StringPool()
+            let name = try pool.id("n"), target = try pool.id("t"), file = try pool.id("f.rs")
+            for k in 0..<60 {
+                let begin = UInt64(1_700_000_000_000_000_000 + k * 1_000), end = begin + 500
+                let track = UInt64(k % 3 + 1) &* 0x9E37_79B9_7F4A_7C15
+                let flows = [UInt64](repeating: UInt64(k + 1) &* 0xC2B2_AE3D_27D4_EB4F, count: k % 4)
+                let ids = (Int64(k + 1), Int64(k))
+                try flows.withUnsafeBufferPointer { f in
+                    let starting = flows.isEmpty ? nil : f
+                    let location = writer.knownLocationIid(filename: file, line: 3, pool: pool)
+                    if fast, let known = writer.knownIds(name: name, target: target, location: location, line: 3,
+                                                         pool: pool, spanArgs: true) {
+                        try writer.emitKnownRichSlice(track: track, trackField: PacketEncoder.trackField(track),
+                                                      begin: begin, end: end, ids: known, spanIds: ids,
+                                                      flowIds: starting, terminatingFlowId: UInt64(k % 2))
+                    } else {
+                        try writer.emitPooledRichSlice(track: track, begin: begin, end: end, name: name, target: target,
+                                                       filename: file, line: 3, pool: pool, spanIds: ids,
+                                                       flowIds: starting, terminatingFlowId: UInt64(k % 2))
+                    }
+                }
+            }
+            try writer.flush()
+            #expect(writer.packetCount == 1 + 2 * 60)
+            results.append(chunks.all)
+        }
+        #expect(results[0] == results[1], "chunk size \(chunkSize)")
+        #expect(results[0].count > (chunkSize == 4096 ? 0 : 10))
     }
 }
