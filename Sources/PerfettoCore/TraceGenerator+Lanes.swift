@@ -231,8 +231,8 @@ extension TraceGenerator {
     /// One async slice in a lanes layout, with span args and flows as the options say.
     /// Once its strings are interned (the writer's pool caches and the source-location
     /// iid per matcher location here), a slice is written without any lookup.
+    /// `trackField`: `PacketEncoder.trackField(track)`, computed once per lane.
     @inline(__always)
-    /// `trackField`: `PacketEncoder.trackField(track)`.
     func writeLaneSpan(_ r: UnsafeMutablePointer<AsyncRecord>, index: Int, track: UInt64,
                        trackField: PacketEncoder.PackedField, flows: FlowPlan) throws(PerfettoError) {
         let s = r.pointee
