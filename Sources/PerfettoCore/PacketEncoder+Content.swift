@@ -374,46 +374,55 @@ extension PacketEncoder {
             w.byte(0x18)  // TrackEvent.category_iids = 3
             w.varint(ids.category)
             categoryEnd = w.p - fields
-            if let (firstName, first, secondName, second) = args {
-                // Each DebugAnnotation body is at most 22 bytes: a one-byte length, filled in
-                // once the body is written.
-                w.byte(0x22)  // TrackEvent.debug_annotations = 4
-                let firstLength = w.p
-                w.p += 1
-                w.byte(0x08)  // DebugAnnotation.name_iid = 1
-                w.varint(firstName)
-                w.byte(0x20)  // DebugAnnotation.int_value = 4
-                w.varint(UInt64(bitPattern: first))
-                firstLength.pointee = UInt8(truncatingIfNeeded: w.p - firstLength - 1)
-                w.byte(0x22)
-                let secondLength = w.p
-                w.p += 1
-                w.byte(0x08)
-                w.varint(secondName)
-                w.byte(0x20)
-                w.varint(UInt64(bitPattern: second))
-                secondLength.pointee = UInt8(truncatingIfNeeded: w.p - secondLength - 1)
-            }
+            if let args { writeSpanArgs(args, &w) }
             w.byte(0x48)  // TrackEvent.type = 9
             w.byte(1)     // TYPE_SLICE_BEGIN
             nameStart = w.p - fields
             writeLaneNameTrackLocation(ids: ids, track: track, &w)
             locationEnd = w.p - fields
-            if let flows = flowIds {
-                for id in flows {
-                    w.byte(0xF9)  // TrackEvent.flow_ids = 47, fixed64
-                    w.byte(0x02)
-                    w.fixed64(id)
-                }
-            }
-            if terminatingFlowId != 0 {
-                w.byte(0x81)  // TrackEvent.terminating_flow_ids = 48, fixed64
-                w.byte(0x03)
-                w.fixed64(terminatingFlowId)
-            }
+            writeFlowIds(flowIds, terminating: terminatingFlowId, &w)
         }, tail: { w in writeEventTail(timestamp: timestamp, sequence: sequence, &w) })
         return LaneEndFields(packetEnd: buffer.count, length: buffer.count - before,
                              category: header ..< header + categoryEnd, rest: header + nameStart ..< header + locationEnd)
+    }
+
+    /// A lane begin's span args (`args`: two name iids and their values) as two
+    /// `TrackEvent.debug_annotations`, each body at most 22 bytes: a one-byte length,
+    /// filled in once the body is written.
+    @inline(__always)
+    static func writeSpanArgs(_ args: (UInt64, Int64, UInt64, Int64), _ w: inout WireCursor) {
+        writeIntArg(name: args.0, value: args.1, &w)
+        writeIntArg(name: args.2, value: args.3, &w)
+    }
+
+    @inline(__always)
+    private static func writeIntArg(name: UInt64, value: Int64, _ w: inout WireCursor) {
+        w.byte(0x22)  // TrackEvent.debug_annotations = 4
+        let length = w.p
+        w.p += 1
+        w.byte(0x08)  // DebugAnnotation.name_iid = 1
+        w.varint(name)
+        w.byte(0x20)  // DebugAnnotation.int_value = 4
+        w.varint(UInt64(bitPattern: value))
+        length.pointee = UInt8(truncatingIfNeeded: gap(length, w.p) &- 1)
+    }
+
+    /// The flows starting at a lane begin (`TrackEvent.flow_ids`) and the one ending there
+    /// (`terminating_flow_ids`; 0: none), as fixed64 fields.
+    @inline(__always)
+    static func writeFlowIds(_ flowIds: UnsafeBufferPointer<UInt64>?, terminating: UInt64, _ w: inout WireCursor) {
+        if let flows = flowIds {
+            for id in flows {
+                w.byte(0xF9)  // TrackEvent.flow_ids = 47, fixed64
+                w.byte(0x02)
+                w.fixed64(id)
+            }
+        }
+        if terminating != 0 {
+            w.byte(0x81)  // TrackEvent.terminating_flow_ids = 48, fixed64
+            w.byte(0x03)
+            w.fixed64(terminating)
+        }
     }
 
     /// Room `writeLaneSlice` reserves: both packets at their largest (`writeLaneBegin`'s 131
@@ -440,24 +449,7 @@ extension PacketEncoder {
         w.byte(0x18)  // TrackEvent.category_iids = 3
         w.varint(ids.category)
         let categoryEnd = w.p
-        if let (firstName, first, secondName, second) = args {
-            w.byte(0x22)  // TrackEvent.debug_annotations = 4 (a body of at most 22 bytes)
-            let firstLength = w.p
-            w.p += 1
-            w.byte(0x08)  // DebugAnnotation.name_iid = 1
-            w.varint(firstName)
-            w.byte(0x20)  // DebugAnnotation.int_value = 4
-            w.varint(UInt64(bitPattern: first))
-            firstLength.pointee = UInt8(truncatingIfNeeded: gap(firstLength, w.p) &- 1)
-            w.byte(0x22)
-            let secondLength = w.p
-            w.p += 1
-            w.byte(0x08)
-            w.varint(secondName)
-            w.byte(0x20)
-            w.varint(UInt64(bitPattern: second))
-            secondLength.pointee = UInt8(truncatingIfNeeded: gap(secondLength, w.p) &- 1)
-        }
+        if let args { writeSpanArgs(args, &w) }
         w.byte(0x48)  // TrackEvent.type = 9
         w.byte(1)     // TYPE_SLICE_BEGIN
         let rest = w.p
@@ -468,18 +460,7 @@ extension PacketEncoder {
         w.byte(0x02)
         w.varint(ids.location)
         let restEnd = w.p
-        if let flows = flowIds {
-            for id in flows {
-                w.byte(0xF9)  // TrackEvent.flow_ids = 47, fixed64
-                w.byte(0x02)
-                w.fixed64(id)
-            }
-        }
-        if terminatingFlowId != 0 {
-            w.byte(0x81)  // TrackEvent.terminating_flow_ids = 48, fixed64
-            w.byte(0x03)
-            w.fixed64(terminatingFlowId)
-        }
+        writeFlowIds(flowIds, terminating: terminatingFlowId, &w)
         let eventSize = gap(fields, w.p)
         writeEventTail(timestamp: begin, sequence: sequence, &w)
         let bodySize = gap(fields, w.p)
