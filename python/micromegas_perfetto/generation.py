@@ -534,8 +534,8 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     numpy datetime64 or pyarrow timestamp scalars, ISO 8601 text or integer nanoseconds since
     the epoch (numpy integers too); None means the process's whole range (a range given that
     misses the process's own gives an empty trace and a NoDataWarning naming the process's
-    range). `process_id` may be a `uuid.UUID`; `client=` is another name for `source`. With `server_side`, the server's own chunks are passed
-    on as they come (micromegas layout; they may split packets: only their concatenation is
+    range). `process_id` may be a `uuid.UUID`; `client=` is another name for `source`.
+    With `server_side`, the server's own chunks are passed on as they come (micromegas layout; they may split packets: only their concatenation is
     a trace). `async_layout`: "lanes" (None, the default, client-side), "thread-lanes" or
     "micromegas"; server-side only "micromegas". Chunks are yielded as they are produced: memory stays bounded. `logs` adds the
     process's log entries (instant events on a `Logs` track), `metrics` its measures (one
@@ -698,8 +698,8 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
     Same parameters as `micromegas.perfetto.write_process_trace` (`client=` is accepted as the
     keyword for `source`, as the official function names it; `process_id` may be a
     `uuid.UUID`); `begin`/`end` may be None for the process's whole range, and a range given
-    that misses the process's own warns (NoDataWarning) with the process's range. `trace_filepath` "-" is standard output; a FIFO or
-    a device is written into; a file appears only when complete (see `output.atomic_output`):
+    that misses the process's own warns (NoDataWarning) with the process's range.
+    `trace_filepath` "-" is standard output; a FIFO or a device is written into; a file appears only when complete (see `output.atomic_output`):
     on any error or interruption no file is left behind. Writing failures raise
     OutputWriteError ("disk full writing t.perfetto"). `chunk_size`: the file is written in
     pieces of at least that many bytes of whole packets (0: the default, 1 MiB).

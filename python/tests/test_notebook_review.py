@@ -161,3 +161,12 @@ def test_the_official_functions_statement_equals_the_micromegas_layout(small_lak
             client.close()
     finally:
         server.shutdown()
+
+
+def test_a_padded_process_id_in_a_lake_is_one_line(small_lake, tmp_path):
+    """A DataFrame cell with a newline after the id gave a two-line message from a lake
+    ("process  <id>\\n not found in lake ..."); it is shown quoted, with the hint."""
+    lake, pid = _pid(small_lake)
+    with pytest.raises(errors.ProcessNotFoundError) as raised:
+        write_process_trace(lake, f" {pid}\n", None, None, tmp_path / "t.perfetto")
+    assert str(raised.value) == f"process {f' {pid}' + chr(10)!r} not found in lake {lake} (did you mean {pid}?)"
