@@ -170,3 +170,16 @@ def test_a_padded_process_id_in_a_lake_is_one_line(small_lake, tmp_path):
     with pytest.raises(errors.ProcessNotFoundError) as raised:
         write_process_trace(lake, f" {pid}\n", None, None, tmp_path / "t.perfetto")
     assert str(raised.value) == f"process {f' {pid}' + chr(10)!r} not found in lake {lake} (did you mean {pid}?)"
+
+
+def test_a_tilde_path_says_it_is_not_expanded(small_lake, tmp_path, monkeypatch):
+    """`"~/traces/t.perfetto"` from Python is a folder named "~" (no shell expands it): "output
+    folder ~/traces does not exist" left the user looking in their home folder."""
+    lake, pid = _pid(small_lake)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(errors.OutputError) as raised:
+        write_process_trace(lake, pid, None, None, "~/t.perfetto")
+    assert str(raised.value) == (f"output folder ~ does not exist (~ is not expanded here: "
+                                 f"os.path.expanduser gives {str(tmp_path / 't.perfetto')!r})")
+    assert os.listdir(tmp_path) == []
