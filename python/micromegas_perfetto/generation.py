@@ -491,7 +491,7 @@ def _process_id(value, source) -> str:
         if getattr(value, "ndim", None) == 1 and len(value) == 1:
             shown += " of one value (take it out: .iloc[0])"
     hint = ""
-    if isinstance(source, (str, os.PathLike, uuid.UUID)) and (
+    if isinstance(source, (str, os.PathLike, uuid.UUID)) and not os.path.isdir(str(source)) and (
             isinstance(value, Source) or callable(getattr(value, "query_stream", None))):
         hint = (": the source and the process id look swapped; the source (client or lake folder) comes first: "
                 "write_process_trace(client, process_id, begin, end, trace_filepath)")

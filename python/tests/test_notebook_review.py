@@ -183,3 +183,11 @@ def test_a_tilde_path_says_it_is_not_expanded(small_lake, tmp_path, monkeypatch)
     assert str(raised.value) == (f"output folder ~ does not exist (~ is not expanded here: "
                                  f"os.path.expanduser gives {str(tmp_path / 't.perfetto')!r})")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_client_as_process_id_after_a_lake_is_not_called_swapped(small_lake, tmp_path):
+    lake, _ = _pid(small_lake)
+    with pytest.raises(errors.RequestError) as raised:
+        write_process_trace(lake, _Client(), None, None, tmp_path / "t.perfetto")
+    assert str(raised.value).startswith("process id must be a non-empty string or uuid.UUID, got <")
+    assert "swapped" not in str(raised.value)
