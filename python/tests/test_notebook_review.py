@@ -191,3 +191,17 @@ def test_a_client_as_process_id_after_a_lake_is_not_called_swapped(small_lake, t
         write_process_trace(lake, _Client(), None, None, tmp_path / "t.perfetto")
     assert str(raised.value).startswith("process id must be a non-empty string or uuid.UUID, got <")
     assert "swapped" not in str(raised.value)
+
+
+def test_a_null_time_from_numpy_or_pyarrow_is_nat(small_lake, tmp_path):
+    """`df.end_time.values[0]` of a process still running (a null end_time) is numpy's NaT:
+    it was "cannot read end np.datetime64('NaT','ns'): use ISO 8601 ...", as if its format
+    were wrong; now the message pandas' NaT gets."""
+    np = pytest.importorskip("numpy")
+    import pyarrow as pa
+    lake, pid = _pid(small_lake)
+    for value in (np.datetime64("NaT"), np.datetime64("NaT", "ns"), pa.scalar(None, pa.timestamp("us", tz="UTC"))):
+        with pytest.raises(errors.InvalidTimeError) as raised:
+            write_process_trace(lake, pid, None, value, tmp_path / "t.perfetto")
+        assert str(raised.value) == "end is NaT (not a time): give a time, or None for the process's range"
+    assert os.listdir(tmp_path) == []
