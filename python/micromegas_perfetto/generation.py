@@ -543,6 +543,11 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     async slice carries its span ids as args (`span_args=False`: not) and a flow arrow joins
     each span to its parent (`flows=False`: not).
     """
+    if isinstance(span_types, os.PathLike) or (isinstance(span_types, str) and span_types not in SPAN_TYPES
+                                               and span_types.endswith(".perfetto")):
+        raise RequestError(f"span_types {os.fspath(span_types)!r} looks like a file name: generate_trace_chunks "
+                           "yields the trace's chunks and writes no file; write_process_trace(source, process_id, "
+                           "begin, end, trace_filepath) writes one")
     # ArgumentError, a RequestError; 0 is the default, as for write_process_trace
     chunk_size = _args.int_in(chunk_size, 0, (1 << 63) - 1, "chunk_size") or DEFAULT_CHUNK_SIZE
     progress = _progress(progress)

@@ -205,3 +205,14 @@ def test_a_null_time_from_numpy_or_pyarrow_is_nat(small_lake, tmp_path):
             write_process_trace(lake, pid, None, value, tmp_path / "t.perfetto")
         assert str(raised.value) == "end is NaT (not a time): give a time, or None for the process's range"
     assert os.listdir(tmp_path) == []
+
+
+def test_a_file_name_given_to_generate_trace_chunks_says_it_writes_none(small_lake, tmp_path):
+    """`generate_trace_chunks(c, pid, begin, end, "t.perfetto")`, write_process_trace's
+    arguments, was "span types must be one of thread, async, both, got 't.perfetto'"."""
+    lake, pid = _pid(small_lake)
+    for name in ("t.perfetto", tmp_path / "t.perfetto"):
+        with pytest.raises(errors.RequestError, match="looks like a file name: generate_trace_chunks yields the "
+                                                      "trace's chunks and writes no file; write_process_trace"):
+            next(generate_trace_chunks(lake, pid, None, None, name))
+    assert os.listdir(tmp_path) == []
