@@ -683,23 +683,6 @@ def _note_integer_time_unit(option: str, value: Optional[str]) -> None:
              f"in {unit} it is {ns_to_iso(meant)}, which as nanoseconds is {option} {meant}")
 
 
-def _note_range_outside_the_process(source, summary) -> None:
-    """A note when the trace of a range given is empty and the range misses the process's own
-    (a mistyped date, a time zone off by hours): the process's range, to pick from. Only for
-    an empty trace, so the extra query costs nothing otherwise."""
-    if summary.chunks is not None or summary.thread_spans or summary.async_spans or summary.log_entries \
-            or summary.measures:
-        return
-    from .timeutil import ns_to_iso
-    try:
-        begin, end = source.time_range(source.process_info(summary.process_id))
-    except Exception:  # the note is a courtesy: the trace is written whatever its answer
-        return
-    if summary.end_ns < begin or summary.begin_ns > end:
-        _say(f"note: nothing in {ns_to_iso(summary.begin_ns)} .. {ns_to_iso(summary.end_ns)}: the process's "
-             f"telemetry runs from {ns_to_iso(begin)} to {ns_to_iso(end)}")
-
-
 def _write_perfetto(args, filename: str) -> int:
     _set_up_pyarrow(without_numpy=_reads_with_own_code(args))
     from .generation import write_process_trace
@@ -728,8 +711,6 @@ def _write_perfetto(args, filename: str) -> int:
             async_layout=args.async_layout, server_side=args.server_side, chunk_size=args.chunk_size or 0,
             progress=_Notes() if args.quiet else _Bar(), logs=args.logs, metrics=args.metrics,
             span_args=not args.no_span_args, flows=not args.no_flows)
-        if args.begin is not None or args.end is not None:
-            _note_range_outside_the_process(source, summary)
     if not args.quiet:  # on stderr when the trace itself goes to standard output (dropped if unwritable)
         if _is_stdout(filename):
             _say(f"wrote {describe(summary)}")

@@ -13,7 +13,8 @@ doing it.
 
 `NoDataWarning` is not an exception: it is what a generation reports (through its
 `Progress.note`, which by default issues it with `warnings.warn`) when a listed thread or a
-process has no data at all, so the trace lacks what was asked for without anything failing.
+process has no data at all, or a range given misses the process's own, so the trace lacks
+what was asked for without anything failing.
 """
 import errno as _errno
 import os as _os
@@ -143,7 +144,9 @@ class OpenError(MicromegasPerfettoError):
 
 class NoDataWarning(UserWarning):
     """A listed thread has no data file, or a process no async events file, though its spans
-    were asked for: the trace is written without them."""
+    were asked for (or no log entries or measures, asked for): the trace is written without
+    them. Also an empty trace of a range given that misses the process's own: the message
+    names the process's range."""
 
 
 class OutputWriteError(MicromegasPerfettoError, OSError):

@@ -21,6 +21,7 @@ import queue
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterator, List, Optional, Tuple, Union
 
@@ -280,6 +281,7 @@ class Plan:
     metrics: bool = False
     span_args: bool = True
     flows: bool = True
+    range_given: bool = False  # begin or end was given (not both the process's own)
 
 
 def _before_epoch(what: str, ns: int) -> str:
@@ -333,7 +335,7 @@ def plan_trace(source: Source, process_id: str, span_types: str, begin: TimeLike
     seen = set()
     threads = [t for t in threads if not (t.stream_id in seen or seen.add(t.stream_id))]
     return Plan(info.process_id, info.exe, begin_ns, end_ns, threads, span_types, async_layout, bool(logs),
-                bool(metrics), bool(span_args), bool(flows))
+                bool(metrics), bool(span_args), bool(flows), given != (False, False))
 
 
 # Threads without thread spans named one note each; past these, one note counts the rest
@@ -413,6 +415,7 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
                 add(group)
                 yield None
         stats = (yield from finisher(generator.finish)) if finisher is not None else generator.finish()
+        _note_range_outside_the_process(plan, source, stats, progress)
     finally:
         generator.close()
         progress.close()
@@ -424,6 +427,22 @@ def _generate(plan: Plan, source: Source, writer: PerfettoWriter, progress: Prog
         logs=plan.logs, metrics=plan.metrics, log_entries=stats["log_entries"], measures=stats["measures"],
         counter_tracks=stats["counter_tracks"],
         seconds=time.monotonic() - started)
+
+
+def _note_range_outside_the_process(plan: Plan, source: Source, stats: Dict[str, int], progress: Progress) -> None:
+    """A note when the trace of a range given is empty and the range misses the process's own
+    (a mistyped date, a time zone off by hours, `now - 5 minutes` for an old process): the
+    process's range, to pick from. Only for an empty trace, so the extra query costs nothing
+    otherwise."""
+    if not plan.range_given or any(stats.get(k) for k in ("thread_spans", "async_spans", "log_entries", "measures")):
+        return
+    try:
+        begin, end = source.time_range(source.process_info(plan.process_id))
+    except Exception:  # the note is a courtesy: the trace is written whatever its answer
+        return
+    if plan.end_ns < begin or plan.begin_ns > end:
+        progress.note(f"nothing in {ns_to_iso(plan.begin_ns)} .. {ns_to_iso(plan.end_ns)}: the process's "
+                      f"telemetry runs from {ns_to_iso(begin)} to {ns_to_iso(end)}")
 
 
 def _server_source(source: Source):
@@ -457,6 +476,28 @@ def _server_summary(plan: Plan, chunks: int, size: int, started: float) -> Trace
                         bytes=size, seconds=time.monotonic() - started, chunks=chunks)
 
 
+def _process_id(value, source) -> str:
+    """The process id as text: a `uuid.UUID` (as a DataFrame of UUID columns holds it) is its
+    canonical lower-case text, as micromegas writes ids. Anything else but a non-empty string is
+    a RequestError in one line (a pandas Series was shown whole, over several lines), saying
+    when the source and the process id look swapped."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str) and value:
+        return value
+    shown = repr(value)
+    if "\n" in shown or len(shown) > 80:  # a pandas Series, a DataFrame, a list of ids
+        shown = f"a {type(value).__name__}"
+        if getattr(value, "ndim", None) == 1 and len(value) == 1:
+            shown += " of one value (take it out: .iloc[0])"
+    hint = ""
+    if isinstance(source, (str, os.PathLike, uuid.UUID)) and not os.path.isdir(str(source)) and (
+            isinstance(value, Source) or callable(getattr(value, "query_stream", None))):
+        hint = (": the source and the process id look swapped; the source (client or lake folder) comes first: "
+                "write_process_trace(client, process_id, begin, end, trace_filepath)")
+    raise RequestError(f"process id must be a non-empty string or uuid.UUID, got {shown}{hint}")
+
+
 @contextlib.contextmanager
 def _planned(source: SourceLike, process_id: str, span_types: str, begin: TimeLike, end: TimeLike, server_side: bool,
              async_layout: str, logs: bool, metrics: bool, span_args: bool, flows: bool
@@ -468,6 +509,7 @@ def _planned(source: SourceLike, process_id: str, span_types: str, begin: TimeLi
         raise RequestError(f"server_side=True writes the micromegas layout: async_layout={async_layout!r} needs the "
                            "client-side generation (server_side=False)")
     layout = "micromegas" if server_side else "lanes" if async_layout is None else async_layout
+    process_id = _process_id(process_id, source)  # before the source: a swapped pair named as such
     source, owned = open_source(source)
     try:
         plan = plan_trace(source, process_id, span_types, begin, end, layout, logs, metrics, span_args, flows)
@@ -490,8 +532,10 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
 
     `begin`/`end` are datetimes (pandas Timestamps to the nanosecond; naive ones are UTC),
     numpy datetime64 or pyarrow timestamp scalars, ISO 8601 text or integer nanoseconds since
-    the epoch (numpy integers too); None means the process's whole range. With `server_side`, the server's own chunks are passed
-    on as they come (micromegas layout; they may split packets: only their concatenation is
+    the epoch (numpy integers too); None means the process's whole range (a range given that
+    misses the process's own gives an empty trace and a NoDataWarning naming the process's
+    range). `process_id` may be a `uuid.UUID`; `client=` is another name for `source`.
+    With `server_side`, the server's own chunks are passed on as they come (micromegas layout; they may split packets: only their concatenation is
     a trace). `async_layout`: "lanes" (None, the default, client-side), "thread-lanes" or
     "micromegas"; server-side only "micromegas". Chunks are yielded as they are produced: memory stays bounded. `logs` adds the
     process's log entries (instant events on a `Logs` track), `metrics` its measures (one
@@ -499,6 +543,11 @@ def generate_trace_chunks(source: SourceLike, process_id: str, begin: TimeLike =
     async slice carries its span ids as args (`span_args=False`: not) and a flow arrow joins
     each span to its parent (`flows=False`: not).
     """
+    if isinstance(span_types, os.PathLike) or (isinstance(span_types, str) and span_types not in SPAN_TYPES
+                                               and span_types.endswith(".perfetto")):
+        raise RequestError(f"span_types {os.fspath(span_types)!r} looks like a file name: generate_trace_chunks "
+                           "yields the trace's chunks and writes no file; write_process_trace(source, process_id, "
+                           "begin, end, trace_filepath) writes one")
     # ArgumentError, a RequestError; 0 is the default, as for write_process_trace
     chunk_size = _args.int_in(chunk_size, 0, (1 << 63) - 1, "chunk_size") or DEFAULT_CHUNK_SIZE
     progress = _progress(progress)
@@ -621,14 +670,26 @@ def _client_keyword(function):
     call written for `micromegas.perfetto.write_process_trace(client=..., process_id=...,
     begin=..., end=..., trace_filepath=...)` works with the import changed (it was
     "unexpected keyword argument 'client'"). The signature shown is `function`'s."""
+    import difflib
+    import inspect
+    names = list(inspect.signature(function).parameters) + ["client"]
+
     @functools.wraps(function)
     def call(*args, **kwargs):
+        for name in kwargs:
+            if name not in names:  # Python's own message offers no near name (3.11 and before)
+                near = difflib.get_close_matches(name, names, n=1)
+                raise TypeError(f"{function.__name__}() got an unexpected keyword argument {name!r}"
+                                + (f" (did you mean {near[0]!r}?)" if near else ""))
         if "client" in kwargs:
             if args or "source" in kwargs:
                 raise TypeError(f"{function.__name__}() got the source twice (client is another name for source)")
             kwargs["source"] = kwargs.pop("client")
         return function(*args, **kwargs)
     return call
+
+
+generate_trace_chunks = _client_keyword(generate_trace_chunks)
 
 
 @_client_keyword
@@ -640,14 +701,25 @@ def write_process_trace(source: SourceLike, process_id: str, begin: TimeLike, en
     """Writes a process's trace to `trace_filepath` and returns a summary.
 
     Same parameters as `micromegas.perfetto.write_process_trace` (`client=` is accepted as the
-    keyword for `source`, as the official function names it); `begin`/`end` may be None for
-    the process's whole range. `trace_filepath` "-" is standard output; a FIFO or
-    a device is written into; a file appears only when complete (see `output.atomic_output`):
+    keyword for `source`, as the official function names it; `process_id` may be a
+    `uuid.UUID`); `begin`/`end` may be None for the process's whole range, and a range given
+    that misses the process's own warns (NoDataWarning) with the process's range.
+    `trace_filepath` "-" is standard output; a FIFO or a device is written into; a file appears only when complete (see `output.atomic_output`):
     on any error or interruption no file is left behind. Writing failures raise
     OutputWriteError ("disk full writing t.perfetto"). `chunk_size`: the file is written in
     pieces of at least that many bytes of whole packets (0: the default, 1 MiB).
     `logs`, `metrics`, `span_args` and `flows`: see generate_trace_chunks.
     """
+    if isinstance(trace_filepath, str) and trace_filepath in SPAN_TYPES and span_types not in SPAN_TYPES:
+        # The order of micromegas' write_process_trace_from_chunks: nothing named "both" is written
+        raise RequestError(f"trace_filepath {trace_filepath!r} and span_types {span_types!r} look swapped: "
+                           "write_process_trace takes (client, process_id, begin, end, trace_filepath, span_types) "
+                           "(micromegas' write_process_trace_from_chunks takes span_types before trace_filepath)")
+    if trace_filepath is not None and not isinstance(trace_filepath, (str, bytes, os.PathLike)):
+        # os.fspath's "expected str, bytes or os.PathLike object, not BytesIO" named no parameter
+        raise TypeError(f"trace_filepath must be a file name (str or os.PathLike; \"-\" for standard output), not "
+                        f"{type(trace_filepath).__name__}: for the trace in memory, "
+                        "b\"\".join(data for _, data in generate_trace_chunks(...))")
     if trace_filepath is None or os.fspath(trace_filepath) == "":
         raise OutputError("the output file name is empty")
     chunk_size = _args.size(chunk_size, "chunk_size")

@@ -177,7 +177,10 @@ class LocalLake(Source):
         table = self._read_small("processes.parquet", {"process_id": "id", "exe": "string"}, process_id,
                                  ["process_id", "exe", "start_time", "end_time"])
         if table.num_rows == 0:
-            raise ProcessNotFoundError(f"process {process_id} not found in {self.description}"
+            # An id with spaces or a newline around it (a DataFrame cell, a pasted line) is shown
+            # quoted: as is, its newline broke the one-line message in two.
+            shown = process_id if process_id.isprintable() and process_id == process_id.strip() else repr(process_id)
+            raise ProcessNotFoundError(f"process {shown} not found in {self.description}"
                                        f"{self._process_id_hint(process_id)}")
         exe = _pylist(table.column("exe").slice(0, 1), "exe", self.path / "processes.parquet")[0]
         return ProcessInfo(process_id=process_id, exe=exe or "",

@@ -355,7 +355,10 @@ def atomic_output(target) -> Iterator[Output]:
     try:
         folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise OutputError(f"output folder {folder} does not exist") from None
+        # "~/t.perfetto" from Python (no shell expands it) named a folder "~" that does not exist
+        tilde = (f" (~ is not expanded here: os.path.expanduser gives {os.path.expanduser(str(path))!r})"
+                 if str(path).startswith("~") and os.path.expanduser(str(path)) != str(path) else "")
+        raise OutputError(f"output folder {folder} does not exist{tilde}") from None
     except NotADirectoryError:
         raise OutputError(f"output folder {folder} is not a folder") from None
     except OSError as e:

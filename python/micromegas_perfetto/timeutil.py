@@ -79,6 +79,15 @@ def _numpy_or_arrow_ns(value) -> Optional[int]:
     return None
 
 
+def _is_null_time(value) -> bool:
+    """numpy's NaT (datetime64) or a null pyarrow timestamp scalar."""
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(value, numpy.datetime64):
+        return bool(numpy.isnat(value))
+    pyarrow = sys.modules.get("pyarrow")
+    return pyarrow is not None and isinstance(value, pyarrow.TimestampScalar) and not value.is_valid
+
+
 def _integer(value) -> Optional[int]:
     """An integer-like object's value (numpy.int64, any type with __index__ but bool and
     numpy.bool_, which refuse it), else None."""
@@ -102,6 +111,8 @@ def to_ns(value: TimeLike, what: str = "time") -> int:
         if value != value:  # pandas' NaT (a datetime subclass, unequal to itself): no time at all
             raise InvalidTimeError(f"{what} is NaT (not a time): give a time, or None for the process's range")
         return _in_range(_datetime_ns(value), what, value.isoformat())
+    if _is_null_time(value):  # a DataFrame's .values of a null time, a null pyarrow scalar: as pandas' NaT
+        raise InvalidTimeError(f"{what} is NaT (not a time): give a time, or None for the process's range")
     exact = _numpy_or_arrow_ns(value)
     if exact is not None:  # shown as numpy shows it; a pyarrow scalar's repr wraps around: its ns
         return _in_range(exact, what, value if type(value).__module__.startswith("numpy") else exact)

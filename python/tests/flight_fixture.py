@@ -275,8 +275,9 @@ class LakeFlightServer(flight.FlightServerBase):
         return max(times) if times else None
 
     def execute(self, sql: str, query_range: Optional[tuple] = None) -> pa.Table:
-        chunks = re.fullmatch(r"\s*SELECT chunk_id, chunk_data FROM perfetto_trace_chunks\('([^']*)', '([^']*)', "
-                              r"TIMESTAMP '([^']*)', TIMESTAMP '([^']*)'\)\s*", sql)
+        # Any spacing: micromegas' own write_process_trace sends this statement over several lines.
+        chunks = re.fullmatch(r"\s*SELECT\s+chunk_id,\s*chunk_data\s+FROM\s+perfetto_trace_chunks\(\s*'([^']*)',\s*"
+                              r"'([^']*)',\s*TIMESTAMP\s+'([^']*)',\s*TIMESTAMP\s+'([^']*)'\s*\)\s*", sql)
         if chunks:
             return self.trace_chunks(*chunks.groups())
         return self.run_sql(sql, faults=True, query_range=query_range)
