@@ -4,8 +4,6 @@ make, an empty trace of a range beside the process's, and micromegas' own statem
 the fixture server. Each test fails on the code before it."""
 import io
 import os
-import subprocess
-import textwrap
 import uuid
 import warnings
 
@@ -218,36 +216,3 @@ def test_a_file_name_given_to_generate_trace_chunks_says_it_writes_none(small_la
                                                       "trace's chunks and writes no file; write_process_trace"):
             next(generate_trace_chunks(lake, pid, None, None, name))
     assert os.listdir(tmp_path) == []
-
-
-def test_micromegas_own_write_process_trace_gives_the_micromegas_layouts_bytes(small_lake, tmp_path):
-    """With micromegas' official client (a Python holding it in $MICROMEGAS_OFFICIAL_PYTHON,
-    e.g. a venv of micromegas==0.32.0 over the system's site-packages; skipped without):
-    its `write_process_trace` (server-side, through the fixture server) and this package's,
-    given the same pandas Timestamps from the client's `query()`, write the same bytes with
-    async_layout="micromegas", as the README says."""
-    python = os.environ.get("MICROMEGAS_OFFICIAL_PYTHON")
-    if not python:
-        pytest.skip("$MICROMEGAS_OFFICIAL_PYTHON (a Python with micromegas' official client) is not set")
-    lake, pid = _pid(small_lake)
-    server = LakeFlightServer(lake)
-    try:
-        script = textwrap.dedent(f"""
-            import contextlib, io, micromegas, micromegas.perfetto
-            from micromegas_perfetto import write_process_trace
-            client = micromegas.connect({server.uri!r}, preserve_dictionary=True)
-            row = client.query("SELECT start_time, end_time FROM processes WHERE process_id = '{pid}'").iloc[0]
-            for spans in ("both", "thread", "async"):
-                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                    micromegas.perfetto.write_process_trace(client, {pid!r}, row.start_time, row.end_time,
-                                                            {str(tmp_path)!r} + f"/official-{{spans}}.perfetto", spans)
-                write_process_trace(client, {pid!r}, row.start_time, row.end_time,
-                                    {str(tmp_path)!r} + f"/ours-{{spans}}.perfetto", spans, async_layout="micromegas")
-        """)
-        done = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr
-        for spans in ("both", "thread", "async"):
-            official = (tmp_path / f"official-{spans}.perfetto").read_bytes()
-            assert official and official == (tmp_path / f"ours-{spans}.perfetto").read_bytes(), spans
-    finally:
-        server.shutdown()

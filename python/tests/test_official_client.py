@@ -141,6 +141,34 @@ def test_plain_connect_one_liner(venvs, served, tmp_path):
         open_server.shutdown()
 
 
+def test_micromegas_own_write_process_trace_gives_the_micromegas_layouts_bytes(venvs, served, tmp_path):
+    """micromegas' own `write_process_trace` (server-side, through the fixture server) and this
+    package's, given the same pandas Timestamps from the client's `query()`, write the same
+    bytes with async_layout="micromegas", as the README says (the fixture matched only this
+    package's one-line perfetto_trace_chunks statement; micromegas sends it over several lines)."""
+    open_server = LakeFlightServer(served["lake"])
+    pid = served["pid"]
+    try:
+        venv = venvs["client-first"]
+        venv.run(venv.python, "-c", textwrap.dedent(f"""
+            import contextlib, io, micromegas, micromegas.perfetto
+            from micromegas_perfetto import write_process_trace
+            client = micromegas.connect({open_server.uri!r}, preserve_dictionary=True)
+            row = client.query("SELECT start_time, end_time FROM processes WHERE process_id = '{pid}'").iloc[0]
+            for spans in ("both", "thread", "async"):
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                    micromegas.perfetto.write_process_trace(client, {pid!r}, row.start_time, row.end_time,
+                                                            {str(tmp_path)!r} + f"/official-{{spans}}.perfetto", spans)
+                write_process_trace(client, {pid!r}, row.start_time, row.end_time,
+                                    {str(tmp_path)!r} + f"/ours-{{spans}}.perfetto", spans, async_layout="micromegas")
+        """))
+        for spans in ("both", "thread", "async"):
+            official = (tmp_path / f"official-{spans}.perfetto").read_bytes()
+            assert official and official == (tmp_path / f"ours-{spans}.perfetto").read_bytes(), spans
+    finally:
+        open_server.shutdown()
+
+
 def test_pandas_timestamps_from_the_client_keep_their_nanoseconds(venvs, served, tmp_path):
     """A notebook's range: the official client's `query()` gives pandas Timestamps; passed as
     begin/end they keep their nanoseconds (they were cut to microseconds, dropping the spans
