@@ -484,31 +484,12 @@ extension PacketEncoder {
         }
         let moved = header &- 4
         let beginLength = header &+ bodySize
-        // The end packet: the category (<= 11 bytes, read as 16), type 2, the name, track and
-        // location (<= 34 bytes, read as 40), all read before any is written (the reads stay
-        // in the reservation; bytes written past a field are overwritten or never committed).
-        let c = UnsafeRawPointer(fields + moved), r = UnsafeRawPointer(rest + moved)
-        let categoryCount = gap(fields, categoryEnd), restCount = gap(rest, restEnd)
-        let c0 = c.loadUnaligned(as: UInt64.self), c1 = c.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-        let r0 = r.loadUnaligned(as: UInt64.self), r1 = r.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-        let r2 = r.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
-        let r3 = r.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
-        let r4 = r.loadUnaligned(fromByteOffset: 32, as: UInt64.self)
+        // The end packet, its fields copied from the begin's (their words read stay in the reservation).
         let endStart = start + beginLength
         let endFields = endStart + 4
-        let out = UnsafeMutableRawPointer(endFields)
-        out.storeBytes(of: c0, as: UInt64.self)
-        out.storeBytes(of: c1, toByteOffset: 8, as: UInt64.self)
-        var e = WireCursor(endFields + categoryCount)
-        e.byte(0x48)  // TrackEvent.type = 9
-        e.byte(2)     // TYPE_SLICE_END
-        let restOut = UnsafeMutableRawPointer(e.p)
-        restOut.storeBytes(of: r0, as: UInt64.self)
-        restOut.storeBytes(of: r1, toByteOffset: 8, as: UInt64.self)
-        restOut.storeBytes(of: r2, toByteOffset: 16, as: UInt64.self)
-        restOut.storeBytes(of: r3, toByteOffset: 24, as: UInt64.self)
-        restOut.storeBytes(of: r4, toByteOffset: 32, as: UInt64.self)
-        e.p += restCount
+        var e = WireCursor(endFields)
+        copyLaneEndFields(category: UnsafeRawPointer(fields + moved), categoryCount: gap(fields, categoryEnd),
+                          rest: UnsafeRawPointer(rest + moved), restCount: gap(rest, restEnd), &e)
         let endEventSize = gap(endFields, e.p)
         writeEventTail(timestamp: end, sequence: sequence, &e)
         let endBodySize = gap(endFields, e.p)
@@ -517,6 +498,34 @@ extension PacketEncoder {
         endStart[2] = trackEventTag
         endStart[3] = UInt8(truncatingIfNeeded: endEventSize)
         buffer.commit(beginLength &+ 4 &+ endBodySize)
+    }
+
+    /// A lane end packet's event fields at `w`, copied from its begin packet: the category
+    /// (`categoryCount` <= 11 bytes at `category`, moved as 16), TYPE_SLICE_END, then the name,
+    /// track and location (`restCount` <= 34 bytes at `rest`, moved as 40). Every word is read
+    /// before any is written, so the words read may reach into the bytes written; `w` needs 40
+    /// bytes of room past its fields (what is stored past a field is overwritten or never committed).
+    @inline(__always)
+    static func copyLaneEndFields(category: UnsafeRawPointer, categoryCount: Int, rest: UnsafeRawPointer,
+                                  restCount: Int, _ w: inout WireCursor) {
+        let c0 = category.loadUnaligned(as: UInt64.self), c1 = category.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let r0 = rest.loadUnaligned(as: UInt64.self), r1 = rest.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let r2 = rest.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
+        let r3 = rest.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
+        let r4 = rest.loadUnaligned(fromByteOffset: 32, as: UInt64.self)
+        let out = UnsafeMutableRawPointer(w.p)
+        out.storeBytes(of: c0, as: UInt64.self)
+        out.storeBytes(of: c1, toByteOffset: 8, as: UInt64.self)
+        w.p += categoryCount
+        w.byte(0x48)  // TrackEvent.type = 9
+        w.byte(2)     // TYPE_SLICE_END
+        let restOut = UnsafeMutableRawPointer(w.p)
+        restOut.storeBytes(of: r0, as: UInt64.self)
+        restOut.storeBytes(of: r1, toByteOffset: 8, as: UInt64.self)
+        restOut.storeBytes(of: r2, toByteOffset: 16, as: UInt64.self)
+        restOut.storeBytes(of: r3, toByteOffset: 24, as: UInt64.self)
+        restOut.storeBytes(of: r4, toByteOffset: 32, as: UInt64.self)
+        w.p += restCount
     }
 
     /// A field's bytes (its tag and a varint: at most 11), as two little-endian words and
@@ -581,30 +590,10 @@ extension PacketEncoder {
         let start = try buffer.reserve(73)
         // The begin packet ends where this one starts (reserving may have moved both).
         let begin = UnsafeRawPointer(start - fields.length)
-        // Copied in whole words, all read before any is written: the category (<= 11 bytes)
-        // as 16, the rest (<= 34) as 40. Reads stay in the begin packet and this packet's
-        // reservation; what is written past a field is overwritten by the next one or left
-        // past the packet (never committed).
-        let c = begin + fields.category.lowerBound, r = begin + fields.rest.lowerBound
-        let c0 = c.loadUnaligned(as: UInt64.self), c1 = c.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-        let r0 = r.loadUnaligned(as: UInt64.self), r1 = r.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-        let r2 = r.loadUnaligned(fromByteOffset: 16, as: UInt64.self)
-        let r3 = r.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
-        let r4 = r.loadUnaligned(fromByteOffset: 32, as: UInt64.self)
+        // The words copied stay in the begin packet and this packet's reservation.
         var w = WireCursor(start + 4)
-        let out = UnsafeMutableRawPointer(w.p)
-        out.storeBytes(of: c0, as: UInt64.self)
-        out.storeBytes(of: c1, toByteOffset: 8, as: UInt64.self)
-        w.p += fields.category.count
-        w.byte(0x48)  // TrackEvent.type = 9
-        w.byte(2)     // TYPE_SLICE_END
-        let rest = UnsafeMutableRawPointer(w.p)
-        rest.storeBytes(of: r0, as: UInt64.self)
-        rest.storeBytes(of: r1, toByteOffset: 8, as: UInt64.self)
-        rest.storeBytes(of: r2, toByteOffset: 16, as: UInt64.self)
-        rest.storeBytes(of: r3, toByteOffset: 24, as: UInt64.self)
-        rest.storeBytes(of: r4, toByteOffset: 32, as: UInt64.self)
-        w.p += fields.rest.count
+        copyLaneEndFields(category: begin + fields.category.lowerBound, categoryCount: fields.category.count,
+                          rest: begin + fields.rest.lowerBound, restCount: fields.rest.count, &w)
         let eventSize = w.p - (start + 4)
         writeEventTail(timestamp: timestamp, sequence: sequence, &w)
         let bodySize = w.p - (start + 4)
