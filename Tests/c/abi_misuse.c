@@ -71,6 +71,22 @@ static const char *test_last_error(struct ArrowArrayStream *s) {
     (void)s;
     return "schema refused on purpose";
 }
+/* Generator options for a process "exe" over [0, 1000] ns with `count` threads, the spans
+   `span_types` and the lanes layout (0); every other field 0. */
+static pmm_generator_options test_options(const pmm_thread *threads, size_t count, int span_types) {
+    pmm_generator_options options;
+    memset(&options, 0, sizeof options);
+    options.exe = "exe";
+    options.exe_len = 3;
+    options.threads = threads;
+    options.thread_count = count;
+    options.span_types = span_types;
+    options.async_layout = PMM_LAYOUT_LANES;
+    options.range_begin_ns = 0;
+    options.range_end_ns = 1000;
+    return options;
+}
+
 static void test_release_schema(struct ArrowSchema *schema) { schema->release = NULL; }
 static int test_get_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
     struct test_stream_state *state = (struct test_stream_state *)s->private_data;
@@ -239,14 +255,7 @@ static void test_refused_streams_are_released_unread(void) {
     pmm_generator *g = NULL;
     int span_types;
     for (span_types = 0; span_types < 2; span_types++) {
-        memset(&options, 0, sizeof options);
-        options.exe = "exe";
-        options.exe_len = 3;
-        options.threads = &thread;
-        options.thread_count = 1;
-        options.span_types = span_types ? PMM_SPANS_ASYNC : PMM_SPANS_THREAD;
-        options.async_layout = PMM_LAYOUT_LANES;
-        options.range_end_ns = 1000;
+        options = test_options(&thread, 1, span_types ? PMM_SPANS_ASYNC : PMM_SPANS_THREAD);
         EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
         EXPECT_OK(pmm_generator_new(w, &options, &g));
         pmm_writer_free(w);
@@ -298,13 +307,7 @@ static void test_nul_in_messages(void) {
     int found = 0, stream_released = 0;
     struct test_stream_state state = {0, &stream_released};
     struct ArrowArrayStream stream;
-    memset(&options, 0, sizeof options);
-    options.exe = "exe";
-    options.exe_len = 3;
-    options.threads = threads;
-    options.thread_count = 2;
-    options.span_types = PMM_SPANS_THREAD;
-    options.range_end_ns = 1000;
+    options = test_options(threads, 2, PMM_SPANS_THREAD);
     EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
     EXPECT_OK(pmm_generator_new(w, &options, &g));
     stream = test_stream(&state);
@@ -351,13 +354,7 @@ static void test_generator_on_a_stopped_writer(void) {
     pmm_generator *g = NULL;
     pmm_writer *w = NULL;
     int calls = 0;
-    memset(&options, 0, sizeof options);
-    options.exe = "exe";
-    options.exe_len = 3;
-    options.threads = &thread;
-    options.thread_count = 1;
-    options.span_types = PMM_SPANS_BOTH;
-    options.range_end_ns = 1000;
+    options = test_options(&thread, 1, PMM_SPANS_BOTH);
     EXPECT_OK(pmm_writer_new_callback(S(pid), 1, failing_sink, &calls, &w));
     g = (pmm_generator *)&calls;
     EXPECT_ERR(pmm_generator_new(w, &options, &g), PMM_ERR_SINK, "42");
@@ -393,13 +390,7 @@ static void test_outputs_untouched_on_error(void) {
     memcpy(&vsaved, &vstats, sizeof vstats);
     memset(&example, 0xef, sizeof example);
     memcpy(&esaved, &example, sizeof example);
-    memset(&options, 0, sizeof options);
-    options.exe = "exe";
-    options.exe_len = 3;
-    options.threads = &thread;
-    options.thread_count = 1;
-    options.span_types = PMM_SPANS_BOTH;
-    options.range_end_ns = 1000;
+    options = test_options(&thread, 1, PMM_SPANS_BOTH);
     EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
     EXPECT_OK(pmm_generator_new(w, &options, &g));
     stream = test_stream(&failing);
@@ -562,15 +553,7 @@ int main(void) {
         struct ArrowArrayStream stream;
         pmm_thread thread = {"stream", 6, 7, "main-7", 6};
         pmm_generator_options options;
-        memset(&options, 0, sizeof options);
-        options.exe = "exe";
-        options.exe_len = 3;
-        options.threads = &thread;
-        options.thread_count = 1;
-        options.span_types = PMM_SPANS_BOTH;
-        options.async_layout = PMM_LAYOUT_LANES;
-        options.range_begin_ns = 0;
-        options.range_end_ns = 1000;
+        options = test_options(&thread, 1, PMM_SPANS_BOTH);
 
         EXPECT_OK(pmm_writer_new_buffer(S(pid), 0, &w));
         EXPECT_ERR(pmm_generator_new(NULL, &options, &g), PMM_ERR_INVALID_ARGUMENT, "writer");
