@@ -670,14 +670,16 @@ def _client_keyword(function):
     call written for `micromegas.perfetto.write_process_trace(client=..., process_id=...,
     begin=..., end=..., trace_filepath=...)` works with the import changed (it was
     "unexpected keyword argument 'client'"). The signature shown is `function`'s."""
-    import difflib
-    import inspect
-    names = list(inspect.signature(function).parameters) + ["client"]
+    # Its parameter names, read from its code; difflib is imported only for a mistyped keyword,
+    # not at every start of the command line.
+    code = function.__code__
+    names = list(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]) + ["client"]
 
     @functools.wraps(function)
     def call(*args, **kwargs):
         for name in kwargs:
             if name not in names:  # Python's own message offers no near name (3.11 and before)
+                import difflib
                 near = difflib.get_close_matches(name, names, n=1)
                 raise TypeError(f"{function.__name__}() got an unexpected keyword argument {name!r}"
                                 + (f" (did you mean {near[0]!r}?)" if near else ""))
