@@ -109,11 +109,12 @@ test-asan:
 	$(call no_warnings,swift build --build-tests --sanitize=address --scratch-path .build-asan,build-tests-asan)
 	ASAN_OPTIONS=detect_leaks=0 $(SWIFT_TEST) --skip-build --sanitize=address --scratch-path .build-asan
 
-# The tests of the two-thread phase (lane placement on a worker thread) and of the async
-# paths it serves, under ThreadSanitizer: any data race it reports stops the run.
+# The tests of the two-thread phases (async events decoded on a worker thread, lane
+# placement on a worker thread) and of the async paths they serve, under ThreadSanitizer:
+# any data race it reports stops the run.
 test-tsan:
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT_TEST) --sanitize=thread --scratch-path .build-tsan \
-	  --filter 'TwoThreadPlacementTests|WorkerThreadTests|AsyncOrderTests|LanesContentTests'
+	  --filter 'TwoThreadPlacementTests|WorkerThreadTests|DecodeAheadTests|AsyncOrderTests|LanesContentTests'
 
 # The C example writes the `basic` golden scenario through the header, whole and in
 # 256-byte chunks; the README's C example is built as C99, C++11 and C++17 and its trace

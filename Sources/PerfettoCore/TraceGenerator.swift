@@ -88,6 +88,9 @@ public final class TraceGenerator {
     /// Lanes layouts: with at least this many async spans, spans are placed on a worker
     /// thread while this one writes them (`placeAndWrite`); `.max`: never a second thread.
     @exclusivity(unchecked) package var twoThreadMinimumSpans = 16_384
+    /// From the first batch of async events with at least this many rows, tiles are decoded
+    /// on a worker thread while this one pairs them (`AsyncDecodeAhead`); `.max`: never.
+    @exclusivity(unchecked) package var decodeAheadMinimumRows = 4 * AsyncTile.rows
     /// Thread track uuid by the pool id of its stream id (thread-lanes).
     var threadTrackByStream: [UInt32: UInt64] = [:]
     /// The writer's source-location iid by matcher location id (0: not yet known).
@@ -235,15 +238,14 @@ public final class TraceGenerator {
         }
         let reader = try ArrowStreamReader(moving: stream, label: label)
         let columns = try AsyncEventColumns(reader)
-        let tile = AsyncTile()
-        while let batch = try reader.next() {
+        func batchColumns(_ batch: ArrowBatch) throws(PerfettoError) -> AsyncEventBatch {
             func integer(_ index: Int) throws(PerfettoError) -> IntegerColumn {
                 try IntegerColumn(batch: batch, field: reader.fields[index], index: index, label: label, timesOnly: false)
             }
             func string(_ index: Int) throws(PerfettoError) -> StringColumn {
                 try StringColumn(batch: batch, field: reader.fields[index], index: index, label: label, pool: pool)
             }
-            let c = AsyncEventBatch(
+            return AsyncEventBatch(
                 time: try TimeColumn(batch: batch, field: reader.fields[columns.time], index: columns.time, label: label),
                 eventType: try string(columns.eventType), spanId: try integer(columns.spanId),
                 parent: try integer(columns.parentSpanId),
@@ -252,6 +254,32 @@ public final class TraceGenerator {
                 line: try integer(columns.line),
                 // Only thread-lanes uses the stream of an event (it cannot fail a read).
                 stream: layout == .threadLanes ? columns.streamId.flatMap { try? string($0) } : nil)
+        }
+        var pending = try reader.next()
+        guard let firstLength = pending?.length else {
+            stats.matcher = matcher.counts
+            return
+        }
+        /// The first batch, then the stream's (nil at its end).
+        func nextBatch() throws(PerfettoError) -> ArrowBatch? {
+            if let batch = pending.take() { return batch }
+            return try reader.next()
+        }
+        // From a first batch of `decodeAheadMinimumRows` rows: decoding on a worker.
+        if firstLength >= decodeAheadMinimumRows,
+           let ahead = AsyncDecodeAhead.start(beginId: beginId, endId: endId) {
+            defer { ahead.stop() }
+            try ahead.run(next: { () throws(PerfettoError) in
+                guard let batch = try nextBatch() else { return nil }
+                return (batch, try batchColumns(batch))
+            }, pair: { (tile, n) throws(PerfettoError) in try addTile(tile, n) },
+               readRows: { (c, rows) throws(PerfettoError) in try addRows(c, rows, label: label) })
+            stats.matcher = matcher.counts
+            return
+        }
+        let tile = AsyncTile()
+        while let batch = try nextBatch() {
+            let c = try batchColumns(batch)
             var start = 0
             while start < batch.length {
                 let n = Swift.min(AsyncTile.rows, batch.length - start)

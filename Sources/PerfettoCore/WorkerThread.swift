@@ -95,14 +95,19 @@ final class WorkerThread {
 /// millions of spans or a worker the system runs late, leaves the core to other work).
 /// Either side can ask the other to stop, which wakes it.
 final class PublishedCount {
-    /// How long a waiter spins before it sleeps.
+    /// How long a waiter spins before it sleeps, by default.
     static let spinNanoseconds = 100_000
+    /// How long a waiter of this count spins before it sleeps (0: it sleeps at once).
+    private let spinNanoseconds: Int
     private let value = UnsafeMutablePointer<Int>.allocate(capacity: 1)
     private let stop = UnsafeMutablePointer<Int>.allocate(capacity: 1)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let moved = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init() {
+    /// `spinNanoseconds` 0 for a waiter that is usually ahead: it sleeps at once, leaving
+    /// the core to other threads (a spinning waiter takes it from them).
+    init(spinNanoseconds: Int = PublishedCount.spinNanoseconds) {
+        self.spinNanoseconds = spinNanoseconds
         value.initialize(to: 0)
         stop.initialize(to: 0)
         pthread_mutex_init(mutex, nil)
@@ -124,6 +129,10 @@ final class PublishedCount {
         pmm_store_release(value, count)
         wakeWaiters()
     }
+
+    /// How many results are ready now.
+    @inline(__always)
+    var current: Int { pmm_load_acquire(value) }
 
     /// Waits until at least `count` results are ready or a stop is requested; returns how
     /// many are ready (less than `count` only after a stop).
@@ -148,7 +157,7 @@ final class PublishedCount {
             var now = timespec()
             clock_gettime(CLOCK_MONOTONIC, &now)
             let elapsed = (now.tv_sec - started.tv_sec) * 1_000_000_000 + (now.tv_nsec - started.tv_nsec)
-            if elapsed >= Self.spinNanoseconds { break }
+            if elapsed >= spinNanoseconds { break }
         }
         pthread_mutex_lock(mutex)
         var ready = pmm_load_acquire(value)

@@ -86,12 +86,13 @@ func generate(processId: String, exe: String, threads: [(ThreadInfo, [ArrowTestS
               asyncBatches: [ArrowTestStream.Batch], spanTypes: SpanTypes = .both,
               range: ClosedRange<Int64> = 0...Int64.max, layout: AsyncLayout = .lanes,
               options: AsyncOptions = AsyncOptions(), twoThreadMinimumSpans: Int? = nil,
-              sink: TraceSink = .memory()) throws -> (writer: TraceWriter, stats: GenerationStats) {
+              decodeAheadMinimumRows: Int? = nil, sink: TraceSink = .memory()) throws -> (writer: TraceWriter, stats: GenerationStats) {
     let writer = try TraceWriter(processId: processId, sink: sink)
     let generator = try TraceGenerator(writer: writer, exe: exe, threads: threads.map(\.0), spanTypes: spanTypes,
                                        rangeBegin: range.lowerBound, rangeEnd: range.upperBound, layout: layout,
                                        options: options)
     if let twoThreadMinimumSpans { generator.twoThreadMinimumSpans = twoThreadMinimumSpans }
+    if let decodeAheadMinimumRows { generator.decodeAheadMinimumRows = decodeAheadMinimumRows }
     // Every schema, batch and stream handed over is released, on success and on error.
     let tracker = ArrowTestStream.Tracker()
     defer { #expect(tracker.live == 0, "Arrow objects not released") }
