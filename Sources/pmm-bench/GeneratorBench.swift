@@ -125,7 +125,8 @@ enum GeneratorBench {
     }
 
     /// `label` names a memory run with the given async options (args and flows on or off);
-    /// `twoThreads` false: the async phase on the calling thread alone; `quiet`: no lines.
+    /// `twoThreads` false: the async phase on the calling thread alone (no decoding or
+    /// placing worker); `quiet`: no lines.
     @discardableResult
     static func run(toFile path: String?, threadsScale: Int, options: AsyncOptions = AsyncOptions(),
                     label: String? = nil, twoThreads: Bool = true, quiet: Bool = false) -> Result {
@@ -146,7 +147,10 @@ enum GeneratorBench {
             let start = now()
             generator = try TraceGenerator(writer: writer, exe: BenchWorkload.exe, threads: threads, spanTypes: .both,
                                            rangeBegin: 0, rangeEnd: .max, layout: .lanes, options: options)
-            if !twoThreads { generator.twoThreadMinimumSpans = .max }
+            if !twoThreads {
+                generator.twoThreadMinimumSpans = .max
+                generator.decodeAheadMinimumRows = .max
+            }
             timer.seconds += now() - start
         } catch { fail("\(error)") }
         var threadSpans = 0
@@ -170,6 +174,7 @@ enum GeneratorBench {
         var heldBytes = 0
         let bytesBeforeAsync = writer.bufferedByteCount
         PerfControl.enable()
+        let usageBefore = ProcessUsage()
         var readSeconds = 0.0
         asyncTimer.measure { () throws(PerfettoError) in
             let readStart = now()
@@ -179,6 +184,7 @@ enum GeneratorBench {
             stats = try generator.finish()
         }
         PerfControl.disable()
+        let asyncUsage = ProcessUsage() - usageBefore
         let asyncBytes = writer.bufferedByteCount - bytesBeforeAsync
         if fd >= 0 { close(fd) }
         let result = Result(threadSpansPerSecond: Double(stats.threadSpans) / threadTimer.seconds,
@@ -206,6 +212,10 @@ enum GeneratorBench {
         // The async phase's per-span rate over the thread phase's, same run (aim: >= 0.5).
         bench("\(name)_async_rate_ratio", (Double(stats.asyncSpans) / asyncTimer.seconds)
               / (Double(stats.threadSpans) / threadTimer.seconds), "x", decimals: 3)
+        // CPU time of both threads, and pages first touched (minor faults), in the async phase.
+        bench("\(name)_async_user_seconds", asyncUsage.userSeconds, "s", decimals: 4)
+        bench("\(name)_async_system_seconds", asyncUsage.systemSeconds, "s", decimals: 4)
+        bench("\(name)_async_minor_faults", Double(asyncUsage.minorFaults), "faults")
         bench("\(name)_async_held_bytes_per_span", Double(heldBytes) / Double(stats.asyncSpans), "bytes/span", decimals: 1)
         bench("\(name)_total_seconds", total, "s", decimals: 4)
         bench("\(name)_spans_per_s", Double(stats.threadSpans + stats.asyncSpans) / total, "spans/s")

@@ -44,6 +44,32 @@ func peakRSSMegabytes() -> Double {
     return Double(usage.ru_maxrss) / 1024
 }
 
+/// The process's CPU time (all threads) and minor page faults so far.
+struct ProcessUsage {
+    var userSeconds: Double
+    var systemSeconds: Double
+    var minorFaults: Int
+
+    init() {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        userSeconds = Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        systemSeconds = Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        minorFaults = usage.ru_minflt
+    }
+
+    private init(userSeconds: Double, systemSeconds: Double, minorFaults: Int) {
+        self.userSeconds = userSeconds
+        self.systemSeconds = systemSeconds
+        self.minorFaults = minorFaults
+    }
+
+    static func - (a: ProcessUsage, b: ProcessUsage) -> ProcessUsage {
+        ProcessUsage(userSeconds: a.userSeconds - b.userSeconds, systemSeconds: a.systemSeconds - b.systemSeconds,
+                     minorFaults: a.minorFaults - b.minorFaults)
+    }
+}
+
 /// Bytes the allocator has handed out and not yet had back (small blocks and mmapped ones).
 func heapBytesInUse() -> Int { Int(bench_heap_bytes_in_use()) }
 
