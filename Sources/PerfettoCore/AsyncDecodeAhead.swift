@@ -23,6 +23,9 @@ final class AsyncDecodeAhead {
     /// The batch being decoded and the number of its first tile: written by the caller before
     /// it raises `posted`, read by the worker after it sees the raise.
     @exclusivity(unchecked) private var batch: AsyncEventBatch?
+    /// The Arrow batch of `batch` (its columns point into it): held until the worker is
+    /// joined, so an error thrown while the worker decodes it does not release it under it.
+    private var arrowBatch: ArrowBatch?
     @exclusivity(unchecked) private var batchFirstTile = 0
     @exclusivity(unchecked) private var batchRows = 0
     private let beginId: UInt32, endId: UInt32
@@ -61,6 +64,7 @@ final class AsyncDecodeAhead {
         worker?.join()
         worker = nil
         batch = nil
+        arrowBatch = nil
     }
 
     /// The worker: decodes the posted tiles in order, each into a free slot.
@@ -112,6 +116,7 @@ final class AsyncDecodeAhead {
                 guard batch.length > 0 else { continue }
                 let first = postedCount
                 self.batch = columns
+                arrowBatch = batch
                 batchFirstTile = first
                 batchRows = batch.length
                 postedCount += (batch.length + AsyncTile.rows - 1) / AsyncTile.rows
