@@ -129,12 +129,19 @@ final class AsyncDecodeAhead {
             var current = try post()
             while let posted = current {
                 var following: Posted?, atEnd = false
+                // An error reading the next batch early: thrown once this batch's tiles are
+                // done with, as one thread would (an error of this batch comes first).
+                var failure: PerfettoError?
                 for t in posted.first..<posted.end {
                     // The worker is done with this batch: the next one is read and posted,
                     // so its first tiles are decoded while this one's last are paired.
-                    if following == nil && !atEnd && decoded.current >= posted.end {
-                        following = try post()
-                        atEnd = following == nil
+                    if following == nil && !atEnd && failure == nil && decoded.current >= posted.end {
+                        do throws(PerfettoError) {
+                            following = try post()
+                            atEnd = following == nil
+                        } catch {
+                            failure = error
+                        }
                     }
                     // The worker stops only when asked to (by `stop`, on this thread).
                     guard decoded.wait(atLeast: t + 1) > t else {
@@ -150,6 +157,7 @@ final class AsyncDecodeAhead {
                     consumedCount = t + 1
                     consumed.publish(consumedCount)
                 }
+                if let failure { throw failure }
                 if following == nil && !atEnd { following = try post() }
                 current = following
             }
