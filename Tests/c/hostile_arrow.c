@@ -7,6 +7,7 @@
  * The first cases are those that crashed the library before (issue 11); cases the fuzzer
  * found are added at the end.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -80,6 +81,130 @@ static void check(ab_stream *s, ab_counts *counts, pmm_status expected, const ch
 }
 
 #define P2(n) ((int64_t)1 << (n))
+
+/* ---- Async events decoded on a worker thread (from a first batch of 4096 rows) ---- */
+
+/* The thread that called the library, and the callbacks of the stream called on another. */
+static pthread_t caller;
+static int callbacks, callbacks_elsewhere;
+
+static void on_callback(void) {
+    callbacks++;
+    if (!pthread_equal(pthread_self(), caller)) callbacks_elsewhere++;
+}
+
+static void watched_release_schema(struct ArrowSchema *schema) {
+    on_callback();
+    ab_release_schema(schema);
+}
+
+static void watched_release_array(struct ArrowArray *array) {
+    on_callback();
+    ab_release_array(array);
+}
+
+static int watched_get_schema(struct ArrowArrayStream *stream, struct ArrowSchema *out) {
+    int status;
+    on_callback();
+    status = ab_get_schema(stream, out);
+    if (status == 0) out->release = watched_release_schema;
+    return status;
+}
+
+static int watched_get_next(struct ArrowArrayStream *stream, struct ArrowArray *out) {
+    int status;
+    on_callback();
+    status = ab_get_next(stream, out);
+    if (status == 0 && out->release) out->release = watched_release_array;
+    return status;
+}
+
+static const char *watched_last_error(struct ArrowArrayStream *stream) {
+    on_callback();
+    return ab_last_error(stream);
+}
+
+static void watched_release_stream(struct ArrowArrayStream *stream) {
+    on_callback();
+    ab_release_stream(stream);
+}
+
+/* `batches` batches of `rows` async events (begin and end of span i / 2 + 1, times
+   10 i), dictionary strings. */
+static ab_stream *async_event_batches(ab_counts *counts, int batches, int64_t rows) {
+    static const char *const names[] = {"time", "event_type", "span_id", "parent_span_id", "name", "target",
+                                        "filename", "line"};
+    static const char *const formats[] = {"l", "i", "l", "l", "i", "i", "i", "l"};
+    static const char *const values[] = {NULL, "u", NULL, NULL, "u", "u", "u", NULL};
+    ab_stream *s = ab_new(counts);
+    int b, c;
+    ab_set_fields(s, 8, names, formats, values);
+    for (b = 0; b < batches; b++) {
+        struct ArrowArray *batch = ab_add_batch(s, rows, 8);
+        int64_t *time = (int64_t *)ab_alloc(s, (size_t)rows * 8), *id = (int64_t *)ab_alloc(s, (size_t)rows * 8);
+        int64_t *zero = (int64_t *)ab_alloc(s, (size_t)rows * 8);
+        struct ArrowArray *type = ab_dictionary(s, rows, "begin");
+        int32_t *types = (int32_t *)type->buffers[1];
+        int64_t i;
+        /* The dictionary {"begin", "end"}: two "begin" entries, the second cut to "end". */
+        type->dictionary = ab_strings(s, 2, "begin", 0);
+        memcpy((char *)type->dictionary->buffers[2] + 5, "end", 3);
+        ((int32_t *)type->dictionary->buffers[1])[2] = 8;
+        for (i = 0; i < rows; i++) {
+            int64_t event = (int64_t)b * rows + i;
+            types[i] = (int32_t)(event % 2);
+            time[i] = 10 * event;
+            id[i] = event / 2 + 1;
+        }
+        batch->children[0] = ab_int64s(s, rows, time);
+        batch->children[1] = type;
+        batch->children[2] = ab_int64s(s, rows, id);
+        batch->children[3] = ab_int64s(s, rows, zero);
+        for (c = 4; c < 7; c++) batch->children[c] = ab_dictionary(s, rows, "x");
+        batch->children[7] = ab_int64s(s, rows, zero);
+    }
+    return s;
+}
+
+/* Hands `s` to add_async_events with every callback watched: each must run on this
+   thread. Checks the status, the message (on error), the releases and, on success, the
+   number of async spans. */
+static void check_async(ab_stream *s, ab_counts *counts, pmm_status expected, const char *word, uint64_t spans,
+                        int line) {
+    pmm_generator *g = new_generator();
+    struct ArrowArrayStream stream;
+    pmm_generator_stats stats;
+    pmm_status status;
+    char what[200];
+    caller = pthread_self();
+    callbacks = callbacks_elsewhere = 0;
+    ab_export(s, &stream);
+    stream.get_schema = watched_get_schema;
+    stream.get_next = watched_get_next;
+    stream.get_last_error = watched_last_error;
+    stream.release = watched_release_stream;
+    status = pmm_generator_add_async_events(g, &stream);
+    snprintf(what, sizeof what, "async events: status %d, expected %d", status, expected);
+    expect(status == expected, what, line);
+    if (status != PMM_OK) {
+        snprintf(what, sizeof what, "async events: message names '%s'", word);
+        expect(strstr(pmm_last_error(), word) != NULL, what, line);
+        expect(pmm_generator_finish(g, &stats) == PMM_ERR_CALL_ORDER, "failed generator refuses finish", line);
+    } else {
+        expect(pmm_generator_finish(g, &stats) == PMM_OK, "async events: finish", line);
+        snprintf(what, sizeof what, "%llu async spans, expected %llu", (unsigned long long)stats.async_spans,
+                 (unsigned long long)spans);
+        expect(stats.async_spans == spans, what, line);
+    }
+    snprintf(what, sizeof what, "%d of %d stream callbacks on another thread", callbacks_elsewhere, callbacks);
+    expect(callbacks > 0 && callbacks_elsewhere == 0, what, line);
+    expect(stream.release == NULL, "the caller's stream is moved out", line);
+    expect(counts->streams == 1, "the stream is released once", line);
+    expect(counts->schemas == counts->delivered_schemas, "every schema is released once", line);
+    expect(counts->batches == counts->delivered_batches, "every batch is released once", line);
+    pmm_generator_free(g);
+    memset(counts, 0, sizeof *counts);
+}
 
 int main(void) {
     ab_counts counts;
@@ -408,6 +533,26 @@ int main(void) {
     s->fail_at = 1;
     s->silent = 1;
     check(s, &counts, PMM_ERR_INVALID_DATA, "the Arrow stream failed reading a batch: error 5", 0, __LINE__);
+
+    /* Async events in 3 batches of 5,000 rows (decoded on a worker thread): every callback
+       of the stream runs on the calling thread; then one whose get_next fails on the 3rd
+       batch: the stream's error, everything released. */
+    check_async(async_event_batches(&counts, 3, 5000), &counts, PMM_OK, "", 7500, __LINE__);
+    s = async_event_batches(&counts, 3, 5000);
+    s->fail_at = 2;
+    check_async(s, &counts, PMM_ERR_INVALID_DATA, "the test producer failed on purpose (error 5)", 0, __LINE__);
+    /* ... and a null time in the last tile of the 2nd batch before that failure: the null's
+       error (one thread pairs a batch before it reads the next). */
+    s = async_event_batches(&counts, 3, 5000);
+    s->fail_at = 2;
+    s->batches[1].children[0]->null_count = 1;
+    {
+        uint8_t *validity = (uint8_t *)ab_alloc(s, 5000 / 8 + 1);
+        memset(validity, 0xff, 5000 / 8 + 1);
+        validity[4500 / 8] &= (uint8_t)~(1u << (4500 % 8));
+        s->batches[1].children[0]->buffers[0] = validity;
+    }
+    check_async(s, &counts, PMM_ERR_INVALID_DATA, "null in column 'time' (row 4500 of a batch)", 0, __LINE__);
 
     /* ---- Cases found by the fuzzer (Tests/fuzz) ---- */
 
