@@ -114,7 +114,7 @@ test-asan:
 # any data race it reports stops the run.
 test-tsan:
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT_TEST) --sanitize=thread --scratch-path .build-tsan \
-	  --filter 'TwoThreadPlacementTests|WorkerThreadTests|DecodeAheadTests|AsyncOrderTests|LanesContentTests'
+	  --filter 'TwoThreadPlacementTests|WorkerThreadTests|DecodeAheadTests|DecodeAheadEdgeTests|AsyncOrderTests|LanesContentTests'
 
 # The C example writes the `basic` golden scenario through the header, whole and in
 # 256-byte chunks; the README's C example is built as C99, C++11 and C++17 and its trace
