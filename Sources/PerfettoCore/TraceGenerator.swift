@@ -238,23 +238,6 @@ public final class TraceGenerator {
         }
         let reader = try ArrowStreamReader(moving: stream, label: label)
         let columns = try AsyncEventColumns(reader)
-        func batchColumns(_ batch: ArrowBatch) throws(PerfettoError) -> AsyncEventBatch {
-            func integer(_ index: Int) throws(PerfettoError) -> IntegerColumn {
-                try IntegerColumn(batch: batch, field: reader.fields[index], index: index, label: label, timesOnly: false)
-            }
-            func string(_ index: Int) throws(PerfettoError) -> StringColumn {
-                try StringColumn(batch: batch, field: reader.fields[index], index: index, label: label, pool: pool)
-            }
-            return AsyncEventBatch(
-                time: try TimeColumn(batch: batch, field: reader.fields[columns.time], index: columns.time, label: label),
-                eventType: try string(columns.eventType), spanId: try integer(columns.spanId),
-                parent: try integer(columns.parentSpanId),
-                depth: try columns.depth.map { (index) throws(PerfettoError) in try integer(index) },
-                name: try string(columns.name), target: try string(columns.target), filename: try string(columns.filename),
-                line: try integer(columns.line),
-                // Only thread-lanes uses the stream of an event (it cannot fail a read).
-                stream: layout == .threadLanes ? columns.streamId.flatMap { try? string($0) } : nil)
-        }
         var pending = try reader.next()
         guard let firstLength = pending?.length else {
             stats.matcher = matcher.counts
@@ -271,7 +254,8 @@ public final class TraceGenerator {
             defer { ahead.stop() }
             try ahead.run(next: { () throws(PerfettoError) in
                 guard let batch = try nextBatch() else { return nil }
-                return (batch, try batchColumns(batch))
+                return (batch, try AsyncEventBatch(batch, reader, columns, pool: pool, label: label,
+                                                   withStream: layout == .threadLanes))
             }, pair: { (tile, n) throws(PerfettoError) in try addTile(tile, n) },
                readRows: { (c, rows) throws(PerfettoError) in try addRows(c, rows, label: label) })
             stats.matcher = matcher.counts
@@ -279,7 +263,8 @@ public final class TraceGenerator {
         }
         let tile = AsyncTile()
         while let batch = try nextBatch() {
-            let c = try batchColumns(batch)
+            let c = try AsyncEventBatch(batch, reader, columns, pool: pool, label: label,
+                                        withStream: layout == .threadLanes)
             var start = 0
             while start < batch.length {
                 let n = Swift.min(AsyncTile.rows, batch.length - start)
@@ -488,6 +473,28 @@ struct AsyncEventBatch {
     let name, target, filename: StringColumn
     let line: IntegerColumn
     let stream: StringColumn?
+
+    /// The columns of `batch` (`columns`: their indices in `reader`'s schema); the stream id
+    /// column only `withStream` (thread-lanes, the one layout that uses it; it cannot fail a read).
+    init(_ batch: ArrowBatch, _ reader: ArrowStreamReader, _ columns: AsyncEventColumns, pool: StringPool,
+         label: String, withStream: Bool) throws(PerfettoError) {
+        func integer(_ index: Int) throws(PerfettoError) -> IntegerColumn {
+            try IntegerColumn(batch: batch, field: reader.fields[index], index: index, label: label, timesOnly: false)
+        }
+        func string(_ index: Int) throws(PerfettoError) -> StringColumn {
+            try StringColumn(batch: batch, field: reader.fields[index], index: index, label: label, pool: pool)
+        }
+        time = try TimeColumn(batch: batch, field: reader.fields[columns.time], index: columns.time, label: label)
+        eventType = try string(columns.eventType)
+        spanId = try integer(columns.spanId)
+        parent = try integer(columns.parentSpanId)
+        depth = try columns.depth.map { (index) throws(PerfettoError) in try integer(index) }
+        name = try string(columns.name)
+        target = try string(columns.target)
+        filename = try string(columns.filename)
+        line = try integer(columns.line)
+        stream = withStream ? columns.streamId.flatMap { try? string($0) } : nil
+    }
 }
 
 /// Scratch columns for `rows` rows of async events, reused from tile to tile.

@@ -149,7 +149,7 @@ struct DecodeAheadEdgeTests {
             do throws(PerfettoError) {
                 try ahead.run(next: { () throws(PerfettoError) in
                     guard let batch = try reader.next() else { return nil }
-                    return (batch, try Self.batchColumns(batch, reader, columns, pool))
+                    return (batch, try AsyncEventBatch(batch, reader, columns, pool: pool, label: "async events", withStream: false))
                 }, pair: { (_, _) throws(PerfettoError) in
                     if paired == failingTile { throw .outOfMemory }
                     paired += 1
@@ -161,24 +161,5 @@ struct DecodeAheadEdgeTests {
             #expect(paired == failingTile)
         }()
         #expect(tracker.live == 0, "Arrow objects not released")
-    }
-
-    /// The columns `readAsyncEvents` makes of a batch.
-    static func batchColumns(_ batch: ArrowBatch, _ reader: ArrowStreamReader, _ columns: AsyncEventColumns,
-                             _ pool: StringPool) throws(PerfettoError) -> AsyncEventBatch {
-        let label = "async events"
-        func integer(_ index: Int) throws(PerfettoError) -> IntegerColumn {
-            try IntegerColumn(batch: batch, field: reader.fields[index], index: index, label: label, timesOnly: false)
-        }
-        func string(_ index: Int) throws(PerfettoError) -> StringColumn {
-            try StringColumn(batch: batch, field: reader.fields[index], index: index, label: label, pool: pool)
-        }
-        return AsyncEventBatch(
-            time: try TimeColumn(batch: batch, field: reader.fields[columns.time], index: columns.time, label: label),
-            eventType: try string(columns.eventType), spanId: try integer(columns.spanId),
-            parent: try integer(columns.parentSpanId),
-            depth: try columns.depth.map { (index) throws(PerfettoError) in try integer(index) },
-            name: try string(columns.name), target: try string(columns.target), filename: try string(columns.filename),
-            line: try integer(columns.line), stream: nil)
     }
 }

@@ -48,6 +48,17 @@ static pmm_generator *new_generator(void) {
     return g;
 }
 
+/* The stream handed to generator `g` was moved out and every Arrow object released once;
+ * frees `g` and resets the counts for the next check. */
+static void expect_released(const struct ArrowArrayStream *stream, ab_counts *counts, pmm_generator *g, int line) {
+    expect(stream->release == NULL, "the caller's stream is moved out", line);
+    expect(counts->streams == 1, "the stream is released once", line);
+    expect(counts->schemas == counts->delivered_schemas, "every schema is released once", line);
+    expect(counts->batches == counts->delivered_batches, "every batch is released once", line);
+    pmm_generator_free(g);
+    memset(counts, 0, sizeof *counts);
+}
+
 /* Hands `s` to add_thread_spans; checks the status, that the message names `word`, that
    every stream, schema and batch was released exactly once and, on success, the number
    of spans written. Then checks a failed generator refuses the next call. */
@@ -72,12 +83,7 @@ static void check(ab_stream *s, ab_counts *counts, pmm_status expected, const ch
                  (long long)spans);
         expect(stats.thread_spans == (uint64_t)spans, what, line);
     }
-    expect(stream.release == NULL, "the caller's stream is moved out", line);
-    expect(counts->streams == 1, "the stream is released once", line);
-    expect(counts->schemas == counts->delivered_schemas, "every schema is released once", line);
-    expect(counts->batches == counts->delivered_batches, "every batch is released once", line);
-    pmm_generator_free(g);
-    memset(counts, 0, sizeof *counts);
+    expect_released(&stream, counts, g, line);
 }
 
 #define P2(n) ((int64_t)1 << (n))
@@ -198,12 +204,7 @@ static void check_async(ab_stream *s, ab_counts *counts, pmm_status expected, co
     }
     snprintf(what, sizeof what, "%d of %d stream callbacks on another thread", callbacks_elsewhere, callbacks);
     expect(callbacks > 0 && callbacks_elsewhere == 0, what, line);
-    expect(stream.release == NULL, "the caller's stream is moved out", line);
-    expect(counts->streams == 1, "the stream is released once", line);
-    expect(counts->schemas == counts->delivered_schemas, "every schema is released once", line);
-    expect(counts->batches == counts->delivered_batches, "every batch is released once", line);
-    pmm_generator_free(g);
-    memset(counts, 0, sizeof *counts);
+    expect_released(&stream, counts, g, line);
 }
 
 int main(void) {
