@@ -8,7 +8,10 @@
 /// once the worker waits for it, and the next batch only when the worker is done with this one.
 final class AsyncDecodeAhead {
     /// Tiles decoded ahead of the one being paired, at most.
-    static let slots = 4
+    static let slots = 8
+    /// A worker with no free slot waits until this many are free: it is woken once per
+    /// `refill` tiles, not once per tile (each wake-up a system call on the caller's side).
+    static let refill = slots / 2
     private let tiles: [AsyncTile]
     /// Per slot: its tile's row count, and whether it decoded (0: read it row by row).
     private let rowCounts = UnsafeMutablePointer<Int>.allocate(capacity: slots)
@@ -74,8 +77,12 @@ final class AsyncDecodeAhead {
             let available = posted.wait(atLeast: t + 1)
             if available <= t { return }  // stopped
             while t < available {
-                // Slot t % slots is free once the caller is done with tile t - slots.
-                if t >= Self.slots && consumed.wait(atLeast: t - Self.slots + 1) < t - Self.slots + 1 { return }
+                // Slot t % slots is free once the caller is done with tile t - slots. When it
+                // is not, wait for `refill` slots (tiles up to t - slots + refill - 1 <= t - 1
+                // are decoded, so the caller gets to them).
+                let needed = t - Self.slots + 1
+                if t >= Self.slots && consumed.current < needed
+                    && consumed.wait(atLeast: needed + Self.refill - 1) < needed + Self.refill - 1 { return }
                 let well = decode(t)
                 decoded.publish(t + 1)
                 // The caller reads a tile that did not decode row by row, with the pool and

@@ -89,11 +89,14 @@ final class WorkerThread {
     deinit { join() }
 }
 
-/// A count that one thread raises as its results become ready, read by the thread that
-/// consumes them: every result below the count read is fully written. A waiter spins
-/// briefly, then sleeps until the count moves (a long wait, such as for the parents of
-/// millions of spans or a worker the system runs late, leaves the core to other work).
-/// Either side can ask the other to stop, which wakes it.
+/// A count that one thread raises as its results become ready, read by one thread that
+/// consumes them: every result below the count read is fully written. The waiter spins
+/// briefly, then sleeps until the count reaches what it waits for (a long wait, such as for
+/// the parents of millions of spans or a worker the system runs late, leaves the core to
+/// other work). Raising the count wakes the waiter only when it sleeps and the count now
+/// reaches its target: a wake-up is a system call (and, in a virtual machine, an
+/// interrupt to the other CPU), too dear to make for every result. Either side can ask
+/// the other to stop, which wakes it.
 final class PublishedCount {
     /// How long a waiter spins before it sleeps, by default.
     static let spinNanoseconds = 100_000
@@ -101,6 +104,8 @@ final class PublishedCount {
     private let spinNanoseconds: Int
     private let value = UnsafeMutablePointer<Int>.allocate(capacity: 1)
     private let stop = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+    /// The count the sleeping waiter waits for (0: none sleeps). Set and cleared under `mutex`.
+    private let sleeperTarget = UnsafeMutablePointer<Int>.allocate(capacity: 1)
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let moved = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
@@ -110,6 +115,7 @@ final class PublishedCount {
         self.spinNanoseconds = spinNanoseconds
         value.initialize(to: 0)
         stop.initialize(to: 0)
+        sleeperTarget.initialize(to: 0)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(moved, nil)
     }
@@ -119,6 +125,7 @@ final class PublishedCount {
         pthread_mutex_destroy(mutex)
         value.deallocate()
         stop.deallocate()
+        sleeperTarget.deallocate()
         mutex.deallocate()
         moved.deallocate()
     }
@@ -126,16 +133,19 @@ final class PublishedCount {
     /// Results `0 ..< count` are ready (count never decreases).
     @inline(__always)
     func publish(_ count: Int) {
-        pmm_store_release(value, count)
-        wakeWaiters()
+        // Stored, then the sleeper looked for, both in the total order: a waiter stores its
+        // target, then loads the count, so one of the two sees the other (see `sleep`).
+        pmm_store_seq_cst(value, count)
+        let target = pmm_load_seq_cst(sleeperTarget)
+        if target != 0 && count >= target { wakeWaiter() }
     }
 
     /// How many results are ready now.
     @inline(__always)
     var current: Int { pmm_load_acquire(value) }
 
-    /// Waits until at least `count` results are ready or a stop is requested; returns how
-    /// many are ready (less than `count` only after a stop).
+    /// Waits until at least `count` (>= 1) results are ready or a stop is requested; returns
+    /// how many are ready (less than `count` only after a stop).
     @inline(__always)
     func wait(atLeast count: Int) -> Int {
         let ready = pmm_load_acquire(value)
@@ -159,32 +169,43 @@ final class PublishedCount {
             let elapsed = (now.tv_sec - started.tv_sec) * 1_000_000_000 + (now.tv_nsec - started.tv_nsec)
             if elapsed >= spinNanoseconds { break }
         }
+        return sleep(until: count)
+    }
+
+    /// Sleeps until the count reaches `count` or a stop is requested. The target is stored
+    /// before the count is read again, under the mutex, which the publisher takes to wake:
+    /// a publisher that raised the count past the target before it was stored is seen
+    /// here; one that raises it after sees the target and waits for the mutex, which this
+    /// thread holds until it sleeps.
+    private func sleep(until count: Int) -> Int {
         pthread_mutex_lock(mutex)
-        var ready = pmm_load_acquire(value)
+        pmm_store_seq_cst(sleeperTarget, Swift.max(count, 1))
+        var ready = pmm_load_seq_cst(value)
         while ready < count && !stopRequested {
             pthread_cond_wait(moved, mutex)
-            ready = pmm_load_acquire(value)
+            ready = pmm_load_seq_cst(value)
         }
+        pmm_store_seq_cst(sleeperTarget, 0)
         pthread_mutex_unlock(mutex)
         return ready
     }
 
     /// Asks the other side to stop early (it failed, or needs nothing more), waking it.
     func requestStop() {
-        pmm_store_release(stop, 1)
-        wakeWaiters()
+        pmm_store_seq_cst(stop, 1)
+        wakeWaiter()
     }
 
     /// Whether a stop was requested.
     @inline(__always)
     var stopRequested: Bool { pmm_load_acquire(stop) != 0 }
 
-    /// A waiter checks the count under the mutex before sleeping, so taking it here after
-    /// the store means no wake-up is lost.
-    @inline(__always)
-    private func wakeWaiters() {
+    /// Taking the mutex means a waiter that announced itself is asleep (or has seen the
+    /// count or the stop), so the broadcast, made once the mutex is free again (the woken
+    /// waiter does not then block on it), is not lost.
+    private func wakeWaiter() {
         pthread_mutex_lock(mutex)
-        pthread_cond_broadcast(moved)
         pthread_mutex_unlock(mutex)
+        pthread_cond_broadcast(moved)
     }
 }
