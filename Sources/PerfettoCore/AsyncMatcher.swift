@@ -344,6 +344,20 @@ struct AsyncRecord {
         @inline(__always) set { (endLow, endHigh) = Self.split(newValue) }
     }
 
+    /// The parent span id of the record at `r`, read from its own 8 bytes only: another
+    /// thread may be writing the record's times meanwhile (`TraceGenerator.findParents`).
+    @inline(__always)
+    static func parentSpanId(at r: UnsafeMutablePointer<AsyncRecord>) -> Int64 {
+        // The two halves are the first fields (`parentIdOffsets`, checked by a test).
+        let raw = UnsafeRawPointer(r)
+        return join(raw.load(as: UInt32.self), raw.load(fromByteOffset: 4, as: UInt32.self))
+    }
+
+    /// Where the parent id's halves are in a record: (0, 4), as `parentSpanId(at:)` reads them.
+    static var parentIdOffsets: [Int?] {
+        [MemoryLayout<AsyncRecord>.offset(of: \.parentLow), MemoryLayout<AsyncRecord>.offset(of: \.parentHigh)]
+    }
+
     @inline(__always)
     private static func join(_ low: UInt32, _ high: UInt32) -> Int64 {
         Int64(bitPattern: UInt64(high) << 32 | UInt64(low))

@@ -43,42 +43,44 @@ struct FlowPlan {
          processTrack: UInt64) throws(PerfettoError) {
         guard enabled, !order.isEmpty else { return }
         let n = records.count
-        guard n < Int(Int32.max) - 2, parents.count == n else { throw .outOfMemory }
-        // Each record's position in `order` (written order), -1 when it is not written.
-        var position = [Int32](repeating: -1, count: n)
+        guard n < Int(Int32.max) - 2, parents.count == n, order.count < Int(Int32.max) else { throw .outOfMemory }
+        // Whether each record was met already, going through `order` (written order): a
+        // parent met before its child is written before it, the one case with a flow.
+        var met = [Bool](repeating: false, count: n)
+        // Per position in `order`: the record a flow comes from to the span there, or -1.
+        var flowParents = [Int32](repeating: -1, count: order.count)
         // Children are counted at starts[p + 2]; after the prefix sums starts[p + 1] is where
         // p's group begins, and filling the groups moves it to where the group ends, so that
         // in the end p's group is starts[p] ..< starts[p + 1].
         var starts = [Int32](repeating: 0, count: n + 2)
         var terminating = [UInt64](repeating: 0, count: n)
         var ids = FlowIds(count: 0)
-        guard order.count < Int(Int32.max) else { throw .outOfMemory }
         order.withUnsafeBufferPointer { order in
-            position.withUnsafeMutableBufferPointer { position in
-                starts.withUnsafeMutableBufferPointer { starts in
-                    for (k, i) in order.enumerated() { position[Int(i)] = Int32(truncatingIfNeeded: k) }
-                    /// The parent record of `i` if a flow goes from it to `i` (the parent is
-                    /// written, before `i`), else -1.
-                    @inline(__always) func flowParent(_ i: Int) -> Int {
-                        let p = Int(parents[i])
-                        return p >= 0 && p != i && position[p] >= 0 && position[p] < position[i] ? p : -1
-                    }
-                    for k in order {
-                        let p = flowParent(Int(k))
-                        if p >= 0 { starts[p + 2] += 1 }
-                    }
-                    for i in 0...n { starts[i + 1] += starts[i] }
-                    ids = FlowIds(count: Int(starts[n + 1]))
-                    let idBuffer = ids.buffer
-                    terminating.withUnsafeMutableBufferPointer { terminating in
-                        for k in order {  // children in written order
-                            let i = Int(k)
-                            let p = flowParent(i)
-                            guard p >= 0 else { continue }
-                            let id = Self.flowId(childSpanId: records.spanId(i), processTrack: processTrack)
-                            idBuffer[Int(starts[p + 1])] = id
-                            starts[p + 1] += 1
-                            terminating[i] = id
+            met.withUnsafeMutableBufferPointer { met in
+                flowParents.withUnsafeMutableBufferPointer { flowParents in
+                    starts.withUnsafeMutableBufferPointer { starts in
+                        for (k, record) in order.enumerated() {
+                            let i = Int(record)
+                            let p = Int(parents[i])
+                            if p >= 0 && p != i && met[p] {
+                                flowParents[k] = Int32(truncatingIfNeeded: p)
+                                starts[p + 2] += 1
+                            }
+                            met[i] = true
+                        }
+                        for i in 0...n { starts[i + 1] += starts[i] }
+                        ids = FlowIds(count: Int(starts[n + 1]))
+                        let idBuffer = ids.buffer
+                        terminating.withUnsafeMutableBufferPointer { terminating in
+                            for (k, record) in order.enumerated() {  // children in written order
+                                let p = Int(flowParents[k])
+                                guard p >= 0 else { continue }
+                                let i = Int(record)
+                                let id = Self.flowId(childSpanId: records.spanId(i), processTrack: processTrack)
+                                idBuffer[Int(starts[p + 1])] = id
+                                starts[p + 1] += 1
+                                terminating[i] = id
+                            }
                         }
                     }
                 }
@@ -91,8 +93,7 @@ struct FlowPlan {
 
     /// The flow id of the flow ending at the span `childSpanId`: never 0.
     static func flowId(childSpanId: Int64, processTrack: UInt64) -> UInt64 {
-        var v = UInt64(bitPattern: childSpanId)
-        let id = withUnsafeBytes(of: &v) { XXH64.hash($0, seed: processTrack ^ 0x666C_6F77) }  // "flow"
+        let id = XXH64.hash(UInt64(bitPattern: childSpanId), seed: processTrack ^ 0x666C_6F77)  // "flow"
         return id == 0 ? 1 : id
     }
 
@@ -122,18 +123,25 @@ final class FlowIds {
     deinit { buffer.deallocate() }
 }
 
+/// What the calling thread hands the placing worker once the spans are ordered: written
+/// before `orderReady` is raised, read by the worker after it sees the raise.
+private final class PlacementInput {
+    @exclusivity(unchecked) var order: [UInt32] = []
+    @exclusivity(unchecked) var place: ((Int) -> LaneLayout.Placement)?
+}
+
 extension TraceGenerator {
     /// Fills `parents` (one per record, all -1) with the index of each record's parent span's
-    /// record, for the records of `order` (-1: no parent, or not among the records). A child's
-    /// parent is usually among the spans just before it (a direct-mapped cache), which spares
-    /// most index lookups.
-    static func findParents(_ order: [UInt32], _ records: AsyncRecords, _ index: SpanIndex, recent: RecentSpans,
+    /// record (-1: no parent, or not among the records). A child's parent is usually among
+    /// the spans just before it (a direct-mapped cache), which spares most index lookups.
+    /// Reads only the records' span and parent ids: it may run while another thread
+    /// resolves their times and orders them.
+    static func findParents(_ records: AsyncRecords, _ index: SpanIndex, recent: RecentSpans,
                             into parents: UnsafeMutableBufferPointer<Int32>) {
         // Parent id 0 (a root) costs no lookup unless some span has id 0.
         let zeroIsSpan = index.find(0, records) >= 0
-        for k in order {
-            let i = Int(k)
-            let parentId = records[i].pointee.parentSpanId
+        records.forEach { i, r in
+            let parentId = AsyncRecord.parentSpanId(at: r)
             if parentId != 0 || zeroIsSpan {
                 var parent = recent.get(parentId)
                 if parent < 0 { parent = index.find(parentId, records) }
@@ -143,33 +151,40 @@ extension TraceGenerator {
         }
     }
 
-    /// Places the spans of `order` on lanes and writes them, in order. `makePlacer`, given
+    /// Orders the spans (`makeOrder`: the indices of the records to write, in written order),
+    /// places them on lanes and writes them, in order. `makePlacer`, given the order and
     /// each record's parent record (filled before the first call), makes the function that
-    /// places record `i` (called in `order`); `write` writes record `i` where it was placed,
+    /// places record `i` (called in order); `write` writes record `i` where it was placed,
     /// with its flows.
     ///
-    /// With `twoThreadMinimumSpans` spans or more, parents and placements are found on a
-    /// worker thread while this one writes the spans already placed: placing and writing
-    /// take about as long, so the two overlap. Placements are the same, and so are the bytes.
+    /// With `twoThreadMinimumSpans` records or more, a worker thread finds the parents
+    /// while this one orders the spans, then places them while this one writes the spans
+    /// already placed: placing and writing take about as long, so the two overlap.
+    /// Placements are the same, and so are the bytes.
     @inline(__always)
-    func placeAndWrite(_ order: [UInt32],
-                       makePlacer: (UnsafeBufferPointer<Int32>) -> (Int) -> LaneLayout.Placement,
+    func placeAndWrite(makeOrder: () -> [UInt32],
+                       makePlacer: ([UInt32], UnsafeBufferPointer<Int32>) -> (Int) -> LaneLayout.Placement,
                        write: (Int, LaneLayout.Placement, FlowPlan) throws(PerfettoError) -> Void)
         throws(PerfettoError) {
         let records = matcher.records, index = matcher.index
-        let n = order.count
         let parents = UnsafeMutableBufferPointer<Int32>.allocate(capacity: records.count)
         parents.initialize(repeating: -1)
-        // Per span of `order`: its lane, with the top bit set when the lane is new.
-        let placements = UnsafeMutablePointer<UInt32>.allocate(capacity: Swift.max(n, 1))
+        // Per span of the order: its lane, with the top bit set when the lane is new. Sized
+        // for every record (the order is not known yet): never more spans than records.
+        let placements = UnsafeMutablePointer<UInt32>.allocate(capacity: Swift.max(records.count, 1))
         let parentsFound = PublishedCount(), placed = PublishedCount()
+        // The worker, done with the parents, usually waits for the order: it sleeps at once.
+        let orderReady = PublishedCount(spinNanoseconds: 0)
+        let input = PlacementInput()
         // Allocated here, not by the worker: its allocations would go to a malloc arena of
         // its own, which the rest of the process never reuses.
-        let place = makePlacer(UnsafeBufferPointer(parents))
         let recent = RecentSpans()
         let findAndPlace = {
-            Self.findParents(order, records, index, recent: recent, into: parents)
+            Self.findParents(records, index, recent: recent, into: parents)
             parentsFound.publish(1)
+            guard orderReady.wait(atLeast: 1) >= 1, let place = input.place else { return }
+            let order = input.order
+            let n = order.count
             var k = 0
             while k < n {
                 if placed.stopRequested { return }
@@ -182,14 +197,20 @@ extension TraceGenerator {
                 placed.publish(k)
             }
         }
-        let worker = n >= twoThreadMinimumSpans ? WorkerThread.start(findAndPlace) : nil
-        if worker == nil { findAndPlace() }
+        let worker = records.count >= twoThreadMinimumSpans ? WorkerThread.start(findAndPlace) : nil
         defer {
             placed.requestStop()
+            orderReady.requestStop()
             worker?.join()
             parents.deallocate()
             placements.deallocate()
         }
+        let order = makeOrder()
+        let n = order.count
+        input.order = order
+        input.place = makePlacer(order, UnsafeBufferPointer(parents))
+        orderReady.publish(1)
+        if worker == nil { findAndPlace() }
         _ = parentsFound.wait(atLeast: 1)
         let flows = try FlowPlan(order: order, records: records, parents: UnsafeBufferPointer(parents),
                                  enabled: options.flows, processTrack: writer.processTrackUUID)
@@ -269,46 +290,53 @@ extension TraceGenerator {
         // Which records have a begin event (resolving gives the others the range begin).
         var hasBegin = [Bool](repeating: false, count: records.count)
         records.forEach { i, r in hasBegin[i] = r.pointee.begin >= 0 }
-        var (order, counts, sortedPrefix) = matcher.resolveInPlace(completeWithDuration: false)
-        stats.matcher = counts
-        if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: true, sortedPrefix: sortedPrefix) }
         let process = writer.processTrackUUID
         // One lane group per parent track (a thread, or the process), in order of first use.
         var groupParents: [UInt64] = []
         var groupByParent: [UInt64: Int] = [:]
-        var groupOf = [Int32](repeating: -1, count: records.count)
-        var firstBegin: [Int64] = [], lastBegin: [Int64] = [], spanCount: [Int] = []
-        for k in order {
-            let i = Int(k)
-            let r = records[i]
-            var parentTrack = process
-            if hasBegin[i], let thread = threadTrackByStream[r.pointee.stream] { parentTrack = thread }
-            let g: Int
-            if let existing = groupByParent[parentTrack] {
-                g = existing
-            } else {
-                g = groupParents.count
-                groupByParent[parentTrack] = g
-                groupParents.append(parentTrack)
-                firstBegin.append(r.pointee.begin)
-                lastBegin.append(0)
-                spanCount.append(0)
-            }
-            groupOf[i] = Int32(g)
-            lastBegin[g] = r.pointee.begin
-            spanCount[g] += 1
-        }
+        var groups: [Int32] = []
         // Each group's ring buckets sized by the time between its own begins, its lanes by its spans.
-        let gaps = (0..<groupParents.count).map { g in
-            (gap: Swift.max(1, (lastBegin[g] - firstBegin[g]) / Int64(spanCount[g])), spans: spanCount[g])
-        }
-        let groups = groupOf
-        var lanes = [[UInt64]](repeating: [], count: groupParents.count)
-        var laneFields = [[PacketEncoder.PackedField]](repeating: [], count: groupParents.count)
+        var gaps: [(gap: Int64, spans: Int)] = []
+        var lanes: [[UInt64]] = []
+        var laneFields: [[PacketEncoder.PackedField]] = []
         var laneCount = 0
-        try placeAndWrite(order, makePlacer: { parents in
+        try placeAndWrite(makeOrder: {
+            var (order, counts, sortedPrefix) = matcher.resolveInPlace(completeWithDuration: false)
+            stats.matcher = counts
+            if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: true, sortedPrefix: sortedPrefix) }
+            var groupOf = [Int32](repeating: -1, count: records.count)
+            var firstBegin: [Int64] = [], lastBegin: [Int64] = [], spanCount: [Int] = []
+            for k in order {
+                let i = Int(k)
+                let r = records[i]
+                var parentTrack = process
+                if hasBegin[i], let thread = threadTrackByStream[r.pointee.stream] { parentTrack = thread }
+                let g: Int
+                if let existing = groupByParent[parentTrack] {
+                    g = existing
+                } else {
+                    g = groupParents.count
+                    groupByParent[parentTrack] = g
+                    groupParents.append(parentTrack)
+                    firstBegin.append(r.pointee.begin)
+                    lastBegin.append(0)
+                    spanCount.append(0)
+                }
+                groupOf[i] = Int32(g)
+                lastBegin[g] = r.pointee.begin
+                spanCount[g] += 1
+            }
+            gaps = (0..<groupParents.count).map { g in
+                (gap: Swift.max(1, (lastBegin[g] - firstBegin[g]) / Int64(spanCount[g])), spans: spanCount[g])
+            }
+            groups = groupOf
+            lanes = [[UInt64]](repeating: [], count: groupParents.count)
+            laneFields = [[PacketEncoder.PackedField]](repeating: [], count: groupParents.count)
+            return order
+        }, makePlacer: { _, parents in
             let state = LaneRecordState(recordCount: records.count)
             let layouts = gaps.map { LaneLayout(records: state, typicalGap: $0.gap, spanCount: $0.spans) }
+            let groups = groups
             return { i in
                 let r = records[i]
                 let g = Int(groups[i])

@@ -374,16 +374,17 @@ public final class TraceGenerator {
     }
 
     private func writeLanes() throws(PerfettoError) {
-        var (order, counts, sortedPrefix) = matcher.resolveInPlace(completeWithDuration: false)
-        stats.matcher = counts
         let records = matcher.records
-        if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: true, sortedPrefix: sortedPrefix) }
-        let typicalGap = Self.typicalGap(order, records)
         var laneTracks: [UInt64] = []
         var laneFields: [PacketEncoder.PackedField] = []
-        try placeAndWrite(order, makePlacer: { parents in
-            let layout = LaneLayout(records: LaneRecordState(recordCount: records.count), typicalGap: typicalGap,
-                                    spanCount: order.count)
+        try placeAndWrite(makeOrder: {
+            var (order, counts, sortedPrefix) = matcher.resolveInPlace(completeWithDuration: false)
+            stats.matcher = counts
+            if sortedPrefix < order.count { AsyncOrder.sort(&order, records, lanes: true, sortedPrefix: sortedPrefix) }
+            return order
+        }, makePlacer: { order, parents in
+            let layout = LaneLayout(records: LaneRecordState(recordCount: records.count),
+                                    typicalGap: Self.typicalGap(order, records), spanCount: order.count)
             return { i in
                 let r = records[i]
                 return layout.place(i, begin: r.pointee.begin, end: r.pointee.end, parent: Int(parents[i]), records)

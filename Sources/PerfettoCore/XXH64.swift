@@ -62,6 +62,16 @@ public enum XXH64 {
         return finalize(h, tail: p + offset, count: count - offset, total: UInt64(truncatingIfNeeded: count))
     }
 
+    /// The hash of the 8 little-endian bytes of `value` with `seed`: `hash(_:count:seed:)`
+    /// of those bytes, without the loops (flow ids hash one span id each).
+    @inlinable
+    public static func hash(_ value: UInt64, seed: UInt64) -> UInt64 {
+        var h = seed &+ prime5 &+ 8
+        h ^= round(0, value)
+        h = ((h << 27) | (h >> 37)) &* prime1 &+ prime4
+        return avalanche(h)
+    }
+
     @inlinable
     static func finalize(_ hIn: UInt64, tail p: UnsafeRawPointer, count: Int, total: UInt64) -> UInt64 {
         var h = hIn &+ total

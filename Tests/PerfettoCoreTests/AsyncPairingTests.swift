@@ -28,6 +28,18 @@ struct AsyncPairingTests {
         AsyncEvent(time: 1001, isBegin: true, spanId: 10, name: "after-range"),
     ]
 
+    /// The placing worker reads a record's parent id from its first 8 bytes while the
+    /// calling thread writes its times: the halves must be where it reads them.
+    @Test func parentIdIsReadFromItsOwnBytes() {
+        #expect(AsyncRecord.parentIdOffsets == [0, 4])
+        let records = AsyncRecords()
+        for id: Int64 in [-1, 0, 1, .min, .max, 0x1234_5678_9ABC_DEF0] {
+            let r = try? records.append(id)
+            r?.pointee.parentSpanId = id &* 3
+            #expect(r.map { AsyncRecord.parentSpanId(at: $0) } == id &* 3)
+        }
+    }
+
     func run(_ layout: AsyncLayout, seed: UInt64) throws -> (Set<Expected>, [RebuiltSlice], GenerationStats) {
         var events = Self.events
         var rng = SplitMix64(seed: seed)

@@ -28,6 +28,20 @@ struct XXH64Tests {
         #expect(hash == expected)
     }
 
+    /// The 8-byte form (flow ids) gives the published vector and the bytes form's hash.
+    @Test func wordFormMatchesBytes() {
+        let word = Self.sanityBuffer.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        #expect(XXH64.hash(UInt64(littleEndian: word), seed: 0) == 0xF74C_B145_1B32_B8CF)
+        #expect(XXH64.hash(UInt64(littleEndian: word), seed: Self.prime) == 0x9C44_B77F_BCC3_02C5)
+        var generator: UInt64 = 1
+        for _ in 0..<1000 {
+            generator = generator &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            var v = generator.littleEndian
+            let seed = generator >> 7
+            #expect(XXH64.hash(generator, seed: seed) == withUnsafeBytes(of: &v) { XXH64.hash($0, seed: seed) })
+        }
+    }
+
     @Test func stringFormMatchesBytes() {
         let s = "é_net_flush54 🚀"
         let bytes = Array(s.utf8)
